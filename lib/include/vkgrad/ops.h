@@ -1,0 +1,146 @@
+/* vkgrad ops: the op table and the functions that record each op.
+ *
+ *   vkg_tensor *h = vkg_relu(vkg_add(vkg_matmul(x, w), b));   // b broadcasts over rows
+ *   vkg_tensor *m = vkg_mean(h, 1, true);                      // (B, 1)
+ *
+ * Every op is one row of VKG_OP_LIST: its shader (one SPIR-V module per shader file, the op
+ * picked by a specialization constant), its C function here, and its C reference in
+ * vkgrad/reference.h. Tests, vkgrad-info --ops, the profiler and the benchmarks all walk the
+ * table, so an op cannot be added without being tested. */
+#ifndef VKGRAD_OPS_H
+#define VKGRAD_OPS_H
+
+#ifndef VKGRAD_H
+#include "../vkgrad.h"
+#endif
+
+/* Kinds decide the shader, the push constants and how the generic tests drive an op. */
+typedef enum vkg_op_kind {
+    VKG_KIND_UNARY,     /* y = f(x[, scalar])                     shaders/unary.comp   */
+    VKG_KIND_BINARY,    /* y = f(a, b), broadcasting              shaders/binary.comp  */
+    VKG_KIND_TERNARY,   /* y = f(c, a, b), broadcasting           shaders/binary.comp  */
+    VKG_KIND_REDUCE,    /* over one axis or all                   shaders/reduce.comp  */
+    VKG_KIND_MATMUL,    /*                                        shaders/matmul.comp  */
+    VKG_KIND_COPY,      /* strided gather into a contiguous tensor shaders/copy.comp   */
+    VKG_KIND_FILL,      /* fill, arange                           shaders/fill.comp    */
+} vkg_op_kind;
+
+/* X(NAME, name, kind, code, has_backward): code is the shader's OP specialization constant
+ * and must match the #defines in the shader (shaders/ops.glsl mirrors it: change both).
+ * has_backward is what the autograd layer provides for the op. */
+#define VKG_OP_LIST(X)                                   \
+    X(NEG,      neg,      VKG_KIND_UNARY,   0, false)    \
+    X(ABS,      abs,      VKG_KIND_UNARY,   1, false)    \
+    X(EXP,      exp,      VKG_KIND_UNARY,   2, false)    \
+    X(LOG,      log,      VKG_KIND_UNARY,   3, false)    \
+    X(SQRT,     sqrt,     VKG_KIND_UNARY,   4, false)    \
+    X(RSQRT,    rsqrt,    VKG_KIND_UNARY,   5, false)    \
+    X(TANH,     tanh,     VKG_KIND_UNARY,   6, false)    \
+    X(SIGMOID,  sigmoid,  VKG_KIND_UNARY,   7, false)    \
+    X(RELU,     relu,     VKG_KIND_UNARY,   8, false)    \
+    X(GELU,     gelu,     VKG_KIND_UNARY,   9, false)    \
+    X(SILU,     silu,     VKG_KIND_UNARY,  10, false)    \
+    X(POW,      pow,      VKG_KIND_UNARY,  11, false)    \
+    X(ADD,      add,      VKG_KIND_BINARY,  0, false)    \
+    X(SUB,      sub,      VKG_KIND_BINARY,  1, false)    \
+    X(MUL,      mul,      VKG_KIND_BINARY,  2, false)    \
+    X(DIV,      div,      VKG_KIND_BINARY,  3, false)    \
+    X(MAXIMUM,  maximum,  VKG_KIND_BINARY,  4, false)    \
+    X(MINIMUM,  minimum,  VKG_KIND_BINARY,  5, false)    \
+    X(LT,       lt,       VKG_KIND_BINARY,  6, false)    \
+    X(GT,       gt,       VKG_KIND_BINARY,  7, false)    \
+    X(EQ,       eq,       VKG_KIND_BINARY,  8, false)    \
+    X(WHERE,    where,    VKG_KIND_TERNARY, 9, false)    \
+    X(SUM,      sum,      VKG_KIND_REDUCE,  0, false)    \
+    X(MEAN,     mean,     VKG_KIND_REDUCE,  1, false)    \
+    X(MAX,      max,      VKG_KIND_REDUCE,  2, false)    \
+    X(MIN,      min,      VKG_KIND_REDUCE,  3, false)    \
+    X(ARGMAX,   argmax,   VKG_KIND_REDUCE,  4, false)    \
+    X(MATMUL,   matmul,   VKG_KIND_MATMUL,  0, false)    \
+    X(COPY,     copy,     VKG_KIND_COPY,    0, false)    \
+    X(FILL,     fill,     VKG_KIND_FILL,    0, false)    \
+    X(ARANGE,   arange,   VKG_KIND_FILL,    1, false)
+
+typedef enum vkg_op {
+#define VKG_OP_ENUM_(NAME, name, kind, code, bw) VKG_OP_##NAME,
+    VKG_OP_LIST(VKG_OP_ENUM_)
+#undef VKG_OP_ENUM_
+    VKG_OP_COUNT
+} vkg_op;
+
+typedef struct vkg_op_info {
+    vkg_op op;
+    const char *name;       /* "relu" */
+    vkg_op_kind kind;
+    uint32_t code;          /* the shader's OP specialization constant */
+    bool has_backward;
+    bool has_reference;     /* a C reference exists in vkgrad/reference.h */
+} vkg_op_info;
+
+extern const vkg_op_info vkg_op_table[VKG_OP_COUNT];
+const vkg_op_info *vkg_op_find(const char *name);   /* NULL if unknown */
+
+/* ---- elementwise ---------------------------------------------------------------------------- */
+vkg_tensor *vkg_unary(vkg_op op, vkg_tensor *x);            /* any VKG_KIND_UNARY op but POW */
+vkg_tensor *vkg_neg(vkg_tensor *x);
+vkg_tensor *vkg_abs(vkg_tensor *x);
+vkg_tensor *vkg_exp(vkg_tensor *x);
+vkg_tensor *vkg_log(vkg_tensor *x);
+vkg_tensor *vkg_sqrt(vkg_tensor *x);
+vkg_tensor *vkg_rsqrt(vkg_tensor *x);
+vkg_tensor *vkg_tanh(vkg_tensor *x);
+vkg_tensor *vkg_sigmoid(vkg_tensor *x);
+vkg_tensor *vkg_relu(vkg_tensor *x);
+vkg_tensor *vkg_gelu(vkg_tensor *x);                        /* tanh approximation */
+vkg_tensor *vkg_silu(vkg_tensor *x);
+vkg_tensor *vkg_pow(vkg_tensor *x, float exponent);
+
+vkg_tensor *vkg_binary(vkg_op op, vkg_tensor *a, vkg_tensor *b);   /* any VKG_KIND_BINARY op */
+vkg_tensor *vkg_add(vkg_tensor *a, vkg_tensor *b);
+vkg_tensor *vkg_sub(vkg_tensor *a, vkg_tensor *b);
+vkg_tensor *vkg_mul(vkg_tensor *a, vkg_tensor *b);
+vkg_tensor *vkg_div(vkg_tensor *a, vkg_tensor *b);
+vkg_tensor *vkg_maximum(vkg_tensor *a, vkg_tensor *b);
+vkg_tensor *vkg_minimum(vkg_tensor *a, vkg_tensor *b);
+vkg_tensor *vkg_lt(vkg_tensor *a, vkg_tensor *b);           /* 1.0 where a < b, else 0.0 */
+vkg_tensor *vkg_gt(vkg_tensor *a, vkg_tensor *b);
+vkg_tensor *vkg_eq(vkg_tensor *a, vkg_tensor *b);
+vkg_tensor *vkg_where(vkg_tensor *cond, vkg_tensor *a, vkg_tensor *b);  /* cond != 0 ? a : b */
+
+/* Scalar forms: the scalar is the second operand (a - s, a / s, ...); no tensor is made for it. */
+vkg_tensor *vkg_binary_scalar(vkg_op op, vkg_tensor *a, float s);
+vkg_tensor *vkg_add_scalar(vkg_tensor *a, float s);
+vkg_tensor *vkg_sub_scalar(vkg_tensor *a, float s);
+vkg_tensor *vkg_mul_scalar(vkg_tensor *a, float s);
+vkg_tensor *vkg_div_scalar(vkg_tensor *a, float s);
+vkg_tensor *vkg_maximum_scalar(vkg_tensor *a, float s);
+vkg_tensor *vkg_minimum_scalar(vkg_tensor *a, float s);
+vkg_tensor *vkg_lt_scalar(vkg_tensor *a, float s);
+vkg_tensor *vkg_gt_scalar(vkg_tensor *a, float s);
+vkg_tensor *vkg_eq_scalar(vkg_tensor *a, float s);
+
+/* The broadcast shape of a and b (NumPy rules); false if they do not broadcast. */
+bool vkg_broadcast_shape(vkg_shape a, vkg_shape b, vkg_shape *out);
+
+/* ---- reductions: over one axis (negative counts from the end), or over all (a 0-d result) -- */
+vkg_tensor *vkg_reduce(vkg_op op, vkg_tensor *x, int axis, bool keepdim);
+vkg_tensor *vkg_sum(vkg_tensor *x, int axis, bool keepdim);
+vkg_tensor *vkg_mean(vkg_tensor *x, int axis, bool keepdim);
+vkg_tensor *vkg_max(vkg_tensor *x, int axis, bool keepdim);
+vkg_tensor *vkg_min(vkg_tensor *x, int axis, bool keepdim);
+vkg_tensor *vkg_argmax(vkg_tensor *x, int axis, bool keepdim);   /* i32; first of ties */
+vkg_tensor *vkg_reduce_all(vkg_op op, vkg_tensor *x);
+vkg_tensor *vkg_sum_all(vkg_tensor *x);
+vkg_tensor *vkg_mean_all(vkg_tensor *x);
+vkg_tensor *vkg_max_all(vkg_tensor *x);
+vkg_tensor *vkg_min_all(vkg_tensor *x);
+vkg_tensor *vkg_argmax_all(vkg_tensor *x);                       /* index into the flattened x */
+
+/* ---- matmul, with PyTorch's semantics: 1-D operands are promoted and the added dim dropped;
+ * batch dims broadcast; transposed views are read in place. ------------------------------- */
+vkg_tensor *vkg_matmul(vkg_tensor *a, vkg_tensor *b);
+
+/* ---- fill ----------------------------------------------------------------------------------- */
+vkg_tensor *vkg_fill_(vkg_tensor *t, float value);  /* in place on a contiguous tensor; returns t */
+
+#endif
