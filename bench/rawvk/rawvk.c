@@ -153,6 +153,12 @@ static VkPhysicalDevice pick_device(VkInstance instance) {
     }
     VkPhysicalDevice phys = all[chosen];
     free(all);
+    VkPhysicalDeviceProperties p;
+    vkGetPhysicalDeviceProperties(phys, &p);
+    if (p.apiVersion < VK_API_VERSION_1_1) {
+        fprintf(stderr, "vkgrad-rawvk: %s supports only Vulkan 1.0; 1.1 is needed\n", p.deviceName);
+        exit(1);
+    }
     return phys;
 }
 
@@ -491,6 +497,7 @@ typedef struct result {
     double value;                      /* GFLOP/s or GB/s */
     double seconds;                    /* best time of one submit */
     uint32_t groups, loops;            /* fma: the size measured */
+    double bytes;                      /* copy: the buffer size actually copied */
     bool target_missed;                /* doubling stopped at the cap before the target */
 } result;
 
@@ -541,9 +548,7 @@ static result measure_fma(ctx *c, const fma_shape *s, const options *o) {
     const float *got = out.map;
     for (uint32_t gid = 0; gid < n_check; gid++) {
         float want = 0;
-        for (uint32_t k = 0; k < 16; k++)          /* the shader declares 16 accumulators ... */
-            for (uint32_t j = 0; j < s->vec; j++)  /* ... and sums the first nacc of them */
-                if (k < s->nacc) want += fma_start(gid, chains, k * s->vec + j);
+        for (uint32_t chain = 0; chain < chains; chain++) want += fma_start(gid, chains, chain);
         if (got[gid] != want) {
             fprintf(stderr, "vkgrad-rawvk: %s gives %.9g for invocation %u, expected %.9g\n", s->name,
                     (double)got[gid], gid, (double)want);
@@ -551,6 +556,7 @@ static result measure_fma(ctx *c, const fma_shape *s, const options *o) {
         }
     }
 
+    if (r.seconds <= 0) fail("the timer measured no time for the FMA dispatch");
     double flops = (double)groups * o->wg_size * push.loops * 8.0 * chains * 2.0;
     r.value = flops / r.seconds * 1e-9;
     pipeline_destroy(c, &p);
@@ -587,7 +593,9 @@ static result measure_copy(ctx *c, const options *o) {
         double t = dispatch_timed(c, &p, &push, groups);
         if (i == 0 || t < r.seconds) r.seconds = t;
     }
+    if (r.seconds <= 0) fail("the timer measured no time for the copy dispatch");
     r.groups = groups;
+    r.bytes = (double)size;
     r.value = 2.0 * (double)size / r.seconds * 1e-9;   /* bytes read + bytes written */
 
     memset(words, 0, size);
@@ -626,6 +634,13 @@ static void print_fma(const char *test, const fma_shape *s, uint32_t wg, const r
            r->target_missed ? "  (below the target time: cap reached)" : "");
 }
 
+static void print_copy(const options *o, const result *r) {
+    char shape[64], size[64];
+    snprintf(shape, sizeof shape, "vec4, wg %u", o->wg_size);
+    snprintf(size, sizeof size, "%.0f MiB, %u groups", r->bytes / 1048576.0, r->groups);
+    printf("%-10s %-24s %-26s %9.2f ms %10.1f GB/s (read + written)\n", "copy", shape, size, r->seconds * 1e3, r->value);
+}
+
 static void usage(FILE *f) {
     fprintf(f,
             "usage: vkgrad-rawvk [--json FILE] [--sweep] [--reps N] [--target-ms MS] [--wg N] [--copy-mib N] [--verbose]\n"
@@ -659,6 +674,15 @@ int main(int argc, char **argv) {
     }
     if (o.reps < 1 || o.target_s <= 0 || o.wg_size < 1 || o.copy_mib < 1) { usage(stderr); return 2; }
 
+    FILE *f = NULL;                    /* opened first, so that a bad path fails before the runs */
+    if (json && sweep) {
+        fprintf(stderr, "vkgrad-rawvk: --sweep writes no JSON; run without --sweep for --json\n");
+        return 2;
+    }
+    if (json && !(f = fopen(json, "w"))) {
+        fprintf(stderr, "vkgrad-rawvk: %s: cannot open (%s)\n", json, strerror(errno));
+        return 1;
+    }
     ctx c;
     ctx_create(&c);
     if (o.wg_size > c.props.limits.maxComputeWorkGroupSize[0] || o.wg_size > c.props.limits.maxComputeWorkGroupInvocations)
@@ -680,6 +704,14 @@ int main(int argc, char **argv) {
                 print_fma(fma_shapes[i].f16 ? "fp16 fma" : "fp32 fma", &fma_shapes[i], ow.wg_size, &r);
             }
         }
+        for (size_t w = 0; w < sizeof wgs / sizeof wgs[0]; w++) {
+            options ow = o;
+            ow.wg_size = wgs[w];
+            ow.reps = 2 * o.reps;
+            if (ow.wg_size > c.props.limits.maxComputeWorkGroupInvocations) continue;
+            result r = measure_copy(&c, &ow);
+            print_copy(&ow, &r);
+        }
         ctx_destroy(&c);
         return 0;
     }
@@ -699,25 +731,16 @@ int main(int argc, char **argv) {
     options oc = o;
     oc.reps = 2 * o.reps;
     result rc = measure_copy(&c, &oc);
-    char shape[64], size[64];
-    snprintf(shape, sizeof shape, "vec4, wg %u", o.wg_size);
-    snprintf(size, sizeof size, "%u MiB, %u groups", o.copy_mib, rc.groups);
-    printf("%-10s %-24s %-26s %9.2f ms %10.1f GB/s (read + written)\n", "copy", shape, size, rc.seconds * 1e3, rc.value);
+    print_copy(&oc, &rc);
 
     char method[512];
     snprintf(method, sizeof method,
              "fma: %s and %s, wg %u, 2 FLOP per scalar fma, groups then loops doubled until one submit "
-             "lasts >= %.0f ms, best of %d; copy: %u MiB with vec4 loads/stores, bytes read + written, "
+             "lasts >= %.0f ms, best of %d; copy: %.0f MiB with vec4 loads/stores, bytes read + written, "
              "best of %d; timer: %s",
-             f32->name, c.fp16 ? f16->name : "no f16", o.wg_size, o.target_s * 1e3, o.reps, o.copy_mib,
+             f32->name, c.fp16 ? f16->name : "no f16", o.wg_size, o.target_s * 1e3, o.reps, rc.bytes / 1048576.0,
              oc.reps, c.queries ? "GPU timestamps" : "wall clock");
-    if (json) {
-        FILE *f = fopen(json, "w");
-        if (!f) {
-            fprintf(stderr, "vkgrad-rawvk: %s: cannot open (%s)\n", json, strerror(errno));
-            ctx_destroy(&c);
-            return 1;
-        }
+    if (f) {
         fprintf(f, "{\n  \"device\": ");
         json_string(f, c.props.deviceName);
         fprintf(f, ",\n  \"driver\": ");
