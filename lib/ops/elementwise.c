@@ -1,0 +1,323 @@
+/* Elementwise ops (unary, binary with NumPy broadcasting, where, scalar forms), copy/contiguous,
+ * fill and arange. Inputs are read in place through strides: the dims of the output and every
+ * input are coalesced to at most 4, and only a view that cannot be coalesced that far is first
+ * gathered by the 8-dim copy shader. */
+#include <math.h>
+#include <string.h>
+
+#include "ops/ops.h"
+
+/* Mirrors the Push block of shaders/elementwise.glsl: change both. */
+typedef struct vkg_elementwise_push {
+    uint32_t n, out_off, flags, pad;
+    uint32_t shape[4];
+    int32_t st[3][4];
+    uint32_t off[4];
+    float s[4];
+} vkg_elementwise_push;
+
+/* Mirrors the Push block of shaders/copy.comp: change both. */
+typedef struct vkg_copy_push {
+    uint32_t n, ndim, in_off, out_off;
+    uint32_t shape[8];
+    int32_t st[8];
+} vkg_copy_push;
+
+/* Mirrors the Push block of shaders/fill.comp: change both. */
+typedef struct vkg_fill_push {
+    uint32_t n, out_off;
+    float value, step;
+} vkg_fill_push;
+
+_Static_assert(sizeof(vkg_elementwise_push) <= VKG_PUSH_SIZE, "push constants too large");
+_Static_assert(sizeof(vkg_copy_push) <= VKG_PUSH_SIZE, "push constants too large");
+
+#define LOCAL 128
+
+/* ---- shared checks ---------------------------------------------------------------------------- */
+const char *vkg_desc(const vkg_tensor *t, char *buf, size_t size) {
+    char s[160];
+    snprintf(buf, size, "%s %s", vkg_shape_str(t->shape, s, sizeof s), vkg_dtype_name(t->dtype));
+    return buf;
+}
+
+bool vkg_require_f32(const vkg_tensor *t, const char *op, const char *arg) {
+    if (t->dtype == VKG_F32) return true;
+    char b[192];
+    vkg_fail(VKG_ERR_INVALID, "%s: %s is %s; this op takes f32", op, arg, vkg_desc(t, b, sizeof b));
+    return false;
+}
+
+bool vkg_norm_axis(int *axis, int ndim, const char *op, vkg_shape s) {
+    int a = *axis;
+    if (ndim == 0 || a < -ndim || a >= ndim) {
+        char b[160];
+        vkg_fail(VKG_ERR_INVALID, "%s: axis %d is out of range for shape %s (%d dims)", op, a,
+                 vkg_shape_str(s, b, sizeof b), ndim);
+        return false;
+    }
+    *axis = a < 0 ? a + ndim : a;
+    return true;
+}
+
+bool vkg_broadcast_shape(vkg_shape a, vkg_shape b, vkg_shape *out) {
+    int nd = a.ndim > b.ndim ? a.ndim : b.ndim;
+    vkg_shape r = { .ndim = nd };
+    for (int i = 0; i < nd; i++) {
+        int ia = i - (nd - a.ndim), ib = i - (nd - b.ndim);
+        int64_t da = ia >= 0 ? a.d[ia] : 1, db = ib >= 0 ? b.d[ib] : 1;
+        if (da != db && da != 1 && db != 1) return false;
+        r.d[i] = da == 1 ? db : da;
+    }
+    if (out) *out = r;
+    return true;
+}
+
+/* ---- copy ------------------------------------------------------------------------------------ */
+vkg_tensor *vkg_copy(vkg_tensor *t) {
+    if (!t) return NULL;
+    if (t->dtype == VKG_U8)
+        return vkg_fail_null(VKG_ERR_INVALID, "vkg_copy: u8 tensors cannot be copied on the device yet");
+    vkg_tensor *y = vkg_tensor_alloc(t->shape, t->dtype, false, "vkg_copy");
+    if (!y) return NULL;
+    int64_t n = vkg_numel(y);
+    if (n == 0) return y;
+    vkg_copy_push pc = { .n = (uint32_t)n, .ndim = (uint32_t)t->shape.ndim, .in_off = (uint32_t)t->offset };
+    for (int i = 0; i < VKG_MAX_DIMS; i++) {
+        pc.shape[i] = i < t->shape.ndim ? (uint32_t)t->shape.d[i] : 1;
+        pc.st[i] = i < t->shape.ndim ? (int32_t)t->strides[i] : 0;
+    }
+    if (t->shape.ndim == 0) { /* a 0-d tensor is one element */
+        pc.ndim = 1;
+        pc.shape[0] = 1;
+    }
+    if (vkg_dispatch(&(vkg_dispatch_desc){ .shader = "copy", .op = VKG_OP_COPY, .name = "vkg_copy",
+                                           .local_size = LOCAL, .groups = { vkg_groups_for((uint64_t)n, LOCAL) },
+                                           .bind = { y, t }, .nout = 1, .push = &pc, .push_size = sizeof pc }) != VKG_OK) {
+        vkg_free(y);
+        return NULL;
+    }
+    return y;
+}
+
+vkg_tensor *vkg_contiguous(vkg_tensor *t) {
+    if (!t) return NULL;
+    return vkg_is_contiguous(t) ? t : vkg_copy(t);
+}
+
+/* ---- fill, arange -------------------------------------------------------------------------- */
+static vkg_tensor *fill(vkg_tensor *t, uint32_t code, float value, float step, const char *op) {
+    if (!t) return NULL;
+    if (!vkg_require_f32(t, op, "the tensor")) return NULL;
+    if (!vkg_is_contiguous(t)) return vkg_fail_null(VKG_ERR_INVALID, "%s: the tensor is a non-contiguous view", op);
+    int64_t n = vkg_numel(t);
+    if (n == 0) return t;
+    vkg_fill_push pc = { (uint32_t)n, (uint32_t)t->offset, value, step };
+    if (vkg_dispatch(&(vkg_dispatch_desc){ .shader = "fill", .op = code ? VKG_OP_ARANGE : VKG_OP_FILL, .name = op,
+                                           .spec = { code }, .nspec = 1, .local_size = LOCAL,
+                                           .groups = { vkg_groups_for((uint64_t)n, LOCAL) }, .bind = { t }, .nout = 1,
+                                           .push = &pc, .push_size = sizeof pc }) != VKG_OK)
+        return NULL;
+    return t;
+}
+
+vkg_tensor *vkg_fill_(vkg_tensor *t, float value) { return fill(t, 0, value, 0.0f, "vkg_fill_"); }
+
+vkg_tensor *vkg_arange(float start, float stop, float step) {
+    if (step == 0.0f || !isfinite(start) || !isfinite(stop) || !isfinite(step))
+        return vkg_fail_null(VKG_ERR_INVALID, "vkg_arange: start %g, stop %g, step %g do not make a range", start, stop,
+                             step);
+    double count = ceil(((double)stop - start) / step);
+    if (count < 0) count = 0;
+    if (count > 1e9) return vkg_fail_null(VKG_ERR_TOO_LARGE, "vkg_arange: %.0f elements is too many", count);
+    vkg_tensor *t = vkg_tensor_alloc(VKG_SHAPE((int64_t)count), VKG_F32, false, "vkg_arange");
+    vkg_tensor *r = fill(t, 1, start, step, "vkg_arange");
+    if (!r) vkg_free(t);
+    return r;
+}
+
+/* ---- the elementwise engine ------------------------------------------------------------------ */
+typedef struct operands {
+    int nin;
+    vkg_tensor *in[3];
+    vkg_shape out;
+    int nd;                      /* coalesced dims                                     */
+    int64_t shape[VKG_MAX_DIMS]; /* coalesced output shape                             */
+    int64_t st[3][VKG_MAX_DIMS]; /* coalesced input strides (0 where broadcast)        */
+} operands;
+
+/* Broadcast strides of every input against out, then drop size-1 dims and merge dims that
+ * are contiguous with each other in every input. */
+static void coalesce(operands *o) {
+    int nd = o->out.ndim;
+    int64_t shape[VKG_MAX_DIMS], st[3][VKG_MAX_DIMS];
+    int k = 0;
+    for (int i = 0; i < nd; i++) {
+        if (o->out.d[i] == 1) continue;
+        shape[k] = o->out.d[i];
+        for (int j = 0; j < o->nin; j++) {
+            const vkg_tensor *t = o->in[j];
+            int ti = i - (nd - t->shape.ndim);
+            st[j][k] = (ti < 0 || t->shape.d[ti] == 1) ? 0 : t->strides[ti];
+        }
+        k++;
+    }
+    /* merge from the innermost dim outwards */
+    int m = 0;
+    for (int i = 0; i < k; i++) {
+        if (m > 0) {
+            bool merge = true;
+            for (int j = 0; j < o->nin; j++)
+                if (o->st[j][m - 1] != st[j][i] * shape[i]) merge = false;
+            if (merge) {
+                o->shape[m - 1] *= shape[i];
+                for (int j = 0; j < o->nin; j++) o->st[j][m - 1] = st[j][i];
+                continue;
+            }
+        }
+        o->shape[m] = shape[i];
+        for (int j = 0; j < o->nin; j++) o->st[j][m] = st[j][i];
+        m++;
+    }
+    o->nd = m;
+}
+
+static vkg_tensor *run_elementwise(const char *shader, vkg_op op, const char *name, operands *o, uint32_t flags,
+                                   float s0) {
+    coalesce(o);
+    /* Temporaries are freed right after the dispatch is recorded: the stream orders any later
+     * reuse of their bytes after it (DESIGN.md, stream-ordered reuse). */
+    vkg_tensor *tmp[3] = { NULL, NULL, NULL };
+    vkg_tensor *y = NULL;
+    if (o->nd > 4) {
+        /* a view too tangled for 4 strided dims: gather each input into the output's shape */
+        for (int j = 0; j < o->nin; j++) {
+            vkg_tensor *e = vkg_expand(o->in[j], o->out);
+            tmp[j] = e ? vkg_copy(e) : NULL;
+            vkg_free(e);
+            if (!tmp[j]) goto done;
+            o->in[j] = tmp[j];
+        }
+        coalesce(o);
+    }
+    y = vkg_tensor_alloc(o->out, VKG_F32, false, name);
+    int64_t n = vkg_numel(y);
+    if (!y || n == 0) goto done;
+    vkg_elementwise_push pc = { .n = (uint32_t)n, .out_off = (uint32_t)y->offset, .flags = flags, .s = { s0 } };
+    for (int d = 0; d < 4; d++) {
+        int src = o->nd - 4 + d; /* right-align the coalesced dims, pad outer ones with 1 */
+        pc.shape[d] = src >= 0 ? (uint32_t)o->shape[src] : 1;
+        for (int j = 0; j < 3; j++)
+            pc.st[j][d] = (src >= 0 && j < o->nin) ? (int32_t)o->st[j][src] : 0;
+    }
+    for (int j = 0; j < o->nin; j++) pc.off[j] = (uint32_t)o->in[j]->offset;
+    vkg_dispatch_desc d = { .shader = shader, .op = op, .name = name, .spec = { vkg_op_table[op].code }, .nspec = 1,
+                            .local_size = LOCAL, .groups = { vkg_groups_for((uint64_t)n, LOCAL) }, .nout = 1,
+                            .push = &pc, .push_size = sizeof pc };
+    d.bind[0] = y;
+    if (op == VKG_OP_WHERE) { /* binding order y, a, b, cond; the shader's inputs are (a, b, cond) */
+        d.bind[1] = o->in[0];
+        d.bind[2] = o->in[1];
+        d.bind[3] = o->in[2];
+    } else if (o->nin == 2) {
+        d.bind[1] = o->in[0];
+        d.bind[2] = o->in[1];
+        d.bind[3] = o->in[0]; /* the shader declares the condition binding for every op */
+    } else {
+        d.bind[1] = o->in[0];
+        if (strcmp(shader, "binary") == 0) { /* scalar form: b is pc.s.x */
+            d.bind[2] = o->in[0];
+            d.bind[3] = o->in[0];
+        }
+    }
+    if (vkg_dispatch(&d) != VKG_OK) {
+        vkg_free(y);
+        y = NULL;
+    }
+done:
+    for (int j = 0; j < 3; j++) vkg_free(tmp[j]);
+    return y;
+}
+
+static bool op_is(vkg_op op, vkg_op_kind kind) { return (unsigned)op < VKG_OP_COUNT && vkg_op_table[op].kind == kind; }
+
+static vkg_tensor *unary(vkg_op op, vkg_tensor *x, float s) {
+    const char *name = vkg_op_table[op].name;
+    if (!x || !vkg_require_f32(x, name, "x")) return NULL;
+    operands o = { .nin = 1, .in = { x }, .out = x->shape };
+    return run_elementwise("unary", op, name, &o, 0, s);
+}
+
+vkg_tensor *vkg_unary(vkg_op op, vkg_tensor *x) {
+    if (!op_is(op, VKG_KIND_UNARY) || op == VKG_OP_POW)
+        return vkg_fail_null(VKG_ERR_INVALID, "vkg_unary: op %d is not a parameterless unary op", (int)op);
+    return unary(op, x, 0.0f);
+}
+
+vkg_tensor *vkg_pow(vkg_tensor *x, float exponent) { return unary(VKG_OP_POW, x, exponent); }
+
+vkg_tensor *vkg_binary(vkg_op op, vkg_tensor *a, vkg_tensor *b) {
+    if (!op_is(op, VKG_KIND_BINARY)) return vkg_fail_null(VKG_ERR_INVALID, "vkg_binary: op %d is not a binary op", (int)op);
+    if (!a || !b) return NULL;
+    const char *name = vkg_op_table[op].name;
+    if (!vkg_require_f32(a, name, "a") || !vkg_require_f32(b, name, "b")) return NULL;
+    operands o = { .nin = 2, .in = { a, b } };
+    if (!vkg_broadcast_shape(a->shape, b->shape, &o.out)) {
+        char x[160], y[160];
+        return vkg_fail_null(VKG_ERR_INVALID, "vkg_%s: a is %s but b is %s: they do not broadcast", name,
+                             vkg_shape_str(a->shape, x, sizeof x), vkg_shape_str(b->shape, y, sizeof y));
+    }
+    return run_elementwise("binary", op, name, &o, 0, 0.0f);
+}
+
+vkg_tensor *vkg_binary_scalar(vkg_op op, vkg_tensor *a, float s) {
+    if (!op_is(op, VKG_KIND_BINARY))
+        return vkg_fail_null(VKG_ERR_INVALID, "vkg_binary_scalar: op %d is not a binary op", (int)op);
+    if (!a) return NULL;
+    const char *name = vkg_op_table[op].name;
+    if (!vkg_require_f32(a, name, "a")) return NULL;
+    operands o = { .nin = 1, .in = { a }, .out = a->shape };
+    return run_elementwise("binary", op, name, &o, 1u, s);
+}
+
+vkg_tensor *vkg_where(vkg_tensor *cond, vkg_tensor *a, vkg_tensor *b) {
+    if (!cond || !a || !b) return NULL;
+    if (!vkg_require_f32(cond, "where", "cond") || !vkg_require_f32(a, "where", "a") || !vkg_require_f32(b, "where", "b"))
+        return NULL;
+    operands o = { .nin = 3, .in = { a, b, cond } };
+    vkg_shape ab;
+    if (!vkg_broadcast_shape(a->shape, b->shape, &ab) || !vkg_broadcast_shape(ab, cond->shape, &o.out)) {
+        char x[160], y[160], z[160];
+        return vkg_fail_null(VKG_ERR_INVALID, "vkg_where: cond %s, a %s and b %s do not broadcast",
+                             vkg_shape_str(cond->shape, z, sizeof z), vkg_shape_str(a->shape, x, sizeof x),
+                             vkg_shape_str(b->shape, y, sizeof y));
+    }
+    return run_elementwise("binary", VKG_OP_WHERE, "where", &o, 0, 0.0f);
+}
+
+#define UNARY_FN(name, NAME) \
+    vkg_tensor *vkg_##name(vkg_tensor *x) { return unary(VKG_OP_##NAME, x, 0.0f); }
+UNARY_FN(neg, NEG)
+UNARY_FN(abs, ABS)
+UNARY_FN(exp, EXP)
+UNARY_FN(log, LOG)
+UNARY_FN(sqrt, SQRT)
+UNARY_FN(rsqrt, RSQRT)
+UNARY_FN(tanh, TANH)
+UNARY_FN(sigmoid, SIGMOID)
+UNARY_FN(relu, RELU)
+UNARY_FN(gelu, GELU)
+UNARY_FN(silu, SILU)
+
+#define BINARY_FN(name, NAME)                                                                       \
+    vkg_tensor *vkg_##name(vkg_tensor *a, vkg_tensor *b) { return vkg_binary(VKG_OP_##NAME, a, b); } \
+    vkg_tensor *vkg_##name##_scalar(vkg_tensor *a, float s) { return vkg_binary_scalar(VKG_OP_##NAME, a, s); }
+BINARY_FN(add, ADD)
+BINARY_FN(sub, SUB)
+BINARY_FN(mul, MUL)
+BINARY_FN(div, DIV)
+BINARY_FN(maximum, MAXIMUM)
+BINARY_FN(minimum, MINIMUM)
+BINARY_FN(lt, LT)
+BINARY_FN(gt, GT)
+BINARY_FN(eq, EQ)

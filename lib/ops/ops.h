@@ -1,0 +1,13 @@
+/* Helpers the op files share: argument checks with messages that name the op and the shapes. */
+#ifndef VKG_OPS_INTERNAL_H
+#define VKG_OPS_INTERNAL_H
+
+#include "runtime/runtime.h"
+
+/* "x is (2, 3) f32" style fragments for messages. */
+const char *vkg_desc(const vkg_tensor *t, char *buf, size_t size);
+/* Fails unless t is f32; returns false (message names op and the tensor). */
+bool vkg_require_f32(const vkg_tensor *t, const char *op, const char *arg);
+bool vkg_norm_axis(int *axis, int ndim, const char *op, vkg_shape s);
+
+#endif

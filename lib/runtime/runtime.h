@@ -1,0 +1,201 @@
+/* The runtime's internal state: one Vulkan device per process (DESIGN.md), its memory
+ * sub-allocator, the batched command stream with hazard tracking, and the pipeline cache.
+ * Only the library includes this; the public API is vkgrad.h. */
+#ifndef VKG_RUNTIME_H
+#define VKG_RUNTIME_H
+
+#include <stdio.h>
+#include <volk.h>
+
+#include "runtime/error.h"
+#include "vkgrad.h"
+
+#define VKG_FRAMES 3             /* command buffers in flight                                  */
+#define VKG_MAX_BINDINGS 8
+#define VKG_PUSH_SIZE 128        /* every pipeline layout has one 128-byte push-constant range */
+#define VKG_MAX_SPEC 7           /* specialization constants 1..7 (0 is the workgroup size)    */
+
+/* ---- memory ------------------------------------------------------------------------------- */
+typedef struct vkg_range {
+    VkDeviceSize off, size;
+    uint64_t serial;             /* the batch that last used these bytes (0: never)            */
+} vkg_range;
+
+typedef struct vkg_block {
+    VkDeviceMemory memory;
+    VkBuffer buffer;             /* one buffer over the whole block; tensors bind ranges of it */
+    VkDeviceSize size, used;
+    uint8_t *mapped;             /* unified memory only                                        */
+    vkg_range *free;             /* sorted by offset, coalesced                                */
+    int nfree, capfree;
+    uint32_t live;               /* live sub-allocations                                       */
+} vkg_block;
+
+/* Device bytes behind one or more tensors (views share it). */
+typedef struct vkg_storage {
+    vkg_block *block;
+    VkDeviceSize off, size;
+    int refs;
+    uint64_t last_serial;        /* batch that last bound it                                   */
+} vkg_storage;
+
+vkg_storage *vkg_storage_new(VkDeviceSize bytes, bool host_write, const char *what);
+void vkg_storage_release(vkg_storage *s);
+vkg_status vkg_allocator_init(void);
+void vkg_allocator_shutdown(void);
+
+/* ---- tensors (internal view) ---------------------------------------------------------------- */
+struct vkg_tensor {
+    vkg_shape shape;
+    int64_t strides[VKG_MAX_DIMS];   /* in elements                                           */
+    int64_t offset;                  /* in elements, from the storage's start                  */
+    vkg_dtype dtype;
+    vkg_storage *storage;
+    /* scope membership: a doubly linked list per scope level */
+    struct vkg_tensor *prev, *next;
+    int scope;
+};
+
+vkg_tensor *vkg_tensor_alloc(vkg_shape shape, vkg_dtype dtype, bool host_write, const char *op);
+vkg_tensor *vkg_tensor_view_of(vkg_tensor *base, vkg_shape shape, const int64_t *strides, int64_t offset);
+void vkg_tensors_free_all(void);
+/* Checks shape validity (ndim, non-negative dims); message names op. */
+bool vkg_shape_check(vkg_shape s, const char *op);
+
+/* ---- pipelines ---------------------------------------------------------------------------- */
+typedef struct vkg_pipeline {
+    VkPipeline pipeline;
+    VkPipelineLayout layout;
+    uint32_t nbind;
+} vkg_pipeline;
+
+vkg_pipeline *vkg_pipeline_get(const char *shader, const uint32_t *spec, int nspec,
+                               uint32_t local_size, uint32_t nbind);
+vkg_status vkg_pipelines_init(void);
+void vkg_pipelines_shutdown(void);
+
+/* ---- command stream ------------------------------------------------------------------------- */
+typedef struct vkg_dispatch_desc {
+    const char *shader;          /* "unary" -> shaders/unary.comp                               */
+    vkg_op op;                   /* for stats and the debug mode                               */
+    const char *name;            /* op name used in messages                                   */
+    uint32_t spec[VKG_MAX_SPEC]; /* constant_id 1.. */
+    int nspec;
+    uint32_t local_size;         /* constant_id 0; 0 = 128                                     */
+    uint32_t groups[3];          /* 0 in y/z = 1                                               */
+    const vkg_tensor *bind[VKG_MAX_BINDINGS];  /* binding i = bind[i]; ends at the first NULL  */
+    int nout;                    /* the first nout bindings are written, the rest only read     */
+    const void *push;
+    uint32_t push_size;
+} vkg_dispatch_desc;
+
+vkg_status vkg_dispatch(const vkg_dispatch_desc *d);
+/* Submit what is recorded (no wait). */
+vkg_status vkg_stream_flush(void);
+/* Uploads bytes into storage at byte offset (stream-ordered: staging copy, or a direct write when
+ * the bytes are not in use by unfinished work). */
+vkg_status vkg_stream_upload(vkg_storage *s, VkDeviceSize off, const void *src, size_t bytes);
+/* Waits for every dispatch that wrote s, then copies out. */
+vkg_status vkg_stream_download(vkg_storage *s, VkDeviceSize off, void *dst, size_t bytes);
+vkg_status vkg_stream_init(void);
+void vkg_stream_shutdown(void);
+uint32_t vkg_groups_for(uint64_t n, uint32_t local_size);   /* capped; shaders grid-stride */
+
+/* ---- the context ---------------------------------------------------------------------------- */
+typedef enum vkg_log_level { VKG_LOG_ERROR = 0, VKG_LOG_WARN, VKG_LOG_INFO, VKG_LOG_DEBUG } vkg_log_level;
+
+typedef struct vkg_frame {
+    VkCommandBuffer cmd;
+    VkFence fence;
+    VkDescriptorPool *pools;     /* pooled descriptor path: one or more pools per frame        */
+    int npools, cappools, pool_in_use;
+    uint64_t serial;
+    bool recording, in_flight;
+    uint32_t dispatches;
+} vkg_frame;
+
+typedef struct vkg_access {
+    const vkg_block *block;
+    VkDeviceSize off, size;
+    bool write;
+} vkg_access;
+
+typedef struct vkg_context {
+    bool initialized, lost;
+    vkg_init_desc desc;
+    vkg_log_level log;
+    bool sync_mode, stats_mode;
+    uint32_t batch_limit;        /* dispatches per submit                                      */
+
+    VkInstance instance;
+    VkDebugUtilsMessengerEXT messenger;
+    VkPhysicalDevice physical;
+    VkDevice device;
+    VkQueue queue;
+    uint32_t queue_family;
+    vkg_device_info info;
+    VkPhysicalDeviceMemoryProperties memprops;
+    VkDeviceSize storage_align;
+    bool has_creation_feedback;
+
+    /* memory */
+    uint32_t device_type_index, staging_type_index;
+    bool map_storage;            /* storage is mapped (unified memory and no forced staging)   */
+    vkg_block **blocks;
+    int nblocks, capblocks;
+    VkDeviceSize block_size, heap_budget;
+    vkg_memory_stats mem;
+
+    /* staging ring (discrete GPUs, or forced) */
+    VkDeviceMemory ring_memory;
+    VkBuffer ring_buffer;
+    uint8_t *ring_mapped;
+    VkDeviceSize ring_size, ring_head;
+
+    /* stream */
+    VkCommandPool cmd_pool;
+    vkg_frame frames[VKG_FRAMES];
+    int cur;                     /* frame being recorded                                       */
+    uint64_t next_serial, completed_serial;
+    vkg_access *acc;             /* accesses since the last barrier                            */
+    int nacc, capacc;
+    vkg_stream_stats stats;
+
+    /* pipelines */
+    VkPipelineCache pipeline_cache;
+    char cache_path[1024];
+    bool cache_dirty;
+    VkDescriptorSetLayout set_layouts[VKG_MAX_BINDINGS + 1];
+    VkPipelineLayout pipe_layouts[VKG_MAX_BINDINGS + 1];
+    struct vkg_pipeline_entry *pipes;
+    int npipes, cappipes;
+    VkShaderModule *modules;     /* per vkg_shader_table entry, made lazily                    */
+
+    /* validation */
+    uint64_t validation_messages;
+    vkg_validation_hook validation_hook;
+    void *validation_user;
+
+    /* tensors: scope stacks */
+    vkg_tensor **scope_heads;    /* head of the list at each level; level 0 = no scope       */
+    int scope_depth, capscopes;
+} vkg_context;
+
+extern vkg_context vkg_ctx;
+
+void vkg_log_msg(vkg_log_level level, const char *fmt, ...) VKG_PRINTF(2, 3);
+/* Maps a failed VkResult to a status and message ("vkQueueSubmit failed: VK_ERROR_DEVICE_LOST"). */
+vkg_status vkg_vk_fail(VkResult r, const char *what);
+const char *vkg_vk_result_name(VkResult r);
+/* The NOT_INITIALIZED / DEVICE_LOST check every entry point makes. */
+bool vkg_ready(const char *op);
+
+/* Shader lookup in the generated table. */
+typedef struct vkg_shader_code {
+    const char *name;
+    const uint32_t *code;
+    size_t size;
+} vkg_shader_code;
+extern const vkg_shader_code vkg_shader_table[];
+
+#endif

@@ -1,0 +1,421 @@
+/* The command stream: eager ops, batched execution. Dispatches are recorded into the current
+ * frame's command buffer and submitted on read-back, vkg_sync or when the batch budget is
+ * reached (never one submit per op). A barrier is recorded only when a dispatch reads or
+ * writes bytes that an earlier, not yet synchronised dispatch wrote (or writes bytes it read).
+ * Uploads and read-backs go through a staging ring on discrete GPUs and straight through the
+ * mapping on unified memory. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/runtime.h"
+
+
+#define RING_SIZE ((VkDeviceSize)32 << 20)
+
+static vkg_frame *cur(void) { return &vkg_ctx.frames[vkg_ctx.cur]; }
+
+uint32_t vkg_groups_for(uint64_t n, uint32_t local_size) {
+    uint64_t g = (n + local_size - 1) / local_size;
+    uint64_t cap = vkg_ctx.info.max_workgroup_count[0] ? vkg_ctx.info.max_workgroup_count[0] : 65535;
+    if (cap > 65535) cap = 65535;
+    if (g > cap) g = cap;
+    return g ? (uint32_t)g : 1;
+}
+
+/* ---- frames ------------------------------------------------------------------------------- */
+static vkg_status frame_wait(vkg_frame *f) {
+    if (!f->in_flight) return VKG_OK;
+    VkResult r = vkWaitForFences(vkg_ctx.device, 1, &f->fence, VK_TRUE, UINT64_MAX);
+    if (r != VK_SUCCESS) return vkg_vk_fail(r, "vkWaitForFences");
+    vkg_ctx.stats.waits++;
+    f->in_flight = false;
+    if (f->serial > vkg_ctx.completed_serial) vkg_ctx.completed_serial = f->serial;
+    return VKG_OK;
+}
+
+static vkg_status frame_begin(vkg_frame *f) {
+    vkg_status st = frame_wait(f);
+    if (st != VKG_OK) return st;
+    VkResult r = vkResetFences(vkg_ctx.device, 1, &f->fence);
+    if (r != VK_SUCCESS) return vkg_vk_fail(r, "vkResetFences");
+    for (int i = 0; i < f->npools; i++) vkResetDescriptorPool(vkg_ctx.device, f->pools[i], 0);
+    f->pool_in_use = 0;
+    VkCommandBufferBeginInfo bi = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+                                    .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT };
+    r = vkBeginCommandBuffer(f->cmd, &bi);
+    if (r != VK_SUCCESS) return vkg_vk_fail(r, "vkBeginCommandBuffer");
+    f->recording = true;
+    f->dispatches = 0;
+    f->serial = ++vkg_ctx.next_serial;
+    return VKG_OK;
+}
+
+/* The current frame, begun if it is not recording yet. */
+static vkg_status recording(vkg_frame **out) {
+    vkg_frame *f = cur();
+    if (!f->recording) {
+        vkg_status st = frame_begin(f);
+        if (st != VKG_OK) return st;
+    }
+    *out = f;
+    return VKG_OK;
+}
+
+static void global_barrier(VkCommandBuffer cmd, VkPipelineStageFlags dst_stage, VkAccessFlags dst_access) {
+    VkMemoryBarrier mb = { .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                           .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+                           .dstAccessMask = dst_access };
+    vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, dst_stage, 0,
+                         1, &mb, 0, NULL, 0, NULL);
+}
+
+vkg_status vkg_stream_flush(void) {
+    if (!vkg_ctx.device) return VKG_OK;
+    vkg_frame *f = cur();
+    if (!f->recording) return VKG_OK;
+    /* make this batch's writes visible to the host once its fence signals */
+    global_barrier(f->cmd, VK_PIPELINE_STAGE_HOST_BIT, VK_ACCESS_HOST_READ_BIT);
+    f->recording = false;
+    VkResult r = vkEndCommandBuffer(f->cmd);
+    if (r != VK_SUCCESS) return vkg_vk_fail(r, "vkEndCommandBuffer");
+    VkSubmitInfo si = { .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &f->cmd };
+    r = vkQueueSubmit(vkg_ctx.queue, 1, &si, f->fence);
+    if (r != VK_SUCCESS) {
+        /* the batch is lost: its tensors hold undefined values, but every object stays valid */
+        vkResetCommandBuffer(f->cmd, 0);
+        return vkg_vk_fail(r, "vkQueueSubmit");
+    }
+    vkg_ctx.stats.submits++;
+    f->in_flight = true;
+    vkg_ctx.cur = (vkg_ctx.cur + 1) % VKG_FRAMES;
+    return VKG_OK;
+}
+
+vkg_status vkg_sync(void) {
+    if (!vkg_ready("vkg_sync")) return vkg_last_status();
+    vkg_status st = vkg_stream_flush();
+    for (int i = 0; i < VKG_FRAMES; i++) {
+        vkg_status s2 = frame_wait(&vkg_ctx.frames[i]);
+        if (st == VKG_OK) st = s2;
+    }
+    if (st == VKG_OK) vkg_ctx.nacc = 0; /* everything has completed: no hazard is left */
+    return st;
+}
+
+/* ---- hazards -------------------------------------------------------------------------------- */
+static bool overlaps(const vkg_access *a, const vkg_block *b, VkDeviceSize off, VkDeviceSize size) {
+    return a->block == b && a->off < off + size && off < a->off + a->size;
+}
+
+static bool acc_push(const vkg_block *b, VkDeviceSize off, VkDeviceSize size, bool write) {
+    for (int i = 0; i < vkg_ctx.nacc; i++) { /* same range again: keep one entry */
+        vkg_access *a = &vkg_ctx.acc[i];
+        if (a->block == b && a->off == off && a->size == size) {
+            a->write |= write;
+            return true;
+        }
+    }
+    if (vkg_ctx.nacc == vkg_ctx.capacc) {
+        int cap = vkg_ctx.capacc ? 2 * vkg_ctx.capacc : 64;
+        vkg_access *na = realloc(vkg_ctx.acc, (size_t)cap * sizeof *na);
+        if (!na) return false;
+        vkg_ctx.acc = na;
+        vkg_ctx.capacc = cap;
+    }
+    vkg_ctx.acc[vkg_ctx.nacc++] = (vkg_access){ b, off, size, write };
+    return true;
+}
+
+/* Records a barrier before an access list if any access conflicts with one since the last. */
+static void order_accesses(VkCommandBuffer cmd, const vkg_block **blocks, const VkDeviceSize *offs,
+                           const VkDeviceSize *sizes, const bool *writes, int n) {
+    bool need = false;
+    for (int k = 0; k < n && !need; k++)
+        for (int i = 0; i < vkg_ctx.nacc && !need; i++) {
+            const vkg_access *a = &vkg_ctx.acc[i];
+            if ((a->write || writes[k]) && overlaps(a, blocks[k], offs[k], sizes[k])) need = true;
+        }
+    if (need) {
+        global_barrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                       VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |
+                           VK_ACCESS_TRANSFER_WRITE_BIT);
+        vkg_ctx.stats.barriers++;
+        vkg_ctx.nacc = 0;
+    }
+    for (int k = 0; k < n; k++)
+        if (!acc_push(blocks[k], offs[k], sizes[k], writes[k])) {
+            /* cannot track more: a full barrier keeps it correct */
+            global_barrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                           VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
+            vkg_ctx.stats.barriers++;
+            vkg_ctx.nacc = 0;
+        }
+}
+
+/* ---- descriptors ------------------------------------------------------------------------- */
+static vkg_status pool_set(vkg_frame *f, VkDescriptorSetLayout layout, VkDescriptorSet *out) {
+    for (;;) {
+        if (f->pool_in_use < f->npools) {
+            VkDescriptorSetAllocateInfo ai = { .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+                                               .descriptorPool = f->pools[f->pool_in_use],
+                                               .descriptorSetCount = 1, .pSetLayouts = &layout };
+            VkResult r = vkAllocateDescriptorSets(vkg_ctx.device, &ai, out);
+            if (r == VK_SUCCESS) return VKG_OK;
+            if (r != VK_ERROR_OUT_OF_POOL_MEMORY && r != VK_ERROR_FRAGMENTED_POOL)
+                return vkg_vk_fail(r, "vkAllocateDescriptorSets");
+            f->pool_in_use++;
+            continue;
+        }
+        if (f->npools == f->cappools) {
+            int cap = f->cappools ? 2 * f->cappools : 4;
+            VkDescriptorPool *np = realloc(f->pools, (size_t)cap * sizeof *np);
+            if (!np) return vkg_fail(VKG_ERR_OUT_OF_MEMORY, "descriptor pools: out of host memory");
+            f->pools = np;
+            f->cappools = cap;
+        }
+        VkDescriptorPoolSize ps = { VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1024 * 4 };
+        VkDescriptorPoolCreateInfo pi = { .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO, .maxSets = 1024,
+                                          .poolSizeCount = 1, .pPoolSizes = &ps };
+        VkResult r = vkCreateDescriptorPool(vkg_ctx.device, &pi, NULL, &f->pools[f->npools]);
+        if (r != VK_SUCCESS) return vkg_vk_fail(r, "vkCreateDescriptorPool");
+        f->npools++;
+    }
+}
+
+/* ---- dispatch ------------------------------------------------------------------------------- */
+static void check_finite(const vkg_dispatch_desc *d) {
+    const vkg_tensor *y = d->bind[0];
+    if (!y || y->dtype != VKG_F32) return;
+    int64_t n = vkg_numel(y);
+    float *buf = malloc((size_t)(n ? n : 1) * sizeof *buf);
+    if (!buf) return;
+    if (vkg_tensor_read(y, buf, (size_t)n * sizeof *buf) == VKG_OK) {
+        int64_t bad = 0;
+        for (int64_t i = 0; i < n; i++) bad += !isfinite(buf[i]);
+        if (bad) vkg_log_msg(VKG_LOG_WARN, "VKG_SYNC: %s produced %lld non-finite values of %lld", d->name ? d->name : d->shader,
+                         (long long)bad, (long long)n);
+    }
+    free(buf);
+}
+
+vkg_status vkg_dispatch(const vkg_dispatch_desc *d) {
+    const char *name = d->name ? d->name : d->shader;
+    if (!vkg_ready(name)) return vkg_last_status();
+    uint32_t nbind = 0;
+    while (nbind < VKG_MAX_BINDINGS && d->bind[nbind]) nbind++;
+    uint32_t ls = d->local_size ? d->local_size : 128;
+    vkg_pipeline *p = vkg_pipeline_get(d->shader, d->spec, d->nspec, ls, nbind);
+    if (!p) return vkg_last_status();
+    vkg_frame *f;
+    vkg_status st = recording(&f);
+    if (st != VKG_OK) return st;
+
+    const vkg_block *blocks[VKG_MAX_BINDINGS];
+    VkDeviceSize offs[VKG_MAX_BINDINGS], sizes[VKG_MAX_BINDINGS];
+    bool writes[VKG_MAX_BINDINGS];
+    VkDescriptorBufferInfo infos[VKG_MAX_BINDINGS];
+    VkWriteDescriptorSet w[VKG_MAX_BINDINGS];
+    for (uint32_t i = 0; i < nbind; i++) {
+        vkg_storage *s = d->bind[i]->storage;
+        s->last_serial = f->serial;
+        blocks[i] = s->block;
+        offs[i] = s->off;
+        sizes[i] = s->size;
+        writes[i] = (int)i < d->nout;
+        infos[i] = (VkDescriptorBufferInfo){ s->block->buffer, s->off, s->size };
+        w[i] = (VkWriteDescriptorSet){ .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstBinding = i,
+                                       .descriptorCount = 1, .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                       .pBufferInfo = &infos[i] };
+    }
+    order_accesses(f->cmd, blocks, offs, sizes, writes, (int)nbind);
+    vkCmdBindPipeline(f->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipeline);
+    if (vkg_ctx.info.push_descriptor) {
+        vkCmdPushDescriptorSetKHR(f->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, nbind, w);
+    } else {
+        VkDescriptorSet set;
+        st = pool_set(f, vkg_ctx.set_layouts[nbind], &set);
+        if (st != VKG_OK) return st;
+        for (uint32_t i = 0; i < nbind; i++) w[i].dstSet = set;
+        vkUpdateDescriptorSets(vkg_ctx.device, nbind, w, 0, NULL);
+        vkCmdBindDescriptorSets(f->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, 1, &set, 0, NULL);
+    }
+    uint8_t push[VKG_PUSH_SIZE] = { 0 };
+    if (d->push) memcpy(push, d->push, d->push_size < VKG_PUSH_SIZE ? d->push_size : VKG_PUSH_SIZE);
+    vkCmdPushConstants(f->cmd, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, VKG_PUSH_SIZE, push);
+    vkCmdDispatch(f->cmd, d->groups[0] ? d->groups[0] : 1, d->groups[1] ? d->groups[1] : 1,
+                  d->groups[2] ? d->groups[2] : 1);
+    vkg_ctx.stats.dispatches++;
+    f->dispatches++;
+
+    if (vkg_ctx.sync_mode) {
+        st = vkg_sync();
+        if (st == VKG_OK) check_finite(d);
+        return st;
+    }
+    if (f->dispatches >= vkg_ctx.batch_limit) return vkg_stream_flush();
+    return VKG_OK;
+}
+
+/* ---- staging ring ------------------------------------------------------------------------ */
+/* Reserves bytes of the ring for the current frame; waits for older frames when it wraps. */
+static vkg_status ring_take(VkDeviceSize bytes, VkDeviceSize *off) {
+    bytes = (bytes + 15) & ~(VkDeviceSize)15;
+    if (vkg_ctx.ring_head + bytes > vkg_ctx.ring_size) {
+        /* wrap: every byte of the ring may be in use by a frame in flight, so wait for all */
+        vkg_status st = vkg_stream_flush();
+        if (st == VKG_OK) st = vkg_sync();
+        if (st != VKG_OK) return st;
+        vkg_ctx.ring_head = 0;
+    }
+    *off = vkg_ctx.ring_head;
+    vkg_ctx.ring_head += bytes;
+    return VKG_OK;
+}
+
+static vkg_status ring_init(void) {
+    if (vkg_ctx.map_storage) return VKG_OK;
+    vkg_ctx.ring_size = RING_SIZE;
+    VkBufferCreateInfo bi = { .sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = RING_SIZE,
+                              .usage = VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT };
+    VkResult r = vkCreateBuffer(vkg_ctx.device, &bi, NULL, &vkg_ctx.ring_buffer);
+    if (r != VK_SUCCESS) return vkg_vk_fail(r, "vkCreateBuffer (staging ring)");
+    VkMemoryRequirements req;
+    vkGetBufferMemoryRequirements(vkg_ctx.device, vkg_ctx.ring_buffer, &req);
+    VkMemoryAllocateInfo ai = { .sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, .allocationSize = req.size,
+                                .memoryTypeIndex = vkg_ctx.staging_type_index };
+    r = vkAllocateMemory(vkg_ctx.device, &ai, NULL, &vkg_ctx.ring_memory);
+    if (r != VK_SUCCESS) return vkg_vk_fail(r, "vkAllocateMemory (staging ring)");
+    r = vkBindBufferMemory(vkg_ctx.device, vkg_ctx.ring_buffer, vkg_ctx.ring_memory, 0);
+    if (r != VK_SUCCESS) return vkg_vk_fail(r, "vkBindBufferMemory (staging ring)");
+    void *p;
+    r = vkMapMemory(vkg_ctx.device, vkg_ctx.ring_memory, 0, VK_WHOLE_SIZE, 0, &p);
+    if (r != VK_SUCCESS) return vkg_vk_fail(r, "vkMapMemory (staging ring)");
+    vkg_ctx.ring_mapped = p;
+    return VKG_OK;
+}
+
+vkg_status vkg_stream_upload(vkg_storage *s, VkDeviceSize off, const void *src, size_t bytes) {
+    if (bytes == 0) return VKG_OK;
+    vkg_ctx.stats.bytes_uploaded += bytes;
+    if (vkg_ctx.map_storage) {
+        /* bytes still in use by unfinished work must not change under it */
+        if (s->last_serial > vkg_ctx.completed_serial) {
+            vkg_status st = vkg_sync();
+            if (st != VKG_OK) return st;
+        }
+        memcpy(s->block->mapped + s->off + off, src, bytes);
+        return VKG_OK;
+    }
+    const uint8_t *p = src;
+    VkDeviceSize chunk_max = vkg_ctx.ring_size / 2;
+    while (bytes > 0) {
+        VkDeviceSize n = bytes < chunk_max ? bytes : chunk_max;
+        VkDeviceSize roff;
+        vkg_status st = ring_take(n, &roff);
+        vkg_frame *f;
+        if (st == VKG_OK) st = recording(&f);
+        if (st != VKG_OK) return st;
+        memcpy(vkg_ctx.ring_mapped + roff, p, n);
+        const vkg_block *b = s->block;
+        VkDeviceSize doff = s->off + off;
+        bool wr = true;
+        order_accesses(f->cmd, &b, &doff, &n, &wr, 1);
+        VkBufferCopy c = { roff, doff, n };
+        vkCmdCopyBuffer(f->cmd, vkg_ctx.ring_buffer, s->block->buffer, 1, &c);
+        s->last_serial = f->serial;
+        p += n;
+        off += n;
+        bytes -= n;
+    }
+    return VKG_OK;
+}
+
+vkg_status vkg_stream_download(vkg_storage *s, VkDeviceSize off, void *dst, size_t bytes) {
+    vkg_ctx.stats.bytes_read_back += bytes;
+    if (vkg_ctx.map_storage) {
+        if (s->last_serial > vkg_ctx.completed_serial) {
+            vkg_status st = vkg_sync();
+            if (st != VKG_OK) return st;
+        }
+        memcpy(dst, s->block->mapped + s->off + off, bytes);
+        return VKG_OK;
+    }
+    uint8_t *p = dst;
+    VkDeviceSize chunk_max = vkg_ctx.ring_size / 2;
+    while (bytes > 0) {
+        VkDeviceSize n = bytes < chunk_max ? bytes : chunk_max;
+        VkDeviceSize roff;
+        vkg_status st = ring_take(n, &roff);
+        vkg_frame *f;
+        if (st == VKG_OK) st = recording(&f);
+        if (st != VKG_OK) return st;
+        const vkg_block *b = s->block;
+        VkDeviceSize soff = s->off + off;
+        bool wr = false;
+        order_accesses(f->cmd, &b, &soff, &n, &wr, 1);
+        VkBufferCopy c = { soff, roff, n };
+        vkCmdCopyBuffer(f->cmd, s->block->buffer, vkg_ctx.ring_buffer, 1, &c);
+        st = vkg_sync();
+        if (st != VKG_OK) return st;
+        memcpy(p, vkg_ctx.ring_mapped + roff, n);
+        p += n;
+        off += n;
+        bytes -= n;
+    }
+    return VKG_OK;
+}
+
+/* ---- init / shutdown ------------------------------------------------------------------------ */
+vkg_status vkg_stream_init(void) {
+    vkg_status st = vkg_allocator_init();
+    if (st != VKG_OK) return st;
+    VkCommandPoolCreateInfo pi = { .sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
+                                   .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
+                                   .queueFamilyIndex = vkg_ctx.queue_family };
+    VkResult r = vkCreateCommandPool(vkg_ctx.device, &pi, NULL, &vkg_ctx.cmd_pool);
+    if (r != VK_SUCCESS) return vkg_vk_fail(r, "vkCreateCommandPool");
+    for (int i = 0; i < VKG_FRAMES; i++) {
+        vkg_frame *f = &vkg_ctx.frames[i];
+        VkCommandBufferAllocateInfo ai = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+                                           .commandPool = vkg_ctx.cmd_pool, .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+                                           .commandBufferCount = 1 };
+        r = vkAllocateCommandBuffers(vkg_ctx.device, &ai, &f->cmd);
+        if (r != VK_SUCCESS) return vkg_vk_fail(r, "vkAllocateCommandBuffers");
+        VkFenceCreateInfo fi = { .sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO };
+        r = vkCreateFence(vkg_ctx.device, &fi, NULL, &f->fence);
+        if (r != VK_SUCCESS) return vkg_vk_fail(r, "vkCreateFence");
+    }
+    return ring_init();
+}
+
+void vkg_stream_shutdown(void) {
+    if (!vkg_ctx.device) return;
+    for (int i = 0; i < VKG_FRAMES; i++) {
+        vkg_frame *f = &vkg_ctx.frames[i];
+        if (f->fence) vkDestroyFence(vkg_ctx.device, f->fence, NULL);
+        for (int k = 0; k < f->npools; k++) vkDestroyDescriptorPool(vkg_ctx.device, f->pools[k], NULL);
+        free(f->pools);
+    }
+    if (vkg_ctx.cmd_pool) vkDestroyCommandPool(vkg_ctx.device, vkg_ctx.cmd_pool, NULL);
+    if (vkg_ctx.ring_mapped) vkUnmapMemory(vkg_ctx.device, vkg_ctx.ring_memory);
+    if (vkg_ctx.ring_buffer) vkDestroyBuffer(vkg_ctx.device, vkg_ctx.ring_buffer, NULL);
+    if (vkg_ctx.ring_memory) vkFreeMemory(vkg_ctx.device, vkg_ctx.ring_memory, NULL);
+    free(vkg_ctx.acc);
+}
+
+vkg_stream_stats vkg_stream_stats_get(void) { return vkg_ctx.stats; }
+
+void vkg_stats_print(void *file) {
+    FILE *out = file ? file : stderr;
+    vkg_stream_stats s = vkg_ctx.stats;
+    vkg_memory_stats m = vkg_memory_stats_get();
+    fprintf(out,
+            "vkgrad stats: submits %llu | dispatches %llu | barriers %llu | waits %llu | uploaded %llu bytes | "
+            "read back %llu bytes | pipelines created %llu, from cache %llu | peak memory %llu bytes | "
+            "Vulkan allocations %u\n",
+            (unsigned long long)s.submits, (unsigned long long)s.dispatches, (unsigned long long)s.barriers,
+            (unsigned long long)s.waits, (unsigned long long)s.bytes_uploaded, (unsigned long long)s.bytes_read_back,
+            (unsigned long long)s.pipelines_created, (unsigned long long)s.pipelines_from_cache,
+            (unsigned long long)m.peak, m.allocations);
+}

@@ -1,0 +1,58 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// C = A @ B, batched with broadcast batch dims, A and B read through strides (so transposed
+// views need no copy). Each invocation computes a TM x TN block in registers; the workgroup
+// is 16 x 16 invocations. Push constants mirror vkg_matmul_push in lib/ops/matmul.c.
+#include "common.glsl"
+
+layout(local_size_y = 16) in;
+layout(std430, binding = 0) writeonly buffer Cb { float c[]; };
+layout(std430, binding = 1) readonly buffer Ab { float a[]; };
+layout(std430, binding = 2) readonly buffer Bb { float b[]; };
+
+layout(push_constant) uniform Push {
+    uvec4 mnk;      // M, N, K, batch count
+    uvec4 bshape;   // batch dims (up to 3, outermost first; unused 1)
+    ivec4 a_bst;    // A batch strides
+    ivec4 b_bst;    // B batch strides
+    ivec4 a_mat;    // A row stride, col stride, offset
+    ivec4 b_mat;    // B row stride, col stride, offset
+    uvec4 c_off;    // C offset
+} pc;
+
+const uint TM = 4;
+const uint TN = 4;
+
+void main() {
+    uint M = pc.mnk.x, N = pc.mnk.y, K = pc.mnk.z;
+    uint row0 = (gl_WorkGroupID.y * 16u + gl_LocalInvocationID.y) * TM;
+    uint col0 = (gl_WorkGroupID.x * gl_WorkGroupSize.x + gl_LocalInvocationID.x) * TN;
+    for (uint bt = gl_WorkGroupID.z; bt < pc.mnk.w; bt += gl_NumWorkGroups.z) {
+        uint b2 = bt % pc.bshape.z, r = bt / pc.bshape.z;
+        uint b1 = r % pc.bshape.y, b0 = r / pc.bshape.y;
+        int abase = pc.a_mat.z + int(b0) * pc.a_bst.x + int(b1) * pc.a_bst.y + int(b2) * pc.a_bst.z;
+        int bbase = pc.b_mat.z + int(b0) * pc.b_bst.x + int(b1) * pc.b_bst.y + int(b2) * pc.b_bst.z;
+        float acc[TM][TN];
+        for (uint i = 0; i < TM; i++)
+            for (uint j = 0; j < TN; j++) acc[i][j] = 0.0;
+        if (row0 < M && col0 < N) {
+            for (uint k = 0; k < K; k++) {
+                float av[TM], bv[TN];
+                for (uint i = 0; i < TM; i++) {
+                    uint m = min(row0 + i, M - 1u);   // clamp: edge lanes compute, never store
+                    av[i] = a[abase + int(m) * pc.a_mat.x + int(k) * pc.a_mat.y];
+                }
+                for (uint j = 0; j < TN; j++) {
+                    uint n = min(col0 + j, N - 1u);
+                    bv[j] = b[bbase + int(k) * pc.b_mat.x + int(n) * pc.b_mat.y];
+                }
+                for (uint i = 0; i < TM; i++)
+                    for (uint j = 0; j < TN; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]);
+            }
+            uint cbase = pc.c_off.x + bt * M * N;
+            for (uint i = 0; i < TM; i++)
+                for (uint j = 0; j < TN; j++)
+                    if (row0 + i < M && col0 + j < N) c[cbase + (row0 + i) * N + col0 + j] = acc[i][j];
+        }
+    }
+}

@@ -1,0 +1,86 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// Reductions over the middle axis of a contiguous (outer, R, inner) view, in a fixed order so
+// that results are bitwise reproducible. Specialization constants: 1 = op (sum, mean, max,
+// min, argmax: codes of VKG_OP_LIST, change both), 2 = variant: 0 one invocation per output
+// (many outputs), 1 one workgroup per output (few outputs, long rows; a tree in shared memory).
+// Push constants mirror vkg_reduce_push in lib/ops/reduce.c: change both.
+#include "common.glsl"
+
+layout(constant_id = 1) const uint OP = 0;
+layout(constant_id = 2) const uint VARIANT = 0;
+layout(std430, binding = 0) writeonly buffer Y { float y[]; };
+layout(std430, binding = 1) readonly buffer X { float x[]; };
+layout(std430, binding = 2) writeonly buffer I { int yi[]; };   // argmax output (may alias Y)
+
+layout(push_constant) uniform Push {
+    uint outer, R, inner, in_off;
+    uint out_off;
+} pc;
+
+const bool IS_MAX = OP == 2 || OP == 4;
+const bool IS_MIN = OP == 3;
+
+// Combines (v, iv) into (acc, ia); indices break ties toward the first, NaN wins like PyTorch.
+void combine(inout float acc, inout int ia, float v, int iv) {
+    if (IS_MAX || IS_MIN) {
+        bool take;
+        if (isnan(acc)) take = isnan(v) && iv < ia;
+        else if (isnan(v)) take = true;
+        else if (IS_MAX) take = v > acc || (v == acc && iv < ia);
+        else take = v < acc || (v == acc && iv < ia);
+        if (take) { acc = v; ia = iv; }
+    } else {
+        acc += v;
+    }
+}
+
+float init_value() { return IS_MAX ? uintBitsToFloat(0xff800000u) : IS_MIN ? uintBitsToFloat(0x7f800000u) : 0.0; }
+
+void store(uint o, float acc, int ia) {
+    if (OP == 4) yi[pc.out_off + o] = ia;
+    else if (OP == 1) y[pc.out_off + o] = acc / float(pc.R);
+    else y[pc.out_off + o] = acc;
+}
+
+shared float s_val[256];
+shared int s_idx[256];
+
+void main() {
+    uint nout = pc.outer * pc.inner;
+    if (VARIANT == 0) {
+        for (uint o = gl_GlobalInvocationID.x; o < nout; o += GRID_STRIDE) {
+            uint ob = o / pc.inner, ii = o % pc.inner;
+            uint base = pc.in_off + ob * pc.R * pc.inner + ii;
+            float acc = init_value();
+            int ia = 0x7fffffff;
+            for (uint r = 0; r < pc.R; r++) combine(acc, ia, x[base + r * pc.inner], int(r));
+            store(o, acc, pc.R == 0u ? 0 : ia);
+        }
+    } else {
+        uint t = gl_LocalInvocationID.x;
+        uint L = gl_WorkGroupSize.x;
+        for (uint o = gl_WorkGroupID.x; o < nout; o += gl_NumWorkGroups.x) {
+            uint ob = o / pc.inner, ii = o % pc.inner;
+            uint base = pc.in_off + ob * pc.R * pc.inner + ii;
+            float acc = init_value();
+            int ia = 0x7fffffff;
+            for (uint r = t; r < pc.R; r += L) combine(acc, ia, x[base + r * pc.inner], int(r));
+            s_val[t] = acc;
+            s_idx[t] = ia;
+            barrier();
+            for (uint w = L / 2u; w > 0u; w >>= 1) {
+                if (t < w) {
+                    float a = s_val[t];
+                    int i = s_idx[t];
+                    combine(a, i, s_val[t + w], s_idx[t + w]);
+                    s_val[t] = a;
+                    s_idx[t] = i;
+                }
+                barrier();
+            }
+            if (t == 0u) store(o, s_val[0], s_idx[0]);
+            barrier();
+        }
+    }
+}
