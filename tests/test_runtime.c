@@ -1,7 +1,12 @@
-/* Runtime tests: init and device choice, validation layer really active, batched submits,
- * the on-disk pipeline cache, statistics. */
+/* Runtime tests: device choice, the validation layer really active, batched submits and
+ * barriers, the on-disk pipeline cache (and a corrupt one ignored), statistics, memory reuse. */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "runtime/runtime.h"
 #include "support.h"
 
 VKG_TEST(runtime, init_and_device_line) {
@@ -9,4 +14,231 @@ VKG_TEST(runtime, init_and_device_line) {
     cr_assert_not_null(d);
     cr_assert_gt(d->max_storage_buffer_range, 0);
     cr_assert_gt(d->subgroup_size, 0);
+    cr_assert(vkg_is_initialized());
+    cr_assert_eq(vkg_init(NULL), VKG_ERR_INVALID, "a second vkg_init must be refused");
+    vkg_device_info all[8];
+    int n = vkg_device_list(all, 8);
+    cr_assert_geq(n, 1);
+    bool lavapipe = false;
+    for (int i = 0; i < n && i < 8; i++) lavapipe |= strstr(all[i].name, "llvmpipe") != NULL;
+    cr_assert(lavapipe, "lavapipe is not listed");
+}
+
+/* The layer must really be on: a deliberately invalid call (a buffer of size 0) is reported.
+ * Criterion runs this test in its own child process. */
+Test(runtime, validation_layer_is_active) {
+    vkg_set_error_handler(vkg_error_handler_silent, NULL);
+    cr_assert_eq(vkg_init(&(vkg_init_desc){ .validate = true, .no_pipeline_cache = true }), VKG_OK, "%s",
+                 vkg_last_error());
+    uint64_t before = vkg_validation_message_count();
+    VkBufferCreateInfo bi = { .sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = 0,
+                              .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT };
+    VkBuffer buf = VK_NULL_HANDLE;
+    VkResult r = vkCreateBuffer(vkg_ctx.device, &bi, NULL, &buf);
+    if (r == VK_SUCCESS && buf) vkDestroyBuffer(vkg_ctx.device, buf, NULL);
+    cr_assert_gt(vkg_validation_message_count(), before, "the validation layer did not report vkCreateBuffer(size 0)");
+    vkg_shutdown();
+}
+
+VKG_TEST(runtime, device_choice_by_name_and_index) {
+    vkg_shutdown();
+    setenv("VKG_DEVICE", "LLVMPIPE", 1); /* a case-insensitive name substring */
+    cr_assert_eq(vkg_init(&(vkg_init_desc){ .validate = true }), VKG_OK, "%s", vkg_last_error());
+    cr_assert(strstr(vkg_device()->name, "llvmpipe"));
+    vkg_shutdown();
+    setenv("VKG_DEVICE", "0", 1);
+    cr_assert_eq(vkg_init(&(vkg_init_desc){ .validate = true }), VKG_OK, "%s", vkg_last_error());
+    vkg_shutdown();
+    setenv("VKG_DEVICE", "no-such-gpu", 1);
+    cr_assert_eq(vkg_init(&(vkg_init_desc){ .validate = true }), VKG_ERR_NO_DEVICE);
+    cr_assert(strstr(vkg_last_error(), "no-such-gpu") && strstr(vkg_last_error(), "llvmpipe"), "%s", vkg_last_error());
+    setenv("VKG_DEVICE", "17", 1);
+    cr_assert_eq(vkg_init(&(vkg_init_desc){ .validate = true }), VKG_ERR_NO_DEVICE);
+    /* the option wins over the variable */
+    cr_assert_eq(vkg_init(&(vkg_init_desc){ .validate = true, .device = "llvmpipe" }), VKG_OK, "%s", vkg_last_error());
+    unsetenv("VKG_DEVICE");
+}
+
+/* A chain of 10,000 small dependent ops and one read-back: batched into at most 20 submits. */
+VKG_TEST(runtime, long_chain_is_batched) {
+    vkg_stream_stats before = vkg_stream_stats_get();
+    float host[10];
+    for (int i = 0; i < 10; i++) host[i] = (float)i;
+    vkg_tensor *x = vkg_from_data(VKG_SHAPE(10), host);
+    for (int k = 0; k < 10000; k++) {
+        vkg_tensor *y = (k % 2) ? vkg_mul_scalar(x, 2.0f) : vkg_sub_scalar(x, 1.0f);
+        vkg_free(x); /* freed while the dispatch that reads it is still pending: reuse is stream-ordered */
+        x = y;
+        for (int i = 0; i < 10; i++) host[i] = (k % 2) ? host[i] * 2.0f : host[i] - 1.0f;
+        if (k % 64 == 63) { /* keep values small: a halving step brings them back */
+            vkg_tensor *z = vkg_mul_scalar(x, 1.0f / 4096.0f);
+            vkg_free(x);
+            x = z;
+            for (int i = 0; i < 10; i++) host[i] = host[i] * (1.0f / 4096.0f);
+        }
+    }
+    float got[10];
+    cr_assert_eq(vkg_tensor_read(x, got, sizeof got), VKG_OK, "%s", vkg_last_error());
+    vkgt_assert_close(got, host, 10, 0.0f, 0.0f, "10,000-op chain");
+    vkg_stream_stats s = vkg_stream_stats_get();
+    uint64_t dispatches = s.dispatches - before.dispatches, submits = s.submits - before.submits;
+    cr_log_info("10,000-op chain: %llu dispatches, %llu submits, %llu barriers", (unsigned long long)dispatches,
+                (unsigned long long)submits, (unsigned long long)(s.barriers - before.barriers));
+    cr_assert_geq(dispatches, 10000);
+    cr_assert_leq(submits, 20, "%llu submits", (unsigned long long)submits);
+    /* dependent ops need a barrier each; the reused range is in the same memory all along */
+    cr_assert_gt(s.barriers - before.barriers, 9000);
+    cr_assert_eq(vkg_memory_stats_get().allocations, 1);
+}
+
+/* Independent dispatches need no barrier between them. */
+VKG_TEST(runtime, independent_ops_share_no_barrier) {
+    vkg_tensor *a = vkg_ones(VKG_SHAPE(100));
+    vkg_sync();
+    vkg_stream_stats before = vkg_stream_stats_get();
+    vkg_tensor *outs[8];
+    for (int i = 0; i < 8; i++) outs[i] = vkg_mul_scalar(a, (float)i);
+    vkg_stream_stats mid = vkg_stream_stats_get();
+    cr_assert_eq(mid.barriers - before.barriers, 0, "reads of one tensor by independent ops need no barrier");
+    vkg_tensor *s = vkg_add(outs[3], outs[5]); /* reads what two earlier dispatches wrote: one barrier */
+    cr_assert_eq(vkg_stream_stats_get().barriers - mid.barriers, 1);
+    cr_assert_eq(vkg_item(vkg_sum_all(s)), 800.0f);
+}
+
+static void cache_dir_for_test(char *dir, size_t size) {
+    snprintf(dir, size, "/tmp/vkgrad-cache-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+static void small_workload(void) {
+    vkg_scope_begin();
+    vkg_tensor *a = vkg_arange(0.0f, 12.0f, 1.0f);
+    vkg_tensor *m = vkg_reshape(a, VKG_SHAPE(3, 4));
+    vkg_tensor *r = vkg_sum(vkg_relu(vkg_matmul(m, vkg_transpose(m, 0, 1))), 1, false);
+    float got[3];
+    cr_assert_eq(vkg_tensor_read(r, got, sizeof got), VKG_OK, "%s", vkg_last_error());
+    cr_assert_eq(got[0], 14.0f + 38.0f + 62.0f);
+    vkg_scope_end();
+}
+
+static char *only_file(const char *dir) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "ls %s/pipelines-*.bin 2>/dev/null", dir);
+    FILE *p = popen(cmd, "r");
+    static char path[512];
+    path[0] = '\0';
+    if (p && fgets(path, sizeof path, p)) path[strcspn(path, "\n")] = '\0';
+    if (p) pclose(p);
+    return path;
+}
+
+/* The cache is saved at shutdown and loaded at the next init; hits are reported by the driver's
+ * creation feedback. lavapipe 22.3 keeps no pipelines in VkPipelineCache (its data is the
+ * 32-byte header alone), so there the second run can load the file but not skip compiling. */
+VKG_TEST(runtime, pipeline_cache_round_trip) {
+    vkg_shutdown();
+    char dir[64];
+    cache_dir_for_test(dir, sizeof dir);
+    cr_assert_eq(vkg_init(&(vkg_init_desc){ .validate = true, .cache_dir = dir }), VKG_OK, "%s", vkg_last_error());
+    small_workload();
+    uint64_t created = vkg_stream_stats_get().pipelines_created;
+    cr_assert_gt(created, 0);
+    vkg_shutdown();
+    const char *path = only_file(dir);
+    cr_assert(path[0], "no cache file was written in %s", dir);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_geq(st.st_size, 56 + 32, "the file holds our header and the driver's");
+    cr_assert_eq(vkg_init(&(vkg_init_desc){ .validate = true, .cache_dir = dir }), VKG_OK, "%s", vkg_last_error());
+    vkg_stream_stats s = vkg_stream_stats_get();
+    cr_assert_eq(s.pipeline_cache_loaded, (uint64_t)st.st_size - 56, "the whole driver cache is loaded");
+    small_workload();
+    s = vkg_stream_stats_get();
+    bool driver_keeps_pipelines = st.st_size > 56 + 32;
+    cr_log_info("pipeline cache: %lld bytes on disk, %llu of %llu pipelines from cache", (long long)st.st_size,
+                (unsigned long long)s.pipelines_from_cache, (unsigned long long)s.pipelines_created);
+    if (driver_keeps_pipelines)
+        cr_assert_eq(s.pipelines_from_cache, s.pipelines_created, "a driver that stores pipelines must hit them");
+    vkg_shutdown();
+    unlink(path);
+    rmdir(dir);
+    cr_assert_eq(vkg_init(&(vkg_init_desc){ .validate = true }), VKG_OK);
+}
+
+/* A corrupt or foreign cache file is ignored (with a log line), never handed to the driver,
+ * and replaced by a good one at shutdown. */
+VKG_TEST(runtime, corrupt_pipeline_cache_is_ignored) {
+    vkg_shutdown();
+    char dir[64];
+    cache_dir_for_test(dir, sizeof dir);
+    cr_assert_eq(vkg_init(&(vkg_init_desc){ .validate = true, .cache_dir = dir }), VKG_OK);
+    small_workload();
+    vkg_shutdown();
+    char path[512];
+    snprintf(path, sizeof path, "%s", only_file(dir));
+    const char *garbage[] = { "junk", "VKGPIPE1 but then nothing valid at all, just bytes and more bytes......" };
+    for (int k = 0; k < 3; k++) {
+        FILE *f = fopen(path, k == 2 ? "r+b" : "wb");
+        cr_assert_not_null(f);
+        if (k < 2) fputs(garbage[k], f);
+        else { /* flip one byte of the driver data: the checksum must catch it */
+            fseek(f, -1, SEEK_END);
+            int c = fgetc(f);
+            fseek(f, -1, SEEK_END);
+            fputc(c ^ 0x5a, f);
+        }
+        fclose(f);
+        cr_assert_eq(vkg_init(&(vkg_init_desc){ .validate = true, .cache_dir = dir }), VKG_OK, "%s", vkg_last_error());
+        cr_assert_eq(vkg_stream_stats_get().pipeline_cache_loaded, 0, "case %d: a bad file must not be loaded", k);
+        small_workload();
+        vkg_shutdown();
+        cr_assert_eq(vkg_init(&(vkg_init_desc){ .validate = true, .cache_dir = dir }), VKG_OK);
+        cr_assert_gt(vkg_stream_stats_get().pipeline_cache_loaded, 0, "case %d: the file was not rewritten", k);
+        vkg_shutdown();
+    }
+    unlink(path);
+    rmdir(dir);
+    cr_assert_eq(vkg_init(&(vkg_init_desc){ .validate = true }), VKG_OK);
+}
+
+VKG_TEST(runtime, stats_and_sync_mode) {
+    small_workload();
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    vkg_stats_print(f);
+    fclose(f);
+    cr_assert(strstr(buf, "submits") && strstr(buf, "dispatches") && strstr(buf, "barriers") &&
+                  strstr(buf, "pipelines created") && strstr(buf, "peak memory"),
+              "%s", buf);
+    free(buf);
+    vkg_shutdown();
+    setenv("VKG_SYNC", "1", 1); /* debug mode: a wait after every op */
+    cr_assert_eq(vkg_init(&(vkg_init_desc){ .validate = true }), VKG_OK);
+    unsetenv("VKG_SYNC");
+    vkg_stream_stats before = vkg_stream_stats_get();
+    small_workload();
+    vkg_stream_stats s = vkg_stream_stats_get();
+    cr_assert_geq(s.submits - before.submits, s.dispatches - before.dispatches);
+}
+
+VKG_TEST(runtime, memory_is_cached_and_reused) {
+    vkg_memory_stats m0 = vkg_memory_stats_get();
+    vkg_scope_begin();
+    for (int i = 0; i < 100; i++) vkg_zeros(VKG_SHAPE(1000));
+    vkg_memory_stats m1 = vkg_memory_stats_get();
+    cr_assert_geq(m1.in_use - m0.in_use, 100 * 4000);
+    vkg_scope_end();
+    vkg_memory_stats m2 = vkg_memory_stats_get();
+    cr_assert_eq(m2.in_use, m0.in_use, "scope end frees every tensor made in it");
+    cr_assert_geq(m2.peak, m1.in_use);
+    cr_assert_gt(m2.cached, 0);
+    cr_assert_eq(m2.allocations, m1.allocations, "freed memory stays cached, not given back");
+    vkg_scope_begin();
+    for (int i = 0; i < 100; i++) vkg_zeros(VKG_SHAPE(1000));
+    cr_assert_eq(vkg_memory_stats_get().device_bytes, m1.device_bytes, "the cache is reused");
+    vkg_scope_end();
+    vkg_memory_empty_cache();
+    cr_assert_eq(vkg_memory_stats_get().allocations, 0);
+    small_workload(); /* and memory comes back on demand */
 }

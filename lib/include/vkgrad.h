@@ -123,7 +123,8 @@ void vkg_memory_empty_cache(void);  /* give blocks with no live tensor back to V
 typedef struct vkg_stream_stats {
     uint64_t submits, dispatches, barriers, waits;
     uint64_t bytes_uploaded, bytes_read_back;
-    uint64_t pipelines_created, pipelines_from_cache;
+    uint64_t pipelines_created, pipelines_from_cache;  /* from cache: the driver reported a hit */
+    uint64_t pipeline_cache_loaded;    /* bytes of driver cache data loaded from disk at init   */
 } vkg_stream_stats;
 vkg_stream_stats vkg_stream_stats_get(void);
 /* The VKG_STATS=1 report, printed at vkg_shutdown when the variable is set. */

@@ -265,6 +265,7 @@ vkg_status vkg_pipelines_init(void) {
     VkResult r = vkCreatePipelineCache(vkg_ctx.device, &ci, NULL, &vkg_ctx.pipeline_cache);
     free(data);
     if (r != VK_SUCCESS) return vkg_vk_fail(r, "vkCreatePipelineCache");
+    vkg_ctx.stats.pipeline_cache_loaded = size;
     return VKG_OK;
 }
 
