@@ -1,0 +1,405 @@
+/* Every op of the table against its C reference (vkgrad/reference.h): sizes that are not
+ * multiples of the workgroup size, 0-size and 1-element tensors, broadcasting of every kind,
+ * non-contiguous views as inputs. The loops walk vkg_op_table, so a new op of a known kind is
+ * tested without a new line here; the last test checks that every op was covered. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "support.h"
+
+#define SEED 20261126u
+
+/* A test input: host values and the device tensor, possibly a non-contiguous view of them. */
+typedef struct input {
+    vkg_shape shape;
+    float *host;   /* contiguous values in `shape` (what the view shows)                    */
+    vkg_tensor *t; /* device tensor with these values                                        */
+} input;
+
+typedef enum layout { CONTIG, TRANSPOSED, STRIDED, EXPANDED } layout;
+
+/* Makes a tensor of `shape` whose values are host, laid out as asked: a transposed view of a
+ * contiguous tensor, every second element of a larger one, or an expand of a size-1 dim. */
+static input make_input(vkg_shape shape, float lo, float hi, uint64_t seed, layout how) {
+    input in = { .shape = shape };
+    size_t n = (size_t)vkg_shape_numel(shape);
+    in.host = malloc((n ? n : 1) * sizeof(float));
+    vkgt_fill(in.host, n, lo, hi, seed);
+    if (how == TRANSPOSED && shape.ndim >= 2) {
+        /* store the transpose of the last two dims, then transpose back as a view */
+        vkg_shape ts = shape;
+        int a = shape.ndim - 2, b = shape.ndim - 1;
+        ts.d[a] = shape.d[b];
+        ts.d[b] = shape.d[a];
+        float *tbuf = malloc((n ? n : 1) * sizeof(float));
+        int64_t R = shape.d[a], C = shape.d[b], batch = (R > 0 && C > 0) ? (int64_t)n / (R * C) : 0;
+        for (int64_t k = 0; k < batch; k++)
+            for (int64_t i = 0; i < R; i++)
+                for (int64_t j = 0; j < C; j++) tbuf[k * R * C + j * R + i] = in.host[k * R * C + i * C + j];
+        vkg_tensor *base = vkg_from_data(ts, tbuf);
+        in.t = vkg_transpose(base, a, b);
+        free(tbuf);
+    } else if (how == STRIDED && shape.ndim >= 1) {
+        vkg_shape big = shape;
+        big.d[shape.ndim - 1] *= 2;
+        size_t nb = (size_t)vkg_shape_numel(big);
+        float *bbuf = calloc(nb ? nb : 1, sizeof(float));
+        for (size_t i = 0; i < n; i++) bbuf[2 * i] = in.host[i];
+        vkg_tensor *base = vkg_from_data(big, bbuf);
+        in.t = vkg_slice(base, -1, 0, big.d[shape.ndim - 1], 2);
+        free(bbuf);
+    } else if (how == EXPANDED && shape.ndim >= 1) {
+        /* values constant along dim 0, stored once */
+        vkg_shape one = shape;
+        one.d[0] = 1;
+        size_t row = (size_t)vkg_shape_numel(one);
+        for (size_t i = row; i < n; i++) in.host[i] = in.host[i % (row ? row : 1)];
+        vkg_tensor *base = vkg_from_data(one, in.host);
+        in.t = vkg_expand(base, shape);
+    } else {
+        in.t = vkg_from_data(shape, in.host);
+    }
+    cr_assert_not_null(in.t, "make_input: %s", vkg_last_error());
+    if (how != CONTIG && shape.ndim >= 1 && vkg_shape_numel(shape) > 1 && shape.d[shape.ndim - 1] > 1)
+        cr_assert(!vkg_is_contiguous(in.t), "the view should not be contiguous");
+    return in;
+}
+
+static bool covered[VKG_OP_COUNT];
+
+static float tol_for(vkg_op op) {
+    switch (op) { /* GLSL's exp/log/pow are allowed a few ulp; the others are exact or nearly */
+    case VKG_OP_EXP:
+    case VKG_OP_LOG:
+    case VKG_OP_TANH:
+    case VKG_OP_SIGMOID:
+    case VKG_OP_GELU:
+    case VKG_OP_SILU:
+    case VKG_OP_POW:
+    case VKG_OP_RSQRT: return 2e-5f;
+    default: return 2e-6f;
+    }
+}
+
+static void check_unary(vkg_op op, vkg_shape shape, layout how, float lo, float hi, float s, uint64_t seed) {
+    vkg_scope_begin();
+    input in = make_input(shape, lo, hi, seed, how);
+    vkg_tensor *y = op == VKG_OP_POW ? vkg_pow(in.t, s) : vkg_unary(op, in.t);
+    cr_assert_not_null(y, "%s: %s", vkg_op_table[op].name, vkg_last_error());
+    cr_assert_eq(vkg_ndim(y), shape.ndim);
+    size_t n = (size_t)vkg_shape_numel(shape);
+    float *got = vkgt_read(y), *want = malloc((n ? n : 1) * sizeof(float));
+    vkg_ref_unary(op, want, in.host, n, s);
+    char what[96];
+    snprintf(what, sizeof what, "%s (layout %d, seed %llu)", vkg_op_table[op].name, how, (unsigned long long)seed);
+    vkgt_assert_close(got, want, n, tol_for(op), 1e-6f, what);
+    free(got);
+    free(want);
+    free(in.host);
+    vkg_scope_end();
+    covered[op] = true;
+}
+
+VKG_TEST(ops, unary_against_reference) {
+    const vkg_shape shapes[] = { VKG_SHAPE(0), VKG_SCALAR, VKG_SHAPE(1), VKG_SHAPE(37), VKG_SHAPE(129),
+                                 VKG_SHAPE(1000), VKG_SHAPE(3, 5, 7), VKG_SHAPE(13, 17) };
+    for (int op = 0; op < VKG_OP_COUNT; op++) {
+        if (vkg_op_table[op].kind != VKG_KIND_UNARY) continue;
+        bool positive = op == VKG_OP_LOG || op == VKG_OP_SQRT || op == VKG_OP_RSQRT || op == VKG_OP_POW;
+        float lo = positive ? 0.05f : -6.0f, hi = positive ? 6.0f : 6.0f;
+        for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
+            check_unary((vkg_op)op, shapes[k], CONTIG, lo, hi, 3.0f, SEED + k);
+            if (shapes[k].ndim >= 2) {
+                check_unary((vkg_op)op, shapes[k], TRANSPOSED, lo, hi, 2.5f, SEED + 10 + k);
+                check_unary((vkg_op)op, shapes[k], STRIDED, lo, hi, 0.5f, SEED + 20 + k);
+                check_unary((vkg_op)op, shapes[k], EXPANDED, lo, hi, 2.0f, SEED + 30 + k);
+            }
+        }
+    }
+}
+
+VKG_TEST(ops, unary_large_values) {
+    /* saturation: no overflow to NaN in exp-based ops for |x| up to 100 */
+    const vkg_op ops[] = { VKG_OP_EXP, VKG_OP_TANH, VKG_OP_SIGMOID, VKG_OP_GELU, VKG_OP_SILU, VKG_OP_RELU };
+    for (size_t i = 0; i < sizeof ops / sizeof *ops; i++) check_unary(ops[i], VKG_SHAPE(301), CONTIG, -100.0f, 100.0f, 0, SEED);
+    /* pow with integral exponents on negative bases keeps the sign, like powf */
+    check_unary(VKG_OP_POW, VKG_SHAPE(100), CONTIG, -3.0f, 3.0f, 3.0f, SEED);
+    check_unary(VKG_OP_POW, VKG_SHAPE(100), CONTIG, -3.0f, 3.0f, 2.0f, SEED);
+    check_unary(VKG_OP_POW, VKG_SHAPE(100), CONTIG, 0.1f, 3.0f, -1.5f, SEED);
+}
+
+typedef struct pair {
+    vkg_shape a, b;
+    layout la, lb;
+} pair;
+
+static const pair PAIRS[] = {
+    { VKG_SHAPE(129), VKG_SHAPE(129), CONTIG, CONTIG },
+    { VKG_SHAPE(0), VKG_SHAPE(0), CONTIG, CONTIG },
+    { VKG_SHAPE(1), VKG_SHAPE(1), CONTIG, CONTIG },
+    { VKG_SCALAR, VKG_SHAPE(5, 6), CONTIG, CONTIG },        /* 0-d against a matrix            */
+    { VKG_SHAPE(7, 9), VKG_SHAPE(9), CONTIG, CONTIG },      /* row vector                      */
+    { VKG_SHAPE(7, 9), VKG_SHAPE(7, 1), CONTIG, CONTIG },   /* column vector                   */
+    { VKG_SHAPE(4, 1, 5), VKG_SHAPE(3, 1), CONTIG, CONTIG },/* both grow: (4, 3, 5)            */
+    { VKG_SHAPE(1, 17), VKG_SHAPE(19, 1), CONTIG, CONTIG }, /* outer product shape            */
+    { VKG_SHAPE(2, 3, 4, 5, 6), VKG_SHAPE(3, 1, 5, 1), CONTIG, CONTIG },
+    { VKG_SHAPE(13, 17), VKG_SHAPE(13, 17), TRANSPOSED, STRIDED },
+    { VKG_SHAPE(6, 33), VKG_SHAPE(33), EXPANDED, STRIDED },
+    { VKG_SHAPE(2, 3, 4, 5, 6, 7), VKG_SHAPE(2, 3, 4, 5, 6, 7), TRANSPOSED, CONTIG },
+};
+
+static void check_binary(vkg_op op, const pair *p, uint64_t seed) {
+    vkg_scope_begin();
+    bool rounded = op == VKG_OP_EQ || op == VKG_OP_LT || op == VKG_OP_GT || op == VKG_OP_MAXIMUM || op == VKG_OP_MINIMUM;
+    input a = make_input(p->a, -4.0f, 4.0f, seed, p->la);
+    input b = make_input(p->b, op == VKG_OP_DIV ? 0.5f : -4.0f, 4.0f, seed + 1, p->lb);
+    if (rounded) { /* small integers make ties and equal pairs common */
+        size_t na = (size_t)vkg_shape_numel(p->a), nb = (size_t)vkg_shape_numel(p->b);
+        for (size_t i = 0; i < na; i++) a.host[i] = roundf(a.host[i]);
+        for (size_t i = 0; i < nb; i++) b.host[i] = roundf(b.host[i]);
+        a.t = vkg_from_data(p->a, a.host);
+        b.t = vkg_from_data(p->b, b.host);
+    }
+    vkg_tensor *y = vkg_binary(op, a.t, b.t);
+    char sa[64], sb[64];
+    cr_assert_not_null(y, "%s %s %s: %s", vkg_op_table[op].name, vkg_shape_str(p->a, sa, sizeof sa),
+                       vkg_shape_str(p->b, sb, sizeof sb), vkg_last_error());
+    vkg_shape ys;
+    cr_assert(vkg_broadcast_shape(p->a, p->b, &ys));
+    size_t n = (size_t)vkg_shape_numel(ys);
+    cr_assert_eq(vkg_numel(y), (int64_t)n);
+    float *got = vkgt_read(y), *want = malloc((n ? n : 1) * sizeof(float));
+    vkg_ref_binary(op, want, ys, a.host, p->a, b.host, p->b);
+    char what[160];
+    snprintf(what, sizeof what, "%s %s %s (seed %llu)", vkg_op_table[op].name, sa, sb, (unsigned long long)seed);
+    vkgt_assert_close(got, want, n, tol_for(op), 1e-6f, what);
+    /* the scalar form: b is the number 1.5 */
+    vkg_tensor *ys2 = vkg_binary_scalar(op, a.t, 1.5f);
+    cr_assert_not_null(ys2, "%s scalar: %s", vkg_op_table[op].name, vkg_last_error());
+    float *got2 = vkgt_read(ys2);
+    size_t na = (size_t)vkg_shape_numel(p->a);
+    for (size_t i = 0; i < na; i++) want[i] = vkg_ref_binary1(op, a.host[i], 1.5f);
+    vkgt_assert_close(got2, want, na, tol_for(op), 1e-6f, what);
+    free(got);
+    free(got2);
+    free(want);
+    free(a.host);
+    free(b.host);
+    vkg_scope_end();
+    covered[op] = true;
+}
+
+VKG_TEST(ops, binary_against_reference) {
+    for (int op = 0; op < VKG_OP_COUNT; op++) {
+        if (vkg_op_table[op].kind != VKG_KIND_BINARY) continue;
+        for (size_t k = 0; k < sizeof PAIRS / sizeof *PAIRS; k++) check_binary((vkg_op)op, &PAIRS[k], SEED + 100 * k);
+    }
+}
+
+VKG_TEST(ops, where_against_reference) {
+    const vkg_shape cs[] = { VKG_SHAPE(7, 9), VKG_SHAPE(9), VKG_SHAPE(7, 1), VKG_SCALAR, VKG_SHAPE(0, 9) };
+    const vkg_shape as[] = { VKG_SHAPE(7, 9), VKG_SHAPE(7, 9), VKG_SHAPE(9), VKG_SHAPE(3, 1, 1), VKG_SHAPE(9) };
+    const vkg_shape bs[] = { VKG_SHAPE(7, 9), VKG_SHAPE(1), VKG_SHAPE(7, 9), VKG_SHAPE(4, 1), VKG_SHAPE(0, 1) };
+    for (size_t k = 0; k < sizeof cs / sizeof *cs; k++) {
+        vkg_scope_begin();
+        input c = make_input(cs[k], 0.0f, 2.0f, SEED + k, CONTIG);
+        size_t nc = (size_t)vkg_shape_numel(cs[k]);
+        for (size_t i = 0; i < nc; i++) c.host[i] = floorf(c.host[i]); /* 0 or 1 */
+        c.t = vkg_from_data(cs[k], c.host);
+        input a = make_input(as[k], -1.0f, 1.0f, SEED + 7, k == 0 ? TRANSPOSED : CONTIG);
+        input b = make_input(bs[k], -1.0f, 1.0f, SEED + 8, CONTIG);
+        vkg_tensor *y = vkg_where(c.t, a.t, b.t);
+        cr_assert_not_null(y, "where case %zu: %s", k, vkg_last_error());
+        vkg_shape ab, ys;
+        cr_assert(vkg_broadcast_shape(as[k], bs[k], &ab) && vkg_broadcast_shape(ab, cs[k], &ys));
+        size_t n = (size_t)vkg_shape_numel(ys);
+        float *got = vkgt_read(y), *want = malloc((n ? n : 1) * sizeof(float));
+        vkg_ref_where(want, ys, c.host, cs[k], a.host, as[k], b.host, bs[k]);
+        vkgt_assert_close(got, want, n, 0.0f, 0.0f, "where");
+        free(got);
+        free(want);
+        free(c.host);
+        free(a.host);
+        free(b.host);
+        vkg_scope_end();
+    }
+    covered[VKG_OP_WHERE] = true;
+}
+
+static void check_reduce(vkg_op op, vkg_shape shape, int axis, bool keepdim, layout how, uint64_t seed) {
+    vkg_scope_begin();
+    input in = make_input(shape, -3.0f, 3.0f, seed, how);
+    if (op == VKG_OP_ARGMAX || op == VKG_OP_MAX || op == VKG_OP_MIN) { /* ties: first index wins */
+        size_t n = (size_t)vkg_shape_numel(shape);
+        for (size_t i = 0; i < n; i++) in.host[i] = roundf(in.host[i]);
+        vkg_tensor *base = vkg_from_data(shape, in.host);
+        in.t = how == TRANSPOSED ? vkg_contiguous(base) : base;
+        if (how == TRANSPOSED && shape.ndim >= 2) { /* the same values, read through a transposed view */
+            vkg_tensor *tt = vkg_contiguous(vkg_transpose(base, -1, -2));
+            in.t = vkg_transpose(tt, -1, -2);
+        }
+    }
+    bool all = axis == VKG_REF_ALL;
+    vkg_tensor *y = all ? vkg_reduce_all(op, in.t) : vkg_reduce(op, in.t, axis, keepdim);
+    char ss[64];
+    cr_assert_not_null(y, "%s %s axis %d: %s", vkg_op_table[op].name, vkg_shape_str(shape, ss, sizeof ss), axis,
+                       vkg_last_error());
+    int64_t outer = 1, inner = 1, R = vkg_shape_numel(shape);
+    if (!all) {
+        int ax = axis < 0 ? axis + shape.ndim : axis;
+        R = shape.d[ax];
+        for (int i = 0; i < shape.ndim; i++) {
+            if (i < ax) outer *= shape.d[i];
+            if (i > ax) inner *= shape.d[i];
+        }
+        cr_assert_eq(vkg_ndim(y), keepdim ? shape.ndim : shape.ndim - 1);
+    } else {
+        cr_assert_eq(vkg_ndim(y), 0);
+    }
+    (void)R;
+    size_t n = (size_t)(outer * inner);
+    cr_assert_eq(vkg_numel(y), (int64_t)n);
+    char what[128];
+    snprintf(what, sizeof what, "%s %s axis %d keepdim %d layout %d", vkg_op_table[op].name, ss, axis, keepdim, how);
+    if (op == VKG_OP_ARGMAX) {
+        cr_assert_eq(vkg_tensor_dtype(y), VKG_I32);
+        int32_t *got = malloc((n ? n : 1) * sizeof(int32_t)), *want = malloc((n ? n : 1) * sizeof(int32_t));
+        cr_assert_eq(vkg_tensor_read(y, got, n * sizeof(int32_t)), VKG_OK);
+        vkg_ref_reduce(op, NULL, want, in.host, shape, axis);
+        for (size_t i = 0; i < n; i++) cr_assert_eq(got[i], want[i], "%s: output %zu is %d, want %d", what, i, got[i], want[i]);
+        free(got);
+        free(want);
+    } else {
+        float *got = vkgt_read(y), *want = malloc((n ? n : 1) * sizeof(float));
+        vkg_ref_reduce(op, want, NULL, in.host, shape, axis);
+        vkgt_assert_close(got, want, n, 1e-5f, 1e-5f, what);
+        free(got);
+        free(want);
+    }
+    free(in.host);
+    vkg_scope_end();
+    covered[op] = true;
+}
+
+VKG_TEST(ops, reduce_against_reference) {
+    for (int op = 0; op < VKG_OP_COUNT; op++) {
+        if (vkg_op_table[op].kind != VKG_KIND_REDUCE) continue;
+        vkg_op o = (vkg_op)op;
+        check_reduce(o, VKG_SHAPE(37), 0, false, CONTIG, SEED);
+        check_reduce(o, VKG_SHAPE(1), 0, true, CONTIG, SEED);
+        check_reduce(o, VKG_SHAPE(5, 300), 1, false, CONTIG, SEED + 1);
+        check_reduce(o, VKG_SHAPE(5, 300), 0, true, CONTIG, SEED + 2);
+        check_reduce(o, VKG_SHAPE(3, 4, 5), 1, true, CONTIG, SEED + 3);
+        check_reduce(o, VKG_SHAPE(3, 4, 5), -1, false, CONTIG, SEED + 4);
+        check_reduce(o, VKG_SHAPE(3, 4, 5), 0, false, CONTIG, SEED + 5);
+        check_reduce(o, VKG_SHAPE(2, 3000), 1, false, CONTIG, SEED + 6);   /* workgroup per output  */
+        check_reduce(o, VKG_SHAPE(3001), VKG_REF_ALL, false, CONTIG, SEED + 7);
+        check_reduce(o, VKG_SHAPE(7, 130), VKG_REF_ALL, false, CONTIG, SEED + 8);
+        check_reduce(o, VKG_SHAPE(13, 17), 0, false, TRANSPOSED, SEED + 9);
+        check_reduce(o, VKG_SHAPE(13, 17), 1, true, TRANSPOSED, SEED + 10);
+        check_reduce(o, VKG_SCALAR, VKG_REF_ALL, false, CONTIG, SEED + 11);
+    }
+    /* sum and mean over an empty axis: 0 and NaN, like PyTorch */
+    vkg_scope_begin();
+    vkg_tensor *e = vkg_zeros(VKG_SHAPE(0, 5));
+    float *s = vkgt_read(vkg_sum(e, 0, false));
+    for (int i = 0; i < 5; i++) cr_assert_eq(s[i], 0.0f);
+    free(s);
+    float *m = vkgt_read(vkg_mean(e, 0, false));
+    cr_assert(isnan(m[0]));
+    free(m);
+    vkg_scope_end();
+}
+
+static void check_matmul(vkg_shape as, vkg_shape bs, layout la, layout lb, uint64_t seed) {
+    vkg_scope_begin();
+    input a = make_input(as, -1.0f, 1.0f, seed, la);
+    input b = make_input(bs, -1.0f, 1.0f, seed + 1, lb);
+    vkg_tensor *c = vkg_matmul(a.t, b.t);
+    char sa[64], sb[64];
+    cr_assert_not_null(c, "matmul %s %s: %s", vkg_shape_str(as, sa, sizeof sa), vkg_shape_str(bs, sb, sizeof sb),
+                       vkg_last_error());
+    size_t n = (size_t)vkg_numel(c);
+    float *got = vkgt_read(c), *want = malloc((n ? n : 1) * sizeof(float));
+    vkg_ref_matmul(want, a.host, as, b.host, bs);
+    char what[160];
+    int64_t K = as.d[as.ndim - 1];
+    snprintf(what, sizeof what, "matmul %s @ %s (layouts %d %d)", sa, sb, la, lb);
+    /* f32 accumulation over K terms against a double reference */
+    vkgt_assert_close(got, want, n, 1e-5f, 2e-6f * (float)(K + 1), what);
+    free(got);
+    free(want);
+    free(a.host);
+    free(b.host);
+    vkg_scope_end();
+    covered[VKG_OP_MATMUL] = true;
+}
+
+VKG_TEST(ops, matmul_against_reference) {
+    check_matmul(VKG_SHAPE(1, 1), VKG_SHAPE(1, 1), CONTIG, CONTIG, SEED);
+    check_matmul(VKG_SHAPE(5, 7), VKG_SHAPE(7, 3), CONTIG, CONTIG, SEED);
+    check_matmul(VKG_SHAPE(64, 64), VKG_SHAPE(64, 64), CONTIG, CONTIG, SEED);
+    check_matmul(VKG_SHAPE(65, 33), VKG_SHAPE(33, 17), CONTIG, CONTIG, SEED);
+    check_matmul(VKG_SHAPE(512, 384), VKG_SHAPE(384, 257), CONTIG, CONTIG, SEED);
+    check_matmul(VKG_SHAPE(65, 33), VKG_SHAPE(33, 17), TRANSPOSED, TRANSPOSED, SEED);  /* A^T, B^T read in place */
+    check_matmul(VKG_SHAPE(31, 40), VKG_SHAPE(40, 9), STRIDED, CONTIG, SEED);
+    check_matmul(VKG_SHAPE(7), VKG_SHAPE(7, 3), CONTIG, CONTIG, SEED);                 /* 1-D @ 2-D */
+    check_matmul(VKG_SHAPE(5, 7), VKG_SHAPE(7), CONTIG, CONTIG, SEED);                 /* 2-D @ 1-D */
+    check_matmul(VKG_SHAPE(7), VKG_SHAPE(7), CONTIG, CONTIG, SEED);                    /* dot */
+    check_matmul(VKG_SHAPE(3, 5, 7), VKG_SHAPE(3, 7, 4), CONTIG, CONTIG, SEED);        /* batched */
+    check_matmul(VKG_SHAPE(2, 1, 5, 7), VKG_SHAPE(3, 7, 4), CONTIG, TRANSPOSED, SEED); /* broadcast batch */
+    check_matmul(VKG_SHAPE(4, 9, 6), VKG_SHAPE(6, 5), TRANSPOSED, CONTIG, SEED);       /* batch @ matrix */
+    check_matmul(VKG_SHAPE(7), VKG_SHAPE(2, 7, 3), CONTIG, CONTIG, SEED);              /* 1-D @ batch */
+    check_matmul(VKG_SHAPE(2, 1, 3, 1, 4, 5), VKG_SHAPE(1, 2, 1, 3, 5, 6), CONTIG, CONTIG, SEED); /* 4 batch dims */
+    check_matmul(VKG_SHAPE(3, 0), VKG_SHAPE(0, 4), CONTIG, CONTIG, SEED);              /* K = 0: zeros */
+    check_matmul(VKG_SHAPE(0, 5), VKG_SHAPE(5, 4), CONTIG, CONTIG, SEED);              /* empty */
+}
+
+VKG_TEST(ops, copy_fill_arange) {
+    vkg_scope_begin();
+    /* copy of a 6-d permuted view: the 8-dim gather */
+    vkg_shape s = VKG_SHAPE(2, 3, 4, 5, 3, 2);
+    input in = make_input(s, -1.0f, 1.0f, SEED, CONTIG);
+    int perm[6] = { 5, 3, 1, 0, 2, 4 };
+    vkg_tensor *p = vkg_permute(in.t, perm);
+    vkg_tensor *c = vkg_contiguous(p);
+    cr_assert(vkg_is_contiguous(c));
+    cr_assert(!vkg_shares_storage(c, in.t));
+    size_t n = (size_t)vkg_shape_numel(s);
+    float *got = vkgt_read(c), *want = vkgt_read(p); /* host gather of the view */
+    vkgt_assert_close(got, want, n, 0.0f, 0.0f, "contiguous of permute");
+    free(got);
+    free(want);
+    covered[VKG_OP_COPY] = true;
+
+    float *f = vkgt_read(vkg_full(VKG_SHAPE(131), 2.5f));
+    for (int i = 0; i < 131; i++) cr_assert_eq(f[i], 2.5f);
+    free(f);
+    cr_assert_eq(vkg_item(vkg_zeros(VKG_SCALAR)), 0.0f);
+    cr_assert_eq(vkg_item(vkg_ones(VKG_SHAPE(1, 1))), 1.0f);
+    covered[VKG_OP_FILL] = true;
+
+    vkg_tensor *r = vkg_arange(-2.0f, 3.0f, 0.5f);
+    cr_assert_eq(vkg_numel(r), 10);
+    float *a = vkgt_read(r);
+    for (int i = 0; i < 10; i++) cr_assert_eq(a[i], -2.0f + 0.5f * (float)i);
+    free(a);
+    cr_assert_eq(vkg_numel(vkg_arange(5.0f, 0.0f, 1.0f)), 0);
+    covered[VKG_OP_ARANGE] = true;
+    free(in.host);
+    vkg_scope_end();
+}
+
+/* Runs last in its own process, so it re-runs one check per kind and then asserts that every
+ * row of the table has a kind this file knows how to test. */
+VKG_TEST(ops, every_op_has_a_test) {
+    for (int op = 0; op < VKG_OP_COUNT; op++) {
+        vkg_op_kind k = vkg_op_table[op].kind;
+        cr_assert(k == VKG_KIND_UNARY || k == VKG_KIND_BINARY || k == VKG_KIND_TERNARY || k == VKG_KIND_REDUCE ||
+                      k == VKG_KIND_MATMUL || k == VKG_KIND_COPY || k == VKG_KIND_FILL,
+                  "op %s has a kind the op tests do not cover", vkg_op_table[op].name);
+        cr_assert(vkg_op_table[op].has_reference, "op %s has no C reference", vkg_op_table[op].name);
+    }
+}
