@@ -2,7 +2,9 @@
  * device-memory copy bandwidth — written with no vkgrad code at all, so the two can check each
  * other. Method after vkpeak: double the work until one submit lasts long enough, repeat, keep
  * the best, count FLOPs and bytes explicitly. See README.md beside this file. */
-#define _POSIX_C_SOURCE 200809L
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L        /* clock_gettime */
+#endif
 #include <volk.h>
 
 #include <ctype.h>
