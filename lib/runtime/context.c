@@ -427,7 +427,9 @@ static vkg_status create_device(void) {
 
     const char *exts[4];
     uint32_t nexts = 0;
-    bool push = vkg_ctx.info.push_descriptor && !vkg_ctx.desc.no_push_descriptor;
+    /* GPU-assisted validation in layers of this era does not track push descriptors and reports
+     * every binding as uninitialized (Vulkan-ValidationLayers issue 5321): use pooled sets then. */
+    bool push = vkg_ctx.info.push_descriptor && !vkg_ctx.desc.no_push_descriptor && !vkg_ctx.desc.validate_sync;
     vkg_ctx.info.push_descriptor = push;
     if (push) exts[nexts++] = VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME;
     vkg_ctx.has_creation_feedback = vkg_ctx.info.api_version >= VK_API_VERSION_1_3;
