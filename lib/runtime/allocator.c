@@ -260,7 +260,7 @@ vkg_storage *vkg_storage_new(VkDeviceSize bytes, bool host_write, const char *wh
                                  what, (unsigned long long)bytes, h, used, heap, vkg_ctx.mem.allocations,
                                  vkg_vk_result_name(r));
         }
-        carve(size, false, &b, &off);
+        carve(size, host_write, &b, &off); /* the new block qualifies; an in-flight range elsewhere must not */
     }
     s->block = b;
     s->off = off;
