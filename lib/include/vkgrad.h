@@ -206,6 +206,7 @@ vkg_tensor *vkg_contiguous(vkg_tensor *t);                 /* t itself when alre
 vkg_tensor *vkg_copy(vkg_tensor *t);                       /* always a new contiguous tensor */
 
 #include "vkgrad/ops.h"
+#include "vkgrad/random.h"
 
 #ifdef __cplusplus
 }

@@ -14,6 +14,7 @@ static const char *kind_name(vkg_op_kind k) {
     case VKG_KIND_MATMUL: return "matmul";
     case VKG_KIND_COPY: return "copy";
     case VKG_KIND_FILL: return "fill";
+    case VKG_KIND_RANDOM: return "random";
     }
     return "?";
 }

@@ -23,6 +23,7 @@ typedef enum vkg_op_kind {
     VKG_KIND_MATMUL,    /*                                        shaders/matmul.comp  */
     VKG_KIND_COPY,      /* strided gather into a contiguous tensor shaders/copy.comp   */
     VKG_KIND_FILL,      /* fill, arange                           shaders/fill.comp    */
+    VKG_KIND_RANDOM,    /* Philox streams, no tensor input        shaders/random.comp  */
 } vkg_op_kind;
 
 /* X(NAME, name, kind, code, has_backward): code is the shader's OP specialization constant
@@ -59,7 +60,11 @@ typedef enum vkg_op_kind {
     X(MATMUL,   matmul,   VKG_KIND_MATMUL,  0, false)    \
     X(COPY,     copy,     VKG_KIND_COPY,    0, false)    \
     X(FILL,     fill,     VKG_KIND_FILL,    0, false)    \
-    X(ARANGE,   arange,   VKG_KIND_FILL,    1, false)
+    X(ARANGE,   arange,   VKG_KIND_FILL,    1, false)    \
+    X(RAND,     rand,     VKG_KIND_RANDOM,  0, false)    \
+    X(RANDN,    randn,    VKG_KIND_RANDOM,  1, false)    \
+    X(RANDINT,  randint,  VKG_KIND_RANDOM,  2, false)    \
+    X(BERNOULLI, bernoulli, VKG_KIND_RANDOM, 3, false)
 
 typedef enum vkg_op {
 #define VKG_OP_ENUM_(NAME, name, kind, code, bw) VKG_OP_##NAME,
