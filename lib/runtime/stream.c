@@ -295,19 +295,22 @@ static vkg_status ring_init(void) {
     return VKG_OK;
 }
 
-vkg_status vkg_stream_upload(vkg_storage *s, VkDeviceSize off, const void *src, size_t bytes) {
-    if (bytes == 0) return VKG_OK;
-    vkg_ctx.stats.bytes_uploaded += bytes;
+/* Moves bytes between host memory and a storage range, in stream order. Unified memory: a
+ * memcpy through the mapping, after waiting for unfinished work on those bytes. Otherwise
+ * chunks through the staging ring, copied by the queue (a read-back waits per chunk). */
+static vkg_status transfer(vkg_storage *s, VkDeviceSize off, uint8_t *host, size_t bytes, bool upload) {
+    if (bytes == 0) return VKG_OK; /* host may be NULL then */
+    if (upload) vkg_ctx.stats.bytes_uploaded += bytes;
+    else vkg_ctx.stats.bytes_read_back += bytes;
     if (vkg_ctx.map_storage) {
-        /* bytes still in use by unfinished work must not change under it */
         if (s->last_serial > vkg_ctx.completed_serial) {
             vkg_status st = vkg_sync();
             if (st != VKG_OK) return st;
         }
-        memcpy(s->block->mapped + s->off + off, src, bytes);
+        uint8_t *dev = s->block->mapped + s->off + off;
+        memcpy(upload ? dev : host, upload ? host : dev, bytes);
         return VKG_OK;
     }
-    const uint8_t *p = src;
     VkDeviceSize chunk_max = vkg_ctx.ring_size / 2;
     while (bytes > 0) {
         VkDeviceSize n = bytes < chunk_max ? bytes : chunk_max;
@@ -316,54 +319,32 @@ vkg_status vkg_stream_upload(vkg_storage *s, VkDeviceSize off, const void *src, 
         vkg_frame *f;
         if (st == VKG_OK) st = recording(&f);
         if (st != VKG_OK) return st;
-        memcpy(vkg_ctx.ring_mapped + roff, p, n);
+        if (upload) memcpy(vkg_ctx.ring_mapped + roff, host, n);
         const vkg_block *b = s->block;
         VkDeviceSize doff = s->off + off;
-        bool wr = true;
-        order_accesses(f->cmd, &b, &doff, &n, &wr, 1);
-        VkBufferCopy c = { roff, doff, n };
-        vkCmdCopyBuffer(f->cmd, vkg_ctx.ring_buffer, s->block->buffer, 1, &c);
+        order_accesses(f->cmd, &b, &doff, &n, &upload, 1);
+        VkBufferCopy c = { upload ? roff : doff, upload ? doff : roff, n };
+        vkCmdCopyBuffer(f->cmd, upload ? vkg_ctx.ring_buffer : s->block->buffer,
+                        upload ? s->block->buffer : vkg_ctx.ring_buffer, 1, &c);
         s->last_serial = f->serial;
-        p += n;
+        if (!upload) {
+            st = vkg_sync();
+            if (st != VKG_OK) return st;
+            memcpy(host, vkg_ctx.ring_mapped + roff, n);
+        }
+        host += n;
         off += n;
         bytes -= n;
     }
     return VKG_OK;
 }
 
+vkg_status vkg_stream_upload(vkg_storage *s, VkDeviceSize off, const void *src, size_t bytes) {
+    return transfer(s, off, (uint8_t *)(uintptr_t)src, bytes, true);
+}
+
 vkg_status vkg_stream_download(vkg_storage *s, VkDeviceSize off, void *dst, size_t bytes) {
-    vkg_ctx.stats.bytes_read_back += bytes;
-    if (vkg_ctx.map_storage) {
-        if (s->last_serial > vkg_ctx.completed_serial) {
-            vkg_status st = vkg_sync();
-            if (st != VKG_OK) return st;
-        }
-        memcpy(dst, s->block->mapped + s->off + off, bytes);
-        return VKG_OK;
-    }
-    uint8_t *p = dst;
-    VkDeviceSize chunk_max = vkg_ctx.ring_size / 2;
-    while (bytes > 0) {
-        VkDeviceSize n = bytes < chunk_max ? bytes : chunk_max;
-        VkDeviceSize roff;
-        vkg_status st = ring_take(n, &roff);
-        vkg_frame *f;
-        if (st == VKG_OK) st = recording(&f);
-        if (st != VKG_OK) return st;
-        const vkg_block *b = s->block;
-        VkDeviceSize soff = s->off + off;
-        bool wr = false;
-        order_accesses(f->cmd, &b, &soff, &n, &wr, 1);
-        VkBufferCopy c = { soff, roff, n };
-        vkCmdCopyBuffer(f->cmd, s->block->buffer, vkg_ctx.ring_buffer, 1, &c);
-        st = vkg_sync();
-        if (st != VKG_OK) return st;
-        memcpy(p, vkg_ctx.ring_mapped + roff, n);
-        p += n;
-        off += n;
-        bytes -= n;
-    }
-    return VKG_OK;
+    return transfer(s, off, dst, bytes, false);
 }
 
 /* ---- init / shutdown ------------------------------------------------------------------------ */
