@@ -58,13 +58,16 @@ static void block_destroy(vkg_block *b) {
 
 /* Frees blocks that hold no live tensor; returns the bytes given back. */
 static VkDeviceSize empty_cache(void) {
+    bool any = false;
+    for (int i = 0; i < vkg_ctx.nblocks; i++) any |= vkg_ctx.blocks[i]->live == 0;
+    /* a cached block may still be read by unfinished work: wait before freeing any, and free
+     * nothing if the wait fails (the work may still be running) */
+    if (!any || vkg_sync() != VKG_OK) return 0;
     VkDeviceSize freed = 0;
     int k = 0;
     for (int i = 0; i < vkg_ctx.nblocks; i++) {
         vkg_block *b = vkg_ctx.blocks[i];
         if (b->live == 0) {
-            /* a cached block may still be read by unfinished work: wait before freeing it */
-            if (freed == 0) vkg_sync();
             freed += b->size;
             block_destroy(b);
         } else {
@@ -212,7 +215,7 @@ static bool range_insert(vkg_block *b, VkDeviceSize off, VkDeviceSize size, uint
 static void human(VkDeviceSize n, char *buf, size_t size) {
     if (n >= ((VkDeviceSize)1 << 30)) snprintf(buf, size, "%.2f GiB", (double)n / (1u << 30));
     else if (n >= ((VkDeviceSize)1 << 20)) snprintf(buf, size, "%.1f MiB", (double)n / (1u << 20));
-    else snprintf(buf, size, "%llu bytes", (unsigned long long)n);
+    else snprintf(buf, size, "%.1f KiB", (double)n / 1024);
 }
 
 vkg_storage *vkg_storage_new(VkDeviceSize bytes, bool host_write, const char *what) {
