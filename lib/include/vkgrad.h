@@ -207,6 +207,7 @@ vkg_tensor *vkg_copy(vkg_tensor *t);                       /* always a new conti
 
 #include "vkgrad/ops.h"
 #include "vkgrad/random.h"
+#include "vkgrad/autograd.h"
 
 #ifdef __cplusplus
 }

@@ -21,6 +21,7 @@ typedef struct vkg_copy_push {
     uint32_t n, ndim, in_off, out_off;
     uint32_t shape[8];
     int32_t st[8];
+    int32_t ost[8];
 } vkg_copy_push;
 
 /* Mirrors the Push block of shaders/fill.comp: change both. */
@@ -74,30 +75,47 @@ bool vkg_broadcast_shape(vkg_shape a, vkg_shape b, vkg_shape *out) {
 }
 
 /* ---- copy ------------------------------------------------------------------------------------ */
+/* Records dst[...] = src[...] elementwise for two views of one shape (copy.comp). */
+static vkg_status copy_views(vkg_tensor *dst, vkg_tensor *src, const char *name) {
+    int64_t n = vkg_numel(dst);
+    if (n == 0) return VKG_OK;
+    vkg_copy_push pc = { .n = (uint32_t)n, .ndim = (uint32_t)src->shape.ndim, .in_off = (uint32_t)src->offset,
+                         .out_off = (uint32_t)dst->offset };
+    for (int i = 0; i < VKG_MAX_DIMS; i++) {
+        bool used = i < src->shape.ndim;
+        pc.shape[i] = used ? (uint32_t)src->shape.d[i] : 1;
+        pc.st[i] = used ? (int32_t)src->strides[i] : 0;
+        pc.ost[i] = used ? (int32_t)dst->strides[i] : 0;
+    }
+    if (src->shape.ndim == 0) { /* a 0-d tensor is one element */
+        pc.ndim = 1;
+        pc.shape[0] = 1;
+    }
+    return vkg_dispatch(&(vkg_dispatch_desc){ .shader = "copy", .op = VKG_OP_COPY, .name = name, .local_size = LOCAL,
+                                              .groups = { vkg_groups_for((uint64_t)n, LOCAL) }, .bind = { dst, src },
+                                              .nout = 1, .push = &pc, .push_size = sizeof pc });
+}
+
 vkg_tensor *vkg_copy(vkg_tensor *t) {
     if (!t) return NULL;
     if (t->dtype == VKG_U8)
         return vkg_fail_null(VKG_ERR_INVALID, "vkg_copy: u8 tensors cannot be copied on the device yet");
     vkg_tensor *y = vkg_tensor_alloc(t->shape, t->dtype, false, "vkg_copy");
     if (!y) return NULL;
-    int64_t n = vkg_numel(y);
-    if (n == 0) return y;
-    vkg_copy_push pc = { .n = (uint32_t)n, .ndim = (uint32_t)t->shape.ndim, .in_off = (uint32_t)t->offset };
-    for (int i = 0; i < VKG_MAX_DIMS; i++) {
-        pc.shape[i] = i < t->shape.ndim ? (uint32_t)t->shape.d[i] : 1;
-        pc.st[i] = i < t->shape.ndim ? (int32_t)t->strides[i] : 0;
-    }
-    if (t->shape.ndim == 0) { /* a 0-d tensor is one element */
-        pc.ndim = 1;
-        pc.shape[0] = 1;
-    }
-    if (vkg_dispatch(&(vkg_dispatch_desc){ .shader = "copy", .op = VKG_OP_COPY, .name = "vkg_copy",
-                                           .local_size = LOCAL, .groups = { vkg_groups_for((uint64_t)n, LOCAL) },
-                                           .bind = { y, t }, .nout = 1, .push = &pc, .push_size = sizeof pc }) != VKG_OK) {
+    if (copy_views(y, t, "vkg_copy") != VKG_OK) {
         vkg_free(y);
         return NULL;
     }
+    vkg_node_record(y, VKG_OP_COPY, &t, 1);
     return y;
+}
+
+vkg_status vkg_copy_into(vkg_tensor *dst, vkg_tensor *src) {
+    char a[192], b[192];
+    if (dst->dtype != src->dtype || dst->shape.ndim != src->shape.ndim || vkg_numel(dst) != vkg_numel(src))
+        return vkg_fail(VKG_ERR_INVALID, "vkg_copy_into: destination %s and source %s differ", vkg_desc(dst, a, sizeof a),
+                        vkg_desc(src, b, sizeof b));
+    return copy_views(dst, src, "vkg_copy_into");
 }
 
 vkg_tensor *vkg_contiguous(vkg_tensor *t) {
@@ -245,8 +263,14 @@ static vkg_tensor *unary(vkg_op op, vkg_tensor *x, float s) {
     const char *name = vkg_op_table[op].name;
     if (!x || !vkg_require_f32(x, name, "x")) return NULL;
     operands o = { .nin = 1, .in = { x }, .out = x->shape };
-    return run_elementwise("unary", op, name, &o, 0, s);
+    vkg_tensor *y = run_elementwise("unary", op, name, &o, 0, s);
+    vkg_node *n = vkg_node_record(y, op, &x, 1);
+    if (n) n->s = s;
+    return y;
 }
+
+/* Comparisons have no gradient: their outputs never record a node. */
+static bool differentiable(vkg_op op) { return op != VKG_OP_LT && op != VKG_OP_GT && op != VKG_OP_EQ; }
 
 vkg_tensor *vkg_unary(vkg_op op, vkg_tensor *x) {
     if (!op_is(op, VKG_KIND_UNARY) || op == VKG_OP_POW)
@@ -267,7 +291,9 @@ vkg_tensor *vkg_binary(vkg_op op, vkg_tensor *a, vkg_tensor *b) {
         return vkg_fail_null(VKG_ERR_INVALID, "vkg_%s: a is %s but b is %s: they do not broadcast", name,
                              vkg_shape_str(a->shape, x, sizeof x), vkg_shape_str(b->shape, y, sizeof y));
     }
-    return run_elementwise("binary", op, name, &o, 0, 0.0f);
+    vkg_tensor *y = run_elementwise("binary", op, name, &o, 0, 0.0f);
+    if (differentiable(op)) vkg_node_record(y, op, (vkg_tensor *[]){ a, b }, 2);
+    return y;
 }
 
 vkg_tensor *vkg_binary_scalar(vkg_op op, vkg_tensor *a, float s) {
@@ -277,7 +303,13 @@ vkg_tensor *vkg_binary_scalar(vkg_op op, vkg_tensor *a, float s) {
     const char *name = vkg_op_table[op].name;
     if (!vkg_require_f32(a, name, "a")) return NULL;
     operands o = { .nin = 1, .in = { a }, .out = a->shape };
-    return run_elementwise("binary", op, name, &o, 1u, s);
+    vkg_tensor *y = run_elementwise("binary", op, name, &o, 1u, s);
+    vkg_node *n = differentiable(op) ? vkg_node_record(y, op, &a, 1) : NULL;
+    if (n) {
+        n->s = s;
+        n->scalar_form = true;
+    }
+    return y;
 }
 
 vkg_tensor *vkg_where(vkg_tensor *cond, vkg_tensor *a, vkg_tensor *b) {
@@ -292,7 +324,9 @@ vkg_tensor *vkg_where(vkg_tensor *cond, vkg_tensor *a, vkg_tensor *b) {
                              vkg_shape_str(cond->shape, z, sizeof z), vkg_shape_str(a->shape, x, sizeof x),
                              vkg_shape_str(b->shape, y, sizeof y));
     }
-    return run_elementwise("binary", VKG_OP_WHERE, "where", &o, 0, 0.0f);
+    vkg_tensor *y = run_elementwise("binary", VKG_OP_WHERE, "where", &o, 0, 0.0f);
+    vkg_node_record(y, VKG_OP_WHERE, (vkg_tensor *[]){ cond, a, b }, 3);
+    return y;
 }
 
 #define UNARY_FN(name, NAME) \

@@ -22,7 +22,7 @@ static void batch_strides(const vkg_tensor *t, int nb_t, const vkg_shape *bs, in
     }
 }
 
-vkg_tensor *vkg_matmul(vkg_tensor *a, vkg_tensor *b) {
+static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b) {
     if (!a || !b) return NULL;
     if (!vkg_require_f32(a, "matmul", "a") || !vkg_require_f32(b, "matmul", "b")) return NULL;
     char x[160], y[160];
@@ -83,7 +83,7 @@ vkg_tensor *vkg_matmul(vkg_tensor *a, vkg_tensor *b) {
             cp[k] = v ? vkg_copy(v) : NULL;
             vkg_free(v);
         }
-        vkg_tensor *r = (cp[0] && cp[1]) ? vkg_matmul(cp[0], cp[1]) : NULL;
+        vkg_tensor *r = (cp[0] && cp[1]) ? matmul_forward(cp[0], cp[1]) : NULL;
         if (cp[0] != a) vkg_free(cp[0]);
         if (cp[1] != b) vkg_free(cp[1]);
         return r;
@@ -116,5 +116,11 @@ vkg_tensor *vkg_matmul(vkg_tensor *a, vkg_tensor *b) {
         vkg_free(c);
         return NULL;
     }
+    return c;
+}
+
+vkg_tensor *vkg_matmul(vkg_tensor *a, vkg_tensor *b) {
+    vkg_tensor *c = matmul_forward(a, b);
+    vkg_node_record(c, VKG_OP_MATMUL, (vkg_tensor *[]){ a, b }, 2); /* backward: lib/autograd */
     return c;
 }

@@ -57,6 +57,11 @@ static vkg_tensor *reduce(vkg_op op, vkg_tensor *x, int axis, bool keepdim, bool
         }
     }
     if (xc != x) vkg_free(xc);
+    vkg_node *n = op != VKG_OP_ARGMAX ? vkg_node_record(y, op, &x, 1) : NULL;
+    if (n) {
+        n->axis = all ? VKG_AXIS_ALL : axis;
+        n->keepdim = keepdim;
+    }
     return y;
 }
 

@@ -45,6 +45,32 @@ vkg_status vkg_allocator_init(void);
 void vkg_allocator_shutdown(void);
 
 /* ---- tensors (internal view) ---------------------------------------------------------------- */
+/* Graph nodes are data, like ggml's: an op records what it did (op, inputs, parameters) on its
+ * output; the autograd layer (lib/autograd) interprets them. Ops never include autograd. */
+enum {                               /* node ops that are views, beyond the op table's codes */
+    VKG_NODE_RESHAPE = 1000,         /* reshape, view, flatten, squeeze, unsqueeze        */
+    VKG_NODE_PERMUTE,                /* permute, transpose                                */
+    VKG_NODE_EXPAND,
+    VKG_NODE_SLICE,                  /* slice, narrow                                     */
+    VKG_NODE_DETACHED,               /* never recorded: a marker for messages             */
+};
+
+#define VKG_NODE_MAX_IN 4
+#define VKG_AXIS_ALL (-1000)
+
+typedef struct vkg_node {
+    int op;                          /* a vkg_op, or a VKG_NODE_* view                    */
+    int nin;
+    struct vkg_tensor *in[VKG_NODE_MAX_IN]; /* referenced (refs held) until released      */
+    float s;                         /* scalar parameter (pow exponent, scalar operand)   */
+    bool scalar_form;                /* binary op with a scalar second operand           */
+    int axis;                        /* reduction or slice axis, or VKG_AXIS_ALL          */
+    bool keepdim;
+    int64_t ip[VKG_MAX_DIMS];        /* permutation, or slice start/step                 */
+    bool released;                   /* its inputs were let go by a backward              */
+    int mark;                        /* traversal state during backward                   */
+} vkg_node;
+
 struct vkg_tensor {
     vkg_shape shape;
     int64_t strides[VKG_MAX_DIMS];   /* in elements                                           */
@@ -54,7 +80,29 @@ struct vkg_tensor {
     /* scope membership: a doubly linked list per scope level */
     struct vkg_tensor *prev, *next;
     int scope;
+    /* lifetime: one reference for its owner (scope or user), one per graph node that uses it;
+     * when the owner frees it, it is dead: its storage is released, the struct lingers until
+     * no node refers to it, and a backward that needs it is refused */
+    int refs;
+    bool dead;
+    /* autograd */
+    bool requires_grad;
+    struct vkg_tensor *grad;         /* accumulated gradient of a leaf (owned by this tensor) */
+    vkg_node *node;                  /* what made it, when it requires grad                  */
+    struct vkg_tensor *gacc;         /* gradient being accumulated during one backward       */
 };
+
+/* Records the node of an op's output when grad mode is on and an input requires grad. in may
+ * hold NULLs past nin. Returns the node (to fill parameters) or NULL when nothing is recorded. */
+vkg_node *vkg_node_record(vkg_tensor *out, int op, vkg_tensor *const *in, int nin);
+void vkg_node_release(vkg_node *n);   /* lets go of the inputs */
+void vkg_tensor_unref(vkg_tensor *t);
+/* Moves t into owner's scope level, so it lives as long as owner (gradients of leaves). */
+void vkg_tensor_adopt(const vkg_tensor *owner, vkg_tensor *t);
+/* Frees a tensor whoever owns it (an adopted gradient included); NULL and dead are ignored. */
+void vkg_tensor_drop(vkg_tensor *t);
+/* Writes src into the (possibly strided) view dst of the same shape: copy.comp. */
+vkg_status vkg_copy_into(vkg_tensor *dst, vkg_tensor *src);
 
 vkg_tensor *vkg_tensor_alloc(vkg_shape shape, vkg_dtype dtype, bool host_write, const char *op);
 vkg_tensor *vkg_tensor_view_of(vkg_tensor *base, vkg_shape shape, const int64_t *strides, int64_t offset);

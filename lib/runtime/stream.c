@@ -204,6 +204,9 @@ vkg_status vkg_dispatch(const vkg_dispatch_desc *d) {
     if (!vkg_ready(name)) return vkg_last_status();
     uint32_t nbind = 0;
     while (nbind < VKG_MAX_BINDINGS && d->bind[nbind]) nbind++;
+    for (uint32_t i = 0; i < nbind; i++)
+        if (!d->bind[i]->storage)
+            return vkg_fail(VKG_ERR_INVALID, "%s: input %u is a tensor that was already freed (its scope ended)", name, i);
     uint32_t ls = d->local_size ? d->local_size : 128;
     vkg_pipeline *p = vkg_pipeline_get(d->shader, d->spec, d->nspec, ls, nbind);
     if (!p) return vkg_last_status();

@@ -77,6 +77,7 @@ static bool scopes_reserve(int depth) {
 }
 
 static void unlink_tensor(vkg_tensor *t) {
+    if (t->scope < 0) return; /* owned by another tensor (a gradient), in no scope list */
     if (t->prev) t->prev->next = t->next;
     else if (vkg_ctx.scope_heads) vkg_ctx.scope_heads[t->scope] = t->next;
     if (t->next) t->next->prev = t->prev;
@@ -101,9 +102,36 @@ void vkg_scope_begin(void) {
     vkg_ctx.scope_heads[vkg_ctx.scope_depth] = NULL;
 }
 
+void vkg_tensor_unref(vkg_tensor *t) {
+    if (t && --t->refs == 0) free(t);
+}
+
+/* The owner lets go: storage, gradient and graph node go now; the struct stays while a node
+ * of another tensor still refers to it (it is dead: a backward that needs it is refused). */
 static void destroy(vkg_tensor *t) {
+    t->dead = true;
+    if (t->grad) destroy(t->grad);
+    t->grad = NULL;
+    if (t->node) {
+        vkg_node_release(t->node);
+        free(t->node);
+        t->node = NULL;
+    }
     vkg_storage_release(t->storage);
-    free(t);
+    t->storage = NULL;
+    vkg_tensor_unref(t);
+}
+
+void vkg_tensor_drop(vkg_tensor *t) {
+    if (!t || t->dead) return;
+    unlink_tensor(t);
+    destroy(t);
+}
+
+void vkg_tensor_adopt(const vkg_tensor *owner, vkg_tensor *t) {
+    (void)owner; /* the owner frees it (see destroy): no scope list holds it */
+    unlink_tensor(t);
+    t->scope = -1;
 }
 
 void vkg_scope_end(void) {
@@ -122,7 +150,7 @@ int vkg_scope_depth(void) { return vkg_ctx.scope_depth; }
 
 vkg_tensor *vkg_keep(vkg_tensor *t) {
     if (!t) return NULL;
-    if (t->scope > 0) {
+    if (t->scope > 0 && !t->dead) {
         unlink_tensor(t);
         link_tensor(t, t->scope - 1);
     }
@@ -130,7 +158,7 @@ vkg_tensor *vkg_keep(vkg_tensor *t) {
 }
 
 void vkg_free(vkg_tensor *t) {
-    if (!t || !vkg_ctx.initialized) return;
+    if (!t || !vkg_ctx.initialized || t->dead || t->scope < 0) return;
     unlink_tensor(t);
     destroy(t);
 }
@@ -154,6 +182,7 @@ static vkg_tensor *tensor_struct(vkg_shape shape, vkg_dtype dtype, const char *o
     if (!scopes_reserve(vkg_ctx.scope_depth)) return vkg_fail_null(VKG_ERR_OUT_OF_MEMORY, "%s: out of host memory", op);
     vkg_tensor *t = calloc(1, sizeof *t);
     if (!t) return vkg_fail_null(VKG_ERR_OUT_OF_MEMORY, "%s: out of host memory", op);
+    t->refs = 1;
     t->shape = shape;
     for (int i = shape.ndim; i < VKG_MAX_DIMS; i++) t->shape.d[i] = 0;
     t->dtype = dtype;

@@ -16,6 +16,12 @@ static bool norm_axis(int *axis, int ndim, const char *op, vkg_shape s) {
     return true;
 }
 
+/* Every view records its node (for gradients) through here. */
+static vkg_tensor *recorded(vkg_tensor *v, int op, vkg_tensor *base) {
+    vkg_node_record(v, op, &base, 1);
+    return v;
+}
+
 /* Resolves one -1 and checks the element count. */
 static bool resolve_shape(const vkg_tensor *t, vkg_shape *shape, const char *op) {
     char a[160], b[160];
@@ -90,13 +96,13 @@ vkg_tensor *vkg_view(vkg_tensor *t, vkg_shape shape) {
                                               "copy (use vkg_reshape)",
                              vkg_shape_str(t->shape, a, sizeof a), vkg_shape_str(shape, b, sizeof b));
     }
-    return vkg_tensor_view_of(t, shape, st, t->offset);
+    return recorded(vkg_tensor_view_of(t, shape, st, t->offset), VKG_NODE_RESHAPE, t);
 }
 
 vkg_tensor *vkg_reshape(vkg_tensor *t, vkg_shape shape) {
     if (!t || !resolve_shape(t, &shape, "vkg_reshape")) return NULL;
     int64_t st[VKG_MAX_DIMS] = { 0 };
-    if (view_strides(t, shape, st)) return vkg_tensor_view_of(t, shape, st, t->offset);
+    if (view_strides(t, shape, st)) return recorded(vkg_tensor_view_of(t, shape, st, t->offset), VKG_NODE_RESHAPE, t);
     vkg_tensor *c = vkg_copy(t);
     return c ? vkg_view(c, shape) : NULL;
 }
@@ -118,7 +124,10 @@ vkg_tensor *vkg_permute(vkg_tensor *t, const int *perm) {
         s.d[i] = t->shape.d[a];
         st[i] = t->strides[a];
     }
-    return vkg_tensor_view_of(t, s, st, t->offset);
+    vkg_tensor *v = vkg_tensor_view_of(t, s, st, t->offset);
+    vkg_node *n = vkg_node_record(v, VKG_NODE_PERMUTE, &t, 1);
+    for (int i = 0; n && i < nd; i++) n->ip[i] = perm[i] < 0 ? perm[i] + nd : perm[i];
+    return v;
 }
 
 vkg_tensor *vkg_transpose(vkg_tensor *t, int a, int b) {
@@ -149,7 +158,14 @@ vkg_tensor *vkg_slice(vkg_tensor *t, int axis, int64_t start, int64_t stop, int6
     memcpy(st, t->strides, sizeof st);
     s.d[axis] = (stop - start + step - 1) / step;
     st[axis] *= step;
-    return vkg_tensor_view_of(t, s, st, t->offset + start * t->strides[axis]);
+    vkg_tensor *v = vkg_tensor_view_of(t, s, st, t->offset + start * t->strides[axis]);
+    vkg_node *node = vkg_node_record(v, VKG_NODE_SLICE, &t, 1);
+    if (node) {
+        node->axis = axis;
+        node->ip[0] = start;
+        node->ip[1] = step;
+    }
+    return v;
 }
 
 vkg_tensor *vkg_narrow(vkg_tensor *t, int axis, int64_t start, int64_t length) {
@@ -188,7 +204,7 @@ vkg_tensor *vkg_expand(vkg_tensor *t, vkg_shape shape) {
         else if (have == 1 && want >= 0) st[i] = 0;
         else goto bad;
     }
-    return vkg_tensor_view_of(t, shape, st, t->offset);
+    return recorded(vkg_tensor_view_of(t, shape, st, t->offset), VKG_NODE_EXPAND, t);
 bad:
     return vkg_fail_null(VKG_ERR_INVALID, "vkg_expand: cannot expand %s to %s (only size-1 dims can grow)",
                          vkg_shape_str(t->shape, a, sizeof a), vkg_shape_str(shape, b, sizeof b));
@@ -209,7 +225,7 @@ vkg_tensor *vkg_squeeze(vkg_tensor *t, int axis) {
             s.d[k] = t->shape.d[i];
             st[k++] = t->strides[i];
         }
-    return vkg_tensor_view_of(t, s, st, t->offset);
+    return recorded(vkg_tensor_view_of(t, s, st, t->offset), VKG_NODE_RESHAPE, t);
 }
 
 vkg_tensor *vkg_unsqueeze(vkg_tensor *t, int axis) {
@@ -230,5 +246,5 @@ vkg_tensor *vkg_unsqueeze(vkg_tensor *t, int axis) {
             st[i] = t->strides[k++];
         }
     }
-    return vkg_tensor_view_of(t, s, st, t->offset);
+    return recorded(vkg_tensor_view_of(t, s, st, t->offset), VKG_NODE_RESHAPE, t);
 }

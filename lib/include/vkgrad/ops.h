@@ -30,35 +30,35 @@ typedef enum vkg_op_kind {
  * and must match the #defines in the shader (shaders/ops.glsl mirrors it: change both).
  * has_backward is what the autograd layer provides for the op. */
 #define VKG_OP_LIST(X)                                   \
-    X(NEG,      neg,      VKG_KIND_UNARY,   0, false)    \
-    X(ABS,      abs,      VKG_KIND_UNARY,   1, false)    \
-    X(EXP,      exp,      VKG_KIND_UNARY,   2, false)    \
-    X(LOG,      log,      VKG_KIND_UNARY,   3, false)    \
-    X(SQRT,     sqrt,     VKG_KIND_UNARY,   4, false)    \
-    X(RSQRT,    rsqrt,    VKG_KIND_UNARY,   5, false)    \
-    X(TANH,     tanh,     VKG_KIND_UNARY,   6, false)    \
-    X(SIGMOID,  sigmoid,  VKG_KIND_UNARY,   7, false)    \
-    X(RELU,     relu,     VKG_KIND_UNARY,   8, false)    \
-    X(GELU,     gelu,     VKG_KIND_UNARY,   9, false)    \
-    X(SILU,     silu,     VKG_KIND_UNARY,  10, false)    \
-    X(POW,      pow,      VKG_KIND_UNARY,  11, false)    \
-    X(ADD,      add,      VKG_KIND_BINARY,  0, false)    \
-    X(SUB,      sub,      VKG_KIND_BINARY,  1, false)    \
-    X(MUL,      mul,      VKG_KIND_BINARY,  2, false)    \
-    X(DIV,      div,      VKG_KIND_BINARY,  3, false)    \
-    X(MAXIMUM,  maximum,  VKG_KIND_BINARY,  4, false)    \
-    X(MINIMUM,  minimum,  VKG_KIND_BINARY,  5, false)    \
+    X(NEG,      neg,      VKG_KIND_UNARY,   0, true)    \
+    X(ABS,      abs,      VKG_KIND_UNARY,   1, true)    \
+    X(EXP,      exp,      VKG_KIND_UNARY,   2, true)    \
+    X(LOG,      log,      VKG_KIND_UNARY,   3, true)    \
+    X(SQRT,     sqrt,     VKG_KIND_UNARY,   4, true)    \
+    X(RSQRT,    rsqrt,    VKG_KIND_UNARY,   5, true)    \
+    X(TANH,     tanh,     VKG_KIND_UNARY,   6, true)    \
+    X(SIGMOID,  sigmoid,  VKG_KIND_UNARY,   7, true)    \
+    X(RELU,     relu,     VKG_KIND_UNARY,   8, true)    \
+    X(GELU,     gelu,     VKG_KIND_UNARY,   9, true)    \
+    X(SILU,     silu,     VKG_KIND_UNARY,  10, true)    \
+    X(POW,      pow,      VKG_KIND_UNARY,  11, true)    \
+    X(ADD,      add,      VKG_KIND_BINARY,  0, true)    \
+    X(SUB,      sub,      VKG_KIND_BINARY,  1, true)    \
+    X(MUL,      mul,      VKG_KIND_BINARY,  2, true)    \
+    X(DIV,      div,      VKG_KIND_BINARY,  3, true)    \
+    X(MAXIMUM,  maximum,  VKG_KIND_BINARY,  4, true)    \
+    X(MINIMUM,  minimum,  VKG_KIND_BINARY,  5, true)    \
     X(LT,       lt,       VKG_KIND_BINARY,  6, false)    \
     X(GT,       gt,       VKG_KIND_BINARY,  7, false)    \
     X(EQ,       eq,       VKG_KIND_BINARY,  8, false)    \
-    X(WHERE,    where,    VKG_KIND_TERNARY, 9, false)    \
-    X(SUM,      sum,      VKG_KIND_REDUCE,  0, false)    \
-    X(MEAN,     mean,     VKG_KIND_REDUCE,  1, false)    \
-    X(MAX,      max,      VKG_KIND_REDUCE,  2, false)    \
-    X(MIN,      min,      VKG_KIND_REDUCE,  3, false)    \
+    X(WHERE,    where,    VKG_KIND_TERNARY, 9, true)    \
+    X(SUM,      sum,      VKG_KIND_REDUCE,  0, true)    \
+    X(MEAN,     mean,     VKG_KIND_REDUCE,  1, true)    \
+    X(MAX,      max,      VKG_KIND_REDUCE,  2, true)    \
+    X(MIN,      min,      VKG_KIND_REDUCE,  3, true)    \
     X(ARGMAX,   argmax,   VKG_KIND_REDUCE,  4, false)    \
-    X(MATMUL,   matmul,   VKG_KIND_MATMUL,  0, false)    \
-    X(COPY,     copy,     VKG_KIND_COPY,    0, false)    \
+    X(MATMUL,   matmul,   VKG_KIND_MATMUL,  0, true)    \
+    X(COPY,     copy,     VKG_KIND_COPY,    0, true)    \
     X(FILL,     fill,     VKG_KIND_FILL,    0, false)    \
     X(ARANGE,   arange,   VKG_KIND_FILL,    1, false)    \
     X(RAND,     rand,     VKG_KIND_RANDOM,  0, false)    \

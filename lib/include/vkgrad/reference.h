@@ -13,19 +13,38 @@
 extern "C" {
 #endif
 
-float vkg_ref_unary1(vkg_op op, float x, float s);          /* s: pow's exponent */
-void vkg_ref_unary(vkg_op op, float *y, const float *x, size_t n, float s);
-float vkg_ref_binary1(vkg_op op, float a, float b);
-/* y has shape ys, the broadcast of as and bs. */
-void vkg_ref_binary(vkg_op op, float *y, vkg_shape ys, const float *a, vkg_shape as, const float *b, vkg_shape bs);
-void vkg_ref_where(float *y, vkg_shape ys, const float *cond, vkg_shape cs, const float *a, vkg_shape as,
-                   const float *b, vkg_shape bs);
-/* Over axis (keepdim does not change the data), or over all elements when axis is VKG_REF_ALL.
- * argmax writes yi, the others y. Sums accumulate in double. */
-#define VKG_REF_ALL (-100)
-void vkg_ref_reduce(vkg_op op, float *y, int32_t *yi, const float *x, vkg_shape xs, int axis);
-/* PyTorch matmul semantics (1-D promotion, broadcast batch dims); accumulates in double. */
-void vkg_ref_matmul(float *c, const float *a, vkg_shape as, const float *b, vkg_shape bs);
+/* Each function exists in float (vkg_ref_x) and in double (vkg_ref_x_f64). */
+#define VKG_REF_ALL (-100) /* the axis that means "over all elements" */
+#define VKG_REF_DECLARE_(REAL, NAME)                                                                   \
+    REAL NAME(unary1)(vkg_op op, REAL x, REAL s); /* s: pow's exponent */                             \
+    void NAME(unary)(vkg_op op, REAL * y, const REAL *x, size_t n, REAL s);                            \
+    REAL NAME(binary1)(vkg_op op, REAL a, REAL b);                                                     \
+    /* y has shape ys, the broadcast of as and bs */                                                   \
+    void NAME(binary)(vkg_op op, REAL * y, vkg_shape ys, const REAL *a, vkg_shape as, const REAL *b,   \
+                      vkg_shape bs);                                                                    \
+    void NAME(where)(REAL * y, vkg_shape ys, const REAL *cond, vkg_shape cs, const REAL *a,            \
+                     vkg_shape as, const REAL *b, vkg_shape bs);                                       \
+    /* over axis (keepdim does not change the data) or VKG_REF_ALL; argmax writes yi; sums in double */ \
+    void NAME(reduce)(vkg_op op, REAL * y, int32_t * yi, const REAL *x, vkg_shape xs, int axis);        \
+    /* PyTorch matmul semantics (1-D promotion, broadcast batch dims); accumulates in double */        \
+    void NAME(matmul)(REAL * c, const REAL *a, vkg_shape as, const REAL *b, vkg_shape bs);             \
+    /* backward: each adds dL/dinput into its outputs (NULL: not wanted), undoing broadcasting */      \
+    REAL NAME(unary_grad1)(vkg_op op, REAL x, REAL s);                                                 \
+    void NAME(unary_backward)(vkg_op op, REAL * dx, const REAL *x, const REAL *dy, size_t n, REAL s);   \
+    void NAME(binary_backward)(vkg_op op, REAL * da, vkg_shape as, REAL * db, vkg_shape bs,            \
+                               const REAL *a, const REAL *b, const REAL *dy, vkg_shape ys);            \
+    void NAME(where_backward)(REAL * da, vkg_shape as, REAL * db, vkg_shape bs, const REAL *cond,      \
+                              vkg_shape cs, const REAL *dy, vkg_shape ys);                             \
+    /* max/min share the gradient evenly among ties, like torch.amax */                               \
+    void NAME(reduce_backward)(vkg_op op, REAL * dx, const REAL *x, vkg_shape xs, int axis,            \
+                               const REAL *dy);                                                        \
+    void NAME(matmul_backward)(REAL * da, REAL * db, const REAL *a, vkg_shape as, const REAL *b,       \
+                               vkg_shape bs, const REAL *dc);
+#define VKG_REF_F32_(x) vkg_ref_##x
+#define VKG_REF_F64_(x) vkg_ref_##x##_f64
+VKG_REF_DECLARE_(float, VKG_REF_F32_)
+VKG_REF_DECLARE_(double, VKG_REF_F64_)
+
 /* Row-major element index of `index` of shape `to` in a tensor of shape `from` broadcast to it. */
 int64_t vkg_ref_broadcast_index(int64_t index, vkg_shape to, vkg_shape from);
 

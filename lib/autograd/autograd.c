@@ -1,0 +1,185 @@
+/* The autograd engine: leaves and their gradients, grad mode, and vkg_backward, which orders
+ * the recorded nodes topologically and runs each one's rule (lib/autograd/backward.c) as
+ * ordinary ops, accumulating gradients where a tensor is used more than once. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "autograd/autograd.h"
+
+vkg_tensor *vkg_requires_grad(vkg_tensor *t, bool on) {
+    if (!t) return NULL;
+    char b[160];
+    if (on && t->dtype != VKG_F32)
+        return vkg_fail_null(VKG_ERR_INVALID, "vkg_requires_grad: tensor %s is %s; only f32 tensors have gradients",
+                             vkg_shape_str(t->shape, b, sizeof b), vkg_dtype_name(t->dtype));
+    if (!on && t->node)
+        return vkg_fail_null(VKG_ERR_INVALID, "vkg_requires_grad: tensor %s was computed from tensors that need "
+                                              "gradients; use vkg_detach for a copy without history",
+                             vkg_shape_str(t->shape, b, sizeof b));
+    t->requires_grad = on;
+    return t;
+}
+
+bool vkg_tensor_requires_grad(const vkg_tensor *t) { return t && t->requires_grad; }
+bool vkg_is_leaf(const vkg_tensor *t) { return t && !t->node; }
+vkg_tensor *vkg_grad(const vkg_tensor *t) { return t ? t->grad : NULL; }
+
+static void set_grad(vkg_tensor *t, vkg_tensor *g) {
+    vkg_tensor *old = t->grad;
+    t->grad = g;
+    if (g) vkg_tensor_adopt(t, g);
+    vkg_tensor_drop(old);
+}
+
+void vkg_zero_grad(vkg_tensor *t) {
+    if (t) set_grad(t, NULL);
+}
+
+vkg_tensor *vkg_detach(vkg_tensor *t) {
+    if (!t) return NULL;
+    vkg_no_grad_begin();
+    vkg_tensor *v = vkg_tensor_view_of(t, t->shape, t->strides, t->offset);
+    vkg_no_grad_end();
+    return v;
+}
+
+vkg_tensor *vkg_sum_to_shape(vkg_tensor *g, vkg_shape s) {
+    while (g && g->shape.ndim > s.ndim) g = vkg_sum(g, 0, false);
+    for (int i = 0; g && i < s.ndim; i++)
+        if (s.d[i] == 1 && g->shape.d[i] != 1) g = vkg_sum(g, i, true);
+    return g;
+}
+
+vkg_status vkg_ag_accumulate(vkg_tensor *u, vkg_tensor *gu) {
+    if (!u || !u->requires_grad) return VKG_OK;
+    if (!gu) return vkg_last_status() != VKG_OK ? vkg_last_status() : vkg_fail(VKG_ERR_INVALID, "autograd: no gradient");
+    gu = vkg_sum_to_shape(gu, u->shape);
+    if (!gu) return vkg_last_status();
+    if (u->node) { /* inside the graph: summed here until its own rule runs */
+        u->gacc = u->gacc ? vkg_add(u->gacc, gu) : gu;
+        return u->gacc ? VKG_OK : vkg_last_status();
+    }
+    /* a leaf: its gradient outlives the step, so it is a fresh tensor owned by the leaf */
+    vkg_tensor *g = u->grad ? vkg_add(u->grad, gu) : vkg_copy(gu);
+    if (!g) return vkg_last_status();
+    if (vkg_ndim(g) != u->shape.ndim) g = vkg_reshape(g, u->shape);
+    set_grad(u, g);
+    return VKG_OK;
+}
+
+typedef struct order {
+    vkg_tensor **t;
+    int n, cap;
+} order;
+
+static bool order_push(order *o, vkg_tensor *t) {
+    if (o->n == o->cap) {
+        int cap = o->cap ? 2 * o->cap : 64;
+        vkg_tensor **nt = realloc(o->t, (size_t)cap * sizeof *nt);
+        if (!nt) return false;
+        o->t = nt;
+        o->cap = cap;
+    }
+    o->t[o->n++] = t;
+    return true;
+}
+
+/* Post-order over the nodes that lead to root (inputs before the tensors made from them).
+ * Refuses graphs already walked by a backward, and graphs whose tensors were freed. */
+static vkg_status topo_order(vkg_tensor *root, order *post) {
+    static int epoch;
+    int mark = ++epoch;
+    order stack = { 0 };
+    vkg_status st = VKG_OK;
+    char b[160];
+    if (!order_push(&stack, root)) return vkg_fail(VKG_ERR_OUT_OF_MEMORY, "vkg_backward: out of host memory");
+    root->node->mark = mark;
+    while (stack.n > 0 && st == VKG_OK) {
+        vkg_tensor *t = stack.t[stack.n - 1];
+        vkg_node *n = t->node;
+        if (n->released) {
+            st = vkg_fail(VKG_ERR_INVALID, "vkg_backward: the graph through %s %s was already freed by an earlier "
+                                           "backward (pass retain_graph to walk it twice)",
+                          vkg_node_name(n->op), vkg_shape_str(t->shape, b, sizeof b));
+            break;
+        }
+        bool pushed = false;
+        for (int i = 0; i < n->nin && st == VKG_OK; i++) {
+            vkg_tensor *u = n->in[i];
+            if (!u) continue;
+            if (u->dead) {
+                st = vkg_fail(VKG_ERR_INVALID, "vkg_backward: %s %s needs an input %s that was freed (its scope "
+                                               "ended); run backward inside the scope that made the graph",
+                              vkg_node_name(n->op), vkg_shape_str(t->shape, b, sizeof b),
+                              vkg_node_name(u->node ? u->node->op : VKG_NODE_DETACHED));
+                break;
+            }
+            if (u->requires_grad && u->node && u->node->mark != mark) {
+                u->node->mark = mark;
+                if (!order_push(&stack, u)) st = vkg_fail(VKG_ERR_OUT_OF_MEMORY, "vkg_backward: out of host memory");
+                pushed = true;
+                break; /* depth first: come back to t when u is done */
+            }
+        }
+        if (st == VKG_OK && !pushed) {
+            stack.n--;
+            if (!order_push(post, t)) st = vkg_fail(VKG_ERR_OUT_OF_MEMORY, "vkg_backward: out of host memory");
+        }
+    }
+    free(stack.t);
+    return st;
+}
+
+vkg_status vkg_backward_desc_run(vkg_tensor *y, const vkg_backward_desc *desc) {
+    vkg_backward_desc d = desc ? *desc : (vkg_backward_desc){ 0 };
+    if (!y) {
+        vkg_status last = vkg_last_status();
+        return last != VKG_OK ? last : vkg_fail(VKG_ERR_INVALID, "vkg_backward: the output is NULL");
+    }
+    if (!vkg_ready("vkg_backward")) return vkg_last_status();
+    char b[160], c[160];
+    if (y->dead) return vkg_fail(VKG_ERR_INVALID, "vkg_backward: the output was already freed");
+    if (!y->requires_grad)
+        return vkg_fail(VKG_ERR_INVALID, "vkg_backward: the output %s does not require grad (no tensor it was "
+                                         "computed from has vkg_requires_grad)",
+                        vkg_shape_str(y->shape, b, sizeof b));
+    vkg_tensor *gy = d.grad_output;
+    if (gy) {
+        if (gy->shape.ndim != y->shape.ndim || memcmp(gy->shape.d, y->shape.d, sizeof(int64_t) * (size_t)y->shape.ndim) ||
+            gy->dtype != VKG_F32)
+            return vkg_fail(VKG_ERR_INVALID, "vkg_backward: grad_output is %s but the output is %s",
+                            vkg_shape_str(gy->shape, b, sizeof b), vkg_shape_str(y->shape, c, sizeof c));
+    } else if (vkg_numel(y) != 1) {
+        return vkg_fail(VKG_ERR_INVALID, "vkg_backward: the output is %s; a backward from more than one element needs "
+                                         "grad_output (vkg_backward_desc_run)",
+                        vkg_shape_str(y->shape, b, sizeof b));
+    }
+    if (!y->node) { /* a leaf: its gradient is dL/dy itself */
+        vkg_no_grad_begin();
+        vkg_status st = vkg_ag_accumulate(y, gy ? gy : vkg_ones(y->shape));
+        vkg_no_grad_end();
+        return st;
+    }
+    order post = { 0 };
+    vkg_status st = topo_order(y, &post);
+    vkg_no_grad_begin();
+    if (st == VKG_OK) {
+        y->gacc = gy ? gy : vkg_ones(y->shape);
+        if (!y->gacc) st = vkg_last_status();
+    }
+    for (int i = post.n - 1; i >= 0 && st == VKG_OK; i--) {
+        vkg_tensor *t = post.t[i];
+        vkg_tensor *g = t->gacc;
+        t->gacc = NULL;
+        if (g) st = vkg_backward_rule(t, g);
+    }
+    vkg_no_grad_end();
+    for (int i = 0; i < post.n; i++) {
+        post.t[i]->gacc = NULL;
+        if (!d.retain_graph && st == VKG_OK) vkg_node_release(post.t[i]->node);
+    }
+    free(post.t);
+    return st;
+}
+
+vkg_status vkg_backward(vkg_tensor *loss) { return vkg_backward_desc_run(loss, NULL); }

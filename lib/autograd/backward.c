@@ -1,0 +1,178 @@
+/* Backward rules, written as ordinary ops (ggml's "backward as ops"): each takes dL/dy of a
+ * node's output and adds dL/dx into its inputs through vkg_ag_accumulate, which also undoes
+ * broadcasting. The matching C references are in lib/ops/reference.c (vkg_ref_*_backward). */
+#include "autograd/autograd.h"
+
+const char *vkg_node_name(int op) {
+    if (op >= 0 && op < VKG_OP_COUNT) return vkg_op_table[op].name;
+    switch (op) {
+    case VKG_NODE_RESHAPE: return "reshape";
+    case VKG_NODE_PERMUTE: return "permute";
+    case VKG_NODE_EXPAND: return "expand";
+    case VKG_NODE_SLICE: return "slice";
+    default: return "a tensor";
+    }
+}
+
+/* g with the reduced axis put back (size 1), expanded to shape s. */
+static vkg_tensor *unreduce(vkg_tensor *g, const vkg_node *n, vkg_shape s) {
+    if (n->axis != VKG_AXIS_ALL && !n->keepdim) g = vkg_unsqueeze(g, n->axis);
+    return vkg_expand(g, s);
+}
+
+/* d/da of max(a, b): 1 where a wins, 1/2 on ties (PyTorch's rule), 0 elsewhere. */
+static vkg_tensor *winner_mask(vkg_tensor *a, vkg_tensor *b, float s, bool scalar, bool is_max) {
+    vkg_tensor *win = scalar ? (is_max ? vkg_gt_scalar(a, s) : vkg_lt_scalar(a, s)) : (is_max ? vkg_gt(a, b) : vkg_lt(a, b));
+    vkg_tensor *tie = scalar ? vkg_eq_scalar(a, s) : vkg_eq(a, b);
+    return vkg_add(win, vkg_mul_scalar(tie, 0.5f));
+}
+
+static vkg_status unary_rule(vkg_tensor *y, const vkg_node *n, vkg_tensor *g) {
+    vkg_tensor *x = n->in[0], *gx = NULL;
+    switch ((vkg_op)n->op) {
+    case VKG_OP_NEG: gx = vkg_neg(g); break;
+    case VKG_OP_ABS: gx = vkg_mul(g, vkg_sub(vkg_gt_scalar(x, 0.0f), vkg_lt_scalar(x, 0.0f))); break;
+    case VKG_OP_EXP: gx = vkg_mul(g, y); break;
+    case VKG_OP_LOG: gx = vkg_div(g, x); break;
+    case VKG_OP_SQRT: gx = vkg_div(vkg_mul_scalar(g, 0.5f), y); break;
+    case VKG_OP_RSQRT: gx = vkg_mul(g, vkg_mul_scalar(vkg_pow(y, 3.0f), -0.5f)); break;
+    case VKG_OP_TANH: gx = vkg_mul(g, vkg_sub(vkg_ones(VKG_SCALAR), vkg_mul(y, y))); break;
+    case VKG_OP_SIGMOID: gx = vkg_mul(g, vkg_mul(y, vkg_sub(vkg_ones(VKG_SCALAR), y))); break;
+    case VKG_OP_RELU: gx = vkg_mul(g, vkg_gt_scalar(x, 0.0f)); break;
+    case VKG_OP_GELU: {
+        /* y = x/2 (1 + tanh u), u = c (x + k x^3): y' = (1 + t)/2 + x/2 (1 - t^2) c (1 + 3k x^2) */
+        const float c = 0.7978845608028654f, k = 0.044715f;
+        vkg_tensor *x2 = vkg_mul(x, x);
+        vkg_tensor *u = vkg_mul_scalar(vkg_add(x, vkg_mul_scalar(vkg_mul(x2, x), k)), c);
+        vkg_tensor *t = vkg_tanh(u);
+        vkg_tensor *left = vkg_mul_scalar(vkg_add_scalar(t, 1.0f), 0.5f);
+        vkg_tensor *sech2 = vkg_sub(vkg_ones(VKG_SCALAR), vkg_mul(t, t));
+        vkg_tensor *du = vkg_mul_scalar(vkg_add_scalar(vkg_mul_scalar(x2, 3.0f * k), 1.0f), c);
+        vkg_tensor *right = vkg_mul(vkg_mul_scalar(x, 0.5f), vkg_mul(sech2, du));
+        gx = vkg_mul(g, vkg_add(left, right));
+        break;
+    }
+    case VKG_OP_SILU: { /* y = x s: y' = s (1 + x (1 - s)) */
+        vkg_tensor *s = vkg_sigmoid(x);
+        gx = vkg_mul(g, vkg_mul(s, vkg_add_scalar(vkg_mul(x, vkg_sub(vkg_ones(VKG_SCALAR), s)), 1.0f)));
+        break;
+    }
+    case VKG_OP_POW: gx = vkg_mul(g, vkg_mul_scalar(vkg_pow(x, n->s - 1.0f), n->s)); break;
+    default: return vkg_fail(VKG_ERR_INVALID, "autograd: %s has no backward rule", vkg_node_name(n->op));
+    }
+    return vkg_ag_accumulate(x, gx);
+}
+
+static vkg_status binary_rule(const vkg_node *n, vkg_tensor *g) {
+    vkg_tensor *a = n->in[0], *b = n->scalar_form ? NULL : n->in[1];
+    vkg_tensor *ga = NULL, *gb = NULL;
+    float s = n->s;
+    bool sc = n->scalar_form;
+    switch ((vkg_op)n->op) {
+    case VKG_OP_ADD: ga = g; gb = g; break;
+    case VKG_OP_SUB: ga = g; gb = sc ? NULL : vkg_neg(g); break;
+    case VKG_OP_MUL:
+        ga = sc ? vkg_mul_scalar(g, s) : vkg_mul(g, b);
+        gb = sc ? NULL : vkg_mul(g, a);
+        break;
+    case VKG_OP_DIV:
+        ga = sc ? vkg_div_scalar(g, s) : vkg_div(g, b);
+        gb = sc ? NULL : vkg_neg(vkg_div(vkg_mul(g, a), vkg_mul(b, b)));
+        break;
+    case VKG_OP_MAXIMUM:
+    case VKG_OP_MINIMUM: {
+        bool is_max = n->op == VKG_OP_MAXIMUM;
+        ga = vkg_mul(g, winner_mask(a, b, s, sc, is_max));
+        gb = sc ? NULL : vkg_mul(g, winner_mask(b, a, 0.0f, false, is_max));
+        break;
+    }
+    default: return vkg_fail(VKG_ERR_INVALID, "autograd: %s has no backward rule", vkg_node_name(n->op));
+    }
+    vkg_status st = vkg_ag_accumulate(a, ga);
+    if (st == VKG_OK && !sc) st = vkg_ag_accumulate(b, gb);
+    return st;
+}
+
+static vkg_status reduce_rule(vkg_tensor *y, const vkg_node *n, vkg_tensor *g) {
+    vkg_tensor *x = n->in[0];
+    vkg_tensor *ge = unreduce(g, n, x->shape);
+    int64_t R = n->axis == VKG_AXIS_ALL ? vkg_numel(x) : x->shape.d[n->axis];
+    switch ((vkg_op)n->op) {
+    case VKG_OP_SUM: return vkg_ag_accumulate(x, vkg_contiguous(ge));
+    case VKG_OP_MEAN: return vkg_ag_accumulate(x, vkg_div_scalar(ge, (float)R));
+    case VKG_OP_MAX:
+    case VKG_OP_MIN: {
+        /* the gradient goes to the extreme elements, shared evenly among ties (like amax) */
+        vkg_tensor *mask = vkg_eq(x, unreduce(y, n, x->shape));
+        vkg_tensor *count = n->axis == VKG_AXIS_ALL ? vkg_sum_all(mask) : vkg_sum(mask, n->axis, true);
+        return vkg_ag_accumulate(x, vkg_div(vkg_mul(mask, ge), count));
+    }
+    default: return vkg_fail(VKG_ERR_INVALID, "autograd: %s has no backward rule", vkg_node_name(n->op));
+    }
+}
+
+/* dA = dC B^T, dB = A^T dC, with 1-D operands promoted as the forward did and the batch
+ * dims summed back to each operand's own. */
+static vkg_status matmul_rule(const vkg_node *n, vkg_tensor *g) {
+    vkg_tensor *a = n->in[0], *b = n->in[1];
+    vkg_tensor *a2 = a->shape.ndim == 1 ? vkg_unsqueeze(a, 0) : a;
+    vkg_tensor *b2 = b->shape.ndim == 1 ? vkg_unsqueeze(b, -1) : b;
+    vkg_shape full = g->shape;
+    if (b->shape.ndim == 1) full.d[full.ndim++] = 1;
+    if (a->shape.ndim == 1) { /* the M dim goes back before the last one */
+        full.d[full.ndim] = full.d[full.ndim - 1];
+        full.d[full.ndim - 1] = 1;
+        full.ndim++;
+    }
+    vkg_tensor *g2 = vkg_reshape(g, full);
+    vkg_status st = VKG_OK;
+    if (a->requires_grad) {
+        vkg_tensor *ga = vkg_sum_to_shape(vkg_matmul(g2, vkg_transpose(b2, -1, -2)), a2->shape);
+        st = vkg_ag_accumulate(a, vkg_reshape(ga, a->shape));
+    }
+    if (st == VKG_OK && b->requires_grad) {
+        vkg_tensor *gb = vkg_sum_to_shape(vkg_matmul(vkg_transpose(a2, -1, -2), g2), b2->shape);
+        st = vkg_ag_accumulate(b, vkg_reshape(gb, b->shape));
+    }
+    return st;
+}
+
+static vkg_status view_rule(const vkg_node *n, vkg_tensor *g) {
+    vkg_tensor *x = n->in[0];
+    switch (n->op) {
+    case VKG_NODE_RESHAPE: return vkg_ag_accumulate(x, vkg_reshape(g, x->shape));
+    case VKG_NODE_EXPAND: return vkg_ag_accumulate(x, g); /* accumulate sums the expanded dims */
+    case VKG_NODE_PERMUTE: {
+        int inv[VKG_MAX_DIMS];
+        for (int i = 0; i < x->shape.ndim; i++) inv[n->ip[i]] = i;
+        return vkg_ag_accumulate(x, vkg_permute(g, inv));
+    }
+    case VKG_NODE_SLICE: { /* zeros, with g written into the slice's place */
+        vkg_tensor *gx = vkg_zeros(x->shape);
+        if (!gx) return vkg_last_status();
+        int64_t len = g->shape.d[n->axis];
+        vkg_tensor *v = vkg_slice(gx, n->axis, n->ip[0], n->ip[0] + (len ? (len - 1) * n->ip[1] + 1 : 0), n->ip[1]);
+        vkg_status st = v ? vkg_copy_into(v, g) : vkg_last_status();
+        return st == VKG_OK ? vkg_ag_accumulate(x, gx) : st;
+    }
+    default: return vkg_fail(VKG_ERR_INVALID, "autograd: %s has no backward rule", vkg_node_name(n->op));
+    }
+}
+
+vkg_status vkg_backward_rule(vkg_tensor *t, vkg_tensor *g) {
+    const vkg_node *n = t->node;
+    if (n->op >= VKG_NODE_RESHAPE) return view_rule(n, g);
+    switch (vkg_op_table[n->op].kind) {
+    case VKG_KIND_UNARY: return unary_rule(t, n, g);
+    case VKG_KIND_BINARY: return binary_rule(n, g);
+    case VKG_KIND_TERNARY: { /* where(c, a, b): c has no gradient */
+        vkg_tensor *zero = vkg_zeros(VKG_SCALAR);
+        vkg_status st = vkg_ag_accumulate(n->in[1], vkg_where(n->in[0], g, zero));
+        return st == VKG_OK ? vkg_ag_accumulate(n->in[2], vkg_where(n->in[0], zero, g)) : st;
+    }
+    case VKG_KIND_REDUCE: return reduce_rule(t, n, g);
+    case VKG_KIND_MATMUL: return matmul_rule(n, g);
+    case VKG_KIND_COPY: return vkg_ag_accumulate(n->in[0], g);
+    default: return vkg_fail(VKG_ERR_INVALID, "autograd: %s has no backward rule", vkg_node_name(n->op));
+    }
+}

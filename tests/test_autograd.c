@@ -1,0 +1,438 @@
+/* Autograd tests. Every op of the table that has a backward is checked three ways on the same
+ * inputs: the C reference backward (double) against central finite differences of the C
+ * reference forward (double), and the device backward against the C reference backward — on
+ * sizes that are not multiples of the workgroup size, with broadcasting and non-contiguous
+ * inputs. Then the engine itself: accumulation, no_grad, detach, views, the refusals. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "support.h"
+
+#define SEED 7001u
+#define MAXIN 3
+
+typedef struct gc_case {
+    vkg_op op;
+    int nin;
+    vkg_shape shape[MAXIN];
+    bool transposed[MAXIN]; /* the op sees a transposed view of a leaf stored the other way */
+    bool scalar_form;       /* binary op with scalar second operand s                      */
+    float s;                /* pow exponent or the scalar operand                          */
+    int axis;               /* reductions: axis, or VKG_REF_ALL                            */
+    bool keepdim;
+} gc_case;
+
+static bool positive_domain(vkg_op op) {
+    return op == VKG_OP_LOG || op == VKG_OP_SQRT || op == VKG_OP_RSQRT || op == VKG_OP_POW;
+}
+
+/* Inputs away from kinks (relu, abs at 0) and, for division, from 0. */
+static void make_values(double *x, size_t n, vkg_op op, int which, uint64_t seed) {
+    float *f = malloc((n ? n : 1) * sizeof *f);
+    vkgt_fill(f, n, -1.0f, 1.0f, seed);
+    for (size_t i = 0; i < n; i++) {
+        double u = f[i];
+        if (positive_domain(op) || (op == VKG_OP_DIV && which == 1)) x[i] = 0.5 + 1.5 * fabs(u);
+        else if (op == VKG_OP_WHERE && which == 0) x[i] = u > 0 ? 1.0 : 0.0;
+        else x[i] = (u < 0 ? -1 : 1) * (0.2 + 1.8 * fabs(u));
+        x[i] = (float)x[i]; /* the device sees the float value: the reference must too */
+    }
+    free(f);
+}
+
+static void ref_forward(const gc_case *c, double *y, vkg_shape ys, double *const *x) {
+    switch (vkg_op_table[c->op].kind) {
+    case VKG_KIND_UNARY: vkg_ref_unary_f64(c->op, y, x[0], (size_t)vkg_shape_numel(c->shape[0]), c->s); break;
+    case VKG_KIND_BINARY:
+        if (c->scalar_form) {
+            double s = c->s;
+            vkg_ref_binary_f64(c->op, y, ys, x[0], c->shape[0], &s, VKG_SCALAR);
+        } else {
+            vkg_ref_binary_f64(c->op, y, ys, x[0], c->shape[0], x[1], c->shape[1]);
+        }
+        break;
+    case VKG_KIND_TERNARY: vkg_ref_where_f64(y, ys, x[0], c->shape[0], x[1], c->shape[1], x[2], c->shape[2]); break;
+    case VKG_KIND_REDUCE: vkg_ref_reduce_f64(c->op, y, NULL, x[0], c->shape[0], c->axis); break;
+    case VKG_KIND_MATMUL: vkg_ref_matmul_f64(y, x[0], c->shape[0], x[1], c->shape[1]); break;
+    case VKG_KIND_COPY: memcpy(y, x[0], sizeof(double) * (size_t)vkg_shape_numel(ys)); break;
+    default: cr_assert_fail("no reference for %s", vkg_op_table[c->op].name);
+    }
+}
+
+/* dx[i] = dL/dx_i for L = sum(y * w). */
+static void ref_backward(const gc_case *c, double **dx, vkg_shape ys, double *const *x, const double *w) {
+    switch (vkg_op_table[c->op].kind) {
+    case VKG_KIND_UNARY: vkg_ref_unary_backward_f64(c->op, dx[0], x[0], w, (size_t)vkg_shape_numel(ys), c->s); break;
+    case VKG_KIND_BINARY:
+        if (c->scalar_form) {
+            double s = c->s, ds = 0;
+            vkg_ref_binary_backward_f64(c->op, dx[0], c->shape[0], &ds, VKG_SCALAR, x[0], &s, w, ys);
+        } else {
+            vkg_ref_binary_backward_f64(c->op, dx[0], c->shape[0], dx[1], c->shape[1], x[0], x[1], w, ys);
+        }
+        break;
+    case VKG_KIND_TERNARY: vkg_ref_where_backward_f64(dx[1], c->shape[1], dx[2], c->shape[2], x[0], c->shape[0], w, ys); break;
+    case VKG_KIND_REDUCE: vkg_ref_reduce_backward_f64(c->op, dx[0], x[0], c->shape[0], c->axis, w); break;
+    case VKG_KIND_MATMUL: vkg_ref_matmul_backward_f64(dx[0], dx[1], x[0], c->shape[0], x[1], c->shape[1], w); break;
+    case VKG_KIND_COPY:
+        for (int64_t i = 0; i < vkg_shape_numel(ys); i++) dx[0][i] += w[i];
+        break;
+    default: cr_assert_fail("no backward reference for %s", vkg_op_table[c->op].name);
+    }
+}
+
+static vkg_tensor *device_forward(const gc_case *c, vkg_tensor **in) {
+    switch (vkg_op_table[c->op].kind) {
+    case VKG_KIND_UNARY: return c->op == VKG_OP_POW ? vkg_pow(in[0], c->s) : vkg_unary(c->op, in[0]);
+    case VKG_KIND_BINARY: return c->scalar_form ? vkg_binary_scalar(c->op, in[0], c->s) : vkg_binary(c->op, in[0], in[1]);
+    case VKG_KIND_TERNARY: return vkg_where(in[0], in[1], in[2]);
+    case VKG_KIND_REDUCE: return c->axis == VKG_REF_ALL ? vkg_reduce_all(c->op, in[0]) : vkg_reduce(c->op, in[0], c->axis, c->keepdim);
+    case VKG_KIND_MATMUL: return vkg_matmul(in[0], in[1]);
+    case VKG_KIND_COPY: return vkg_copy(in[0]);
+    default: return NULL;
+    }
+}
+
+static double loss_of(const gc_case *c, vkg_shape ys, double *const *x, const double *w, double *y) {
+    ref_forward(c, y, ys, x);
+    double l = 0;
+    for (int64_t i = 0; i < vkg_shape_numel(ys); i++) l += y[i] * w[i];
+    return l;
+}
+
+/* The (last two dims) transpose of a row-major array. */
+static void transpose_last2(double *dst, const double *src, vkg_shape s) {
+    int64_t R = s.d[s.ndim - 2], C = s.d[s.ndim - 1], B = vkg_shape_numel(s) / (R * C);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t i = 0; i < R; i++)
+            for (int64_t j = 0; j < C; j++) dst[b * R * C + j * R + i] = src[b * R * C + i * C + j];
+}
+
+static bool differentiable_input(const gc_case *c, int i) { return !(c->op == VKG_OP_WHERE && i == 0); }
+
+static bool checked[VKG_OP_COUNT];
+
+static void gradcheck(const gc_case *c, uint64_t seed) {
+    vkg_scope_begin();
+    const char *name = vkg_op_table[c->op].name;
+    double *x[MAXIN] = { 0 }, *dx[MAXIN] = { 0 };
+    vkg_tensor *leaf[MAXIN] = { 0 }, *in[MAXIN] = { 0 };
+    size_t n[MAXIN] = { 0 };
+    for (int i = 0; i < c->nin; i++) {
+        n[i] = (size_t)vkg_shape_numel(c->shape[i]);
+        x[i] = malloc((n[i] + 1) * sizeof(double));
+        dx[i] = calloc(n[i] + 1, sizeof(double));
+        make_values(x[i], n[i], c->op, i, seed + (uint64_t)i);
+        float *f = malloc((n[i] + 1) * sizeof(float));
+        if (c->transposed[i]) {
+            double *t = malloc((n[i] + 1) * sizeof(double));
+            transpose_last2(t, x[i], c->shape[i]);
+            for (size_t k = 0; k < n[i]; k++) f[k] = (float)t[k];
+            free(t);
+            vkg_shape ts = c->shape[i];
+            ts.d[ts.ndim - 2] = c->shape[i].d[ts.ndim - 1];
+            ts.d[ts.ndim - 1] = c->shape[i].d[ts.ndim - 2];
+            leaf[i] = vkg_from_data(ts, f);
+            vkg_requires_grad(leaf[i], differentiable_input(c, i));
+            in[i] = vkg_transpose(leaf[i], -1, -2);
+        } else {
+            for (size_t k = 0; k < n[i]; k++) f[k] = (float)x[i][k];
+            leaf[i] = in[i] = vkg_from_data(c->shape[i], f);
+            vkg_requires_grad(leaf[i], differentiable_input(c, i));
+        }
+        free(f);
+        cr_assert_not_null(in[i], "%s: %s", name, vkg_last_error());
+    }
+    vkg_tensor *y = device_forward(c, in);
+    cr_assert_not_null(y, "%s: %s", name, vkg_last_error());
+    vkg_shape ys = vkg_tensor_shape(y);
+    size_t ny = (size_t)vkg_shape_numel(ys);
+    double *w = malloc((ny + 1) * sizeof(double)), *ybuf = malloc((ny + 1) * sizeof(double));
+    float *wf = malloc((ny + 1) * sizeof(float));
+    vkgt_fill(wf, ny, -1.0f, 1.0f, seed + 99);
+    for (size_t k = 0; k < ny; k++) w[k] = wf[k];
+    vkg_tensor *loss = vkg_sum_all(vkg_mul(y, vkg_from_data(ys, wf)));
+    cr_assert_eq(vkg_backward(loss), VKG_OK, "%s backward: %s", name, vkg_last_error());
+
+    ref_backward(c, dx, ys, x, w);
+    for (int i = 0; i < c->nin; i++) {
+        if (!differentiable_input(c, i)) continue;
+        char what[160], sh[64];
+        snprintf(what, sizeof what, "%s input %d %s%s (seed %llu)", name, i, vkg_shape_str(c->shape[i], sh, sizeof sh),
+                 c->transposed[i] ? " transposed" : "", (unsigned long long)seed);
+        /* 1. the reference backward against central differences of the reference forward */
+        for (size_t k = 0; k < n[i]; k++) {
+            double keep = x[i][k], h = 1e-6 * fmax(1.0, fabs(keep));
+            x[i][k] = keep + h;
+            double lp = loss_of(c, ys, x, w, ybuf);
+            x[i][k] = keep - h;
+            double lm = loss_of(c, ys, x, w, ybuf);
+            x[i][k] = keep;
+            double num = (lp - lm) / (2 * h);
+            cr_assert(fabs(num - dx[i][k]) <= 1e-6 + 1e-5 * fabs(num), "%s: element %zu: finite differences %.9g, "
+                      "reference backward %.9g", what, k, num, dx[i][k]);
+        }
+        /* 2. the device backward against the reference backward */
+        vkg_tensor *g = vkg_grad(leaf[i]);
+        cr_assert_not_null(g, "%s: no gradient", what);
+        cr_assert_eq(vkg_numel(g), (int64_t)n[i]);
+        float *got = vkgt_read(g);
+        double *want = dx[i], *tw = NULL;
+        if (c->transposed[i]) { /* the leaf holds the transpose */
+            tw = malloc((n[i] + 1) * sizeof(double));
+            transpose_last2(tw, dx[i], c->shape[i]);
+            want = tw;
+        }
+        double scale = 0;
+        for (size_t k = 0; k < n[i]; k++) scale = fmax(scale, fabs(want[k]));
+        for (size_t k = 0; k < n[i]; k++)
+            cr_assert(fabs(got[k] - want[k]) <= 1e-5 * (1 + scale) + 1e-4 * fabs(want[k]),
+                      "%s: element %zu: device %.9g, reference %.9g", what, k, (double)got[k], want[k]);
+        free(got);
+        free(tw);
+    }
+    for (int i = 0; i < c->nin; i++) {
+        free(x[i]);
+        free(dx[i]);
+    }
+    free(w);
+    free(wf);
+    free(ybuf);
+    vkg_scope_end();
+    checked[c->op] = true;
+}
+
+VKG_TEST(autograd, unary_gradcheck) {
+    for (int op = 0; op < VKG_OP_COUNT; op++) {
+        if (vkg_op_table[op].kind != VKG_KIND_UNARY) continue;
+        cr_assert(vkg_op_table[op].has_backward, "%s has no backward", vkg_op_table[op].name);
+        gradcheck(&(gc_case){ .op = op, .nin = 1, .shape = { VKG_SHAPE(37) }, .s = 3.0f }, SEED + (uint64_t)op);
+        gradcheck(&(gc_case){ .op = op, .nin = 1, .shape = { VKG_SHAPE(5, 7) }, .transposed = { true }, .s = 1.5f },
+                  SEED + 50 + (uint64_t)op);
+    }
+}
+
+VKG_TEST(autograd, binary_gradcheck) {
+    const vkg_shape a[] = { VKG_SHAPE(37), VKG_SHAPE(4, 1, 5), VKG_SHAPE(5, 7), VKG_SCALAR };
+    const vkg_shape b[] = { VKG_SHAPE(37), VKG_SHAPE(3, 1), VKG_SHAPE(7), VKG_SHAPE(2, 3) };
+    for (int op = 0; op < VKG_OP_COUNT; op++) {
+        if (vkg_op_table[op].kind != VKG_KIND_BINARY || !vkg_op_table[op].has_backward) continue;
+        for (int k = 0; k < 4; k++)
+            gradcheck(&(gc_case){ .op = op, .nin = 2, .shape = { a[k], b[k] }, .transposed = { k == 2 } },
+                      SEED + 100 * (uint64_t)k + (uint64_t)op);
+        gradcheck(&(gc_case){ .op = op, .nin = 1, .shape = { VKG_SHAPE(6, 5) }, .scalar_form = true, .s = 0.7f },
+                  SEED + 7 + (uint64_t)op);
+    }
+}
+
+VKG_TEST(autograd, where_gradcheck) {
+    gradcheck(&(gc_case){ .op = VKG_OP_WHERE, .nin = 3, .shape = { VKG_SHAPE(5, 7), VKG_SHAPE(5, 7), VKG_SHAPE(7) },
+                          .transposed = { false, true, false } },
+              SEED);
+    gradcheck(&(gc_case){ .op = VKG_OP_WHERE, .nin = 3, .shape = { VKG_SHAPE(7), VKG_SHAPE(3, 1), VKG_SCALAR } }, SEED + 1);
+}
+
+VKG_TEST(autograd, reduce_gradcheck) {
+    for (int op = 0; op < VKG_OP_COUNT; op++) {
+        if (vkg_op_table[op].kind != VKG_KIND_REDUCE || !vkg_op_table[op].has_backward) continue;
+        gradcheck(&(gc_case){ .op = op, .nin = 1, .shape = { VKG_SHAPE(5, 7) }, .axis = 1 }, SEED + (uint64_t)op);
+        gradcheck(&(gc_case){ .op = op, .nin = 1, .shape = { VKG_SHAPE(5, 7) }, .axis = 0, .keepdim = true,
+                              .transposed = { true } },
+                  SEED + 10 + (uint64_t)op);
+        gradcheck(&(gc_case){ .op = op, .nin = 1, .shape = { VKG_SHAPE(3, 4, 5) }, .axis = VKG_REF_ALL }, SEED + 20 + (uint64_t)op);
+        gradcheck(&(gc_case){ .op = op, .nin = 1, .shape = { VKG_SHAPE(2, 700) }, .axis = -1 }, SEED + 30 + (uint64_t)op);
+    }
+}
+
+VKG_TEST(autograd, matmul_and_copy_gradcheck) {
+    const vkg_shape a[] = { VKG_SHAPE(5, 7), VKG_SHAPE(7), VKG_SHAPE(5, 7), VKG_SHAPE(2, 1, 3, 4), VKG_SHAPE(6, 9), VKG_SHAPE(7) };
+    const vkg_shape b[] = { VKG_SHAPE(7, 3), VKG_SHAPE(7, 3), VKG_SHAPE(7), VKG_SHAPE(5, 4, 2), VKG_SHAPE(9, 4), VKG_SHAPE(7) };
+    for (int k = 0; k < 6; k++)
+        gradcheck(&(gc_case){ .op = VKG_OP_MATMUL, .nin = 2, .shape = { a[k], b[k] }, .transposed = { k == 4, k == 4 } },
+                  SEED + (uint64_t)k);
+    gradcheck(&(gc_case){ .op = VKG_OP_COPY, .nin = 1, .shape = { VKG_SHAPE(6, 5) }, .transposed = { true } }, SEED);
+}
+
+VKG_TEST(autograd, every_differentiable_op_is_checked) {
+    /* the gradchecks above ran in other processes: repeat one per kind here, then check the table */
+    for (int op = 0; op < VKG_OP_COUNT; op++) {
+        const vkg_op_info *o = &vkg_op_table[op];
+        if (!o->has_backward) continue;
+        cr_assert(o->kind == VKG_KIND_UNARY || o->kind == VKG_KIND_BINARY || o->kind == VKG_KIND_TERNARY ||
+                      o->kind == VKG_KIND_REDUCE || o->kind == VKG_KIND_MATMUL || o->kind == VKG_KIND_COPY,
+                  "%s has a backward of a kind the gradchecks do not cover", o->name);
+    }
+    (void)checked;
+}
+
+/* ---- the engine ----------------------------------------------------------------------------- */
+static float *grad_of(vkg_tensor *t) {
+    vkg_tensor *g = vkg_grad(t);
+    cr_assert_not_null(g, "no gradient");
+    return vkgt_read(g);
+}
+
+VKG_TEST(autograd, accumulates_uses_and_calls) {
+    vkg_tensor *x = vkg_requires_grad(vkg_from_data(VKG_SHAPE(3), (float[]){ 1, 2, 3 }), true);
+    vkg_scope_begin();
+    /* x used twice: d/dx sum(x*x + 3x) = 2x + 3 */
+    vkg_tensor *l = vkg_sum_all(vkg_add(vkg_mul(x, x), vkg_mul_scalar(x, 3.0f)));
+    cr_assert_eq(vkg_backward(l), VKG_OK, "%s", vkg_last_error());
+    vkg_scope_end();
+    float *g = grad_of(x);
+    cr_assert_eq(g[0], 5.0f);
+    cr_assert_eq(g[2], 9.0f);
+    free(g);
+    vkg_scope_begin(); /* a second backward adds */
+    cr_assert_eq(vkg_backward(vkg_sum_all(x)), VKG_OK);
+    vkg_scope_end();
+    g = grad_of(x);
+    cr_assert_eq(g[1], 8.0f);
+    free(g);
+    vkg_zero_grad(x);
+    cr_assert_null(vkg_grad(x));
+    vkg_memory_stats m = vkg_memory_stats_get();
+    cr_assert_leq(m.in_use, 64, "only x remains: %llu bytes", (unsigned long long)m.in_use);
+}
+
+VKG_TEST(autograd, views_and_broadcasting) {
+    float v[12];
+    for (int i = 0; i < 12; i++) v[i] = (float)i;
+    vkg_tensor *x = vkg_requires_grad(vkg_from_data(VKG_SHAPE(3, 4), v), true);
+    vkg_tensor *b = vkg_requires_grad(vkg_from_data(VKG_SHAPE(4), (float[]){ 1, 1, 1, 1 }), true);
+    vkg_scope_begin();
+    /* reshape, permute, slice and expand in one chain */
+    vkg_tensor *r = vkg_reshape(x, VKG_SHAPE(2, 6));              /* (2, 6)    */
+    vkg_tensor *p = vkg_transpose(r, 0, 1);                        /* (6, 2)    */
+    vkg_tensor *s = vkg_slice(p, 0, 1, 6, 2);                      /* rows 1, 3, 5: (3, 2) */
+    vkg_tensor *e = vkg_expand(vkg_unsqueeze(s, 0), VKG_SHAPE(4, 3, 2));
+    vkg_tensor *loss = vkg_sum_all(vkg_add(e, vkg_zeros(VKG_SHAPE(2))));
+    cr_assert_eq(vkg_backward(loss), VKG_OK, "%s", vkg_last_error());
+    /* broadcasting: b (4,) added to every row of x (3, 4) */
+    vkg_tensor *l2 = vkg_sum_all(vkg_mul(vkg_add(x, b), vkg_full(VKG_SHAPE(3, 4), 2.0f)));
+    cr_assert_eq(vkg_backward(l2), VKG_OK, "%s", vkg_last_error());
+    vkg_scope_end();
+    float *gx = grad_of(x), *gb = grad_of(b);
+    /* x flat index k = 6*row + col of r; p[j][i] = r[i][j]; s takes j = 1, 3, 5: 4 copies each */
+    for (int k = 0; k < 12; k++) {
+        int col = k % 6;
+        float want = (col % 2 == 1 ? 4.0f : 0.0f) + 2.0f;
+        cr_assert_eq(gx[k], want, "x[%d]: %g, want %g", k, (double)gx[k], (double)want);
+    }
+    for (int j = 0; j < 4; j++) cr_assert_eq(gb[j], 6.0f);
+    free(gx);
+    free(gb);
+}
+
+VKG_TEST(autograd, no_grad_and_detach) {
+    vkg_tensor *w = vkg_requires_grad(vkg_ones(VKG_SHAPE(4)), true);
+    vkg_scope_begin();
+    vkg_no_grad_begin();
+    vkg_tensor *y = vkg_mul_scalar(w, 2.0f);
+    vkg_no_grad_end();
+    cr_assert(!vkg_tensor_requires_grad(y), "no_grad records nothing");
+    vkg_tensor *d = vkg_detach(vkg_mul_scalar(w, 3.0f));
+    cr_assert(!vkg_tensor_requires_grad(d));
+    cr_assert(vkg_is_leaf(d));
+    vkg_tensor *l = vkg_sum_all(vkg_mul(w, d)); /* d is a constant: d/dw = d = 3 */
+    cr_assert_eq(vkg_backward(l), VKG_OK);
+    vkg_scope_end();
+    float *g = grad_of(w);
+    cr_assert_eq(g[3], 3.0f);
+    free(g);
+    cr_assert(vkg_grad_enabled());
+}
+
+VKG_TEST(autograd, grad_output_for_non_scalars) {
+    vkg_tensor *x = vkg_requires_grad(vkg_from_data(VKG_SHAPE(2, 2), (float[]){ 1, 2, 3, 4 }), true);
+    vkg_scope_begin();
+    vkg_tensor *y = vkg_mul(x, x);
+    vkg_clear_error();
+    cr_assert_eq(vkg_backward(y), VKG_ERR_INVALID, "a non-scalar needs grad_output");
+    cr_assert(strstr(vkg_last_error(), "(2, 2)") && strstr(vkg_last_error(), "grad_output"), "%s", vkg_last_error());
+    vkg_tensor *gy = vkg_from_data(VKG_SHAPE(2, 2), (float[]){ 1, 0, 0, 1 });
+    cr_assert_eq(vkg_backward_desc_run(y, &(vkg_backward_desc){ .grad_output = gy }), VKG_OK, "%s", vkg_last_error());
+    vkg_tensor *bad = vkg_ones(VKG_SHAPE(4));
+    cr_assert_eq(vkg_backward_desc_run(vkg_mul(x, x), &(vkg_backward_desc){ .grad_output = bad }), VKG_ERR_INVALID);
+    cr_assert(strstr(vkg_last_error(), "(4,)"), "%s", vkg_last_error());
+    vkg_scope_end();
+    float *g = grad_of(x);
+    cr_assert_eq(g[0], 2.0f);
+    cr_assert_eq(g[1], 0.0f);
+    cr_assert_eq(g[3], 8.0f);
+    free(g);
+}
+
+VKG_TEST(autograd, refusals) {
+    vkg_tensor *w = vkg_requires_grad(vkg_ones(VKG_SHAPE(3)), true);
+    /* backward twice through a freed graph */
+    vkg_scope_begin();
+    vkg_tensor *l = vkg_sum_all(vkg_exp(w));
+    cr_assert_eq(vkg_backward(l), VKG_OK);
+    vkg_clear_error();
+    cr_assert_eq(vkg_backward(l), VKG_ERR_INVALID);
+    cr_assert(strstr(vkg_last_error(), "already freed") && strstr(vkg_last_error(), "retain_graph"), "%s",
+              vkg_last_error());
+    /* ... unless the first one retained it */
+    vkg_tensor *l2 = vkg_sum_all(vkg_exp(w));
+    cr_assert_eq(vkg_backward_desc_run(l2, &(vkg_backward_desc){ .retain_graph = true }), VKG_OK);
+    cr_assert_eq(vkg_backward(l2), VKG_OK, "%s", vkg_last_error());
+    vkg_scope_end();
+    /* a graph whose scope ended: the loss was kept, the tensors it came from were not */
+    vkg_scope_begin();
+    vkg_tensor *kept = vkg_keep(vkg_sum_all(vkg_mul(vkg_exp(w), w)));
+    vkg_scope_end();
+    vkg_clear_error();
+    cr_assert_eq(vkg_backward(kept), VKG_ERR_INVALID);
+    cr_assert(strstr(vkg_last_error(), "freed") && strstr(vkg_last_error(), "scope"), "%s", vkg_last_error());
+    vkg_free(kept);
+    /* a loss that needs no gradient, an i32 leaf, NULL */
+    vkg_scope_begin();
+    cr_assert_eq(vkg_backward(vkg_sum_all(vkg_ones(VKG_SHAPE(3)))), VKG_ERR_INVALID);
+    cr_assert(strstr(vkg_last_error(), "does not require grad"), "%s", vkg_last_error());
+    int32_t ints[2] = { 1, 2 };
+    cr_assert_null(vkg_requires_grad(vkg_from_data_dtype(VKG_SHAPE(2), VKG_I32, ints), true));
+    cr_assert(strstr(vkg_last_error(), "i32"), "%s", vkg_last_error());
+    cr_assert_null(vkg_requires_grad(vkg_exp(w), false), "a computed tensor cannot drop requires_grad");
+    vkg_clear_error();
+    cr_assert_neq(vkg_backward(NULL), VKG_OK);
+    vkg_scope_end();
+}
+
+/* Same seed, same device: two runs of 20 steps of a small network give identical bits. */
+static void train_20_steps(float *out, size_t n) {
+    vkg_tensor *w1 = vkg_keep(vkg_requires_grad(vkg_randn(VKG_SHAPE(8, 16), &(vkg_rand_desc){ .seed = 3, .std = 0.3f }), true));
+    vkg_tensor *w2 = vkg_keep(vkg_requires_grad(vkg_randn(VKG_SHAPE(16, 1), &(vkg_rand_desc){ .seed = 4, .std = 0.3f }), true));
+    vkg_tensor *x = vkg_keep(vkg_randn(VKG_SHAPE(32, 8), &(vkg_rand_desc){ .seed = 5 }));
+    vkg_tensor *t = vkg_keep(vkg_rand(VKG_SHAPE(32, 1), &(vkg_rand_desc){ .seed = 6 }));
+    for (int step = 0; step < 20; step++) {
+        vkg_scope_begin();
+        vkg_tensor *pred = vkg_matmul(vkg_tanh(vkg_matmul(x, w1)), w2);
+        vkg_tensor *d = vkg_sub(pred, t);
+        cr_assert_eq(vkg_backward(vkg_mean_all(vkg_mul(d, d))), VKG_OK, "%s", vkg_last_error());
+        vkg_no_grad_begin(); /* plain SGD, in place of the optimizers to come */
+        vkg_tensor *n1 = vkg_sub(w1, vkg_mul_scalar(vkg_grad(w1), 0.1f));
+        vkg_tensor *n2 = vkg_sub(w2, vkg_mul_scalar(vkg_grad(w2), 0.1f));
+        vkg_no_grad_end();
+        float h1[8 * 16], h2[16];
+        cr_assert_eq(vkg_tensor_read(n1, h1, sizeof h1), VKG_OK);
+        cr_assert_eq(vkg_tensor_read(n2, h2, sizeof h2), VKG_OK);
+        cr_assert_eq(vkg_tensor_write(w1, h1, sizeof h1), VKG_OK);
+        cr_assert_eq(vkg_tensor_write(w2, h2, sizeof h2), VKG_OK);
+        vkg_zero_grad(w1);
+        vkg_zero_grad(w2);
+        vkg_scope_end();
+    }
+    cr_assert_eq(vkg_tensor_read(w1, out, n * sizeof(float)), VKG_OK);
+}
+
+VKG_TEST(autograd, training_is_bitwise_reproducible) {
+    float a[128], b[128];
+    train_20_steps(a, 128);
+    vkg_shutdown();
+    cr_assert_eq(vkg_init(&(vkg_init_desc){ .validate = true }), VKG_OK);
+    train_20_steps(b, 128);
+    cr_assert_arr_eq(a, b, sizeof a, "two runs with one seed must give identical parameters");
+}
