@@ -437,8 +437,13 @@ static vkg_status create_device(void) {
     float prio = 1.0f;
     VkDeviceQueueCreateInfo qci = { .sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
                                     .queueFamilyIndex = vkg_ctx.queue_family, .queueCount = 1, .pQueuePriorities = &prio };
+    /* shaderFloat16 is enabled where the device has it (core since 1.2), so f16 shaders can run */
+    if (vkg_ctx.info.api_version < VK_API_VERSION_1_2) vkg_ctx.info.fp16 = false;
+    VkPhysicalDeviceShaderFloat16Int8Features f16_on = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES, .shaderFloat16 = VK_TRUE };
     VkDeviceCreateInfo dci = { .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .queueCreateInfoCount = 1,
-                               .pQueueCreateInfos = &qci, .enabledExtensionCount = nexts, .ppEnabledExtensionNames = exts };
+                               .pQueueCreateInfos = &qci, .enabledExtensionCount = nexts, .ppEnabledExtensionNames = exts,
+                               .pNext = vkg_ctx.info.fp16 ? &f16_on : NULL };
     r = vkCreateDevice(vkg_ctx.physical, &dci, NULL, &vkg_ctx.device);
     if (r != VK_SUCCESS) {
         st = vkg_vk_fail(r, "vkCreateDevice");
@@ -491,6 +496,7 @@ vkg_status vkg_init(const vkg_init_desc *desc) {
     vkg_ctx.initialized = (st == VKG_OK); /* the parts below need the device; shutdown undoes any */
     if (st == VKG_OK) st = vkg_stream_init();
     if (st == VKG_OK) st = vkg_pipelines_init();
+    if (st == VKG_OK) st = vkg_profile_init();
     if (st != VKG_OK) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", vkg_last_error());
@@ -508,10 +514,12 @@ vkg_status vkg_init(const vkg_init_desc *desc) {
 void vkg_shutdown(void) {
     if (!vkg_ctx.initialized) return;
     if (vkg_ctx.device) {
+        vkg_explain_why("vkg_shutdown");
         vkg_stream_flush();
         vkDeviceWaitIdle(vkg_ctx.device);
     }
     if (vkg_ctx.stats_mode) vkg_stats_print(stderr);
+    vkg_profile_shutdown();
     vkg_tensors_free_all();
     vkg_pipelines_shutdown();
     vkg_stream_shutdown();

@@ -135,11 +135,14 @@ typedef struct vkg_dispatch_desc {
     int nout;                    /* the first nout bindings are written, the rest only read     */
     const void *push;
     uint32_t push_size;
+    double flops, bytes;         /* work done, for VKG_PROFILE; 0: estimated from the op       */
 } vkg_dispatch_desc;
 
 vkg_status vkg_dispatch(const vkg_dispatch_desc *d);
 /* Submit what is recorded (no wait). */
 vkg_status vkg_stream_flush(void);
+/* The command buffer being recorded (begun if none is), for commands outside vkg_dispatch. */
+vkg_status vkg_stream_cmd(VkCommandBuffer *cmd);
 /* Uploads bytes into storage at byte offset (stream-ordered: staging copy, or a direct write when
  * the bytes are not in use by unfinished work). */
 vkg_status vkg_stream_upload(vkg_storage *s, VkDeviceSize off, const void *src, size_t bytes);
@@ -245,5 +248,31 @@ typedef struct vkg_shader_code {
     size_t size;
 } vkg_shader_code;
 extern const vkg_shader_code vkg_shader_table[];
+
+/* ---- profiling and explain mode (profile.c) ------------------------------------------------ *
+ * VKG_PROFILE=1|file.json times every dispatch with timestamp queries and reports per op at
+ * shutdown; VKG_EXPLAIN=1|file prints every dispatch, barrier and submit as it is recorded.
+ * The stream calls these hooks at fixed points; each costs a branch when the modes are off. */
+vkg_status vkg_profile_init(void);                 /* reads the variables; after vkg_stream_init */
+void vkg_profile_shutdown(void);                   /* prints/writes the report; device idle      */
+void vkg_profile_frame_begin(const vkg_frame *f);  /* after vkBeginCommandBuffer                 */
+void vkg_profile_frame_done(const vkg_frame *f);   /* after the frame's fence signalled          */
+void vkg_profile_dispatch_begin(const vkg_frame *f, const vkg_dispatch_desc *d);
+void vkg_profile_dispatch_end(const vkg_frame *f);
+void vkg_explain_dispatch(const vkg_dispatch_desc *d, uint32_t local_size, uint32_t nbind);
+/* A barrier is recorded because binding k conflicts with an access since the last barrier. */
+void vkg_explain_barrier(int k, bool earlier_write, bool write);
+void vkg_explain_why(const char *why);             /* the trigger of the next submit           */
+void vkg_explain_submit(const vkg_frame *f);       /* before vkQueueSubmit                     */
+/* Which kernels (shader, constants, workgroup size) were dispatched since the last call: the
+ * variant a benchmark reports. Distinct entries joined by "; " into buf. */
+void vkg_trace_variants(char *buf, size_t size);
+/* A region timer around any span of the stream (vkgrad-bench): timestamps written into the
+ * command stream at begin and end; after the work completed (vkg_sync), the GPU nanoseconds
+ * between them, or a negative value when the device has no timestamps. */
+vkg_status vkg_timer_begin(void);
+vkg_status vkg_timer_end(void);
+double vkg_timer_elapsed_ns(void);
+bool vkg_profile_active(void);                     /* VKG_PROFILE is on and timestamps work     */
 
 #endif

@@ -31,6 +31,7 @@ static vkg_status frame_wait(vkg_frame *f) {
     vkg_ctx.stats.waits++;
     f->in_flight = false;
     if (f->serial > vkg_ctx.completed_serial) vkg_ctx.completed_serial = f->serial;
+    vkg_profile_frame_done(f);
     return VKG_OK;
 }
 
@@ -48,6 +49,7 @@ static vkg_status frame_begin(vkg_frame *f) {
     f->recording = true;
     f->dispatches = 0;
     f->serial = ++vkg_ctx.next_serial;
+    vkg_profile_frame_begin(f);
     return VKG_OK;
 }
 
@@ -62,6 +64,13 @@ static vkg_status recording(vkg_frame **out) {
     return VKG_OK;
 }
 
+vkg_status vkg_stream_cmd(VkCommandBuffer *cmd) {
+    vkg_frame *f;
+    vkg_status st = recording(&f);
+    if (st == VKG_OK) *cmd = f->cmd;
+    return st;
+}
+
 static void global_barrier(VkCommandBuffer cmd, VkPipelineStageFlags dst_stage, VkAccessFlags dst_access) {
     VkMemoryBarrier mb = { .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
                            .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
@@ -74,6 +83,7 @@ vkg_status vkg_stream_flush(void) {
     if (!vkg_ctx.device) return VKG_OK;
     vkg_frame *f = cur();
     if (!f->recording) return VKG_OK;
+    vkg_explain_submit(f);
     /* make this batch's writes visible to the host once its fence signals */
     global_barrier(f->cmd, VK_PIPELINE_STAGE_HOST_BIT, VK_ACCESS_HOST_READ_BIT);
     f->recording = false;
@@ -134,7 +144,10 @@ static void order_accesses(VkCommandBuffer cmd, const vkg_block **blocks, const 
     for (int k = 0; k < n && !need; k++)
         for (int i = 0; i < vkg_ctx.nacc && !need; i++) {
             const vkg_access *a = &vkg_ctx.acc[i];
-            if ((a->write || writes[k]) && overlaps(a, blocks[k], offs[k], sizes[k])) need = true;
+            if ((a->write || writes[k]) && overlaps(a, blocks[k], offs[k], sizes[k])) {
+                need = true;
+                vkg_explain_barrier(k, a->write, writes[k]);
+            }
         }
     if (need) {
         global_barrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
@@ -231,6 +244,7 @@ vkg_status vkg_dispatch(const vkg_dispatch_desc *d) {
                                        .descriptorCount = 1, .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
                                        .pBufferInfo = &infos[i] };
     }
+    vkg_explain_dispatch(d, ls, nbind);
     order_accesses(f->cmd, blocks, offs, sizes, writes, (int)nbind);
     vkCmdBindPipeline(f->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipeline);
     if (vkg_ctx.info.push_descriptor) {
@@ -246,17 +260,23 @@ vkg_status vkg_dispatch(const vkg_dispatch_desc *d) {
     uint8_t push[VKG_PUSH_SIZE] = { 0 };
     if (d->push) memcpy(push, d->push, d->push_size < VKG_PUSH_SIZE ? d->push_size : VKG_PUSH_SIZE);
     vkCmdPushConstants(f->cmd, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, VKG_PUSH_SIZE, push);
+    vkg_profile_dispatch_begin(f, d);
     vkCmdDispatch(f->cmd, d->groups[0] ? d->groups[0] : 1, d->groups[1] ? d->groups[1] : 1,
                   d->groups[2] ? d->groups[2] : 1);
+    vkg_profile_dispatch_end(f);
     vkg_ctx.stats.dispatches++;
     f->dispatches++;
 
     if (vkg_ctx.sync_mode) {
+        vkg_explain_why("VKG_SYNC waits after every op");
         st = vkg_sync();
         if (st == VKG_OK) check_finite(d);
         return st;
     }
-    if (f->dispatches >= vkg_ctx.batch_limit) return vkg_stream_flush();
+    if (f->dispatches >= vkg_ctx.batch_limit) {
+        vkg_explain_why("batch limit reached (VKG_BATCH)");
+        return vkg_stream_flush();
+    }
     return VKG_OK;
 }
 
@@ -266,6 +286,7 @@ static vkg_status ring_take(VkDeviceSize bytes, VkDeviceSize *off) {
     bytes = (bytes + 15) & ~(VkDeviceSize)15;
     if (vkg_ctx.ring_head + bytes > vkg_ctx.ring_size) {
         /* wrap: every byte of the ring may be in use by a frame in flight, so wait for all */
+        vkg_explain_why("staging ring full");
         vkg_status st = vkg_stream_flush();
         if (st == VKG_OK) st = vkg_sync();
         if (st != VKG_OK) return st;
@@ -307,6 +328,7 @@ static vkg_status transfer(vkg_storage *s, VkDeviceSize off, uint8_t *host, size
     else vkg_ctx.stats.bytes_read_back += bytes;
     if (vkg_ctx.map_storage) {
         if (s->last_serial > vkg_ctx.completed_serial) {
+            vkg_explain_why(upload ? "host write to bytes the device may still use" : "read-back needs the results");
             vkg_status st = vkg_sync();
             if (st != VKG_OK) return st;
         }
@@ -331,6 +353,7 @@ static vkg_status transfer(vkg_storage *s, VkDeviceSize off, uint8_t *host, size
                         upload ? s->block->buffer : vkg_ctx.ring_buffer, 1, &c);
         s->last_serial = f->serial;
         if (!upload) {
+            vkg_explain_why("read-back needs the results");
             st = vkg_sync();
             if (st != VKG_OK) return st;
             memcpy(host, vkg_ctx.ring_mapped + roff, n);
