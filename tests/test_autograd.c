@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "support.h"
+#include "gradcheck.h"
 
 #define SEED 7001u
 #define MAXIN 3
@@ -22,6 +22,7 @@ typedef struct gc_case {
     float s;                /* pow exponent or the scalar operand                          */
     int axis;               /* reductions: axis, or VKG_REF_ALL                            */
     bool keepdim;
+    uint64_t seed;
 } gc_case;
 
 static bool positive_domain(vkg_op op) {
@@ -62,7 +63,7 @@ static void ref_forward(const gc_case *c, double *y, vkg_shape ys, double *const
 }
 
 /* dx[i] = dL/dx_i for L = sum(y * w). */
-static void ref_backward(const gc_case *c, double **dx, vkg_shape ys, double *const *x, const double *w) {
+static void ref_backward(const gc_case *c, double *const *dx, vkg_shape ys, double *const *x, const double *w) {
     switch (vkg_op_table[c->op].kind) {
     case VKG_KIND_UNARY: vkg_ref_unary_backward_f64(c->op, dx[0], x[0], w, (size_t)vkg_shape_numel(ys), c->s); break;
     case VKG_KIND_BINARY:
@@ -95,113 +96,30 @@ static vkg_tensor *device_forward(const gc_case *c, vkg_tensor **in) {
     }
 }
 
-static double loss_of(const gc_case *c, vkg_shape ys, double *const *x, const double *w, double *y) {
-    ref_forward(c, y, ys, x);
-    double l = 0;
-    for (int64_t i = 0; i < vkg_shape_numel(ys); i++) l += y[i] * w[i];
-    return l;
-}
-
-/* The (last two dims) transpose of a row-major array. */
-static void transpose_last2(double *dst, const double *src, vkg_shape s) {
-    int64_t R = s.d[s.ndim - 2], C = s.d[s.ndim - 1], B = vkg_shape_numel(s) / (R * C);
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t i = 0; i < R; i++)
-            for (int64_t j = 0; j < C; j++) dst[b * R * C + j * R + i] = src[b * R * C + i * C + j];
-}
-
 static bool differentiable_input(const gc_case *c, int i) { return !(c->op == VKG_OP_WHERE && i == 0); }
 
-static bool checked[VKG_OP_COUNT];
+/* Adapters from a table row to the shared gradient check (tests/gradcheck.c). */
+static void gc_init(int i, double *x, size_t n, void *ctx) {
+    const gc_case *c = ctx;
+    make_values(x, n, c->op, i, c->seed + (uint64_t)i);
+}
+static vkg_tensor *gc_device(vkg_tensor **in, void *ctx) { return device_forward(ctx, in); }
+static void gc_forward(double *y, vkg_shape ys, double *const *x, void *ctx) { ref_forward(ctx, y, ys, x); }
+static void gc_backward(double *const *dx, vkg_shape ys, double *const *x, const double *dy, void *ctx) {
+    ref_backward(ctx, dx, ys, x, dy);
+}
 
-static void gradcheck(const gc_case *c, uint64_t seed) {
-    vkg_scope_begin();
-    const char *name = vkg_op_table[c->op].name;
-    double *x[MAXIN] = { 0 }, *dx[MAXIN] = { 0 };
-    vkg_tensor *leaf[MAXIN] = { 0 }, *in[MAXIN] = { 0 };
-    size_t n[MAXIN] = { 0 };
-    for (int i = 0; i < c->nin; i++) {
-        n[i] = (size_t)vkg_shape_numel(c->shape[i]);
-        x[i] = malloc((n[i] + 1) * sizeof(double));
-        dx[i] = calloc(n[i] + 1, sizeof(double));
-        make_values(x[i], n[i], c->op, i, seed + (uint64_t)i);
-        float *f = malloc((n[i] + 1) * sizeof(float));
-        if (c->transposed[i]) {
-            double *t = malloc((n[i] + 1) * sizeof(double));
-            transpose_last2(t, x[i], c->shape[i]);
-            for (size_t k = 0; k < n[i]; k++) f[k] = (float)t[k];
-            free(t);
-            vkg_shape ts = c->shape[i];
-            ts.d[ts.ndim - 2] = c->shape[i].d[ts.ndim - 1];
-            ts.d[ts.ndim - 1] = c->shape[i].d[ts.ndim - 2];
-            leaf[i] = vkg_from_data(ts, f);
-            vkg_requires_grad(leaf[i], differentiable_input(c, i));
-            in[i] = vkg_transpose(leaf[i], -1, -2);
-        } else {
-            for (size_t k = 0; k < n[i]; k++) f[k] = (float)x[i][k];
-            leaf[i] = in[i] = vkg_from_data(c->shape[i], f);
-            vkg_requires_grad(leaf[i], differentiable_input(c, i));
-        }
-        free(f);
-        cr_assert_not_null(in[i], "%s: %s", name, vkg_last_error());
+static void gradcheck(const gc_case *c0, uint64_t seed) {
+    gc_case c = *c0;
+    c.seed = seed;
+    vkgt_gc g = { .name = vkg_op_table[c.op].name, .nin = c.nin, .init = gc_init, .device = gc_device,
+                  .forward = gc_forward, .backward = gc_backward, .ctx = &c, .seed = seed };
+    for (int i = 0; i < c.nin; i++) {
+        g.shape[i] = c.shape[i];
+        g.transposed[i] = c.transposed[i];
+        g.constant[i] = !differentiable_input(&c, i);
     }
-    vkg_tensor *y = device_forward(c, in);
-    cr_assert_not_null(y, "%s: %s", name, vkg_last_error());
-    vkg_shape ys = vkg_tensor_shape(y);
-    size_t ny = (size_t)vkg_shape_numel(ys);
-    double *w = malloc((ny + 1) * sizeof(double)), *ybuf = malloc((ny + 1) * sizeof(double));
-    float *wf = malloc((ny + 1) * sizeof(float));
-    vkgt_fill(wf, ny, -1.0f, 1.0f, seed + 99);
-    for (size_t k = 0; k < ny; k++) w[k] = wf[k];
-    vkg_tensor *loss = vkg_sum_all(vkg_mul(y, vkg_from_data(ys, wf)));
-    cr_assert_eq(vkg_backward(loss), VKG_OK, "%s backward: %s", name, vkg_last_error());
-
-    ref_backward(c, dx, ys, x, w);
-    for (int i = 0; i < c->nin; i++) {
-        if (!differentiable_input(c, i)) continue;
-        char what[160], sh[64];
-        snprintf(what, sizeof what, "%s input %d %s%s (seed %llu)", name, i, vkg_shape_str(c->shape[i], sh, sizeof sh),
-                 c->transposed[i] ? " transposed" : "", (unsigned long long)seed);
-        /* 1. the reference backward against central differences of the reference forward */
-        for (size_t k = 0; k < n[i]; k++) {
-            double keep = x[i][k], h = 1e-6 * fmax(1.0, fabs(keep));
-            x[i][k] = keep + h;
-            double lp = loss_of(c, ys, x, w, ybuf);
-            x[i][k] = keep - h;
-            double lm = loss_of(c, ys, x, w, ybuf);
-            x[i][k] = keep;
-            double num = (lp - lm) / (2 * h);
-            cr_assert(fabs(num - dx[i][k]) <= 1e-6 + 1e-5 * fabs(num), "%s: element %zu: finite differences %.9g, "
-                      "reference backward %.9g", what, k, num, dx[i][k]);
-        }
-        /* 2. the device backward against the reference backward */
-        vkg_tensor *g = vkg_grad(leaf[i]);
-        cr_assert_not_null(g, "%s: no gradient", what);
-        cr_assert_eq(vkg_numel(g), (int64_t)n[i]);
-        float *got = vkgt_read(g);
-        double *want = dx[i], *tw = NULL;
-        if (c->transposed[i]) { /* the leaf holds the transpose */
-            tw = malloc((n[i] + 1) * sizeof(double));
-            transpose_last2(tw, dx[i], c->shape[i]);
-            want = tw;
-        }
-        double scale = 0;
-        for (size_t k = 0; k < n[i]; k++) scale = fmax(scale, fabs(want[k]));
-        for (size_t k = 0; k < n[i]; k++)
-            cr_assert(fabs(got[k] - want[k]) <= 1e-5 * (1 + scale) + 1e-4 * fabs(want[k]),
-                      "%s: element %zu: device %.9g, reference %.9g", what, k, (double)got[k], want[k]);
-        free(got);
-        free(tw);
-    }
-    for (int i = 0; i < c->nin; i++) {
-        free(x[i]);
-        free(dx[i]);
-    }
-    free(w);
-    free(wf);
-    free(ybuf);
-    vkg_scope_end();
-    checked[c->op] = true;
+    vkgt_gradcheck(&g);
 }
 
 VKG_TEST(autograd, unary_gradcheck) {
@@ -264,7 +182,6 @@ VKG_TEST(autograd, every_differentiable_op_is_checked) {
                       o->kind == VKG_KIND_REDUCE || o->kind == VKG_KIND_MATMUL || o->kind == VKG_KIND_COPY,
                   "%s has a backward of a kind the gradchecks do not cover", o->name);
     }
-    (void)checked;
 }
 
 /* ---- the engine ----------------------------------------------------------------------------- */

@@ -173,6 +173,9 @@ vkg_status vkg_backward_rule(vkg_tensor *t, vkg_tensor *g) {
     case VKG_KIND_REDUCE: return reduce_rule(t, n, g);
     case VKG_KIND_MATMUL: return matmul_rule(n, g);
     case VKG_KIND_COPY: return vkg_ag_accumulate(n->in[0], g);
+    case VKG_KIND_NN: return vkg_backward_nn(t, g);
+    case VKG_KIND_CONV: return vkg_backward_conv(t, g);
+    case VKG_KIND_SEQ: return vkg_backward_seq(t, g);
     default: return vkg_fail(VKG_ERR_INVALID, "autograd: %s has no backward rule", vkg_node_name(n->op));
     }
 }

@@ -15,6 +15,9 @@ static const char *kind_name(vkg_op_kind k) {
     case VKG_KIND_COPY: return "copy";
     case VKG_KIND_FILL: return "fill";
     case VKG_KIND_RANDOM: return "random";
+    case VKG_KIND_NN: return "nn";
+    case VKG_KIND_CONV: return "conv";
+    case VKG_KIND_SEQ: return "seq";
     }
     return "?";
 }

@@ -24,12 +24,15 @@ typedef enum vkg_op_kind {
     VKG_KIND_COPY,      /* strided gather into a contiguous tensor shaders/copy.comp   */
     VKG_KIND_FILL,      /* fill, arange                           shaders/fill.comp    */
     VKG_KIND_RANDOM,    /* Philox streams, no tensor input        shaders/random.comp  */
+    VKG_KIND_NN,        /* softmax, losses, norms, dropout, clamp vkgrad/nn_ops.h      */
+    VKG_KIND_CONV,      /* conv2d, pooling, batch norm            vkgrad/conv_ops.h    */
+    VKG_KIND_SEQ,       /* concat, gather, embedding, attention, LSTM  vkgrad/seq_ops.h */
 } vkg_op_kind;
 
 /* X(NAME, name, kind, code, has_backward): code is the shader's OP specialization constant
  * and must match the #defines in the shader (shaders/ops.glsl mirrors it: change both).
  * has_backward is what the autograd layer provides for the op. */
-#define VKG_OP_LIST(X)                                   \
+#define VKG_OP_LIST_CORE(X)                              \
     X(NEG,      neg,      VKG_KIND_UNARY,   0, true)    \
     X(ABS,      abs,      VKG_KIND_UNARY,   1, true)    \
     X(EXP,      exp,      VKG_KIND_UNARY,   2, true)    \
@@ -65,6 +68,12 @@ typedef enum vkg_op_kind {
     X(RANDN,    randn,    VKG_KIND_RANDOM,  1, false)    \
     X(RANDINT,  randint,  VKG_KIND_RANDOM,  2, false)    \
     X(BERNOULLI, bernoulli, VKG_KIND_RANDOM, 3, false)
+
+/* Each group of ops keeps its rows in its own file, so that groups grow independently. */
+#include "vkgrad/op_list_nn.h"   /* VKG_OP_LIST_NN   */
+#include "vkgrad/op_list_conv.h" /* VKG_OP_LIST_CONV */
+#include "vkgrad/op_list_seq.h"  /* VKG_OP_LIST_SEQ  */
+#define VKG_OP_LIST(X) VKG_OP_LIST_CORE(X) VKG_OP_LIST_NN(X) VKG_OP_LIST_CONV(X) VKG_OP_LIST_SEQ(X)
 
 typedef enum vkg_op {
 #define VKG_OP_ENUM_(NAME, name, kind, code, bw) VKG_OP_##NAME,
