@@ -6,7 +6,7 @@
 layout(push_constant) uniform Push {
     uint n;          // output elements
     uint out_off;    // output offset, in elements
-    uint flags;      // bit 0: b is the scalar s.x (binary)
+    uint flags;      // bit 0: b is the scalar s.x (binary); bit 1: one dim (no index arithmetic)
     uint pad;
     uvec4 shape;     // output shape, outermost first; unused leading dims are 1
     ivec4 st0;       // strides of input 0 (elements)
@@ -17,6 +17,8 @@ layout(push_constant) uniform Push {
 } pc;
 
 uint src_index(uint i, ivec4 st, uint off) {
+    // contiguous and broadcast-free operands coalesce to one dim: skip the divisions (uniform branch)
+    if ((pc.flags & 2u) != 0u) return uint(int(off) + int(i) * st.w);
     uint i3 = i % pc.shape.w;
     uint r = i / pc.shape.w;
     uint i2 = r % pc.shape.z;

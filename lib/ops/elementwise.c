@@ -221,7 +221,8 @@ static vkg_tensor *run_elementwise(const char *shader, vkg_op op, const char *na
     y = vkg_tensor_alloc(o->out, VKG_F32, false, name);
     int64_t n = vkg_numel(y);
     if (!y || n == 0) goto done;
-    vkg_elementwise_push pc = { .n = (uint32_t)n, .out_off = (uint32_t)y->offset, .flags = flags, .s = { s0 } };
+    vkg_elementwise_push pc = { .n = (uint32_t)n, .out_off = (uint32_t)y->offset, .flags = flags | (o->nd <= 1 ? 2u : 0u),
+                                .s = { s0 } };
     for (int d = 0; d < 4; d++) {
         int src = o->nd - 4 + d; /* right-align the coalesced dims, pad outer ones with 1 */
         pc.shape[d] = src >= 0 ? (uint32_t)o->shape[src] : 1;
