@@ -13,6 +13,8 @@
 
 typedef struct vkg_pipeline_entry {
     char shader[32];
+    const uint32_t *code;        /* a user shader (vkg_custom_dispatch), keyed by its address */
+    VkShaderModule own_module;   /* the user shader's module                                  */
     uint32_t spec[VKG_MAX_SPEC];
     int nspec;
     uint32_t local_size, nbind;
@@ -186,11 +188,25 @@ static VkShaderModule module_for(const char *name) {
     return vkg_ctx.modules[i];
 }
 
-vkg_pipeline *vkg_pipeline_get(const char *shader, const uint32_t *spec, int nspec, uint32_t local_size,
-                               uint32_t nbind) {
+/* A user's SPIR-V: checked before the driver sees it, since a bad module can crash a driver. */
+static VkShaderModule user_module(const char *name, const uint32_t *code, size_t size) {
+    if (size < 20 || size % 4 != 0 || code[0] != 0x07230203u) {
+        vkg_fail(VKG_ERR_INVALID, "%s: the shader is not SPIR-V (%zu bytes; SPIR-V is a multiple of 4 bytes "
+                                  "starting with the magic number 0x07230203)", name, size);
+        return VK_NULL_HANDLE;
+    }
+    VkShaderModuleCreateInfo ci = { .sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO, .codeSize = size, .pCode = code };
+    VkShaderModule m = VK_NULL_HANDLE;
+    VkResult r = vkCreateShaderModule(vkg_ctx.device, &ci, NULL, &m);
+    if (r != VK_SUCCESS) vkg_vk_fail(r, "vkCreateShaderModule");
+    return m;
+}
+
+vkg_pipeline *vkg_pipeline_get(const char *shader, const uint32_t *code, size_t code_size, const uint32_t *spec,
+                               int nspec, uint32_t local_size, uint32_t nbind) {
     for (int i = 0; i < vkg_ctx.npipes; i++) {
         vkg_pipeline_entry *e = &vkg_ctx.pipes[i];
-        if (e->local_size == local_size && e->nbind == nbind && e->nspec == nspec &&
+        if (e->code == code && e->local_size == local_size && e->nbind == nbind && e->nspec == nspec &&
             memcmp(e->spec, spec, (size_t)nspec * sizeof *spec) == 0 && strcmp(e->shader, shader) == 0)
             return &e->p;
     }
@@ -198,12 +214,17 @@ vkg_pipeline *vkg_pipeline_get(const char *shader, const uint32_t *spec, int nsp
         vkg_fail(VKG_ERR_INVALID, "pipeline %s: too many bindings or constants", shader);
         return NULL;
     }
-    VkShaderModule module = module_for(shader);
-    if (!module || layout_for(nbind) != VKG_OK) return NULL;
+    VkShaderModule module = code ? user_module(shader, code, code_size) : module_for(shader);
+    if (!module) return NULL;
+    if (layout_for(nbind) != VKG_OK) {
+        if (code) vkDestroyShaderModule(vkg_ctx.device, module, NULL);
+        return NULL;
+    }
     if (vkg_ctx.npipes == vkg_ctx.cappipes) {
         int cap = vkg_ctx.cappipes ? 2 * vkg_ctx.cappipes : 32;
         vkg_pipeline_entry *np = realloc(vkg_ctx.pipes, (size_t)cap * sizeof *np);
         if (!np) {
+            if (code) vkDestroyShaderModule(vkg_ctx.device, module, NULL);
             vkg_fail(VKG_ERR_OUT_OF_MEMORY, "pipeline %s: out of host memory", shader);
             return NULL;
         }
@@ -232,10 +253,13 @@ vkg_pipeline *vkg_pipeline_get(const char *shader, const uint32_t *spec, int nsp
     memset(e, 0, sizeof *e);
     VkResult r = vkCreateComputePipelines(vkg_ctx.device, vkg_ctx.pipeline_cache, 1, &ci, NULL, &e->p.pipeline);
     if (r != VK_SUCCESS) {
+        if (code) vkDestroyShaderModule(vkg_ctx.device, module, NULL);
         vkg_vk_fail(r, "vkCreateComputePipelines");
         return NULL;
     }
     snprintf(e->shader, sizeof e->shader, "%s", shader);
+    e->code = code;
+    e->own_module = code ? module : VK_NULL_HANDLE;
     memcpy(e->spec, spec, (size_t)nspec * sizeof *spec);
     e->nspec = nspec;
     e->local_size = local_size;
@@ -272,7 +296,10 @@ vkg_status vkg_pipelines_init(void) {
 void vkg_pipelines_shutdown(void) {
     if (!vkg_ctx.device) return;
     cache_save();
-    for (int i = 0; i < vkg_ctx.npipes; i++) vkDestroyPipeline(vkg_ctx.device, vkg_ctx.pipes[i].p.pipeline, NULL);
+    for (int i = 0; i < vkg_ctx.npipes; i++) {
+        vkDestroyPipeline(vkg_ctx.device, vkg_ctx.pipes[i].p.pipeline, NULL);
+        if (vkg_ctx.pipes[i].own_module) vkDestroyShaderModule(vkg_ctx.device, vkg_ctx.pipes[i].own_module, NULL);
+    }
     free(vkg_ctx.pipes);
     for (int i = 0; i <= VKG_MAX_BINDINGS; i++) {
         if (vkg_ctx.pipe_layouts[i]) vkDestroyPipelineLayout(vkg_ctx.device, vkg_ctx.pipe_layouts[i], NULL);

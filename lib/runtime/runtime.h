@@ -117,8 +117,8 @@ typedef struct vkg_pipeline {
     uint32_t nbind;
 } vkg_pipeline;
 
-vkg_pipeline *vkg_pipeline_get(const char *shader, const uint32_t *spec, int nspec,
-                               uint32_t local_size, uint32_t nbind);
+vkg_pipeline *vkg_pipeline_get(const char *shader, const uint32_t *code, size_t code_size, const uint32_t *spec,
+                               int nspec, uint32_t local_size, uint32_t nbind);
 vkg_status vkg_pipelines_init(void);
 void vkg_pipelines_shutdown(void);
 
@@ -136,6 +136,9 @@ typedef struct vkg_dispatch_desc {
     const void *push;
     uint32_t push_size;
     double flops, bytes;         /* work done, for VKG_PROFILE; 0: estimated from the op       */
+    const uint32_t *code;        /* a user shader's SPIR-V (vkg_custom_dispatch); NULL: the built-in
+                                    shaders/<shader>.comp                                     */
+    size_t code_size;            /* bytes                                                      */
 } vkg_dispatch_desc;
 
 vkg_status vkg_dispatch(const vkg_dispatch_desc *d);

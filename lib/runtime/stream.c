@@ -221,7 +221,7 @@ vkg_status vkg_dispatch(const vkg_dispatch_desc *d) {
         if (!d->bind[i]->storage)
             return vkg_fail(VKG_ERR_INVALID, "%s: input %u is a tensor that was already freed (its scope ended)", name, i);
     uint32_t ls = d->local_size ? d->local_size : 128;
-    vkg_pipeline *p = vkg_pipeline_get(d->shader, d->spec, d->nspec, ls, nbind);
+    vkg_pipeline *p = vkg_pipeline_get(d->shader, d->code, d->code_size, d->spec, d->nspec, ls, nbind);
     if (!p) return vkg_last_status();
     vkg_frame *f;
     vkg_status st = recording(&f);
