@@ -14,7 +14,7 @@ static void show(const char *name, vkg_tensor *t) {
     char shape[64];
     float v[64];
     vkg_tensor_read(t, v, sizeof v);
-    printf("%-14s %-8s strides (", name, vkg_shape_str(vkg_tensor_shape(t), shape, sizeof shape));
+    printf("%-16s %-8s strides (", name, vkg_shape_str(vkg_tensor_shape(t), shape, sizeof shape));
     for (int i = 0; i < vkg_ndim(t); i++) printf("%s%lld", i ? ", " : "", (long long)vkg_stride(t, i));
     printf(")  ");
     int rows = vkg_ndim(t) == 2 ? (int)vkg_dim(t, 0) : 1, cols = (int)vkg_dim(t, -1);
