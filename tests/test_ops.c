@@ -313,28 +313,85 @@ VKG_TEST(ops, reduce_against_reference) {
     vkg_scope_end();
 }
 
-static void check_matmul(vkg_shape as, vkg_shape bs, layout la, layout lb, uint64_t seed) {
+/* Every matmul kernel is forced in turn (VKG_MATMUL_VARIANT; "" is the device's own choice).
+ * One that does not apply to the operands must fall back to general, never fail. */
+static const char *const matmul_variants[] = { "", "general", "reg", "reg_sg", "tiled" };
+
+/* vec4: the operands are vec4-readable, so reg and reg_sg must really run (not fall back). */
+static void check_matmul_views(vkg_tensor *ta, const float *ha, vkg_shape as, vkg_tensor *tb, const float *hb,
+                               vkg_shape bs, const char *what, bool vec4) {
+    int64_t K = as.d[as.ndim - 1];
+    for (size_t v = 0; v < sizeof matmul_variants / sizeof *matmul_variants; v++) {
+        const char *name = matmul_variants[v];
+        setenv("VKG_MATMUL_VARIANT", name, 1);
+        vkg_tensor *c = vkg_matmul(ta, tb);
+        cr_assert_not_null(c, "%s [%s]: %s", what, name, vkg_last_error());
+        const char *used = vkg_matmul_variant_last();
+        size_t n = (size_t)vkg_numel(c);
+        if (*name && n > 0 && K > 0)
+            cr_assert(strcmp(used, name) == 0 || (strcmp(used, "general") == 0 && !(vec4 || !strstr(name, "reg"))),
+                      "%s: asked for %s, %s ran", what, name, used);
+        float *got = vkgt_read(c), *want = malloc((n ? n : 1) * sizeof(float));
+        vkg_ref_matmul(want, ha, as, hb, bs);
+        char w2[224];
+        snprintf(w2, sizeof w2, "%s [%s ran %s]", what, *name ? name : "default", used);
+        /* f32 accumulation over K terms against a double reference */
+        vkgt_assert_close(got, want, n, 1e-5f, 2e-6f * (float)(K + 1), w2);
+        free(got);
+        free(want);
+        vkg_free(c);
+    }
+    unsetenv("VKG_MATMUL_VARIANT");
+    covered[VKG_OP_MATMUL] = true;
+}
+
+static void check_matmul_v(vkg_shape as, vkg_shape bs, layout la, layout lb, uint64_t seed, bool vec4) {
     vkg_scope_begin();
     input a = make_input(as, -1.0f, 1.0f, seed, la);
     input b = make_input(bs, -1.0f, 1.0f, seed + 1, lb);
-    vkg_tensor *c = vkg_matmul(a.t, b.t);
-    char sa[64], sb[64];
-    cr_assert_not_null(c, "matmul %s %s: %s", vkg_shape_str(as, sa, sizeof sa), vkg_shape_str(bs, sb, sizeof sb),
-                       vkg_last_error());
-    size_t n = (size_t)vkg_numel(c);
-    float *got = vkgt_read(c), *want = malloc((n ? n : 1) * sizeof(float));
-    vkg_ref_matmul(want, a.host, as, b.host, bs);
-    char what[160];
-    int64_t K = as.d[as.ndim - 1];
-    snprintf(what, sizeof what, "matmul %s @ %s (layouts %d %d)", sa, sb, la, lb);
-    /* f32 accumulation over K terms against a double reference */
-    vkgt_assert_close(got, want, n, 1e-5f, 2e-6f * (float)(K + 1), what);
-    free(got);
-    free(want);
+    char sa[64], sb[64], what[160];
+    snprintf(what, sizeof what, "matmul %s @ %s (layouts %d %d)", vkg_shape_str(as, sa, sizeof sa),
+             vkg_shape_str(bs, sb, sizeof sb), la, lb);
+    check_matmul_views(a.t, a.host, as, b.t, b.host, bs, what, vec4);
     free(a.host);
     free(b.host);
     vkg_scope_end();
-    covered[VKG_OP_MATMUL] = true;
+}
+
+static void check_matmul(vkg_shape as, vkg_shape bs, layout la, layout lb, uint64_t seed) {
+    check_matmul_v(as, bs, la, lb, seed, false);
+}
+
+/* A (M, K) and B (K, N) as narrowed views of wider rows (row stride kpad, a multiple of 4), so
+ * that K % 4 != 0 still takes the vec4 path: A's rows hold K, B is the transpose of (N, K). */
+static void check_matmul_k_tail(int64_t M, int64_t K, int64_t N, uint64_t seed) {
+    vkg_scope_begin();
+    int64_t kpad = (K + 3) / 4 * 4 + 4;
+    float *ha = malloc((size_t)(M * K) * sizeof(float)), *hb = malloc((size_t)(K * N) * sizeof(float));
+    float *pa = calloc((size_t)(M * kpad), sizeof(float)), *pb = calloc((size_t)(N * kpad), sizeof(float));
+    vkgt_fill(ha, (size_t)(M * K), -1.0f, 1.0f, seed);
+    vkgt_fill(hb, (size_t)(K * N), -1.0f, 1.0f, seed + 1);
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t k = 0; k < K; k++) pa[i * kpad + k] = ha[i * K + k];
+    for (int64_t k = 0; k < K; k++)
+        for (int64_t j = 0; j < N; j++) pb[j * kpad + k] = hb[k * N + j];
+    for (int64_t i = K; i < kpad; i++) /* what a vec4 read past K sees must not leak in */
+        for (int64_t r = 0; r < (M > N ? M : N); r++) {
+            if (r < M) pa[r * kpad + i] = NAN;
+            if (r < N) pb[r * kpad + i] = INFINITY;
+        }
+    vkg_tensor *a = vkg_narrow(vkg_from_data(VKG_SHAPE(M, kpad), pa), 1, 0, K);
+    vkg_tensor *b = vkg_transpose(vkg_narrow(vkg_from_data(VKG_SHAPE(N, kpad), pb), 1, 0, K), 0, 1);
+    cr_assert(a && b, "%s", vkg_last_error());
+    char what[160];
+    snprintf(what, sizeof what, "matmul (%lld, %lld) @ (%lld, %lld), rows of stride %lld", (long long)M,
+             (long long)K, (long long)K, (long long)N, (long long)kpad);
+    check_matmul_views(a, ha, VKG_SHAPE(M, K), b, hb, VKG_SHAPE(K, N), what, true);
+    free(ha);
+    free(hb);
+    free(pa);
+    free(pb);
+    vkg_scope_end();
 }
 
 VKG_TEST(ops, matmul_against_reference) {
@@ -355,6 +412,19 @@ VKG_TEST(ops, matmul_against_reference) {
     check_matmul(VKG_SHAPE(2, 1, 3, 1, 4, 5), VKG_SHAPE(1, 2, 1, 3, 5, 6), CONTIG, CONTIG, SEED); /* 4 batch dims */
     check_matmul(VKG_SHAPE(3, 0), VKG_SHAPE(0, 4), CONTIG, CONTIG, SEED);              /* K = 0: zeros */
     check_matmul(VKG_SHAPE(0, 5), VKG_SHAPE(5, 4), CONTIG, CONTIG, SEED);              /* empty */
+    /* vec4-readable operands: the reg kernels run, with edges in M and N, and in K below */
+    check_matmul_v(VKG_SHAPE(37, 20), VKG_SHAPE(20, 52), CONTIG, CONTIG, SEED, true);
+    check_matmul_v(VKG_SHAPE(130, 96), VKG_SHAPE(96, 200), CONTIG, CONTIG, SEED, true);
+    check_matmul_v(VKG_SHAPE(36, 24), VKG_SHAPE(24, 44), TRANSPOSED, TRANSPOSED, SEED, true); /* A^T, B^T */
+    check_matmul_v(VKG_SHAPE(12, 13), VKG_SHAPE(13, 4), TRANSPOSED, CONTIG, SEED, true);  /* K = 13 over A^T */
+    check_matmul_v(VKG_SHAPE(2, 1, 8, 12), VKG_SHAPE(3, 12, 16), CONTIG, CONTIG, SEED, true); /* broadcast */
+    check_matmul_v(VKG_SHAPE(12), VKG_SHAPE(12, 8), CONTIG, CONTIG, SEED, true);          /* 1-D @ 2-D */
+    check_matmul_v(VKG_SHAPE(40, 12), VKG_SHAPE(12), CONTIG, CONTIG, SEED, true);         /* 2-D @ 1-D */
+    check_matmul_v(VKG_SHAPE(12), VKG_SHAPE(12), CONTIG, CONTIG, SEED, true);             /* dot */
+    check_matmul_v(VKG_SHAPE(1, 4), VKG_SHAPE(4, 1), CONTIG, CONTIG, SEED, true);
+    check_matmul_k_tail(33, 7, 70, SEED);
+    check_matmul_k_tail(5, 1, 3, SEED);
+    check_matmul_k_tail(64, 30, 64, SEED);
 }
 
 VKG_TEST(ops, copy_fill_arange) {

@@ -1,6 +1,9 @@
 /* matmul with PyTorch's semantics: 1-D operands are promoted to matrices and the added dim is
  * dropped from the result; batch dims broadcast; both operands are read through their
  * strides, so a transposed view costs no copy. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "ops/ops.h"
 
 /* Mirrors the Push block of shaders/matmul.comp: change both. */
@@ -13,6 +16,155 @@ typedef struct vkg_matmul_push {
 } vkg_matmul_push;
 
 #define TILE 64 /* 16 x 16 invocations, 4 x 4 outputs each: shaders/matmul.comp */
+
+/* The kernels (all take the push block above):
+ *   general  shaders/matmul.comp: any strides, scalar loads; the fallback.
+ *   reg      shaders/matmul_reg.comp: register-blocked, vec4 loads in place, no shared memory;
+ *            needs both operands vec4-readable (vec4_dim). For CPU-like devices.
+ *   reg_sg   the same with SG = 1: a subgroup of 8 shares its rows of A by shuffles.
+ *   tiled    shaders/matmul_tiled.comp: shared-memory tiles + register blocking, any strides;
+ *            for GPUs.
+ * VKG_MATMUL_VARIANT=name forces one where it applies (else general runs); the one used is
+ * vkg_matmul_variant_last(). */
+typedef enum mm_variant { MM_GENERAL, MM_REG, MM_REG_SG, MM_TILED, MM_COUNT } mm_variant;
+static const char *const mm_names[MM_COUNT] = { "general", "reg", "reg_sg", "tiled" };
+static const char *mm_last = "none";
+
+const char *vkg_matmul_variant_last(void) { return mm_last; }
+
+/* Tile shape of a variant: rows/cols per invocation, workgroup x/y, K step of the tiled one. */
+typedef struct mm_config { uint32_t tm, tn, wx, wy, bk; } mm_config;
+
+static mm_config mm_default(mm_variant v) {
+    switch (v) {
+    case MM_REG: return (mm_config){ 16, 8, 8, 1, 0 };
+    case MM_REG_SG: return (mm_config){ 32, 8, 8, 1, 0 };   /* bench/MATMUL.md */
+    case MM_TILED: return (mm_config){ 4, 4, 16, 16, 16 };
+    default: return (mm_config){ 4, 4, 16, 16, 0 };
+    }
+}
+
+/* VKG_MATMUL_CONFIG=tm,tn,wx,wy overrides the tile shape of reg, reg_sg and tiled (for tuning
+ * by hand; values the shader cannot take are ignored). */
+static mm_config mm_config_for(mm_variant v) {
+    mm_config c = mm_default(v);
+    const char *e = getenv("VKG_MATMUL_CONFIG");
+    unsigned tm, tn, wx, wy;
+    if (v == MM_GENERAL || !e || sscanf(e, "%u,%u,%u,%u", &tm, &tn, &wx, &wy) != 4) return c;
+    bool ok = tm >= 4 && tm <= 32 && tm % 4 == 0 && tn >= 4 && tn <= 32 && tn % 4 == 0 && wx >= 1 && wy >= 1 &&
+              wx * wy <= 1024 && (v != MM_REG_SG || (tm % 8 == 0 && wx == 8));
+    if (ok) c = (mm_config){ tm, tn, wx, wy, c.bk };
+    return c;
+}
+
+/* Whether t, seen as a batch of rows x cols matrices with strides rs, cs and the folded batch
+ * strides bst over bdim, can be read as aligned vec4s along one dim: returns 1 along cols, 0
+ * along rows, -1 if neither. That dim needs stride 1 (or size 1); the other stride, the batch
+ * strides and the offset must be multiples of 4 and non-negative; and every vec4 read, up to
+ * the next multiple of 4 of that dim, must lie inside the tensor's storage. */
+static int vec4_dim(const vkg_tensor *t, int64_t rows, int64_t cols, int64_t rs, int64_t cs, const int64_t *bst,
+                    const int64_t *bdim, int nb) {
+    int64_t base = t->offset;
+    if (base % 4 != 0) return -1;
+    for (int i = 0; i < nb; i++) {
+        if (bdim[i] == 1) continue;
+        if (bst[i] < 0 || bst[i] % 4 != 0) return -1;
+        base += (bdim[i] - 1) * bst[i];
+    }
+    int64_t elems = (int64_t)(t->storage->size / sizeof(float));
+    for (int along = 1; along >= 0; along--) {
+        int64_t n = along ? cols : rows, m = along ? rows : cols;
+        int64_t unit = along ? cs : rs, other = along ? rs : cs;
+        if (unit != 1 && n != 1) continue;
+        if (m > 1 && (other < 0 || other % 4 != 0)) continue;
+        int64_t last = base + (m > 1 ? (m - 1) * other : 0) + (n + 3) / 4 * 4 - 1;
+        if (last < elems) return along;
+    }
+    return -1;
+}
+
+/* Subgroup size 8 with shuffles: what reg_sg assumes. */
+static bool sg8_ok(void) {
+    static int known = -1;
+    if (known < 0) {
+        VkPhysicalDeviceSubgroupProperties sp = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES };
+        VkPhysicalDeviceProperties2 p2 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &sp };
+        vkGetPhysicalDeviceProperties2(vkg_ctx.physical, &p2);
+        known = sp.subgroupSize == 8 && (sp.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                (sp.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT);
+    }
+    return known == 1;
+}
+
+static mm_variant mm_variant_by_name(const char *s) {
+    for (int v = 0; s && v < MM_COUNT; v++)
+        if (strcmp(s, mm_names[v]) == 0) return (mm_variant)v;
+    return MM_COUNT;
+}
+
+/* Records and submits C = A @ B with the variant chosen for this device and these operands. */
+static vkg_status matmul_dispatch(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const vkg_matmul_push *pc,
+                                  int64_t a_dim, int64_t b_dim) {
+    uint32_t M = pc->mnk[0], N = pc->mnk[1], nbatch = pc->mnk[3];
+    bool vec4 = a_dim >= 0 && b_dim >= 0;
+    /* the rule until autotuning: CPU devices the register-blocked kernel, GPUs the tiled one */
+    mm_variant v = vkg_ctx.info.type == VKG_DEVICE_CPU ? (vec4 ? (sg8_ok() ? MM_REG_SG : MM_REG) : MM_GENERAL)
+                                                      : MM_TILED;
+    const char *force = getenv("VKG_MATMUL_VARIANT");
+    if (force && *force) {
+        mm_variant f = mm_variant_by_name(force);
+        if (f == MM_COUNT) return vkg_fail(VKG_ERR_INVALID, "VKG_MATMUL_VARIANT=%s: no such matmul variant "
+                                           "(general, reg, reg_sg, tiled)", force);
+        v = f;
+        if ((v == MM_REG || v == MM_REG_SG) && !vec4) v = MM_GENERAL;
+        if (v == MM_REG_SG && !sg8_ok()) v = MM_REG;
+    }
+    mm_config cf = mm_config_for(v);
+    vkg_dispatch_desc d = { .op = VKG_OP_MATMUL, .name = "matmul", .bind = { c, a, b }, .nout = 1, .push = pc,
+                            .push_size = sizeof *pc };
+    uint64_t tr = TILE, tc = TILE;
+    switch (v) {
+    case MM_GENERAL:
+        d.shader = "matmul";
+        d.local_size = 16;
+        break;
+    case MM_REG:
+    case MM_REG_SG:
+        d.shader = "matmul_reg";
+        d.local_size = cf.wx;
+        d.spec[0] = cf.tm;
+        d.spec[1] = cf.tn;
+        d.spec[2] = (uint32_t)a_dim;         /* A_KC: A's cols are K */
+        d.spec[3] = (uint32_t)(b_dim == 0);  /* B_KC: B's rows are K */
+        d.spec[4] = v == MM_REG_SG;
+        d.spec[5] = cf.wy;
+        d.nspec = 6;
+        tr = (uint64_t)cf.tm * cf.wy;
+        tc = (uint64_t)cf.tn * cf.wx;
+        break;
+    case MM_TILED:
+        d.shader = "matmul_tiled";
+        d.local_size = cf.wx;
+        d.spec[0] = cf.tm;
+        d.spec[1] = cf.tn;
+        d.spec[2] = cf.bk;
+        d.spec[5] = cf.wy;
+        d.nspec = 6;
+        tr = (uint64_t)cf.tm * cf.wy;
+        tc = (uint64_t)cf.tn * cf.wx;
+        break;
+    default: break;
+    }
+    uint64_t gx = (N + tc - 1) / tc, gy = (M + tr - 1) / tr;
+    const uint32_t *lim = vkg_ctx.info.max_workgroup_count;
+    if (gx > lim[0] || gy > lim[1])
+        return vkg_fail(VKG_ERR_TOO_LARGE, "vkg_matmul: %u x %u output is larger than one dispatch covers", M, N);
+    d.groups[0] = (uint32_t)gx;
+    d.groups[1] = (uint32_t)gy;
+    d.groups[2] = nbatch > lim[2] ? lim[2] : nbatch;
+    mm_last = mm_names[v];
+    return vkg_dispatch(&d);
+}
 
 /* Batch dims of an operand, aligned right against the broadcast batch shape. */
 static void batch_strides(const vkg_tensor *t, int nb_t, const vkg_shape *bs, int64_t *st) {
@@ -91,8 +243,14 @@ static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b) {
     vkg_tensor *c = vkg_tensor_alloc(out, VKG_F32, false, "matmul");
     if (!c) return NULL;
     int64_t nbatch = vkg_shape_numel(batch);
-    if (vkg_numel(c) == 0) return c;
-    if (K == 0) return vkg_fill_(c, 0.0f);
+    if (vkg_numel(c) == 0) {
+        mm_last = "none";
+        return c;
+    }
+    if (K == 0) {
+        mm_last = "fill";
+        return vkg_fill_(c, 0.0f);
+    }
     vkg_matmul_push pc = { .mnk = { (uint32_t)M, (uint32_t)N, (uint32_t)K, (uint32_t)nbatch },
                            .bshape = { 1, 1, 1, 1 },
                            .a_mat = { (int32_t)a_rs, (int32_t)a_cs, (int32_t)a->offset },
@@ -104,15 +262,8 @@ static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b) {
         pc.a_bst[slot] = (int32_t)sa[i];
         pc.b_bst[slot] = (int32_t)sb[i];
     }
-    uint32_t gz = nbatch > 65535 ? 65535 : (uint32_t)nbatch;
-    uint32_t gx = (uint32_t)((N + TILE - 1) / TILE), gy = (uint32_t)((M + TILE - 1) / TILE);
-    if (gx > 65535 || gy > 65535) {
-        return vkg_fail_null(VKG_ERR_TOO_LARGE, "vkg_matmul: %lld x %lld output is larger than one dispatch covers",
-                             (long long)M, (long long)N);
-    }
-    if (vkg_dispatch(&(vkg_dispatch_desc){ .shader = "matmul", .op = VKG_OP_MATMUL, .name = "matmul",
-                                           .local_size = 16, .groups = { gx, gy, gz }, .bind = { c, a, b }, .nout = 1,
-                                           .push = &pc, .push_size = sizeof pc }) != VKG_OK) {
+    int a_dim = vec4_dim(a, M, K, a_rs, a_cs, sa, bdim, nb), b_dim = vec4_dim(b, K, N, b_rs, b_cs, sb, bdim, nb);
+    if (matmul_dispatch(c, a, b, &pc, a_dim, b_dim) != VKG_OK) {
         vkg_free(c);
         return NULL;
     }

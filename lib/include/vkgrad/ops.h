@@ -153,6 +153,12 @@ vkg_tensor *vkg_argmax_all(vkg_tensor *x);                       /* index into t
 /* ---- matmul, with PyTorch's semantics: 1-D operands are promoted and the added dim dropped;
  * batch dims broadcast; transposed views are read in place. ------------------------------- */
 vkg_tensor *vkg_matmul(vkg_tensor *a, vkg_tensor *b);
+/* The kernel the last vkg_matmul recorded: "general" (any strides), "reg" (register-blocked,
+ * vec4, CPU-like devices), "reg_sg" (reg sharing A by subgroup shuffles), "tiled" (shared
+ * memory, GPUs); "fill" for K = 0, "none" for an empty result or before the first call.
+ * VKG_MATMUL_VARIANT=name forces one wherever it applies (reg and reg_sg need vec4-readable
+ * operands; elsewhere general runs). For bench reports and the profiler. */
+const char *vkg_matmul_variant_last(void);
 
 /* ---- fill ----------------------------------------------------------------------------------- */
 vkg_tensor *vkg_fill_(vkg_tensor *t, float value);  /* in place on a contiguous tensor; returns t */

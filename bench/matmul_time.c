@@ -1,0 +1,91 @@
+/* vkgrad-matmul-time: times vkg_matmul per kernel variant on square and MLP shapes, and prints
+ * GFLOP/s with the variant that really ran (vkg_matmul_variant_last). A tool for the matmul
+ * kernels (bench/MATMUL.md), not the benchmark harness: wall clock of record + submit + wait,
+ * one matmul per submit, best of several runs after a warm-up.
+ *   vkgrad-matmul-time [--variants reg_sg,reg,general,tiled] [--ms 400] [MxKxN ...] */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "vkgrad.h"
+#include "vkgrad/ops.h"
+#include "vkgrad/random.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Best seconds per matmul over runs of at least ms milliseconds each (3 runs); NAN on error. */
+static double time_matmul(vkg_tensor *a, vkg_tensor *b, double ms, const char **used) {
+    vkg_free(vkg_matmul(a, b)); /* warm-up: pipeline creation */
+    if (vkg_sync() != VKG_OK) return NAN;
+    *used = vkg_matmul_variant_last();
+    double best = INFINITY;
+    for (int run = 0; run < 3; run++) {
+        int n = 0;
+        double t0 = now_s(), t;
+        do {
+            vkg_tensor *c = vkg_matmul(a, b);
+            if (!c || vkg_sync() != VKG_OK) return NAN;
+            vkg_free(c);
+            n++;
+            t = now_s() - t0;
+        } while (t < ms * 1e-3);
+        if (t / n < best) best = t / n;
+    }
+    return best;
+}
+
+int main(int argc, char **argv) {
+    const char *variants = "reg_sg,reg,general";
+    double ms = 400;
+    const char *defaults[] = { "256x256x256", "512x512x512", "1024x1024x1024", "128x784x512", "128x512x256" };
+    const char *shapes[32];
+    int nshapes = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--variants") == 0 && i + 1 < argc) variants = argv[++i];
+        else if (strcmp(argv[i], "--ms") == 0 && i + 1 < argc) ms = atof(argv[++i]);
+        else if (nshapes < 32) shapes[nshapes++] = argv[i];
+    }
+    if (nshapes == 0)
+        for (int i = 0; i < 5; i++) shapes[nshapes++] = defaults[i];
+    if (vkg_init(NULL) != VKG_OK) {
+        fprintf(stderr, "vkg_init: %s\n", vkg_last_error());
+        return 1;
+    }
+    char line[512];
+    vkg_device_line(vkg_device(), line, sizeof line);
+    const char *thr = getenv("LP_NUM_THREADS");
+    printf("device: %s\nLP_NUM_THREADS=%s\n", line, thr ? thr : "(unset)");
+    printf("%-16s %-8s %-8s %10s %10s\n", "M x K x N", "asked", "ran", "ms", "GFLOP/s");
+    for (int s = 0; s < nshapes; s++) {
+        long long M, K, N;
+        if (sscanf(shapes[s], "%lldx%lldx%lld", &M, &K, &N) != 3) {
+            fprintf(stderr, "shape %s: want MxKxN\n", shapes[s]);
+            return 1;
+        }
+        vkg_scope_begin();
+        vkg_tensor *a = vkg_randn(VKG_SHAPE(M, K), &(vkg_rand_desc){ .seed = 1, .std = 1.0f });
+        vkg_tensor *b = vkg_randn(VKG_SHAPE(K, N), &(vkg_rand_desc){ .seed = 2, .std = 1.0f });
+        char list[256];
+        snprintf(list, sizeof list, "%s", variants);
+        for (char *v = strtok(list, ","); v; v = strtok(NULL, ",")) {
+            setenv("VKG_MATMUL_VARIANT", v, 1);
+            const char *used = "?";
+            double t = time_matmul(a, b, ms, &used);
+            if (isnan(t)) {
+                fprintf(stderr, "%s %s: %s\n", shapes[s], v, vkg_last_error());
+                return 1;
+            }
+            printf("%-16s %-8s %-8s %10.3f %10.2f\n", shapes[s], v, used, t * 1e3, 2.0 * M * N * K / t * 1e-9);
+            fflush(stdout);
+        }
+        vkg_scope_end();
+    }
+    vkg_shutdown();
+    return 0;
+}

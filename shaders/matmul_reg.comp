@@ -1,0 +1,157 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
+// C = A @ B for CPU-like devices (lavapipe): register blocking, vec4 loads, no shared memory.
+// Each invocation keeps a TM x TN block of C in registers and walks K four at a time. A and B
+// are read in place as vec4 along whichever of their dims is contiguous (A_KC / B_KC say
+// whether that is K), so A^T and B^T views cost nothing. lib/ops/matmul.c picks this kernel
+// only when both operands qualify: inner stride 1, other strides and offset multiples of 4, and
+// every vec4 read (up to the next multiple of 4 of the contiguous dim) inside the binding.
+// Edges: rows/cols past M/N are clamped on load and never stored; the K tail is masked.
+// SG = 1 (subgroup size 8 only): the 8 lanes of a subgroup share their TM rows of A; each
+// lane loads 1/8 of the A chunk and the others get it by subgroupShuffle, because on lavapipe
+// every storage-buffer load is a per-lane loop, far dearer than a shuffle with a constant lane.
+// Push constants mirror vkg_matmul_push in lib/ops/matmul.c (same block as matmul.comp).
+#include "common.glsl"
+
+layout(local_size_y_id = 6) in;
+layout(constant_id = 1) const uint TM = 8;     // rows per invocation (multiple of 4; of 8 if SG)
+layout(constant_id = 2) const uint TN = 8;     // cols per invocation (multiple of 4)
+layout(constant_id = 3) const uint A_KC = 1;   // 1: A's K dim is contiguous, 0: its M dim
+layout(constant_id = 4) const uint B_KC = 0;   // 1: B's K dim is contiguous (B^T rows), 0: its N dim
+layout(constant_id = 5) const uint SG = 0;     // share A across the subgroup (see above)
+
+layout(std430, binding = 0) writeonly buffer Cb { float c[]; };
+layout(std430, binding = 1) readonly buffer Ab { vec4 a4[]; };
+layout(std430, binding = 2) readonly buffer Bb { vec4 b4[]; };
+
+layout(push_constant) uniform Push {
+    uvec4 mnk;      // M, N, K, batch count
+    uvec4 bshape;   // batch dims (up to 3, outermost first; unused 1)
+    ivec4 a_bst;    // A batch strides
+    ivec4 b_bst;    // B batch strides
+    ivec4 a_mat;    // A row stride, col stride, offset
+    ivec4 b_mat;    // B row stride, col stride, offset
+    uvec4 c_off;    // C offset
+} pc;
+
+float acc[TM][TN];
+float av[TM][4];   // A[row0 + i][k0 + kk]
+float bv[4][TN];   // B[k0 + kk][col0 + j]
+
+// A chunk (TM rows x 4 k) of this invocation into av; k beyond K reads a valid k, masked later.
+void load_a(int abase, uint row0, uint k0) {
+    uint M = pc.mnk.x, K = pc.mnk.z;
+    if (SG == 0) {
+        if (A_KC == 1) {
+            for (uint i = 0; i < TM; i++) {
+                uint m = min(row0 + i, M - 1u);
+                vec4 v = a4[(abase + int(m) * pc.a_mat.x + int(k0)) >> 2];
+                for (uint kk = 0; kk < 4; kk++) av[i][kk] = v[kk];
+            }
+        } else {
+            for (uint kk = 0; kk < 4; kk++) {
+                uint k = min(k0 + kk, K - 1u);
+                for (uint i4 = 0; i4 < TM / 4; i4++) {
+                    uint m = min(row0 + 4u * i4, (M - 1u) & ~3u);
+                    vec4 v = a4[(abase + int(k) * pc.a_mat.y + int(m)) >> 2];
+                    for (uint r = 0; r < 4; r++) av[4 * i4 + r][kk] = v[r];
+                }
+            }
+        }
+    } else {
+        // the chunk is TM vec4s; lane l loads vec4 number q * 8 + l
+        uint lane = gl_SubgroupInvocationID;
+        for (uint q = 0; q < TM / 8; q++) {
+            uint t = q * 8u + lane;
+            vec4 v;
+            if (A_KC == 1) {
+                uint m = min(row0 + t, M - 1u);
+                v = a4[(abase + int(m) * pc.a_mat.x + int(k0)) >> 2];
+            } else {
+                uint kk = t / (TM / 4), i4 = t % (TM / 4);
+                uint k = min(k0 + kk, K - 1u);
+                uint m = min(row0 + 4u * i4, (M - 1u) & ~3u);
+                v = a4[(abase + int(k) * pc.a_mat.y + int(m)) >> 2];
+            }
+            for (uint s = 0; s < 8; s++) {
+                uint t2 = q * 8u + s;
+                for (uint e = 0; e < 4; e++) {
+                    float x = subgroupShuffle(v[e], s);
+                    if (A_KC == 1) av[t2][e] = x;
+                    else av[4 * (t2 % (TM / 4)) + e][t2 / (TM / 4)] = x;
+                }
+            }
+        }
+    }
+}
+
+void load_b(int bbase, uint col0, uint k0) {
+    uint N = pc.mnk.y, K = pc.mnk.z;
+    if (B_KC == 1) {
+        for (uint j = 0; j < TN; j++) {
+            uint n = min(col0 + j, N - 1u);
+            vec4 v = b4[(bbase + int(n) * pc.b_mat.y + int(k0)) >> 2];
+            for (uint kk = 0; kk < 4; kk++) bv[kk][j] = v[kk];
+        }
+    } else {
+        for (uint kk = 0; kk < 4; kk++) {
+            uint k = min(k0 + kk, K - 1u);
+            for (uint j4 = 0; j4 < TN / 4; j4++) {
+                uint n = min(col0 + 4u * j4, (N - 1u) & ~3u);
+                vec4 v = b4[(bbase + int(k) * pc.b_mat.x + int(n)) >> 2];
+                for (uint r = 0; r < 4; r++) bv[kk][4 * j4 + r] = v[r];
+            }
+        }
+    }
+}
+
+// kk innermost: an accumulator that does not fit in a register is loaded and stored once per
+// chunk of 4 FMAs rather than once per FMA
+void fma_chunk(uint kn) {
+    for (uint i = 0; i < TM; i++)
+        for (uint j = 0; j < TN; j++) {
+            float s = acc[i][j];
+            for (uint kk = 0; kk < 4; kk++)
+                if (kk < kn) s = fma(av[i][kk], bv[kk][j], s);
+            acc[i][j] = s;
+        }
+}
+
+void main() {
+    uint M = pc.mnk.x, N = pc.mnk.y, K = pc.mnk.z;
+    uint ly = SG == 1 ? gl_SubgroupID : gl_LocalInvocationID.y;
+    uint lx = SG == 1 ? gl_SubgroupInvocationID : gl_LocalInvocationID.x;
+    uint wy = SG == 1 ? gl_NumSubgroups : gl_WorkGroupSize.y;
+    uint wx = SG == 1 ? 8u : gl_WorkGroupSize.x;
+    uint row0 = (gl_WorkGroupID.y * wy + ly) * TM;
+    uint col0 = (gl_WorkGroupID.x * wx + lx) * TN;
+    // clamped, not returned: with SG every lane of the subgroup must reach the shuffles
+    uint rowl = min(row0, ((M - 1u) / TM) * TM), coll = min(col0, ((N - 1u) / TN) * TN);
+    for (uint bt = gl_WorkGroupID.z; bt < pc.mnk.w; bt += gl_NumWorkGroups.z) {
+        uint b2 = bt % pc.bshape.z, r = bt / pc.bshape.z;
+        uint b1 = r % pc.bshape.y, b0 = r / pc.bshape.y;
+        int abase = pc.a_mat.z + int(b0) * pc.a_bst.x + int(b1) * pc.a_bst.y + int(b2) * pc.a_bst.z;
+        int bbase = pc.b_mat.z + int(b0) * pc.b_bst.x + int(b1) * pc.b_bst.y + int(b2) * pc.b_bst.z;
+        for (uint i = 0; i < TM; i++)
+            for (uint j = 0; j < TN; j++) acc[i][j] = 0.0;
+        uint kfull = K & ~3u;
+        for (uint k0 = 0; k0 < kfull; k0 += 4) {
+            load_a(abase, rowl, k0);
+            load_b(bbase, coll, k0);
+            fma_chunk(4);
+        }
+        if (kfull < K) {
+            load_a(abase, rowl, kfull);
+            load_b(bbase, coll, kfull);
+            fma_chunk(K - kfull);
+        }
+        if (row0 < M && col0 < N) {
+            uint cbase = pc.c_off.x + bt * M * N;
+            for (uint i = 0; i < TM; i++)
+                for (uint j = 0; j < TN; j++)
+                    if (row0 + i < M && col0 + j < N) c[cbase + (row0 + i) * N + col0 + j] = acc[i][j];
+        }
+    }
+}
