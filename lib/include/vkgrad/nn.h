@@ -1,0 +1,81 @@
+/* vkgrad layers: a module is a set of named parameters (and buffers) that layers create in it,
+ * under the names PyTorch's state_dict uses, so checkpoints carry over.
+ *
+ *   vkg_module *net = vkg_module_new(&(vkg_module_desc){ .seed = 42 });
+ *   vkg_linear *fc1 = vkg_linear_new(net, "fc1", &(vkg_linear_desc){ .in = 784, .out = 128 });
+ *   vkg_linear *fc2 = vkg_linear_new(net, "fc2", &(vkg_linear_desc){ .in = 128, .out = 10 });
+ *   vkg_scope_begin();                                               // one step
+ *   vkg_tensor *logits = vkg_linear_forward(fc2, vkg_relu(vkg_linear_forward(fc1, x)));
+ *   ...
+ *   vkg_scope_end();
+ *   const char *const *names; vkg_tensor *const *params;
+ *   int n = vkg_module_params(net, &names, &params);                 // "fc1.weight", "fc1.bias", ...
+ *   vkg_module_free(net);                                            // the layers and their tensors
+ *
+ * Parameters and buffers live outside every scope (made at scope level 0, whatever scope the
+ * layer is created in) and are freed by vkg_module_free; parameters require grad. Layers are
+ * owned by their module. Activations are the ops vkg_relu, vkg_tanh, vkg_gelu (tanh form).
+ *
+ * Initialisation is PyTorch's default for each layer, drawn from a seed so that it is
+ * deterministic: parameter "<name>" draws the Philox stream of
+ *     seed = vkg_module_param_seed(m, "<name>") = splitmix64(module seed ^ fnv1a64("<name>"))
+ * from offset 0 (vkgrad/random.h), so each parameter's values depend only on the module's seed
+ * and its own full name, not on the order in which layers are created. Uniform U(-b, b) is
+ * vkg_rand's u in [0, 1) mapped to 2 b u - b. */
+#ifndef VKGRAD_NN_H
+#define VKGRAD_NN_H
+
+#ifndef VKGRAD_H
+#include "../vkgrad.h"
+#endif
+
+/* ---- modules --------------------------------------------------------------------------------- */
+typedef struct vkg_module vkg_module;
+
+typedef struct vkg_module_desc {
+    uint64_t seed;   /* initialisation seed of every parameter (see above) */
+} vkg_module_desc;
+
+vkg_module *vkg_module_new(const vkg_module_desc *desc);   /* NULL desc: seed 0 */
+void vkg_module_free(vkg_module *m);                       /* layers, parameters, buffers */
+
+/* Adds a tensor of your own as a parameter (requires grad) or a buffer (no grad, e.g. running
+ * statistics), under a name unique in the module; the module takes it (moves it out of every
+ * scope) and frees it. Returns t, or NULL with a message (t is then not taken). */
+vkg_tensor *vkg_module_add_param(vkg_module *m, const char *name, vkg_tensor *t);
+vkg_tensor *vkg_module_add_buffer(vkg_module *m, const char *name, vkg_tensor *t);
+
+/* Parameters in creation order: *names and *tensors point at arrays owned by the module (valid
+ * until the next add or the free). Returns the count. Buffers likewise. */
+int vkg_module_params(const vkg_module *m, const char *const **names, vkg_tensor *const **tensors);
+int vkg_module_buffers(const vkg_module *m, const char *const **names, vkg_tensor *const **tensors);
+/* A parameter or buffer by full name, or NULL (no message). */
+vkg_tensor *vkg_module_get(const vkg_module *m, const char *name);
+int64_t vkg_module_numel(const vkg_module *m);             /* elements of all parameters */
+void vkg_module_zero_grad(vkg_module *m);
+/* Training mode (the default) or evaluation: dropout and batch norm read it. */
+void vkg_module_train(vkg_module *m, bool training);
+bool vkg_module_training(const vkg_module *m);
+uint64_t vkg_module_seed(const vkg_module *m);
+/* The Philox seed parameter `name` is initialised from (see the top of this file). */
+uint64_t vkg_module_param_seed(const vkg_module *m, const char *name);
+
+/* ---- Linear: y = x W^T + b --------------------------------------------------------------------
+ * "<name>.weight" (out, in) and "<name>.bias" (out), both U(-1/sqrt(in), 1/sqrt(in)): PyTorch's
+ * kaiming_uniform_(a = sqrt(5)) for the weight, and its bias rule. x is (..., in). */
+typedef struct vkg_linear_desc {
+    int64_t in, out;
+    bool no_bias;
+} vkg_linear_desc;
+
+typedef struct vkg_linear {
+    vkg_module *module;
+    vkg_tensor *weight;   /* (out, in)         */
+    vkg_tensor *bias;     /* (out), or NULL    */
+    int64_t in, out;
+} vkg_linear;
+
+vkg_linear *vkg_linear_new(vkg_module *m, const char *name, const vkg_linear_desc *desc);
+vkg_tensor *vkg_linear_forward(const vkg_linear *l, vkg_tensor *x);   /* (..., out) */
+
+#endif

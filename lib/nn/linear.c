@@ -1,0 +1,36 @@
+/* Linear: y = x W^T + b, with PyTorch's default initialisation (kaiming_uniform_(a = sqrt(5))
+ * for W, which is U(-1/sqrt(in), 1/sqrt(in)), and the same bound for b). The transpose is a
+ * view that matmul reads in place. */
+#include <math.h>
+
+#include "nn/nn_internal.h"
+
+vkg_linear *vkg_linear_new(vkg_module *m, const char *name, const vkg_linear_desc *desc) {
+    if (!vkg_nn_check_new(m, name, desc, "vkg_linear_new")) return NULL;
+    if (desc->in <= 0 || desc->out <= 0)
+        return vkg_fail_null(VKG_ERR_INVALID, "vkg_linear_new: \"%s\" has in %lld, out %lld; both must be > 0", name,
+                             (long long)desc->in, (long long)desc->out);
+    vkg_linear *l = vkg_module_alloc_layer(m, sizeof *l);
+    if (!l) return NULL;
+    *l = (vkg_linear){ .module = m, .in = desc->in, .out = desc->out };
+    float bound = (float)(1.0 / sqrt((double)desc->in));
+    char b[256];
+    l->weight = vkg_nn_param_uniform(m, vkg_nn_name(b, sizeof b, name, "weight"), VKG_SHAPE(desc->out, desc->in), bound);
+    if (!l->weight) return NULL;
+    if (!desc->no_bias) {
+        l->bias = vkg_nn_param_uniform(m, vkg_nn_name(b, sizeof b, name, "bias"), VKG_SHAPE(desc->out), bound);
+        if (!l->bias) return NULL;
+    }
+    return l;
+}
+
+vkg_tensor *vkg_linear_forward(const vkg_linear *l, vkg_tensor *x) {
+    if (!x) return NULL;
+    if (!l) return vkg_fail_null(VKG_ERR_INVALID, "vkg_linear_forward: the layer is NULL");
+    char s[160];
+    if (x->shape.ndim < 1 || x->shape.d[x->shape.ndim - 1] != l->in)
+        return vkg_fail_null(VKG_ERR_INVALID, "vkg_linear_forward: x is %s but the layer takes (..., %lld)",
+                             vkg_shape_str(x->shape, s, sizeof s), (long long)l->in);
+    vkg_tensor *y = vkg_matmul(x, vkg_transpose(l->weight, 0, 1));
+    return l->bias ? vkg_add(y, l->bias) : y;
+}

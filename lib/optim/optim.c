@@ -1,0 +1,337 @@
+/* The optimizers: hyperparameters with PyTorch's defaults, per-parameter state made outside
+ * every scope, and one fused dispatch of shaders/optim_step.comp per parameter and step. The
+ * formulas are written out in lib/include/vkgrad/optim.h; coefficients PyTorch computes in
+ * Python (double) are computed here in double and rounded once to f32. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/ops.h"
+#include "vkgrad/nn.h"
+
+/* Mirrors the Push block of shaders/optim_step.comp: change both. */
+typedef struct vkg_optim_push {
+    uint32_t n, p_off, g_off, flags;
+    float lr, wd, momentum, damp1;
+    float w1, beta2, w2, eps;
+    float step_size, bc2_sqrt, decay;
+} vkg_optim_push;
+_Static_assert(sizeof(vkg_optim_push) <= VKG_PUSH_SIZE, "push constants too large");
+
+enum { /* shaders/optim_step.comp's ALGO and F_* flags: change both */
+    ALGO_SGD = 0, ALGO_ADAM = 1, ALGO_RMSPROP = 2,
+    F_NESTEROV = 1, F_FIRST = 2, F_AMSGRAD = 4, F_DECOUPLED = 8, F_CENTERED = 16, F_MAXIMIZE = 32, F_MOMENTUM = 64,
+};
+
+#define LOCAL 128
+#define NSTATE 3
+#define PI 3.14159265358979323846
+
+/* Moves t out of every scope (freed by vkg_optim_free), like vkg_keep applied at each level. */
+static vkg_tensor *persist(vkg_tensor *t) {
+    while (t && t->scope > 0) vkg_keep(t);
+    return t;
+}
+
+typedef struct optim_param {
+    char *name;
+    vkg_tensor *p;
+    vkg_tensor *s[NSTATE];  /* the slots of optim_step.comp's bindings 1..3 */
+    int64_t step;
+} optim_param;
+
+struct vkg_optim {
+    vkg_optim_desc d;       /* defaults filled in */
+    optim_param *params;
+    int n, cap;
+};
+
+static const char *kind_name(vkg_optim_kind k) {
+    switch (k) {
+    case VKG_OPTIM_SGD: return "SGD";
+    case VKG_OPTIM_ADAM: return "Adam";
+    case VKG_OPTIM_ADAMW: return "AdamW";
+    case VKG_OPTIM_RMSPROP: return "RMSprop";
+    }
+    return "?";
+}
+
+/* 0: the default; VKG_OPTIM_ZERO: an explicit 0; other negatives and non-finite: refused. */
+static bool hyper(double *v, double def, const char *what, vkg_optim_kind k) {
+    if (*v == 0.0) *v = def;
+    else if (*v == VKG_OPTIM_ZERO) *v = 0.0;
+    else if (!(*v > 0.0) || !isfinite(*v)) {
+        vkg_fail(VKG_ERR_INVALID, "vkg_optim_new: %s %s is %g; it must be >= 0 (VKG_OPTIM_ZERO for an explicit 0)",
+                 kind_name(k), what, *v);
+        return false;
+    }
+    return true;
+}
+
+vkg_optim *vkg_optim_new(const vkg_optim_desc *desc) {
+    vkg_optim_desc d = desc ? *desc : (vkg_optim_desc){ 0 };
+    vkg_optim_kind k = d.kind;
+    if ((unsigned)k > VKG_OPTIM_RMSPROP) return vkg_fail_null(VKG_ERR_INVALID, "vkg_optim_new: unknown kind %d", (int)k);
+    bool adam = k == VKG_OPTIM_ADAM || k == VKG_OPTIM_ADAMW;
+    if (!hyper(&d.lr, k == VKG_OPTIM_RMSPROP ? 1e-2 : 1e-3, "lr", k) ||
+        !hyper(&d.weight_decay, k == VKG_OPTIM_ADAMW ? 1e-2 : 0.0, "weight_decay", k) ||
+        !hyper(&d.momentum, 0.0, "momentum", k) || !hyper(&d.dampening, 0.0, "dampening", k) ||
+        !hyper(&d.beta1, 0.9, "beta1", k) || !hyper(&d.beta2, 0.999, "beta2", k) || !hyper(&d.eps, 1e-8, "eps", k) ||
+        !hyper(&d.alpha, 0.99, "alpha", k))
+        return NULL;
+    if (adam && (d.beta1 >= 1.0 || d.beta2 >= 1.0))
+        return vkg_fail_null(VKG_ERR_INVALID, "vkg_optim_new: %s betas (%g, %g) must be in [0, 1)", kind_name(k), d.beta1,
+                             d.beta2);
+    if (k == VKG_OPTIM_SGD && d.nesterov && (d.momentum <= 0.0 || d.dampening != 0.0))
+        return vkg_fail_null(VKG_ERR_INVALID, "vkg_optim_new: SGD nesterov needs momentum > 0 and dampening 0 (momentum "
+                                              "%g, dampening %g)",
+                             d.momentum, d.dampening);
+    if ((d.nesterov || d.dampening != 0.0) && k != VKG_OPTIM_SGD)
+        return vkg_fail_null(VKG_ERR_INVALID, "vkg_optim_new: nesterov and dampening are SGD's; %s has neither",
+                             kind_name(k));
+    if (d.momentum != 0.0 && adam)
+        return vkg_fail_null(VKG_ERR_INVALID, "vkg_optim_new: %s has no momentum (use beta1)", kind_name(k));
+    if (d.amsgrad && !adam)
+        return vkg_fail_null(VKG_ERR_INVALID, "vkg_optim_new: amsgrad is Adam's and AdamW's, not %s's", kind_name(k));
+    if (d.centered && k != VKG_OPTIM_RMSPROP)
+        return vkg_fail_null(VKG_ERR_INVALID, "vkg_optim_new: centered is RMSprop's, not %s's", kind_name(k));
+    vkg_optim *o = calloc(1, sizeof *o);
+    if (!o) return vkg_fail_null(VKG_ERR_OUT_OF_MEMORY, "vkg_optim_new: out of host memory");
+    o->d = d;
+    return o;
+}
+
+void vkg_optim_free(vkg_optim *opt) {
+    if (!opt) return;
+    for (int i = 0; i < opt->n; i++) {
+        for (int j = 0; j < NSTATE; j++) vkg_free(opt->params[i].s[j]);
+        free(opt->params[i].name);
+    }
+    free(opt->params);
+    free(opt);
+}
+
+/* The state names of each slot, "" where the configuration has no such state. */
+static const char *slot_name(const vkg_optim_desc *d, int j) {
+    switch (d->kind) {
+    case VKG_OPTIM_SGD: return j == 0 && d->momentum != 0.0 ? "momentum_buffer" : "";
+    case VKG_OPTIM_ADAM:
+    case VKG_OPTIM_ADAMW: return j == 0 ? "exp_avg" : j == 1 ? "exp_avg_sq" : d->amsgrad ? "max_exp_avg_sq" : "";
+    case VKG_OPTIM_RMSPROP:
+        return j == 0 ? "square_avg" : j == 1 ? (d->momentum > 0.0 ? "momentum_buffer" : "") : d->centered ? "grad_avg" : "";
+    }
+    return "";
+}
+
+static char *dup_str(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *c = malloc(n);
+    if (c) memcpy(c, s, n);
+    return c;
+}
+
+static optim_param *find(const vkg_optim *opt, const char *name) {
+    for (int i = 0; opt && name && i < opt->n; i++)
+        if (strcmp(opt->params[i].name, name) == 0) return &opt->params[i];
+    return NULL;
+}
+
+vkg_status vkg_optim_add(vkg_optim *opt, const char *name, vkg_tensor *param) {
+    if (!opt || !name) return vkg_fail(VKG_ERR_INVALID, "vkg_optim_add: the optimizer or name is NULL");
+    if (!param) {
+        vkg_status last = vkg_last_status();
+        return last != VKG_OK ? last : vkg_fail(VKG_ERR_INVALID, "vkg_optim_add: parameter \"%s\" is NULL", name);
+    }
+    char b[192];
+    if (param->dead) return vkg_fail(VKG_ERR_INVALID, "vkg_optim_add: parameter \"%s\" was freed", name);
+    if (param->dtype != VKG_F32 || !vkg_is_contiguous(param))
+        return vkg_fail(VKG_ERR_INVALID, "vkg_optim_add: parameter \"%s\" is %s%s; parameters are contiguous f32", name,
+                        vkg_desc(param, b, sizeof b), vkg_is_contiguous(param) ? "" : " (a non-contiguous view)");
+    if (!param->requires_grad || param->node)
+        return vkg_fail(VKG_ERR_INVALID, "vkg_optim_add: parameter \"%s\" %s", name,
+                        param->node ? "is not a leaf (it was computed from other tensors)"
+                                    : "does not require grad (vkg_requires_grad)");
+    if (find(opt, name)) return vkg_fail(VKG_ERR_INVALID, "vkg_optim_add: a parameter named \"%s\" is already added", name);
+    for (int i = 0; i < opt->n; i++)
+        if (opt->params[i].p == param)
+            return vkg_fail(VKG_ERR_INVALID, "vkg_optim_add: \"%s\" is the parameter already added as \"%s\"", name,
+                            opt->params[i].name);
+    if (opt->n == opt->cap) {
+        int cap = opt->cap ? 2 * opt->cap : 16;
+        optim_param *np = realloc(opt->params, (size_t)cap * sizeof *np);
+        if (!np) return vkg_fail(VKG_ERR_OUT_OF_MEMORY, "vkg_optim_add: out of host memory");
+        opt->params = np;
+        opt->cap = cap;
+    }
+    optim_param e = { .p = param, .name = dup_str(name) };
+    if (!e.name) return vkg_fail(VKG_ERR_OUT_OF_MEMORY, "vkg_optim_add: out of host memory");
+    for (int j = 0; j < NSTATE; j++) {
+        if (!*slot_name(&opt->d, j)) continue;
+        e.s[j] = persist(vkg_zeros(param->shape));
+        if (!e.s[j]) {
+            for (int i = 0; i < j; i++) vkg_free(e.s[i]);
+            free(e.name);
+            return vkg_last_status();
+        }
+    }
+    opt->params[opt->n++] = e;
+    return VKG_OK;
+}
+
+vkg_status vkg_optim_add_params(vkg_optim *opt, const char *const *names, vkg_tensor *const *params, int n) {
+    if (n < 0 || (n > 0 && !params)) return vkg_fail(VKG_ERR_INVALID, "vkg_optim_add_params: %d parameters at %p", n,
+                                                     (const void *)params);
+    for (int i = 0; i < n; i++) {
+        char def[32];
+        snprintf(def, sizeof def, "%d", opt ? opt->n : 0);
+        vkg_status st = vkg_optim_add(opt, names && names[i] ? names[i] : def, params[i]);
+        if (st != VKG_OK) return st;
+    }
+    return VKG_OK;
+}
+
+vkg_status vkg_optim_add_module(vkg_optim *opt, const vkg_module *m) {
+    if (!m) return vkg_fail(VKG_ERR_INVALID, "vkg_optim_add_module: the module is NULL");
+    const char *const *names;
+    vkg_tensor *const *params;
+    int n = vkg_module_params(m, &names, &params);
+    return vkg_optim_add_params(opt, names, params, n);
+}
+
+static vkg_status step_one(vkg_optim *opt, optim_param *e) {
+    vkg_tensor *g = e->p->grad;
+    if (!g) return VKG_OK;
+    char a[192], b[192];
+    if (g->dtype != VKG_F32 || g->shape.ndim != e->p->shape.ndim || vkg_numel(g) != vkg_numel(e->p))
+        return vkg_fail(VKG_ERR_INVALID, "vkg_optim_step: parameter \"%s\" is %s but its gradient is %s", e->name,
+                        vkg_desc(e->p, a, sizeof a), vkg_desc(g, b, sizeof b));
+    if (e->p->dead || !e->p->storage)
+        return vkg_fail(VKG_ERR_INVALID, "vkg_optim_step: parameter \"%s\" was freed", e->name);
+    const vkg_optim_desc *d = &opt->d;
+    int64_t n = vkg_numel(e->p);
+    int64_t t = e->step + 1;
+    if (n == 0) {
+        e->step = t;
+        return VKG_OK;
+    }
+    vkg_tensor *gc = vkg_contiguous(g); /* gradients are contiguous; a view would be gathered */
+    if (!gc) return vkg_last_status();
+    uint32_t algo = d->kind == VKG_OPTIM_SGD ? ALGO_SGD : d->kind == VKG_OPTIM_RMSPROP ? ALGO_RMSPROP : ALGO_ADAM;
+    vkg_optim_push pc = { .n = (uint32_t)n, .p_off = (uint32_t)e->p->offset, .g_off = (uint32_t)gc->offset,
+                          .lr = (float)d->lr, .eps = (float)d->eps, .momentum = (float)d->momentum };
+    uint32_t f = d->maximize ? F_MAXIMIZE : 0;
+    switch (d->kind) {
+    case VKG_OPTIM_SGD:
+        pc.wd = (float)d->weight_decay;
+        pc.damp1 = (float)(1.0 - d->dampening);
+        if (d->momentum != 0.0) f |= F_MOMENTUM;
+        if (e->step == 0) f |= F_FIRST;
+        if (d->nesterov) f |= F_NESTEROV;
+        break;
+    case VKG_OPTIM_ADAM:
+    case VKG_OPTIM_ADAMW:
+        if (d->kind == VKG_OPTIM_ADAMW) {
+            f |= F_DECOUPLED;
+            pc.decay = (float)(1.0 - d->lr * d->weight_decay);
+        } else {
+            pc.wd = (float)d->weight_decay;
+        }
+        if (d->amsgrad) f |= F_AMSGRAD;
+        pc.w1 = (float)(1.0 - d->beta1);
+        pc.beta2 = (float)d->beta2;
+        pc.w2 = (float)(1.0 - d->beta2);
+        pc.step_size = (float)(d->lr / (1.0 - pow(d->beta1, (double)t)));
+        pc.bc2_sqrt = (float)sqrt(1.0 - pow(d->beta2, (double)t));
+        break;
+    case VKG_OPTIM_RMSPROP:
+        pc.wd = (float)d->weight_decay;
+        pc.w1 = (float)(1.0 - d->alpha);
+        pc.beta2 = (float)d->alpha;
+        if (d->momentum > 0.0) f |= F_MOMENTUM;
+        if (d->centered) f |= F_CENTERED;
+        break;
+    }
+    pc.flags = f;
+    vkg_dispatch_desc dd = { .shader = "optim_step", .op = VKG_OP_COUNT, .name = "optim_step", .spec = { algo },
+                             .nspec = 1, .local_size = LOCAL, .groups = { vkg_groups_for((uint64_t)n, LOCAL) },
+                             .nout = 1 + NSTATE, .push = &pc, .push_size = sizeof pc, .flops = 12.0 * (double)n };
+    dd.bind[0] = e->p;
+    for (int j = 0; j < NSTATE; j++) dd.bind[1 + j] = e->s[j] ? e->s[j] : e->p; /* unused slots: never touched */
+    dd.bind[1 + NSTATE] = gc;
+    vkg_status st = vkg_dispatch(&dd);
+    if (gc != g) vkg_free(gc);
+    if (st == VKG_OK) e->step = t;
+    return st;
+}
+
+vkg_status vkg_optim_step(vkg_optim *opt) {
+    if (!opt) return vkg_fail(VKG_ERR_INVALID, "vkg_optim_step: the optimizer is NULL");
+    if (!vkg_ready("vkg_optim_step")) return vkg_last_status();
+    vkg_status st = VKG_OK;
+    vkg_no_grad_begin();
+    for (int i = 0; i < opt->n && st == VKG_OK; i++) st = step_one(opt, &opt->params[i]);
+    vkg_no_grad_end();
+    return st;
+}
+
+void vkg_optim_zero_grad(vkg_optim *opt) {
+    for (int i = 0; opt && i < opt->n; i++) vkg_zero_grad(opt->params[i].p);
+}
+
+vkg_optim_desc vkg_optim_get_desc(const vkg_optim *opt) { return opt ? opt->d : (vkg_optim_desc){ 0 }; }
+void vkg_optim_set_lr(vkg_optim *opt, double lr) {
+    if (opt) opt->d.lr = lr;
+}
+double vkg_optim_lr(const vkg_optim *opt) { return opt ? opt->d.lr : 0.0; }
+int vkg_optim_param_count(const vkg_optim *opt) { return opt ? opt->n : 0; }
+const char *vkg_optim_param_name(const vkg_optim *opt, int i) {
+    return opt && i >= 0 && i < opt->n ? opt->params[i].name : NULL;
+}
+vkg_tensor *vkg_optim_param(const vkg_optim *opt, int i) { return opt && i >= 0 && i < opt->n ? opt->params[i].p : NULL; }
+
+vkg_tensor *vkg_optim_state(const vkg_optim *opt, const char *param_name, const char *state_name) {
+    optim_param *e = find(opt, param_name);
+    if (!e)
+        return vkg_fail_null(VKG_ERR_INVALID, "vkg_optim_state: no parameter named \"%s\"", param_name ? param_name : "(null)");
+    for (int j = 0; state_name && j < NSTATE; j++) {
+        const char *s = slot_name(&opt->d, j);
+        if (*s && strcmp(s, state_name) == 0) return e->s[j];
+    }
+    return vkg_fail_null(VKG_ERR_INVALID, "vkg_optim_state: %s as configured keeps no state \"%s\"", kind_name(opt->d.kind),
+                         state_name ? state_name : "(null)");
+}
+
+int64_t vkg_optim_step_count(const vkg_optim *opt, const char *param_name) {
+    optim_param *e = find(opt, param_name);
+    if (!e) {
+        vkg_fail(VKG_ERR_INVALID, "vkg_optim_step_count: no parameter named \"%s\"", param_name ? param_name : "(null)");
+        return -1;
+    }
+    return e->step;
+}
+
+vkg_status vkg_optim_set_step_count(vkg_optim *opt, const char *param_name, int64_t step) {
+    optim_param *e = find(opt, param_name);
+    if (!e)
+        return vkg_fail(VKG_ERR_INVALID, "vkg_optim_set_step_count: no parameter named \"%s\"",
+                        param_name ? param_name : "(null)");
+    if (step < 0) return vkg_fail(VKG_ERR_INVALID, "vkg_optim_set_step_count: step %lld is negative", (long long)step);
+    e->step = step;
+    return VKG_OK;
+}
+
+/* ---- schedules -------------------------------------------------------------------------------- */
+double vkg_lr_step_decay(double base_lr, int64_t step, int64_t step_size, double gamma) {
+    if (step < 0) step = 0;
+    if (step_size < 1) step_size = 1;
+    return base_lr * pow(gamma, (double)(step / step_size));
+}
+
+double vkg_lr_cosine(double base_lr, int64_t step, int64_t warmup, int64_t total, double min_lr) {
+    if (step < 0) step = 0;
+    if (step < warmup) return base_lr * (double)step / (double)warmup;
+    double span = (double)(total - warmup);
+    double progress = span > 0 ? (double)(step - warmup) / span : 1.0;
+    if (progress > 1.0) progress = 1.0;
+    return min_lr + (base_lr - min_lr) * 0.5 * (1.0 + cos(PI * progress));
+}

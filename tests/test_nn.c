@@ -1,0 +1,216 @@
+/* Layer tests: the module system (names, counts, ownership, seeds), each layer's initialisation
+ * (ranges and statistics) and shapes, and a small network whose every parameter gradient is
+ * checked against central finite differences of a double-precision host forward.
+ *
+ * The gradient tolerance: the finite differences run in double on the host (h = 1e-6, error
+ * ~h^2 |f'''| + 1e-16 |f| / h, about 1e-10 here), so the error that matters is the device's: an
+ * f32 forward and backward of a few dozen operations per element, a few 1e-7 relative to the
+ * largest gradient. We allow |dev - fd| <= 1e-4 |fd| + 1e-5 max|fd|. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "support.h"
+
+/* ---- module system ------------------------------------------------------------------------------ */
+VKG_TEST(nn, linear_names_shapes_and_init) {
+    vkg_module *m = vkg_module_new(&(vkg_module_desc){ .seed = 5 });
+    vkg_scope_begin(); /* layers made inside a scope outlive it */
+    vkg_linear *fc1 = vkg_linear_new(m, "fc1", &(vkg_linear_desc){ .in = 300, .out = 40 });
+    vkg_linear *fc2 = vkg_linear_new(m, "head.fc2", &(vkg_linear_desc){ .in = 40, .out = 3, .no_bias = true });
+    vkg_scope_end();
+    cr_assert_not_null(fc1, "%s", vkg_last_error());
+    cr_assert_not_null(fc2, "%s", vkg_last_error());
+    const char *const *names;
+    vkg_tensor *const *params;
+    int n = vkg_module_params(m, &names, &params);
+    cr_assert_eq(n, 3);
+    cr_expect_str_eq(names[0], "fc1.weight");
+    cr_expect_str_eq(names[1], "fc1.bias");
+    cr_expect_str_eq(names[2], "head.fc2.weight");
+    cr_expect_eq(params[0], fc1->weight);
+    cr_expect_eq(vkg_module_get(m, "fc1.bias"), fc1->bias);
+    cr_expect_null(fc2->bias);
+    cr_expect_eq(vkg_module_numel(m), 300 * 40 + 40 + 40 * 3);
+    cr_expect_eq(vkg_dim(fc1->weight, 0), 40);
+    cr_expect_eq(vkg_dim(fc1->weight, 1), 300);
+    for (int i = 0; i < n; i++) {
+        cr_expect(vkg_tensor_requires_grad(params[i]));
+        cr_expect(vkg_is_leaf(params[i]));
+    }
+    /* U(-1/sqrt(in), 1/sqrt(in)): inside the bound, mean ~0, variance bound^2 / 3 */
+    float *w = vkgt_read(fc1->weight);
+    double bound = 1.0 / sqrt(300.0), mean = 0, var = 0;
+    size_t nw = 300 * 40;
+    for (size_t i = 0; i < nw; i++) {
+        cr_assert(fabs(w[i]) <= bound, "weight %zu = %g outside +-%g", i, (double)w[i], bound);
+        mean += w[i];
+    }
+    mean /= (double)nw;
+    for (size_t i = 0; i < nw; i++) var += (w[i] - mean) * (w[i] - mean);
+    var /= (double)nw;
+    /* standard errors: mean bound/sqrt(3n) ~ 3e-4, variance ~ bound^2 * 0.0026 */
+    cr_expect(fabs(mean) < 5 * bound / sqrt(3.0 * (double)nw), "mean %g", mean);
+    cr_expect(fabs(var / (bound * bound / 3) - 1) < 0.05, "variance %g, want %g", var, bound * bound / 3);
+    /* the values are the seed's: parameter "fc1.weight" draws Philox(seed = param_seed) from 0 */
+    float *u = malloc(nw * sizeof *u);
+    vkg_ref_rand(u, nw, &(vkg_rand_desc){ .seed = vkg_module_param_seed(m, "fc1.weight") });
+    for (size_t i = 0; i < nw; i++) {
+        float want = u[i] * (2.0f * (float)bound) + -(float)bound;
+        cr_assert(fabsf(w[i] - want) <= 1e-7f, "weight %zu = %.9g, want %.9g", i, (double)w[i], (double)want);
+    }
+    free(u);
+    float *b = vkgt_read(fc1->bias);
+    for (int i = 0; i < 40; i++) cr_assert(fabs(b[i]) <= bound);
+    free(b);
+    /* the same seed gives the same parameters, in any creation order; another seed others */
+    vkg_module *m2 = vkg_module_new(&(vkg_module_desc){ .seed = 5 });
+    vkg_linear_new(m2, "head.fc2", &(vkg_linear_desc){ .in = 40, .out = 3, .no_bias = true });
+    vkg_linear *fc1b = vkg_linear_new(m2, "fc1", &(vkg_linear_desc){ .in = 300, .out = 40 });
+    float *w2 = vkgt_read(fc1b->weight);
+    cr_expect_eq(memcmp(w, w2, nw * sizeof *w), 0);
+    free(w2);
+    vkg_module *m3 = vkg_module_new(&(vkg_module_desc){ .seed = 6 });
+    vkg_linear *fc1c = vkg_linear_new(m3, "fc1", &(vkg_linear_desc){ .in = 300, .out = 40 });
+    float *w3 = vkgt_read(fc1c->weight);
+    cr_expect_neq(memcmp(w, w3, nw * sizeof *w), 0);
+    free(w3);
+    free(w);
+    /* forward: (..., in) -> (..., out) */
+    vkg_scope_begin();
+    vkg_tensor *y = vkg_linear_forward(fc1, vkg_zeros(VKG_SHAPE(2, 5, 300)));
+    cr_assert_not_null(y, "%s", vkg_last_error());
+    cr_expect_eq(vkg_ndim(y), 3);
+    cr_expect_eq(vkg_dim(y, 2), 40);
+    cr_expect_null(vkg_linear_forward(fc1, vkg_zeros(VKG_SHAPE(2, 299))));
+    cr_expect(strstr(vkg_last_error(), "(2, 299)"), "%s", vkg_last_error());
+    vkg_scope_end();
+    /* refusals */
+    cr_expect_null(vkg_linear_new(m, "fc1", &(vkg_linear_desc){ .in = 3, .out = 4 }));
+    cr_expect(strstr(vkg_last_error(), "already has \"fc1.weight\""), "%s", vkg_last_error());
+    cr_expect_null(vkg_linear_new(m, "z", &(vkg_linear_desc){ .in = 0, .out = 4 }));
+    cr_expect_null(vkg_linear_new(m, "z", NULL));
+    vkg_module_free(m);
+    vkg_module_free(m2);
+    vkg_module_free(m3);
+    cr_expect_eq(vkg_memory_stats_get().in_use, 0, "the modules left tensors behind");
+}
+
+VKG_TEST(nn, module_params_buffers_and_mode) {
+    vkg_module *m = vkg_module_new(NULL);
+    vkg_scope_begin();
+    vkg_tensor *p = vkg_module_add_param(m, "scale", vkg_ones(VKG_SHAPE(4)));
+    vkg_tensor *r = vkg_module_add_buffer(m, "running", vkg_zeros(VKG_SHAPE(4)));
+    vkg_scope_end();
+    cr_assert_not_null(p, "%s", vkg_last_error());
+    cr_assert_not_null(r, "%s", vkg_last_error());
+    float *v = vkgt_read(p); /* alive after the scope */
+    cr_expect_eq(v[3], 1.0f);
+    free(v);
+    cr_expect(vkg_tensor_requires_grad(p));
+    cr_expect(!vkg_tensor_requires_grad(r));
+    const char *const *names;
+    vkg_tensor *const *t;
+    cr_expect_eq(vkg_module_params(m, &names, &t), 1);
+    cr_expect_eq(vkg_module_buffers(m, &names, &t), 1);
+    cr_expect_str_eq(names[0], "running");
+    cr_expect(vkg_module_training(m));
+    vkg_module_train(m, false);
+    cr_expect(!vkg_module_training(m));
+    cr_expect_null(vkg_module_add_param(m, "running", vkg_ones(VKG_SHAPE(1))));
+    vkg_module_free(m);
+}
+
+/* ---- a small network, every parameter gradient against finite differences --------------------- */
+enum { B = 5, IN = 7, HID = 9, OUT = 3 };
+
+typedef struct net_values {
+    double w1[HID * IN], b1[HID], w2[OUT * HID], b2[OUT];
+    double x[B * IN], target[B * OUT];
+} net_values;
+
+/* loss = mean((tanh(x W1^T + b1) W2^T + b2 - target)^2), in double */
+static double net_loss(const net_values *v) {
+    double loss = 0;
+    for (int b = 0; b < B; b++) {
+        double h[HID];
+        for (int j = 0; j < HID; j++) {
+            double s = v->b1[j];
+            for (int i = 0; i < IN; i++) s += v->x[b * IN + i] * v->w1[j * IN + i];
+            h[j] = tanh(s);
+        }
+        for (int k = 0; k < OUT; k++) {
+            double s = v->b2[k];
+            for (int j = 0; j < HID; j++) s += h[j] * v->w2[k * HID + j];
+            double d = s - v->target[b * OUT + k];
+            loss += d * d;
+        }
+    }
+    return loss / (B * OUT);
+}
+
+static void to_double(double *d, const vkg_tensor *t) {
+    float *f = vkgt_read(t);
+    for (int64_t i = 0; i < vkg_numel(t); i++) d[i] = f[i];
+    free(f);
+}
+
+/* Checks the device gradient of a parameter (values at p in v) against central differences. */
+static void check_fd(net_values *v, double *p, const vkg_tensor *param, const char *name) {
+    const vkg_tensor *g = vkg_grad(param);
+    cr_assert_not_null(g, "%s has no gradient", name);
+    int64_t n = vkg_numel(param);
+    float *dev = vkgt_read(g);
+    double *fd = malloc((size_t)n * sizeof *fd), maxabs = 0;
+    const double h = 1e-6;
+    for (int64_t i = 0; i < n; i++) {
+        double keep = p[i];
+        p[i] = keep + h;
+        double up = net_loss(v);
+        p[i] = keep - h;
+        double down = net_loss(v);
+        p[i] = keep;
+        fd[i] = (up - down) / (2 * h);
+        maxabs = fmax(maxabs, fabs(fd[i]));
+    }
+    cr_assert(maxabs > 1e-3, "%s: gradient too small to check (%g)", name, maxabs);
+    for (int64_t i = 0; i < n; i++)
+        cr_assert(fabs(dev[i] - fd[i]) <= 1e-4 * fabs(fd[i]) + 1e-5 * maxabs, "%s[%lld]: device %.9g, differences %.9g",
+                  name, (long long)i, (double)dev[i], fd[i]);
+    free(dev);
+    free(fd);
+}
+
+VKG_TEST(nn, mlp_gradients_match_finite_differences) {
+    vkg_module *m = vkg_module_new(&(vkg_module_desc){ .seed = 2024 });
+    vkg_linear *fc1 = vkg_linear_new(m, "fc1", &(vkg_linear_desc){ .in = IN, .out = HID });
+    vkg_linear *fc2 = vkg_linear_new(m, "fc2", &(vkg_linear_desc){ .in = HID, .out = OUT });
+    cr_assert(fc1 && fc2, "%s", vkg_last_error());
+    float x[B * IN], target[B * OUT];
+    vkgt_fill(x, B * IN, -2.0f, 2.0f, 91);
+    vkgt_fill(target, B * OUT, -1.0f, 1.0f, 92);
+    net_values *v = malloc(sizeof *v);
+    for (int i = 0; i < B * IN; i++) v->x[i] = x[i];
+    for (int i = 0; i < B * OUT; i++) v->target[i] = target[i];
+    to_double(v->w1, fc1->weight);
+    to_double(v->b1, fc1->bias);
+    to_double(v->w2, fc2->weight);
+    to_double(v->b2, fc2->bias);
+
+    vkg_scope_begin();
+    vkg_tensor *y = vkg_linear_forward(fc2, vkg_tanh(vkg_linear_forward(fc1, vkg_from_data(VKG_SHAPE(B, IN), x))));
+    vkg_tensor *loss = vkg_mean_all(vkg_pow(vkg_sub(y, vkg_from_data(VKG_SHAPE(B, OUT), target)), 2.0f));
+    cr_assert_not_null(loss, "%s", vkg_last_error());
+    double want = net_loss(v);
+    cr_expect(fabs(vkg_item(loss) - want) <= 1e-5 * want, "loss %.9g, want %.9g", (double)vkg_item(loss), want);
+    cr_assert_eq(vkg_backward(loss), VKG_OK, "%s", vkg_last_error());
+    vkg_scope_end();
+
+    check_fd(v, v->w1, fc1->weight, "fc1.weight");
+    check_fd(v, v->b1, fc1->bias, "fc1.bias");
+    check_fd(v, v->w2, fc2->weight, "fc2.weight");
+    check_fd(v, v->b2, fc2->bias, "fc2.bias");
+    free(v);
+    vkg_module_free(m);
+}
