@@ -1,0 +1,284 @@
+/* conv2d (direct, no im2col), max_pool2d and avg_pool2d, forward and the kernels their backward
+ * rules use. Every dispatch of the group goes through conv_dispatch, the one place where a
+ * later performance pass picks kernel variants per device. x is read in place through its
+ * strides; weights, biases and incoming gradients are made contiguous. */
+#include <inttypes.h>
+
+#include "ops/conv_internal.h"
+#include "ops/ops.h"
+
+/* Mirrors the Push block of shaders/conv.glsl: change both. */
+typedef struct vkg_conv_push {
+    uint32_t N, C, H, W;
+    uint32_t K, OH, OW, G;
+    uint32_t kh, kw, sh, sw;
+    uint32_t ph, pw, dh, dw;
+    int32_t xs[4];           /* strides of the strided input x (N, C, H, W) */
+    uint32_t off[4];         /* offset of binding 0..3, in elements */
+    uint32_t flags;          /* bit 0: conv2d has a bias */
+    uint32_t items;
+    uint32_t pad0, pad1;
+} vkg_conv_push;
+_Static_assert(sizeof(vkg_conv_push) <= VKG_PUSH_SIZE, "push constants too large");
+
+#define LOCAL 64
+#define KB 4 /* register blocks of shaders/conv2d*.comp: change both */
+#define PB 4
+#define CB 4
+
+static const char *variant_last = "none";
+const char *vkg_conv2d_variant_last(void) { return variant_last; }
+
+/* Records one dispatch of the group; binding i = bind[i], the first nout written. */
+static vkg_status conv_dispatch(const char *shader, vkg_op op, const char *name, vkg_conv_push *pc,
+                                vkg_tensor *const *bind, int nbind, int nout, double flops) {
+    vkg_dispatch_desc d = { .shader = shader, .op = op, .name = name, .local_size = LOCAL, .nout = nout, .push = pc,
+                            .push_size = sizeof *pc, .flops = flops };
+    if (op == VKG_OP_MAX_POOL2D || op == VKG_OP_AVG_POOL2D) {
+        d.spec[0] = vkg_op_table[op].code;
+        d.nspec = 1;
+    }
+    for (int i = 0; i < nbind; i++) {
+        d.bind[i] = bind[i];
+        pc->off[i] = (uint32_t)bind[i]->offset;
+    }
+    d.groups[0] = vkg_groups_for(pc->items, LOCAL);
+    return vkg_dispatch(&d);
+}
+
+static void strides_of(const vkg_tensor *x, int32_t *xs) {
+    for (int i = 0; i < 4; i++) xs[i] = (int32_t)x->strides[i];
+}
+
+/* Options with the defaults filled in; false (message) when one is out of range. */
+static bool conv_desc_norm(const vkg_conv2d_desc *in, vkg_conv2d_desc *out) {
+    vkg_conv2d_desc d = in ? *in : (vkg_conv2d_desc){ 0 };
+    for (int i = 0; i < 2; i++) {
+        if (d.stride[i] < 0 || d.padding[i] < 0 || d.dilation[i] < 0) {
+            vkg_fail(VKG_ERR_INVALID, "vkg_conv2d: stride (%d, %d), padding (%d, %d) and dilation (%d, %d) must not be "
+                                      "negative", d.stride[0], d.stride[1], d.padding[0], d.padding[1], d.dilation[0],
+                     d.dilation[1]);
+            return false;
+        }
+        if (!d.stride[i]) d.stride[i] = 1;
+        if (!d.dilation[i]) d.dilation[i] = 1;
+    }
+    if (d.groups < 0) {
+        vkg_fail(VKG_ERR_INVALID, "vkg_conv2d: groups %d must be positive", d.groups);
+        return false;
+    }
+    if (!d.groups) d.groups = 1;
+    *out = d;
+    return true;
+}
+
+static bool fits_u32(const vkg_tensor *t) { return vkg_numel(t) < (int64_t)1 << 31; }
+
+vkg_tensor *vkg_conv2d(vkg_tensor *x, vkg_tensor *weight, vkg_tensor *bias, const vkg_conv2d_desc *desc) {
+    if (!x || !weight) return NULL;
+    const char *op = "vkg_conv2d";
+    char a[192], b[192], c[192];
+    if (!vkg_require_f32(x, op, "x") || !vkg_require_f32(weight, op, "weight") || (bias && !vkg_require_f32(bias, op, "bias")))
+        return NULL;
+    vkg_conv2d_desc d;
+    if (!conv_desc_norm(desc, &d)) return NULL;
+    if (x->shape.ndim != 4 || weight->shape.ndim != 4)
+        return vkg_fail_null(VKG_ERR_INVALID, "%s: x is %s and weight is %s; they must be 4-D: x (N, C_in, H, W), weight "
+                                              "(C_out, C_in/groups, kH, kW)",
+                             op, vkg_desc(x, a, sizeof a), vkg_desc(weight, b, sizeof b));
+    int64_t N = x->shape.d[0], C = x->shape.d[1], H = x->shape.d[2], W = x->shape.d[3];
+    int64_t K = weight->shape.d[0], kh = weight->shape.d[2], kw = weight->shape.d[3];
+    if (C % d.groups || K % d.groups)
+        return vkg_fail_null(VKG_ERR_INVALID, "%s: x is %s and weight is %s: %" PRId64 " input and %" PRId64
+                                              " output channels do not divide into %d groups",
+                             op, vkg_desc(x, a, sizeof a), vkg_desc(weight, b, sizeof b), C, K, d.groups);
+    if (weight->shape.d[1] != C / d.groups || kh < 1 || kw < 1)
+        return vkg_fail_null(VKG_ERR_INVALID, "%s: x is %s but weight is %s: expected weight (C_out, %" PRId64
+                                              ", kH >= 1, kW >= 1) for %" PRId64 " input channels in %d groups",
+                             op, vkg_desc(x, a, sizeof a), vkg_desc(weight, b, sizeof b), C / d.groups, C, d.groups);
+    if (bias && (bias->shape.ndim != 1 || bias->shape.d[0] != K))
+        return vkg_fail_null(VKG_ERR_INVALID, "%s: bias is %s but weight %s has %" PRId64 " output channels", op,
+                             vkg_desc(bias, c, sizeof c), vkg_desc(weight, b, sizeof b), K);
+    int64_t OH = vkg_conv_out_size(H, (int)kh, d.stride[0], d.padding[0], d.dilation[0]);
+    int64_t OW = vkg_conv_out_size(W, (int)kw, d.stride[1], d.padding[1], d.dilation[1]);
+    if (OH < 1 || OW < 1)
+        return vkg_fail_null(VKG_ERR_INVALID, "%s: the kernel %" PRId64 "x%" PRId64 " (dilation %dx%d: extent %" PRId64
+                                              "x%" PRId64 ") is larger than the padded input %" PRId64 "x%" PRId64
+                                              " (x %s, padding %dx%d)",
+                             op, kh, kw, d.dilation[0], d.dilation[1], (kh - 1) * d.dilation[0] + 1,
+                             (kw - 1) * d.dilation[1] + 1, H + 2 * d.padding[0], W + 2 * d.padding[1],
+                             vkg_shape_str(x->shape, a, sizeof a), d.padding[0], d.padding[1]);
+    if (!fits_u32(x) || !fits_u32(weight))
+        return vkg_fail_null(VKG_ERR_TOO_LARGE, "%s: x %s or weight %s has 2^31 elements or more", op,
+                             vkg_desc(x, a, sizeof a), vkg_desc(weight, b, sizeof b));
+    vkg_tensor *y = vkg_tensor_alloc(VKG_SHAPE(N, K, OH, OW), VKG_F32, false, op);
+    if (!y) return NULL;
+    if (vkg_numel(y) > 0) {
+        vkg_tensor *wc = vkg_contiguous(weight), *bc = bias ? vkg_contiguous(bias) : NULL;
+        vkg_status st = (!wc || (bias && !bc)) ? vkg_last_status() : VKG_OK;
+        if (st == VKG_OK) {
+            int64_t Kg = K / d.groups;
+            int64_t items = N * d.groups * ((Kg + KB - 1) / KB) * OH * ((OW + PB - 1) / PB);
+            vkg_conv_push pc = { (uint32_t)N, (uint32_t)C, (uint32_t)H, (uint32_t)W, (uint32_t)K, (uint32_t)OH,
+                                 (uint32_t)OW, (uint32_t)d.groups, (uint32_t)kh, (uint32_t)kw, (uint32_t)d.stride[0],
+                                 (uint32_t)d.stride[1], (uint32_t)d.padding[0], (uint32_t)d.padding[1],
+                                 (uint32_t)d.dilation[0], (uint32_t)d.dilation[1], .flags = bias ? 1u : 0u,
+                                 .items = (uint32_t)items };
+            strides_of(x, pc.xs);
+            vkg_tensor *bind[4] = { y, x, wc, bc ? bc : wc };
+            st = conv_dispatch("conv2d", VKG_OP_CONV2D, op, &pc, bind, 4, 1,
+                               2.0 * (double)vkg_numel(y) * (double)(C / d.groups) * (double)(kh * kw));
+            variant_last = "direct4x4";
+        }
+        if (wc && wc != weight) vkg_free(wc);
+        if (bc && bc != bias) vkg_free(bc);
+        if (st != VKG_OK) {
+            vkg_free(y);
+            return NULL;
+        }
+    }
+    vkg_node *n = vkg_node_record(y, VKG_OP_CONV2D, (vkg_tensor *[]){ x, weight, bias }, 3);
+    if (n) vkg_conv_desc_store(n->ip, &d);
+    return y;
+}
+
+vkg_tensor *vkg_conv2d_grad_input(vkg_tensor *g, vkg_tensor *weight, vkg_shape xs, const vkg_conv2d_desc *d) {
+    if (!g || !weight) return NULL;
+    vkg_tensor *dx = vkg_tensor_alloc(xs, VKG_F32, false, "conv2d backward");
+    if (!dx || vkg_numel(dx) == 0) return dx;
+    vkg_tensor *gc = vkg_contiguous(g), *wc = vkg_contiguous(weight);
+    vkg_status st = (!gc || !wc) ? vkg_last_status() : VKG_OK;
+    if (st == VKG_OK) {
+        int64_t C = xs.d[1], Cg = C / d->groups;
+        vkg_conv_push pc = { (uint32_t)xs.d[0], (uint32_t)C, (uint32_t)xs.d[2], (uint32_t)xs.d[3],
+                             (uint32_t)g->shape.d[1], (uint32_t)g->shape.d[2], (uint32_t)g->shape.d[3],
+                             (uint32_t)d->groups, (uint32_t)weight->shape.d[2], (uint32_t)weight->shape.d[3],
+                             (uint32_t)d->stride[0], (uint32_t)d->stride[1], (uint32_t)d->padding[0],
+                             (uint32_t)d->padding[1], (uint32_t)d->dilation[0], (uint32_t)d->dilation[1], .flags = 0 };
+        pc.items = (uint32_t)(xs.d[0] * d->groups * ((Cg + CB - 1) / CB) * xs.d[2] * xs.d[3]);
+        vkg_tensor *bind[3] = { dx, gc, wc };
+        st = conv_dispatch("conv2d_backward_input", VKG_OP_CONV2D, "conv2d backward (input)", &pc, bind, 3, 1,
+                           2.0 * (double)vkg_numel(g) * (double)vkg_numel(weight) / (double)weight->shape.d[0]);
+    }
+    if (gc && gc != g) vkg_free(gc);
+    if (wc && wc != weight) vkg_free(wc);
+    if (st != VKG_OK) {
+        vkg_free(dx);
+        return NULL;
+    }
+    return dx;
+}
+
+vkg_tensor *vkg_conv2d_grad_weight(vkg_tensor *g, vkg_tensor *x, vkg_shape ws, const vkg_conv2d_desc *d) {
+    if (!g || !x) return NULL;
+    vkg_tensor *dw = vkg_tensor_alloc(ws, VKG_F32, false, "conv2d backward");
+    if (!dw || vkg_numel(dw) == 0) return dw;
+    vkg_tensor *gc = vkg_contiguous(g);
+    vkg_status st = !gc ? vkg_last_status() : VKG_OK;
+    if (st == VKG_OK) {
+        int64_t K = ws.d[0], Kg = K / d->groups;
+        vkg_conv_push pc = { (uint32_t)x->shape.d[0], (uint32_t)x->shape.d[1], (uint32_t)x->shape.d[2],
+                             (uint32_t)x->shape.d[3], (uint32_t)K, (uint32_t)g->shape.d[2], (uint32_t)g->shape.d[3],
+                             (uint32_t)d->groups, (uint32_t)ws.d[2], (uint32_t)ws.d[3], (uint32_t)d->stride[0],
+                             (uint32_t)d->stride[1], (uint32_t)d->padding[0], (uint32_t)d->padding[1],
+                             (uint32_t)d->dilation[0], (uint32_t)d->dilation[1], .flags = 0 };
+        pc.items = (uint32_t)(d->groups * ((Kg + KB - 1) / KB) * ws.d[1] * ws.d[2] * ws.d[3]);
+        strides_of(x, pc.xs);
+        vkg_tensor *bind[3] = { dw, gc, x };
+        st = conv_dispatch("conv2d_backward_weight", VKG_OP_CONV2D, "conv2d backward (weight)", &pc, bind, 3, 1,
+                           2.0 * (double)vkg_numel(g) * (double)(ws.d[1] * ws.d[2] * ws.d[3]));
+    }
+    if (gc && gc != g) vkg_free(gc);
+    if (st != VKG_OK) {
+        vkg_free(dw);
+        return NULL;
+    }
+    return dw;
+}
+
+/* ---- pooling --------------------------------------------------------------------------------- */
+static vkg_tensor *pool2d(vkg_op op, vkg_tensor *x, const vkg_pool2d_desc *desc, vkg_tensor **indices) {
+    if (indices) *indices = NULL;
+    if (!x) return NULL;
+    const char *name = op == VKG_OP_MAX_POOL2D ? "vkg_max_pool2d" : "vkg_avg_pool2d";
+    char a[192];
+    if (!vkg_require_f32(x, name, "x")) return NULL;
+    if (!desc) return vkg_fail_null(VKG_ERR_INVALID, "%s: the description (kernel size) is NULL", name);
+    vkg_pool2d_desc d = *desc;
+    for (int i = 0; i < 2; i++) {
+        if (!d.stride[i]) d.stride[i] = d.kernel[i];
+        if (d.kernel[i] < 1 || d.stride[i] < 1 || d.padding[i] < 0 || 2 * d.padding[i] > d.kernel[i])
+            return vkg_fail_null(VKG_ERR_INVALID, "%s: kernel (%d, %d), stride (%d, %d), padding (%d, %d): the kernel "
+                                                  "and stride must be positive, the padding at most half the kernel",
+                                 name, d.kernel[0], d.kernel[1], desc->stride[0], desc->stride[1], d.padding[0],
+                                 d.padding[1]);
+    }
+    if (x->shape.ndim != 4)
+        return vkg_fail_null(VKG_ERR_INVALID, "%s: x is %s; it must be 4-D (N, C, H, W)", name, vkg_desc(x, a, sizeof a));
+    int64_t N = x->shape.d[0], C = x->shape.d[1], H = x->shape.d[2], W = x->shape.d[3];
+    int64_t OH = vkg_conv_out_size(H, d.kernel[0], d.stride[0], d.padding[0], 1);
+    int64_t OW = vkg_conv_out_size(W, d.kernel[1], d.stride[1], d.padding[1], 1);
+    if (OH < 1 || OW < 1)
+        return vkg_fail_null(VKG_ERR_INVALID, "%s: the kernel %dx%d is larger than the padded input %" PRId64 "x%" PRId64
+                                              " (x %s, padding %dx%d)",
+                             name, d.kernel[0], d.kernel[1], H + 2 * d.padding[0], W + 2 * d.padding[1],
+                             vkg_shape_str(x->shape, a, sizeof a), d.padding[0], d.padding[1]);
+    if (!fits_u32(x)) return vkg_fail_null(VKG_ERR_TOO_LARGE, "%s: x %s has 2^31 elements or more", name, vkg_desc(x, a, sizeof a));
+    vkg_shape ys = VKG_SHAPE(N, C, OH, OW);
+    vkg_tensor *y = vkg_tensor_alloc(ys, VKG_F32, false, name);
+    vkg_tensor *idx = y && op == VKG_OP_MAX_POOL2D ? vkg_tensor_alloc(ys, VKG_I32, false, name) : NULL;
+    if (!y || (op == VKG_OP_MAX_POOL2D && !idx)) {
+        vkg_free(y);
+        return NULL;
+    }
+    if (vkg_numel(y) > 0) {
+        vkg_conv_push pc = { (uint32_t)N, (uint32_t)C, (uint32_t)H, (uint32_t)W, (uint32_t)C, (uint32_t)OH, (uint32_t)OW,
+                             1, (uint32_t)d.kernel[0], (uint32_t)d.kernel[1], (uint32_t)d.stride[0],
+                             (uint32_t)d.stride[1], (uint32_t)d.padding[0], (uint32_t)d.padding[1], 1, 1,
+                             .items = (uint32_t)vkg_numel(y) };
+        strides_of(x, pc.xs);
+        vkg_tensor *bind[3] = { y, x, idx ? idx : y };
+        if (conv_dispatch("pool2d", op, name, &pc, bind, 3, idx ? 2 : 1, (double)vkg_numel(y) * d.kernel[0] * d.kernel[1]) != VKG_OK) {
+            vkg_free(y);
+            vkg_free(idx);
+            return NULL;
+        }
+    }
+    /* max keeps its argmax as a second input of the node: backward routes by it exactly */
+    vkg_node *n = vkg_node_record(y, op, (vkg_tensor *[]){ x, idx }, idx ? 2 : 1);
+    if (n) vkg_pool_desc_store(n->ip, &d);
+    if (indices) *indices = idx;
+    else if (!n) vkg_free(idx);
+    return y;
+}
+
+vkg_tensor *vkg_max_pool2d(vkg_tensor *x, const vkg_pool2d_desc *desc) { return pool2d(VKG_OP_MAX_POOL2D, x, desc, NULL); }
+vkg_tensor *vkg_max_pool2d_with_indices(vkg_tensor *x, const vkg_pool2d_desc *desc, vkg_tensor **indices) {
+    return pool2d(VKG_OP_MAX_POOL2D, x, desc, indices);
+}
+vkg_tensor *vkg_avg_pool2d(vkg_tensor *x, const vkg_pool2d_desc *desc) { return pool2d(VKG_OP_AVG_POOL2D, x, desc, NULL); }
+
+vkg_tensor *vkg_pool2d_grad_input(vkg_op op, vkg_tensor *g, vkg_tensor *indices, vkg_shape xs, const vkg_pool2d_desc *d) {
+    if (!g || (op == VKG_OP_MAX_POOL2D && !indices)) return NULL;
+    vkg_tensor *dx = vkg_tensor_alloc(xs, VKG_F32, false, "pool2d backward");
+    if (!dx || vkg_numel(dx) == 0) return dx;
+    vkg_tensor *gc = vkg_contiguous(g), *ic = indices ? vkg_contiguous(indices) : NULL;
+    vkg_status st = (!gc || (indices && !ic)) ? vkg_last_status() : VKG_OK;
+    if (st == VKG_OK) {
+        vkg_conv_push pc = { (uint32_t)xs.d[0], (uint32_t)xs.d[1], (uint32_t)xs.d[2], (uint32_t)xs.d[3],
+                             (uint32_t)xs.d[1], (uint32_t)g->shape.d[2], (uint32_t)g->shape.d[3], 1,
+                             (uint32_t)d->kernel[0], (uint32_t)d->kernel[1], (uint32_t)d->stride[0],
+                             (uint32_t)d->stride[1], (uint32_t)d->padding[0], (uint32_t)d->padding[1], 1, 1,
+                             .items = (uint32_t)vkg_numel(dx) };
+        vkg_tensor *bind[3] = { dx, gc, ic ? ic : gc };
+        st = conv_dispatch("pool2d_backward", op, op == VKG_OP_MAX_POOL2D ? "max_pool2d backward" : "avg_pool2d backward",
+                           &pc, bind, 3, 1, (double)vkg_numel(dx));
+    }
+    if (gc && gc != g) vkg_free(gc);
+    if (ic && ic != indices) vkg_free(ic);
+    if (st != VKG_OK) {
+        vkg_free(dx);
+        return NULL;
+    }
+    return dx;
+}

@@ -1,0 +1,20 @@
+// Push constants of the conv group's convolution and pooling shaders (conv2d*.comp,
+// pool2d*.comp). Mirrors vkg_conv_push in lib/ops/conv.c: change both.
+#include "common.glsl"
+
+layout(push_constant) uniform Push {
+    uint N, C, H, W;      // input x (N, C, H, W)
+    uint K, OH, OW, G;    // output channels (pooling: C), output size, groups
+    uint kh, kw, sh, sw;  // kernel, stride
+    uint ph, pw, dh, dw;  // padding, dilation
+    ivec4 xs;             // strides of the strided input x (N, C, H, W), in elements
+    uvec4 off;            // offset of binding 0, 1, 2, 3, in elements
+    uint flags;           // bit 0: conv2d has a bias
+    uint items;           // work items of this dispatch (grid-stride)
+    uint pad0, pad1;
+} pc;
+
+// Element index of x[n, c, h, w] through the strides.
+uint x_index(uint n, uint c, int h, int w) {
+    return uint(int(pc.off.y) + int(n) * pc.xs.x + int(c) * pc.xs.y + h * pc.xs.z + w * pc.xs.w);
+}
