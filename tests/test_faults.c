@@ -289,3 +289,31 @@ Test(faults, staging_submit_out_of_host_memory) { sweep(staging, CALL_SUBMIT, VK
 Test(faults, staging_wait_out_of_host_memory) { sweep(staging, CALL_WAIT, VK_ERROR_OUT_OF_HOST_MEMORY); }
 Test(faults, staging_submit_device_lost) { sweep(staging, CALL_SUBMIT, VK_ERROR_DEVICE_LOST); }
 Test(faults, staging_wait_device_lost) { sweep(staging, CALL_WAIT, VK_ERROR_DEVICE_LOST); }
+
+/* What a failed submit computed is lost: reading it, or an op that reads it, fails with a
+ * message instead of returning undefined values as if all were well; computing it again works. */
+static void lost_results(mode md) {
+    start(md);
+    vkg_tensor *x = vkg_keep(vkg_full(VKG_SHAPE(100), 2.0f));
+    cr_assert_eq(vkg_sync(), VKG_OK);
+    faults_install(CALL_SUBMIT, 1, VK_ERROR_OUT_OF_HOST_MEMORY, false);
+    vkg_tensor *y = vkg_keep(vkg_mul_scalar(x, 3.0f)); /* recorded, then its submit fails */
+    cr_assert_neq(vkg_sync(), VKG_OK);
+    faults_remove();
+    errors_reset();
+    float got[100];
+    cr_assert_neq(vkg_tensor_read(y, got, sizeof got), VKG_OK, "a lost result must not read back as OK");
+    cr_assert(strstr(vkg_last_error(), "lost"), "%s", vkg_last_error());
+    cr_assert_null(vkg_add_scalar(y, 1.0f), "an op on a lost result must fail");
+    cr_assert(strstr(vkg_last_error(), "lost"), "%s", vkg_last_error());
+    cr_assert_eq(vkg_tensor_read(x, got, sizeof got), VKG_OK, "what an earlier submit computed is intact");
+    cr_assert_eq(got[7], 2.0f);
+    vkg_tensor *y2 = vkg_mul_scalar(x, 3.0f); /* computed again */
+    cr_assert_eq(vkg_tensor_read(y2, got, sizeof got), VKG_OK, "%s", vkg_last_error());
+    cr_assert_eq(got[99], 6.0f);
+    stop("lost results");
+    vkgt_leak_check();
+}
+
+Test(faults, failed_submit_loses_its_results) { lost_results(mapped); }
+Test(faults, failed_submit_loses_its_results_staging) { lost_results(staging); }

@@ -37,6 +37,7 @@ typedef struct vkg_storage {
     VkDeviceSize off, size;
     int refs;
     uint64_t last_serial;        /* batch that last bound it                                   */
+    uint64_t written_serial;     /* batch that last wrote it (0: written by the host)          */
 } vkg_storage;
 
 vkg_storage *vkg_storage_new(VkDeviceSize bytes, bool host_write, const char *what);
@@ -212,6 +213,9 @@ typedef struct vkg_context {
     int cur;                     /* frame being recorded                                       */
     uint64_t next_serial, completed_serial;
     vkg_access *acc;             /* accesses since the last barrier                            */
+    struct vkg_failed_batch { uint64_t serial; vkg_status why; } *failed; /* submits that failed:
+                                    what those batches wrote is lost                           */
+    int nfailed, capfailed;
     int nacc, capacc;
     vkg_stream_stats stats;
 

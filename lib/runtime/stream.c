@@ -92,9 +92,20 @@ vkg_status vkg_stream_flush(void) {
     VkSubmitInfo si = { .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &f->cmd };
     r = vkQueueSubmit(vkg_ctx.queue, 1, &si, f->fence);
     if (r != VK_SUCCESS) {
-        /* the batch is lost: its tensors hold undefined values, but every object stays valid */
+        /* the batch is lost: every object stays valid, and what it wrote is marked lost, so a
+         * read or an op that uses it fails instead of seeing undefined values */
         vkResetCommandBuffer(f->cmd, 0);
-        return vkg_vk_fail(r, "vkQueueSubmit");
+        vkg_status why = vkg_vk_fail(r, "vkQueueSubmit");
+        if (vkg_ctx.nfailed == vkg_ctx.capfailed) {
+            int cap = vkg_ctx.capfailed ? 2 * vkg_ctx.capfailed : 8;
+            struct vkg_failed_batch *nf = realloc(vkg_ctx.failed, (size_t)cap * sizeof *nf);
+            if (nf) {
+                vkg_ctx.failed = nf;
+                vkg_ctx.capfailed = cap;
+            }
+        }
+        if (vkg_ctx.nfailed < vkg_ctx.capfailed) vkg_ctx.failed[vkg_ctx.nfailed++] = (struct vkg_failed_batch){ f->serial, why };
+        return why;
     }
     vkg_ctx.stats.submits++;
     f->in_flight = true;
@@ -196,6 +207,14 @@ static vkg_status pool_set(vkg_frame *f, VkDescriptorSetLayout layout, VkDescrip
     }
 }
 
+/* ---- lost batches -------------------------------------------------------------------------- */
+/* VKG_OK, or the status of the failed submit whose batch last wrote s. */
+static vkg_status lost(const vkg_storage *s) {
+    for (int i = 0; i < vkg_ctx.nfailed; i++)
+        if (s->written_serial == vkg_ctx.failed[i].serial) return vkg_ctx.failed[i].why;
+    return VKG_OK;
+}
+
 /* ---- dispatch ------------------------------------------------------------------------------- */
 static void check_finite(const vkg_dispatch_desc *d) {
     const vkg_tensor *y = d->bind[0];
@@ -217,9 +236,14 @@ vkg_status vkg_dispatch(const vkg_dispatch_desc *d) {
     if (!vkg_ready(name)) return vkg_last_status();
     uint32_t nbind = 0;
     while (nbind < VKG_MAX_BINDINGS && d->bind[nbind]) nbind++;
-    for (uint32_t i = 0; i < nbind; i++)
+    for (uint32_t i = 0; i < nbind; i++) {
         if (!d->bind[i]->storage)
             return vkg_fail(VKG_ERR_INVALID, "%s: input %u is a tensor that was already freed (its scope ended)", name, i);
+        vkg_status why = (int)i >= d->nout ? lost(d->bind[i]->storage) : VKG_OK;
+        if (why != VKG_OK)
+            return vkg_fail(why, "%s: input %u holds values lost when the submit that computed them failed (%s); "
+                                 "compute it again", name, i, vkg_status_name(why));
+    }
     uint32_t ls = d->local_size ? d->local_size : 128;
     vkg_pipeline *p = vkg_pipeline_get(d->shader, d->code, d->code_size, d->spec, d->nspec, ls, nbind);
     if (!p) return vkg_last_status();
@@ -235,6 +259,7 @@ vkg_status vkg_dispatch(const vkg_dispatch_desc *d) {
     for (uint32_t i = 0; i < nbind; i++) {
         vkg_storage *s = d->bind[i]->storage;
         s->last_serial = f->serial;
+        if ((int)i < d->nout) s->written_serial = f->serial;
         blocks[i] = s->block;
         offs[i] = s->off;
         sizes[i] = s->size;
@@ -324,6 +349,10 @@ static vkg_status ring_init(void) {
  * chunks through the staging ring, copied by the queue (a read-back waits per chunk). */
 static vkg_status transfer(vkg_storage *s, VkDeviceSize off, uint8_t *host, size_t bytes, bool upload) {
     if (bytes == 0) return VKG_OK; /* host may be NULL then */
+    vkg_status why = upload ? VKG_OK : lost(s);
+    if (why != VKG_OK)
+        return vkg_fail(why, "read back: the tensor's values were lost when the submit that computed them failed "
+                             "(%s); compute it again", vkg_status_name(why));
     if (upload) vkg_ctx.stats.bytes_uploaded += bytes;
     else vkg_ctx.stats.bytes_read_back += bytes;
     if (vkg_ctx.map_storage) {
@@ -334,6 +363,7 @@ static vkg_status transfer(vkg_storage *s, VkDeviceSize off, uint8_t *host, size
         }
         uint8_t *dev = s->block->mapped + s->off + off;
         memcpy(upload ? dev : host, upload ? host : dev, bytes);
+        if (upload) s->written_serial = 0;
         return VKG_OK;
     }
     VkDeviceSize chunk_max = vkg_ctx.ring_size / 2;
@@ -352,6 +382,7 @@ static vkg_status transfer(vkg_storage *s, VkDeviceSize off, uint8_t *host, size
         vkCmdCopyBuffer(f->cmd, upload ? vkg_ctx.ring_buffer : s->block->buffer,
                         upload ? s->block->buffer : vkg_ctx.ring_buffer, 1, &c);
         s->last_serial = f->serial;
+        if (upload) s->written_serial = f->serial;
         if (!upload) {
             vkg_explain_why("read-back needs the results");
             st = vkg_sync();
@@ -409,6 +440,7 @@ void vkg_stream_shutdown(void) {
     if (vkg_ctx.ring_buffer) vkDestroyBuffer(vkg_ctx.device, vkg_ctx.ring_buffer, NULL);
     if (vkg_ctx.ring_memory) vkFreeMemory(vkg_ctx.device, vkg_ctx.ring_memory, NULL);
     free(vkg_ctx.acc);
+    free(vkg_ctx.failed);
 }
 
 vkg_stream_stats vkg_stream_stats_get(void) { return vkg_ctx.stats; }
