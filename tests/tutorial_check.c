@@ -1,6 +1,7 @@
 /* tutorial_check: keeps a tutorial's README and its program from drifting apart.
  *   tutorial_check README.md main.c -- PROGRAM [ARGS...]
- * 1. Every ```c block of the README is found verbatim in main.c.
+ * 1. Every ```c block of the README is found verbatim in main.c, every ```glsl block in one of
+ *    the folder's .comp shaders.
  * 2. The README links the previous and the next tutorial (../NN-...), where they exist.
  * 3. PROGRAM runs, exits 0, and prints every line of each ```output block of the README, in
  *    order; numbers match within the block's tolerance (```output tol=0.05: relative, with
@@ -117,6 +118,25 @@ static int check_links(const char *readme_path, const char *readme) {
     return bad;
 }
 
+/* Is text found in one of the .comp files beside the README? */
+static bool in_shaders(const char *readme_path, const char *text) {
+    char *copy = strdup(readme_path), *dir = dirname(copy);
+    bool found = false;
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && !found && (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        if (len < 6 || strcmp(e->d_name + len - 5, ".comp") != 0) continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        char *src = slurp(path);
+        found = strstr(src, text) != NULL;
+        free(src);
+    }
+    if (d) closedir(d);
+    free(copy);
+    return found;
+}
+
 int main(int argc, char **argv) {
     if (argc < 5 || strcmp(argv[3], "--") != 0) {
         fprintf(stderr, "usage: tutorial_check README.md main.c -- PROGRAM [ARGS...]\n");
@@ -182,6 +202,15 @@ int main(int argc, char **argv) {
             if (!strstr(src, block)) {
                 fprintf(stderr, "tutorial_check: a ```c block of %s is not in %s verbatim; it starts:\n%.*s\n", argv[1],
                         argv[2], (int)strcspn(block, "\n"), block);
+                failures++;
+            }
+            free(block);
+        } else if (strcmp(infobuf, "glsl") == 0) {
+            blocks++;
+            char *block = strndup(body, blen);
+            if (!in_shaders(argv[1], block)) {
+                fprintf(stderr, "tutorial_check: a ```glsl block of %s is in none of its folder's .comp files; it starts:\n%.*s\n",
+                        argv[1], (int)strcspn(block, "\n"), block);
                 failures++;
             }
             free(block);
