@@ -3,7 +3,7 @@
 // conv2d forward, direct (implicit GEMM without im2col): each invocation computes a register
 // block of KB output channels (of one group) x PB neighbouring output pixels of one row,
 // reading x in place through its strides and each weight once per block. The sum over
-// (input channel, kernel row, kernel column) runs in a fixed order: results are reproducible.
+// (kernel row, kernel column, input channel) runs in a fixed order: results are reproducible.
 // Bindings: 0 y (N, K, OH, OW) contiguous, 1 x strided, 2 weight (K, C/G, kh, kw) contiguous,
 // 3 bias (K) or any buffer when flags bit 0 is clear. Push constants: conv.glsl.
 #include "conv.glsl"
@@ -38,20 +38,27 @@ void main() {
             for (uint p = 0; p < PB; p++) acc[k][p] = 0.0;
         int ih0 = int(oh * pc.sh) - int(pc.ph);
         int iw0 = int(ow0 * pc.sw) - int(pc.pw);
-        for (uint c = 0; c < Cg; c++) {
-            uint xc = g * Cg + c;
-            for (uint kr = 0; kr < pc.kh; kr++) {
-                int ih = ih0 + int(kr * pc.dh);
-                if (ih < 0 || ih >= int(pc.H)) continue;
-                uint wrow = pc.off.z + (k0 * Cg + c) * pc.kh * pc.kw + kr * pc.kw;
-                for (uint ks = 0; ks < pc.kw; ks++) {
+        // kernel position outermost: the bounds and addresses are worked out once per (r, s),
+        // and the loop over input channels only adds strides
+        for (uint kr = 0; kr < pc.kh; kr++) {
+            int ih = ih0 + int(kr * pc.dh);
+            if (ih < 0 || ih >= int(pc.H)) continue;
+            for (uint ks = 0; ks < pc.kw; ks++) {
+                bool ok[PB];
+                uint xi[PB];
+                for (uint p = 0; p < PB; p++) {
+                    int iw = iw0 + int(p * pc.sw + ks * pc.dw);
+                    ok[p] = p < np && iw >= 0 && iw < int(pc.W);
+                    xi[p] = ok[p] ? x_index(n, g * Cg, ih, iw) : 0u;
+                }
+                uint wi = pc.off.z + k0 * wstride + kr * pc.kw + ks;
+                for (uint c = 0; c < Cg; c++) {
+                    uint cx = uint(int(c) * pc.xs.y);
                     float xv[PB];
-                    for (uint p = 0; p < PB; p++) {
-                        int iw = iw0 + int(p * pc.sw + ks * pc.dw);
-                        xv[p] = (p < np && iw >= 0 && iw < int(pc.W)) ? x[x_index(n, xc, ih, iw)] : 0.0;
-                    }
+                    for (uint p = 0; p < PB; p++) xv[p] = ok[p] ? x[xi[p] + cx] : 0.0;
+                    uint wc = wi + c * pc.kh * pc.kw;
                     for (uint k = 0; k < KB; k++) {
-                        float wv = k < nk ? wt[wrow + k * wstride + ks] : 0.0;
+                        float wv = k < nk ? wt[wc + k * wstride] : 0.0;
                         for (uint p = 0; p < PB; p++) acc[k][p] += wv * xv[p];
                     }
                 }

@@ -32,23 +32,26 @@ void main() {
         uint nc = min(uint(CB), Cg - cl0);
         float acc[CB];
         for (uint j = 0; j < CB; j++) acc[j] = 0.0;
-        for (uint kl = 0; kl < Kg; kl++) {
-            uint k = g * Kg + kl;
-            uint gk = pc.off.y + (n * pc.K + k) * pc.OH * pc.OW;
-            uint wk = pc.off.z + (k * Cg + cl0) * khw;
-            for (uint kr = 0; kr < pc.kh; kr++) {
-                int th = int(ih + pc.ph) - int(kr * pc.dh);
-                if (th < 0 || th % int(pc.sh) != 0) continue;
-                uint oh = uint(th) / pc.sh;
-                if (oh >= pc.OH) continue;
-                for (uint ks = 0; ks < pc.kw; ks++) {
-                    int tw = int(iw + pc.pw) - int(ks * pc.dw);
-                    if (tw < 0 || tw % int(pc.sw) != 0) continue;
-                    uint ow = uint(tw) / pc.sw;
-                    if (ow >= pc.OW) continue;
-                    float gv = gy[gk + oh * pc.OW + ow];
+        uint ohw = pc.OH * pc.OW;
+        // kernel position outermost: the output pixel is worked out once per (r, s), and the
+        // loop over the group's output channels only adds strides
+        for (uint kr = 0; kr < pc.kh; kr++) {
+            int th = int(ih + pc.ph) - int(kr * pc.dh);
+            if (th < 0 || th % int(pc.sh) != 0) continue;
+            uint oh = uint(th) / pc.sh;
+            if (oh >= pc.OH) continue;
+            for (uint ks = 0; ks < pc.kw; ks++) {
+                int tw = int(iw + pc.pw) - int(ks * pc.dw);
+                if (tw < 0 || tw % int(pc.sw) != 0) continue;
+                uint ow = uint(tw) / pc.sw;
+                if (ow >= pc.OW) continue;
+                uint gi = pc.off.y + (n * pc.K + g * Kg) * ohw + oh * pc.OW + ow;
+                uint wi = pc.off.z + (g * Kg * Cg + cl0) * khw + kr * pc.kw + ks;
+                for (uint kl = 0; kl < Kg; kl++) {
+                    float gv = gy[gi + kl * ohw];
+                    uint wk = wi + kl * Cg * khw;
                     for (uint j = 0; j < CB; j++)
-                        if (j < nc) acc[j] += gv * wt[wk + j * khw + kr * pc.kw + ks];
+                        if (j < nc) acc[j] += gv * wt[wk + j * khw];
                 }
             }
         }
