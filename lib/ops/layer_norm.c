@@ -1,0 +1,159 @@
+/* layer_norm over the last dim: one fused forward (shaders/layer_norm.comp) that also saves the
+ * per-row (mean, rstd), and a fused backward (shaders/layer_norm_backward.comp): dx per row, and
+ * dw, db per column summed over the rows in order. x is read in place through strides when its
+ * leading dims merge, else gathered first. */
+#include <math.h>
+
+#include "ops/nn_internal.h"
+
+/* Mirrors the Push block of shaders/layer_norm.comp: change both. */
+typedef struct vkg_layer_norm_push {
+    uint32_t rows, D, x_off, y_off;
+    int32_t s_row, s_col;
+    uint32_t stats_off, flags;
+    uint32_t w_off, b_off;
+    int32_t w_st, b_st;
+    float eps;
+} vkg_layer_norm_push;
+
+/* Mirrors the Push block of shaders/layer_norm_backward.comp: change both. */
+typedef struct vkg_layer_norm_backward_push {
+    uint32_t rows, D, x_off, out_off;
+    int32_t s_row, s_col;
+    uint32_t dy_off, stats_off;
+    uint32_t w_off;
+    int32_t w_st;
+    uint32_t flags;
+} vkg_layer_norm_backward_push;
+
+#define LOCAL 64
+
+/* x as (rows, D) with one stride each, in place or gathered (no node recorded). */
+static vkg_tensor *rows_view(vkg_tensor *x, vkg_nn_rows *r) {
+    int axis = x->shape.ndim - 1;
+    if (vkg_nn_rows_of(x, axis, r)) return x;
+    vkg_no_grad_begin();
+    vkg_tensor *c = vkg_copy(x);
+    vkg_no_grad_end();
+    if (c) vkg_nn_rows_of(c, axis, r);
+    return c;
+}
+
+static bool check_param(vkg_tensor *p, const char *what, vkg_tensor *x) {
+    if (!p) return true;
+    if (!vkg_require_f32(p, "vkg_layer_norm", what)) return false;
+    int64_t D = x->shape.d[x->shape.ndim - 1];
+    if (p->shape.ndim == 1 && p->shape.d[0] == D) return true;
+    char a[192], b[192];
+    vkg_fail(VKG_ERR_INVALID, "vkg_layer_norm: x is %s, so %s must be (%lld,), but it is %s", vkg_desc(x, a, sizeof a),
+             what, (long long)D, vkg_desc(p, b, sizeof b));
+    return false;
+}
+
+vkg_tensor *vkg_layer_norm(vkg_tensor *x, vkg_tensor *weight, vkg_tensor *bias, float eps) {
+    const char *fn = "vkg_layer_norm";
+    if (!x) return NULL;
+    if (!vkg_require_f32(x, fn, "x")) return NULL;
+    char a[192];
+    if (x->shape.ndim < 1)
+        return vkg_fail_null(VKG_ERR_INVALID, "%s: x is %s; it needs a last dim to normalize over", fn,
+                             vkg_desc(x, a, sizeof a));
+    if (!check_param(weight, "weight", x) || !check_param(bias, "bias", x)) return NULL;
+    if (!(eps >= 0.0f) || isinf(eps)) return vkg_fail_null(VKG_ERR_INVALID, "%s: eps = %g must be finite and >= 0", fn, (double)eps);
+    int64_t D = x->shape.d[x->shape.ndim - 1], rows = 1;
+    for (int i = 0; i < x->shape.ndim - 1; i++) rows *= x->shape.d[i];
+    vkg_tensor *y = vkg_tensor_alloc(x->shape, VKG_F32, false, fn);
+    vkg_tensor *stats = vkg_tensor_alloc(VKG_SHAPE(rows, 2), VKG_F32, false, fn);
+    if (!y || !stats) goto fail;
+    if (vkg_numel(x) > 0) {
+        vkg_nn_rows r;
+        vkg_tensor *xr = rows_view(x, &r);
+        if (!xr) goto fail;
+        vkg_layer_norm_push pc = { .rows = (uint32_t)rows,
+                                   .D = (uint32_t)D,
+                                   .x_off = (uint32_t)xr->offset,
+                                   .y_off = (uint32_t)y->offset,
+                                   .s_row = (int32_t)r.so,
+                                   .s_col = (int32_t)r.sr,
+                                   .stats_off = (uint32_t)stats->offset,
+                                   .flags = (weight ? 1u : 0u) | (bias ? 2u : 0u),
+                                   .w_off = weight ? (uint32_t)weight->offset : 0,
+                                   .b_off = bias ? (uint32_t)bias->offset : 0,
+                                   .w_st = weight ? (int32_t)weight->strides[0] : 0,
+                                   .b_st = bias ? (int32_t)bias->strides[0] : 0,
+                                   .eps = eps };
+        vkg_status st = vkg_dispatch(&(vkg_dispatch_desc){
+            .shader = "layer_norm", .op = VKG_OP_LAYER_NORM, .name = fn, .local_size = LOCAL,
+            .groups = { vkg_groups_for((uint64_t)rows, LOCAL) },
+            .bind = { y, stats, xr, weight ? weight : xr, bias ? bias : xr }, .nout = 2, .push = &pc,
+            .push_size = sizeof pc });
+        if (xr != x) vkg_free(xr);
+        if (st != VKG_OK) goto fail;
+    }
+    /* the stats are saved as a fourth input (no gradient) for the backward */
+    vkg_node *n = vkg_node_record(y, VKG_OP_LAYER_NORM, (vkg_tensor *[]){ x, weight, bias, stats }, 4);
+    if (n) n->s = eps;
+    else vkg_free(stats);
+    return y;
+fail:
+    vkg_free(y);
+    vkg_free(stats);
+    return NULL;
+}
+
+vkg_status vkg_nn_layer_norm_backward(vkg_tensor *x, vkg_tensor *w, vkg_tensor *stats, vkg_tensor *dy,
+                                      vkg_tensor **dx, vkg_tensor **dwb) {
+    const char *fn = "vkg_layer_norm backward";
+    int64_t D = x->shape.d[x->shape.ndim - 1], rows = stats->shape.d[0];
+    vkg_nn_rows r;
+    vkg_tensor *xr = NULL, *dyc = NULL;
+    vkg_status st = VKG_OK;
+    if (dx) *dx = vkg_tensor_alloc(x->shape, VKG_F32, false, fn);
+    if (dwb) *dwb = vkg_zeros(VKG_SHAPE(2, D)); /* zeros: stays right when there are no rows */
+    if ((dx && !*dx) || (dwb && !*dwb)) {
+        st = vkg_last_status();
+        goto done;
+    }
+    if (vkg_numel(x) == 0) goto done;
+    xr = rows_view(x, &r);
+    dyc = vkg_contiguous(dy);
+    if (!xr || !dyc) {
+        st = vkg_last_status();
+        goto done;
+    }
+    vkg_layer_norm_backward_push pc = { .rows = (uint32_t)rows,
+                                        .D = (uint32_t)D,
+                                        .x_off = (uint32_t)xr->offset,
+                                        .s_row = (int32_t)r.so,
+                                        .s_col = (int32_t)r.sr,
+                                        .dy_off = (uint32_t)dyc->offset,
+                                        .stats_off = (uint32_t)stats->offset,
+                                        .w_off = w ? (uint32_t)w->offset : 0,
+                                        .w_st = w ? (int32_t)w->strides[0] : 0,
+                                        .flags = w ? 1u : 0u };
+    for (uint32_t op = 0; op < 2 && st == VKG_OK; op++) {
+        vkg_tensor *out = op == 0 ? (dx ? *dx : NULL) : (dwb ? *dwb : NULL);
+        if (!out) continue;
+        pc.out_off = (uint32_t)out->offset;
+        uint64_t n = op == 0 ? (uint64_t)rows : (uint64_t)D;
+        st = vkg_dispatch(&(vkg_dispatch_desc){ .shader = "layer_norm_backward", .op = VKG_OP_LAYER_NORM, .name = fn,
+                                                .spec = { op }, .nspec = 1, .local_size = LOCAL,
+                                                .groups = { vkg_groups_for(n, LOCAL) },
+                                                .bind = { out, xr, dyc, stats, w ? w : xr }, .nout = 1, .push = &pc,
+                                                .push_size = sizeof pc });
+    }
+done:
+    if (xr && xr != x) vkg_free(xr);
+    if (dyc && dyc != dy) vkg_free(dyc);
+    if (st != VKG_OK) {
+        if (dx) {
+            vkg_free(*dx);
+            *dx = NULL;
+        }
+        if (dwb) {
+            vkg_free(*dwb);
+            *dwb = NULL;
+        }
+    }
+    return st;
+}

@@ -1,0 +1,137 @@
+/* Ops over one axis, one fused shader each way (shaders/nn_rows.comp, nn_rows_backward.comp):
+ * softmax, log_softmax, logsumexp (max-subtracted), var and std (two passes). The input is
+ * read in place as (outer, R, inner) through strides when the dims around the axis merge (any
+ * transposed 2-D view does), else gathered by vkg_contiguous first. One invocation per row, in
+ * a fixed order: bitwise reproducible on a device. */
+#include <math.h>
+
+#include "ops/nn_internal.h"
+
+/* Mirrors the Push block of shaders/nn_rows.comp: change both. */
+typedef struct vkg_nn_rows_push {
+    uint32_t outer, R, inner, x_off;
+    int32_t so, sr, si;
+    uint32_t y_off;
+    float denom;
+} vkg_nn_rows_push;
+
+/* Mirrors the Push block of shaders/nn_rows_backward.comp: change both. */
+typedef struct vkg_nn_rows_backward_push {
+    uint32_t outer, R, inner, a_off;
+    int32_t so, sr, si;
+    uint32_t dx_off;
+    uint32_t dy_off, aux_off;
+    float denom;
+} vkg_nn_rows_backward_push;
+
+#define LOCAL 64
+
+/* t itself when its rows can be read in place, else a contiguous copy (no node recorded). */
+static vkg_tensor *rows_input(vkg_tensor *t, int axis, vkg_nn_rows *r) {
+    if (vkg_nn_rows_of(t, axis, r)) return t;
+    vkg_no_grad_begin();
+    vkg_tensor *c = vkg_copy(t);
+    vkg_no_grad_end();
+    if (c && !vkg_nn_rows_of(c, axis, r)) { /* cannot happen: a contiguous tensor always merges */
+        vkg_free(c);
+        return vkg_fail_null(VKG_ERR_INVALID, "vkg_nn_rows: internal error");
+    }
+    return c;
+}
+
+static float var_denom(int64_t R, int correction) {
+    double d = (double)R - correction;
+    return d > 0 ? (float)d : 0.0f;
+}
+
+static vkg_tensor *rows_op(vkg_op op, vkg_tensor *x, int axis, bool keepdim, int correction) {
+    const char *name = vkg_op_table[op].name;
+    char fn[48];
+    snprintf(fn, sizeof fn, "vkg_%s", name);
+    if (!x || !vkg_require_f32(x, fn, "x")) return NULL;
+    if (!vkg_norm_axis(&axis, x->shape.ndim, fn, x->shape)) return NULL;
+    bool same_shape = op == VKG_OP_SOFTMAX || op == VKG_OP_LOG_SOFTMAX;
+    vkg_shape out = { .ndim = 0 };
+    for (int i = 0; i < x->shape.ndim; i++) {
+        if (i != axis || same_shape) out.d[out.ndim++] = x->shape.d[i];
+        else if (keepdim) out.d[out.ndim++] = 1;
+    }
+    int64_t R = x->shape.d[axis];
+    float denom = var_denom(R, correction);
+    vkg_tensor *y;
+    if (R == 0 && !same_shape) { /* nothing to read: logsumexp -inf, var and std NaN (PyTorch) */
+        vkg_no_grad_begin();
+        y = vkg_full(out, op == VKG_OP_LOGSUMEXP ? -INFINITY : NAN);
+        vkg_no_grad_end();
+    } else {
+        y = vkg_tensor_alloc(out, VKG_F32, false, fn);
+        vkg_nn_rows r;
+        vkg_tensor *xr = y && vkg_numel(x) > 0 ? rows_input(x, axis, &r) : NULL;
+        if (xr) {
+            vkg_nn_rows_push pc = { (uint32_t)r.outer, (uint32_t)r.R,  (uint32_t)r.inner, (uint32_t)xr->offset,
+                                    (int32_t)r.so,     (int32_t)r.sr,  (int32_t)r.si,     (uint32_t)y->offset,
+                                    denom };
+            uint64_t rows = (uint64_t)(r.outer * r.inner);
+            vkg_status st = vkg_dispatch(&(vkg_dispatch_desc){
+                .shader = "nn_rows", .op = op, .name = fn, .spec = { vkg_op_table[op].code }, .nspec = 1,
+                .local_size = LOCAL, .groups = { vkg_groups_for(rows, LOCAL) }, .bind = { y, xr }, .nout = 1,
+                .push = &pc, .push_size = sizeof pc });
+            if (xr != x) vkg_free(xr);
+            if (st != VKG_OK) {
+                vkg_free(y);
+                y = NULL;
+            }
+        } else if (y && vkg_numel(x) > 0) {
+            vkg_free(y);
+            y = NULL;
+        }
+    }
+    vkg_node *n = vkg_node_record(y, op, &x, 1);
+    if (n) {
+        n->axis = axis;
+        n->keepdim = keepdim;
+        n->ip[0] = correction;
+    }
+    return y;
+}
+
+vkg_tensor *vkg_softmax(vkg_tensor *x, int axis) { return rows_op(VKG_OP_SOFTMAX, x, axis, false, 0); }
+vkg_tensor *vkg_log_softmax(vkg_tensor *x, int axis) { return rows_op(VKG_OP_LOG_SOFTMAX, x, axis, false, 0); }
+vkg_tensor *vkg_logsumexp(vkg_tensor *x, int axis, bool keepdim) {
+    return rows_op(VKG_OP_LOGSUMEXP, x, axis, keepdim, 0);
+}
+vkg_tensor *vkg_var(vkg_tensor *x, int axis, bool keepdim, int correction) {
+    return rows_op(VKG_OP_VAR, x, axis, keepdim, correction);
+}
+vkg_tensor *vkg_std(vkg_tensor *x, int axis, bool keepdim, int correction) {
+    return rows_op(VKG_OP_STD, x, axis, keepdim, correction);
+}
+
+vkg_tensor *vkg_nn_rows_backward(vkg_op op, vkg_tensor *a, int axis, vkg_tensor *dy, vkg_tensor *aux, float denom) {
+    const char *fn = "vkg_nn_rows_backward";
+    vkg_tensor *dx = vkg_tensor_alloc(a->shape, VKG_F32, false, fn);
+    if (!dx || vkg_numel(a) == 0) return dx;
+    vkg_nn_rows r;
+    vkg_tensor *ar = rows_input(a, axis, &r), *dyc = vkg_contiguous(dy), *auxc = aux ? vkg_contiguous(aux) : NULL;
+    vkg_status st = VKG_ERR_INVALID;
+    if (ar && dyc && (auxc || !aux)) {
+        vkg_nn_rows_backward_push pc = { (uint32_t)r.outer,   (uint32_t)r.R,   (uint32_t)r.inner,
+                                         (uint32_t)ar->offset, (int32_t)r.so,  (int32_t)r.sr,
+                                         (int32_t)r.si,       (uint32_t)dx->offset, (uint32_t)dyc->offset,
+                                         auxc ? (uint32_t)auxc->offset : 0, denom };
+        uint64_t rows = (uint64_t)(r.outer * r.inner);
+        st = vkg_dispatch(&(vkg_dispatch_desc){ .shader = "nn_rows_backward", .op = op, .name = fn,
+                                                .spec = { vkg_op_table[op].code }, .nspec = 1, .local_size = LOCAL,
+                                                .groups = { vkg_groups_for(rows, LOCAL) },
+                                                .bind = { dx, ar, dyc, auxc ? auxc : dyc }, .nout = 1, .push = &pc,
+                                                .push_size = sizeof pc });
+    }
+    if (ar && ar != a) vkg_free(ar);
+    if (dyc && dyc != dy) vkg_free(dyc);
+    if (auxc && auxc != aux) vkg_free(auxc);
+    if (st != VKG_OK) {
+        vkg_free(dx);
+        return NULL;
+    }
+    return dx;
+}

@@ -1,0 +1,49 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// Per-sample class losses over x (N, C) read through strides (sN, sC), target (N,) i32 with
+// stride sT; one invocation per sample. OP (specialization constant 1) is the op's code in
+// lib/include/vkgrad/op_list_nn.h (change both):
+//   0 cross_entropy  loss = logsumexp(x[n]) - x[n, t]  (max-subtracted)
+//   1 nll_loss       loss = -x[n, t]
+// A target equal to ignore gives loss 0 and valid 0; one outside [0, C) gives NaN (valid 1).
+// The reduction (sum, or sum / sum(valid)) is done by the caller in a fixed order.
+// Push constants mirror vkg_class_loss_push in lib/ops/loss.c: change both.
+#include "common.glsl"
+
+layout(constant_id = 1) const uint OP = 0;
+layout(std430, binding = 0) writeonly buffer L { float loss[]; };
+layout(std430, binding = 1) writeonly buffer V { float valid[]; };
+layout(std430, binding = 2) readonly buffer X { float x[]; };
+layout(std430, binding = 3) readonly buffer T { int target[]; };
+
+layout(push_constant) uniform Push {
+    uint N, C, x_off, t_off;
+    int sN, sC, sT, ignore;
+    uint loss_off, valid_off;
+} pc;
+
+#define INF uintBitsToFloat(0x7f800000u)
+#define NAN uintBitsToFloat(0x7fc00000u)
+
+void main() {
+    for (uint n = gl_GlobalInvocationID.x; n < pc.N; n += GRID_STRIDE) {
+        int t = target[int(pc.t_off) + int(n) * pc.sT];
+        int base = int(pc.x_off) + int(n) * pc.sN;
+        float l;
+        if (t == pc.ignore) l = 0.0;
+        else if (t < 0 || t >= int(pc.C)) l = NAN;
+        else if (OP == 1u) l = -x[base + t * pc.sC];
+        else {
+            float m = -INF;
+            for (uint c = 0u; c < pc.C; c++) {
+                float v = x[base + int(c) * pc.sC];
+                if (v > m || isnan(v)) m = v;
+            }
+            float s = 0.0;
+            for (uint c = 0u; c < pc.C; c++) s += exp(x[base + int(c) * pc.sC] - m);
+            l = m + log(s) - x[base + t * pc.sC];
+        }
+        loss[pc.loss_off + n] = l;
+        valid[pc.valid_off + n] = t == pc.ignore ? 0.0 : 1.0;
+    }
+}

@@ -1,0 +1,61 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// Backward of shaders/class_loss.comp, one invocation per sample, same OP codes:
+//   0 cross_entropy  dx[n, c] = gn (softmax(x[n])[c] - (c == t))
+//   1 nll_loss       dx[n, c] = c == t ? -gn : 0
+// gn by mode: 0 g[n] (reduction none), 1 g[0] (sum), 2 g[0] / count[0] (mean). An ignored
+// sample's row is 0; a target outside [0, C) gives a NaN row. dx (N, C) is contiguous.
+// Push constants mirror vkg_class_loss_backward_push in lib/ops/loss.c: change both.
+#include "common.glsl"
+
+layout(constant_id = 1) const uint OP = 0;
+layout(std430, binding = 0) writeonly buffer DX { float dx[]; };
+layout(std430, binding = 1) readonly buffer X { float x[]; };
+layout(std430, binding = 2) readonly buffer T { int target[]; };
+layout(std430, binding = 3) readonly buffer G { float g[]; };
+layout(std430, binding = 4) readonly buffer K { float count[]; };
+
+layout(push_constant) uniform Push {
+    uint N, C, x_off, t_off;
+    int sN, sC, sT, ignore;
+    uint dx_off, g_off;
+    int g_st;
+    uint mode;
+    uint count_off;
+} pc;
+
+#define INF uintBitsToFloat(0x7f800000u)
+#define NAN uintBitsToFloat(0x7fc00000u)
+
+void main() {
+    for (uint n = gl_GlobalInvocationID.x; n < pc.N; n += GRID_STRIDE) {
+        int t = target[int(pc.t_off) + int(n) * pc.sT];
+        uint ob = pc.dx_off + n * pc.C;
+        if (t == pc.ignore) {
+            for (uint c = 0u; c < pc.C; c++) dx[ob + c] = 0.0;
+            continue;
+        }
+        if (t < 0 || t >= int(pc.C)) {
+            for (uint c = 0u; c < pc.C; c++) dx[ob + c] = NAN;
+            continue;
+        }
+        float gn = pc.mode == 0u ? g[int(pc.g_off) + int(n) * pc.g_st] : g[pc.g_off];
+        if (pc.mode == 2u) gn /= count[pc.count_off];
+        if (OP == 1u) {
+            for (uint c = 0u; c < pc.C; c++) dx[ob + c] = int(c) == t ? -gn : 0.0;
+            continue;
+        }
+        int base = int(pc.x_off) + int(n) * pc.sN;
+        float m = -INF;
+        for (uint c = 0u; c < pc.C; c++) {
+            float v = x[base + int(c) * pc.sC];
+            if (v > m || isnan(v)) m = v;
+        }
+        float s = 0.0;
+        for (uint c = 0u; c < pc.C; c++) s += exp(x[base + int(c) * pc.sC] - m);
+        for (uint c = 0u; c < pc.C; c++) {
+            float p = exp(x[base + int(c) * pc.sC] - m) / s;
+            dx[ob + c] = gn * (int(c) == t ? p - 1.0 : p);
+        }
+    }
+}

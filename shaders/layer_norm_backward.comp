@@ -1,0 +1,64 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// Backward of shaders/layer_norm.comp from the saved stats (mean, rstd per row), in a fixed order.
+// OP (specialization constant 1):
+//   0  dx, one invocation per row:  g = dy w,  xh = (x - mean) rstd,
+//      dx = rstd (g - mean(g) - xh mean(g xh))                          out: (rows, D)
+//   1  dw and db, one invocation per column d, summed over the rows in order:
+//      out[d] = sum dy xh,  out[D + d] = sum dy                          out: (2, D)
+// x is read through strides like the forward; dy is contiguous (rows, D). flags bit 0: w present.
+// Push constants mirror vkg_layer_norm_backward_push in lib/ops/layer_norm.c: change both.
+#include "common.glsl"
+
+layout(constant_id = 1) const uint OP = 0;
+layout(std430, binding = 0) writeonly buffer O { float o[]; };
+layout(std430, binding = 1) readonly buffer X { float x[]; };
+layout(std430, binding = 2) readonly buffer DY { float dy[]; };
+layout(std430, binding = 3) readonly buffer S { float stats[]; };
+layout(std430, binding = 4) readonly buffer W { float w[]; };
+
+layout(push_constant) uniform Push {
+    uint rows, D, x_off, out_off;
+    int s_row, s_col;    // strides of x
+    uint dy_off, stats_off;
+    uint w_off;
+    int w_st;
+    uint flags;
+} pc;
+
+float weight(uint d) { return (pc.flags & 1u) != 0u ? w[int(pc.w_off) + int(d) * pc.w_st] : 1.0; }
+
+void main() {
+    if (OP == 0u) {
+        for (uint i = gl_GlobalInvocationID.x; i < pc.rows; i += GRID_STRIDE) {
+            int base = int(pc.x_off) + int(i) * pc.s_row;
+            uint gb = pc.dy_off + i * pc.D;
+            float mean = stats[pc.stats_off + 2u * i], rstd = stats[pc.stats_off + 2u * i + 1u];
+            float mg = 0.0, mgx = 0.0;
+            for (uint d = 0u; d < pc.D; d++) {
+                float g = dy[gb + d] * weight(d);
+                mg += g;
+                mgx += g * (x[base + int(d) * pc.s_col] - mean) * rstd;
+            }
+            mg /= float(pc.D);
+            mgx /= float(pc.D);
+            for (uint d = 0u; d < pc.D; d++) {
+                float xh = (x[base + int(d) * pc.s_col] - mean) * rstd;
+                o[pc.out_off + i * pc.D + d] = rstd * (dy[gb + d] * weight(d) - mg - xh * mgx);
+            }
+        }
+    } else {
+        for (uint d = gl_GlobalInvocationID.x; d < pc.D; d += GRID_STRIDE) {
+            float sw = 0.0, sb = 0.0;
+            for (uint i = 0u; i < pc.rows; i++) {
+                float g = dy[pc.dy_off + i * pc.D + d];
+                float xh = (x[int(pc.x_off) + int(i) * pc.s_row + int(d) * pc.s_col] - stats[pc.stats_off + 2u * i]) *
+                           stats[pc.stats_off + 2u * i + 1u];
+                sw += g * xh;
+                sb += g;
+            }
+            o[pc.out_off + d] = sw;
+            o[pc.out_off + pc.D + d] = sb;
+        }
+    }
+}

@@ -1,0 +1,63 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// Backward of shaders/nn_rows.comp, one invocation per (outer, inner) row, same OP codes:
+//   softmax 0      a = y:  dx = y (dy - sum(dy y))
+//   log_softmax 1  a = y:  dx = dy - exp(y) sum(dy)
+//   logsumexp 2    a = x:  dx = dy exp(x - lse)            aux = lse
+//   var 3          a = x:  dx = dy 2 (x - mean) / denom
+//   std 4          a = x:  dx = dy (x - mean) / (denom std), 0 where std is 0   aux = std
+// a is read through strides like the forward's x; dx is contiguous (outer, R, inner); dy is
+// contiguous, (outer, R, inner) for 0 and 1 and (outer, inner) for the others; aux (outer, inner).
+// Push constants mirror vkg_nn_rows_backward_push in lib/ops/nn_rows.c: change both.
+#include "common.glsl"
+
+layout(constant_id = 1) const uint OP = 0;
+layout(std430, binding = 0) writeonly buffer DX { float dx[]; };
+layout(std430, binding = 1) readonly buffer A { float a[]; };
+layout(std430, binding = 2) readonly buffer DY { float dy[]; };
+layout(std430, binding = 3) readonly buffer AUX { float aux[]; };
+
+layout(push_constant) uniform Push {
+    uint outer, R, inner, a_off;
+    int so, sr, si;      // strides of a
+    uint dx_off;
+    uint dy_off, aux_off;
+    float denom;         // var / std: max(R - correction, 0)
+} pc;
+
+void main() {
+    uint rows = pc.outer * pc.inner;
+    for (uint o = gl_GlobalInvocationID.x; o < rows; o += GRID_STRIDE) {
+        uint ob = o / pc.inner, ii = o % pc.inner;
+        int base = int(pc.a_off) + int(ob) * pc.so + int(ii) * pc.si;
+        uint rb = ob * pc.R * pc.inner + ii;     // (outer, R, inner) index of r = 0
+        uint xb = pc.dx_off + rb;
+        if (OP <= 1u) {
+            uint gb = pc.dy_off + rb;
+            float s = 0.0;
+            for (uint r = 0u; r < pc.R; r++) {
+                float g = dy[gb + r * pc.inner];
+                s += OP == 0u ? g * a[base + int(r) * pc.sr] : g;
+            }
+            for (uint r = 0u; r < pc.R; r++) {
+                float v = a[base + int(r) * pc.sr], g = dy[gb + r * pc.inner];
+                dx[xb + r * pc.inner] = OP == 0u ? v * (g - s) : g - exp(v) * s;
+            }
+        } else if (OP == 2u) {
+            float g = dy[pc.dy_off + o], l = aux[pc.aux_off + o];
+            for (uint r = 0u; r < pc.R; r++) dx[xb + r * pc.inner] = g * exp(a[base + int(r) * pc.sr] - l);
+        } else {
+            float s = 0.0;
+            for (uint r = 0u; r < pc.R; r++) s += a[base + int(r) * pc.sr];
+            float mean = s / float(pc.R);
+            float g = dy[pc.dy_off + o], k;
+            if (OP == 3u) {
+                k = 2.0 * g / pc.denom;
+            } else {
+                float sd = aux[pc.aux_off + o];
+                k = sd == 0.0 ? 0.0 : g / (pc.denom * sd);
+            }
+            for (uint r = 0u; r < pc.R; r++) dx[xb + r * pc.inner] = k * (a[base + int(r) * pc.sr] - mean);
+        }
+    }
+}
