@@ -2,7 +2,8 @@
  * empty, a view saved as its values); the position and extra metadata come back; resume: 10
  * steps, save, 10 more, against load + 10 more, bitwise; every refusal (missing, unexpected,
  * wrong shape, wrong dtype, bad list, non-contiguous destination, bad metadata, unreadable
- * file), each leaving the tensors as they were; a failed save leaves the previous file. */
+ * file), each leaving the tensors as they were; a failed save leaves the previous file; a
+ * module with its Adam optimizer saved and resumed bitwise through the convenience calls. */
 #define _XOPEN_SOURCE 700
 #include <dirent.h>
 #include <ftw.h>
@@ -14,6 +15,8 @@
 
 #include "support.h"
 #include "vkgrad/checkpoint.h"
+#include "vkgrad/nn.h"
+#include "vkgrad/optim.h"
 
 static char dir[64];
 static char pbuf[4][256];
@@ -329,5 +332,83 @@ VKG_TEST(checkpoint, failed_save_keeps_the_previous_file) {
     for (struct dirent *de; (de = readdir(dd));) n += strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
     closedir(dd);
     cr_assert_eq(n, 1, "%d entries in the directory, want only the checkpoint", n);
+    cleanup();
+}
+
+/* ---- a module and its optimizer ----------------------------------------------------------- */
+typedef struct net {
+    vkg_module *m;
+    vkg_linear *fc;
+    vkg_optim *opt;
+} net;
+
+static net net_new(uint64_t seed) {
+    net n = { .m = vkg_module_new(&(vkg_module_desc){ .seed = seed }) };
+    n.fc = vkg_linear_new(n.m, "fc", &(vkg_linear_desc){ .in = IN, .out = OUT });
+    n.opt = vkg_optim_new(&(vkg_optim_desc){ .kind = VKG_OPTIM_ADAM, .lr = 0.05 });
+    cr_assert(n.fc && n.opt, "%s", vkg_last_error());
+    cr_assert_eq(vkg_optim_add_module(n.opt, n.m), VKG_OK, "%s", vkg_last_error());
+    return n;
+}
+
+static void net_free(net *n) {
+    vkg_optim_free(n->opt);
+    vkg_module_free(n->m);
+}
+
+static void net_train(net *n, vkg_checkpoint_position *pos, int steps) {
+    for (int i = 0; i < steps; i++) {
+        vkg_scope_begin();
+        vkg_optim_zero_grad(n->opt);
+        vkg_tensor *x = vkg_rand(VKG_SHAPE(B, IN), &(vkg_rand_desc){ .seed = pos->seed, .offset = pos->rng_offset });
+        pos->rng_offset += B * IN;
+        vkg_tensor *diff = vkg_sub(vkg_linear_forward(n->fc, x), vkg_sum(x, 1, true)); /* target: row sums */
+        vkg_tensor *loss = vkg_mean_all(vkg_mul(diff, diff));
+        cr_assert_not_null(loss, "%s", vkg_last_error());
+        cr_assert_eq(vkg_backward(loss), VKG_OK, "%s", vkg_last_error());
+        cr_assert_eq(vkg_optim_step(n->opt), VKG_OK, "%s", vkg_last_error());
+        vkg_scope_end();
+        pos->step++;
+    }
+}
+
+static void read_net(const net *n, float *w, float *b) {
+    cr_assert_eq(vkg_tensor_read(n->fc->weight, w, OUT * IN * sizeof(float)), VKG_OK);
+    cr_assert_eq(vkg_tensor_read(n->fc->bias, b, OUT * sizeof(float)), VKG_OK);
+}
+
+VKG_TEST(checkpoint, module_and_adam_resume_is_bitwise) {
+    const char *path = tpath(0, "net.safetensors");
+    net a = net_new(1);
+    vkg_checkpoint_position pa = { .seed = 7 };
+    net_train(&a, &pa, 10);
+    cr_assert_eq(vkg_checkpoint_save_module(path, a.m, a.opt, &(vkg_checkpoint_desc){ .position = pa }), VKG_OK, "%s",
+                 vkg_last_error());
+    net_train(&a, &pa, 10);
+    float wa[OUT * IN], ba[OUT], wb[OUT * IN], bb[OUT];
+    read_net(&a, wa, ba);
+
+    vkg_checkpoint ck;
+    cr_assert_eq(vkg_checkpoint_open(path, &ck), VKG_OK, "%s", vkg_last_error());
+    cr_assert_not_null(vkg_safetensors_find(&ck.file, "fc.weight"));
+    cr_assert_not_null(vkg_safetensors_find(&ck.file, "optim.fc.weight.exp_avg"));
+    cr_assert_not_null(vkg_safetensors_find(&ck.file, "optim.fc.bias.exp_avg_sq"));
+    cr_assert_str_eq(vkg_checkpoint_get(&ck, "optim.fc.weight.step"), "10");
+    vkg_checkpoint_close(&ck);
+
+    net b = net_new(2); /* another initialisation: the load must replace it all */
+    vkg_checkpoint_position pb;
+    /* without the optimizer the file has unexpected tensors */
+    expect_fail(vkg_checkpoint_load_module(path, b.m, NULL, NULL, &pb), VKG_ERR_FORMAT, "\"optim.fc.", "no optim");
+    cr_assert_eq(vkg_checkpoint_load_module(path, b.m, b.opt, NULL, &pb), VKG_OK, "%s", vkg_last_error());
+    cr_assert_eq(pb.step, 10);
+    cr_assert_eq(vkg_optim_step_count(b.opt, "fc.weight"), 10);
+    net_train(&b, &pb, 10);
+    read_net(&b, wb, bb);
+    cr_assert_eq(memcmp(wa, wb, sizeof wa), 0, "resumed weights differ");
+    cr_assert_eq(memcmp(ba, bb, sizeof ba), 0, "resumed biases differ");
+    cr_assert_eq(vkg_optim_step_count(b.opt, "fc.bias"), 20);
+    net_free(&a);
+    net_free(&b);
     cleanup();
 }

@@ -156,8 +156,11 @@ static void to_double(double *d, const vkg_tensor *t) {
     free(f);
 }
 
-/* Checks the device gradient of a parameter (values at p in v) against central differences. */
-static void check_fd(net_values *v, double *p, const vkg_tensor *param, const char *name) {
+/* Checks the device gradient of a parameter (its values at p, which loss(ctx) reads) against
+ * central differences of loss in double. */
+typedef double (*loss_fn)(void *ctx);
+
+static void check_fd_fn(loss_fn loss, void *ctx, double *p, const vkg_tensor *param, const char *name) {
     const vkg_tensor *g = vkg_grad(param);
     cr_assert_not_null(g, "%s has no gradient", name);
     int64_t n = vkg_numel(param);
@@ -167,19 +170,24 @@ static void check_fd(net_values *v, double *p, const vkg_tensor *param, const ch
     for (int64_t i = 0; i < n; i++) {
         double keep = p[i];
         p[i] = keep + h;
-        double up = net_loss(v);
+        double up = loss(ctx);
         p[i] = keep - h;
-        double down = net_loss(v);
+        double down = loss(ctx);
         p[i] = keep;
         fd[i] = (up - down) / (2 * h);
         maxabs = fmax(maxabs, fabs(fd[i]));
     }
-    cr_assert(maxabs > 1e-3, "%s: gradient too small to check (%g)", name, maxabs);
+    cr_assert(maxabs > 1e-4, "%s: gradient too small to check (%g)", name, maxabs);
     for (int64_t i = 0; i < n; i++)
         cr_assert(fabs(dev[i] - fd[i]) <= 1e-4 * fabs(fd[i]) + 1e-5 * maxabs, "%s[%lld]: device %.9g, differences %.9g",
                   name, (long long)i, (double)dev[i], fd[i]);
     free(dev);
     free(fd);
+}
+
+static double mlp_loss(void *ctx) { return net_loss(ctx); }
+static void check_fd(net_values *v, double *p, const vkg_tensor *param, const char *name) {
+    check_fd_fn(mlp_loss, v, p, param, name);
 }
 
 VKG_TEST(nn, mlp_gradients_match_finite_differences) {
@@ -212,5 +220,172 @@ VKG_TEST(nn, mlp_gradients_match_finite_differences) {
     check_fd(v, v->w2, fc2->weight, "fc2.weight");
     check_fd(v, v->b2, fc2->bias, "fc2.bias");
     free(v);
+    vkg_module_free(m);
+}
+
+/* ---- host double helpers ---------------------------------------------------------------------- */
+/* y (M, out) = x (M, in) W^T + b (b may be NULL) */
+static void linear_d(double *y, const double *x, const double *w, const double *b, int M, int in, int out) {
+    for (int r = 0; r < M; r++)
+        for (int o = 0; o < out; o++) {
+            double s = b ? b[o] : 0;
+            for (int i = 0; i < in; i++) s += x[r * in + i] * w[o * in + i];
+            y[r * out + o] = s;
+        }
+}
+
+static double mse_d(const double *y, const double *t, int n) {
+    double s = 0;
+    for (int i = 0; i < n; i++) s += (y[i] - t[i]) * (y[i] - t[i]);
+    return s / n;
+}
+
+static double *dup_d(const vkg_tensor *t) {
+    double *d = malloc((size_t)vkg_numel(t) * sizeof *d);
+    to_double(d, t);
+    return d;
+}
+
+/* ---- Conv2d -> tanh -> BatchNorm2d (train) -> MaxPool2d -> AvgPool2d -> Linear ------------------ */
+enum { CN = 2, CI = 2, CH = 6, CW = 5, CO = 3, CK = 3, PH = 3, PW = 2, FO = 2 };
+/* conv: stride 1, padding 1 -> (CN, CO, 6, 5); maxpool 2x2 stride 2 -> (CN, CO, 3, 2);
+ * avgpool kernel (1, 2) stride 1 -> (CN, CO, 3, 1); flatten (CN, 9) -> Linear(9, FO) */
+typedef struct conv_net {
+    double x[CN * CI * CH * CW], target[CN * FO];
+    double *cw, *cb, *bw, *bb, *fw, *fb;
+    double run_mean[CO], run_var[CO];  /* what one training forward leaves in the buffers */
+} conv_net;
+
+static double conv_loss(void *ctx) {
+    conv_net *n = ctx;
+    static double c[CN][CO][CH][CW];
+    for (int b = 0; b < CN; b++)
+        for (int o = 0; o < CO; o++)
+            for (int i = 0; i < CH; i++)
+                for (int j = 0; j < CW; j++) {
+                    double s = n->cb[o];
+                    for (int ci = 0; ci < CI; ci++)
+                        for (int ki = 0; ki < CK; ki++)
+                            for (int kj = 0; kj < CK; kj++) {
+                                int y = i + ki - 1, x = j + kj - 1;
+                                if (y < 0 || y >= CH || x < 0 || x >= CW) continue;
+                                s += n->x[((b * CI + ci) * CH + y) * CW + x] * n->cw[((o * CI + ci) * CK + ki) * CK + kj];
+                            }
+                    c[b][o][i][j] = tanh(s);
+                }
+    const double cnt = CN * CH * CW;
+    for (int o = 0; o < CO; o++) { /* batch statistics, biased variance for normalising */
+        double mean = 0, var = 0;
+        for (int b = 0; b < CN; b++)
+            for (int i = 0; i < CH; i++)
+                for (int j = 0; j < CW; j++) mean += c[b][o][i][j];
+        mean /= cnt;
+        for (int b = 0; b < CN; b++)
+            for (int i = 0; i < CH; i++)
+                for (int j = 0; j < CW; j++) var += (c[b][o][i][j] - mean) * (c[b][o][i][j] - mean);
+        n->run_mean[o] = 0.9 * 0 + 0.1 * mean;
+        n->run_var[o] = 0.9 * 1 + 0.1 * var / (cnt - 1); /* the running variance is unbiased */
+        var /= cnt;
+        for (int b = 0; b < CN; b++)
+            for (int i = 0; i < CH; i++)
+                for (int j = 0; j < CW; j++)
+                    c[b][o][i][j] = (c[b][o][i][j] - mean) / sqrt(var + 1e-5) * n->bw[o] + n->bb[o];
+    }
+    double flat[CN * CO * PH], y[CN * FO];
+    for (int b = 0; b < CN; b++)
+        for (int o = 0; o < CO; o++)
+            for (int i = 0; i < PH; i++) {
+                double mp[PW];
+                for (int j = 0; j < PW; j++) {
+                    double mx = -INFINITY;
+                    for (int a = 0; a < 2; a++)
+                        for (int d = 0; d < 2; d++) mx = fmax(mx, c[b][o][2 * i + a][2 * j + d]);
+                    mp[j] = mx;
+                }
+                flat[(b * CO + o) * PH + i] = 0.5 * (mp[0] + mp[1]);
+            }
+    linear_d(y, flat, n->fw, n->fb, CN, CO * PH, FO);
+    return mse_d(y, n->target, CN * FO);
+}
+
+VKG_TEST(nn, conv_network_gradients_and_batch_norm_buffers) {
+    vkg_module *m = vkg_module_new(&(vkg_module_desc){ .seed = 41 });
+    vkg_conv2d_layer *conv = vkg_conv2d_new(m, "conv1", &(vkg_conv2d_layer_desc){ .in = CI, .out = CO, .kernel = { CK, CK },
+                                                                                 .conv = { .padding = { 1, 1 } } });
+    vkg_batch_norm2d_layer *bn = vkg_batch_norm2d_new(m, "bn1", &(vkg_batch_norm2d_desc){ .channels = CO });
+    vkg_pool2d_layer *mp = vkg_max_pool2d_new(m, "pool", &(vkg_pool2d_desc){ .kernel = { 2, 2 } });
+    vkg_pool2d_layer *ap = vkg_avg_pool2d_new(m, "avg", &(vkg_pool2d_desc){ .kernel = { 1, 2 }, .stride = { 1, 1 } });
+    vkg_linear *fc = vkg_linear_new(m, "fc", &(vkg_linear_desc){ .in = CO * PH, .out = FO });
+    cr_assert(conv && bn && mp && ap && fc, "%s", vkg_last_error());
+    const char *const *names;
+    cr_assert_eq(vkg_module_params(m, &names, NULL), 6);
+    const char *want_names[] = { "conv1.weight", "conv1.bias", "bn1.weight", "bn1.bias", "fc.weight", "fc.bias" };
+    for (int i = 0; i < 6; i++) cr_expect_str_eq(names[i], want_names[i]);
+    cr_assert_eq(vkg_module_buffers(m, &names, NULL), 3);
+    cr_expect_str_eq(names[0], "bn1.running_mean");
+    cr_expect_str_eq(names[1], "bn1.running_var");
+    cr_expect_str_eq(names[2], "bn1.num_batches_tracked");
+    cr_expect_eq(vkg_dim(conv->weight, 1), CI);
+    cr_expect_eq(vkg_dim(conv->weight, 3), CK);
+    float *cwv = vkgt_read(conv->weight);
+    double bound = 1.0 / sqrt(CI * CK * CK); /* fan_in = in * kh * kw */
+    for (int i = 0; i < CO * CI * CK * CK; i++) cr_assert(fabs(cwv[i]) <= bound);
+    free(cwv);
+    conv_net n;
+    float xf[CN * CI * CH * CW], tf[CN * FO], bw[CO], bb[CO];
+    vkgt_fill(xf, CN * CI * CH * CW, -1.5f, 1.5f, 42);
+    vkgt_fill(tf, CN * FO, -1.0f, 1.0f, 43);
+    vkgt_fill(bw, CO, 0.5f, 1.5f, 44);
+    vkgt_fill(bb, CO, -0.5f, 0.5f, 45);
+    cr_assert_eq(vkg_tensor_write(bn->weight, bw, sizeof bw), VKG_OK);
+    cr_assert_eq(vkg_tensor_write(bn->bias, bb, sizeof bb), VKG_OK);
+    for (int i = 0; i < CN * CI * CH * CW; i++) n.x[i] = xf[i];
+    for (int i = 0; i < CN * FO; i++) n.target[i] = tf[i];
+    n.cw = dup_d(conv->weight), n.cb = dup_d(conv->bias), n.bw = dup_d(bn->weight), n.bb = dup_d(bn->bias);
+    n.fw = dup_d(fc->weight), n.fb = dup_d(fc->bias);
+    vkg_scope_begin();
+    vkg_tensor *h = vkg_batch_norm2d_forward(bn, vkg_tanh(vkg_conv2d_forward(conv, vkg_from_data(VKG_SHAPE(CN, CI, CH, CW), xf))));
+    h = vkg_pool2d_forward(ap, vkg_pool2d_forward(mp, h));
+    cr_assert_not_null(h, "%s", vkg_last_error());
+    cr_expect(vkg_dim(h, 2) == PH && vkg_dim(h, 3) == 1, "pooled to (%lld, %lld)", (long long)vkg_dim(h, 2),
+              (long long)vkg_dim(h, 3));
+    vkg_tensor *y = vkg_linear_forward(fc, vkg_reshape(h, VKG_SHAPE(CN, CO * PH)));
+    vkg_tensor *loss = vkg_mean_all(vkg_pow(vkg_sub(y, vkg_from_data(VKG_SHAPE(CN, FO), tf)), 2.0f));
+    cr_assert_not_null(loss, "%s", vkg_last_error());
+    double want = conv_loss(&n);
+    cr_expect(fabs(vkg_item(loss) - want) <= 1e-5 * want, "loss %.9g, want %.9g", (double)vkg_item(loss), want);
+    cr_assert_eq(vkg_backward(loss), VKG_OK, "%s", vkg_last_error());
+    vkg_scope_end();
+    /* the buffers after one training batch */
+    float *rm = vkgt_read(bn->running_mean), *rv = vkgt_read(bn->running_var);
+    for (int o = 0; o < CO; o++) {
+        cr_expect(fabs(rm[o] - n.run_mean[o]) <= 1e-5, "running_mean[%d] %g want %g", o, (double)rm[o], n.run_mean[o]);
+        cr_expect(fabs(rv[o] - n.run_var[o]) <= 1e-5, "running_var[%d] %g want %g", o, (double)rv[o], n.run_var[o]);
+    }
+    free(rm), free(rv);
+    int32_t nbt = -1;
+    cr_expect_eq(vkg_tensor_read(bn->num_batches_tracked, &nbt, sizeof nbt), VKG_OK);
+    cr_expect_eq(nbt, 1);
+    check_fd_fn(conv_loss, &n, n.cw, conv->weight, "conv1.weight");
+    check_fd_fn(conv_loss, &n, n.cb, conv->bias, "conv1.bias");
+    check_fd_fn(conv_loss, &n, n.bw, bn->weight, "bn1.weight");
+    check_fd_fn(conv_loss, &n, n.bb, bn->bias, "bn1.bias");
+    check_fd_fn(conv_loss, &n, n.fw, fc->weight, "fc.weight");
+    check_fd_fn(conv_loss, &n, n.fb, fc->bias, "fc.bias");
+    /* evaluation: normalised with the running statistics, buffers unchanged */
+    vkg_module_train(m, false);
+    vkg_scope_begin();
+    float ones[CN * CO * 2 * 2];
+    for (int i = 0; i < CN * CO * 4; i++) ones[i] = 1.0f;
+    float *e = vkgt_read(vkg_batch_norm2d_forward(bn, vkg_from_data(VKG_SHAPE(CN, CO, 2, 2), ones)));
+    for (int o = 0; o < CO; o++) {
+        double w = bw[o] * (1.0 - n.run_mean[o]) / sqrt(n.run_var[o] + 1e-5) + bb[o];
+        cr_expect(fabs(e[o * 4] - w) <= 1e-5 * (1 + fabs(w)), "eval channel %d: %g want %g", o, (double)e[o * 4], w);
+    }
+    free(e);
+    vkg_scope_end();
+    cr_expect_eq(vkg_tensor_read(bn->num_batches_tracked, &nbt, sizeof nbt), VKG_OK);
+    cr_expect_eq(nbt, 1);
+    free(n.cw), free(n.cb), free(n.bw), free(n.bb), free(n.fw), free(n.fb);
     vkg_module_free(m);
 }

@@ -9,6 +9,8 @@
 
 #include "runtime/error.h"
 #include "vkgrad/checkpoint.h"
+#include "vkgrad/nn.h"
+#include "vkgrad/optim.h"
 
 #define MAX_LISTED 4   /* names listed in a message about missing or unexpected tensors */
 
@@ -270,5 +272,185 @@ vkg_status vkg_checkpoint_load(const char *path, const vkg_named_tensor *tensors
     st = vkg_checkpoint_restore(&ck, tensors, count, desc);
     if (st == VKG_OK && position) *position = ck.position;
     vkg_checkpoint_close(&ck);
+    return st;
+}
+
+/* ---- modules and optimizers ----------------------------------------------------------------- */
+typedef struct named_list {
+    vkg_named_tensor *items;
+    char **owned;             /* names made here ("optim.<p>.<s>"), freed with the list */
+    int count, cap;
+    const char **int_keys;    /* "optim.<p>.step" (owned) and the step counts */
+    int64_t *int_values;
+    int int_count;
+} named_list;
+
+static void list_free(named_list *l) {
+    for (int i = 0; i < l->count; i++) free(l->owned[i]);
+    for (int i = 0; i < l->int_count; i++) free((void *)l->int_keys[i]);
+    free(l->owned);
+    free(l->items);
+    free(l->int_keys);
+    free(l->int_values);
+    memset(l, 0, sizeof *l);
+}
+
+static bool list_push(named_list *l, const char *name, char *owned, vkg_tensor *t) {
+    if (l->count == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 16;
+        vkg_named_tensor *ni = realloc(l->items, (size_t)cap * sizeof *ni);
+        if (ni) l->items = ni;
+        char **no = realloc(l->owned, (size_t)cap * sizeof *no);
+        if (no) l->owned = no;
+        if (!ni || !no) return false;
+        l->cap = cap;
+    }
+    l->items[l->count] = (vkg_named_tensor){ name, t };
+    l->owned[l->count] = owned;
+    l->count++;
+    return true;
+}
+
+static char *joined(const char *a, const char *b, const char *c) {
+    size_t n = strlen(a) + strlen(b) + strlen(c) + 1;
+    char *s = malloc(n);
+    if (s) snprintf(s, n, "%s%s%s", a, b, c);
+    return s;
+}
+
+/* The state tensors an optimizer keeps per parameter, by its kind and options (optim.h). */
+static int optim_state_names(const vkg_optim *opt, const char *names[3]) {
+    vkg_optim_desc d = vkg_optim_get_desc(opt);
+    int n = 0;
+    switch (d.kind) {
+    case VKG_OPTIM_SGD:
+        if (d.momentum != 0.0) names[n++] = "momentum_buffer";
+        break;
+    case VKG_OPTIM_ADAM:
+    case VKG_OPTIM_ADAMW:
+        names[n++] = "exp_avg";
+        names[n++] = "exp_avg_sq";
+        if (d.amsgrad) names[n++] = "max_exp_avg_sq";
+        break;
+    case VKG_OPTIM_RMSPROP:
+        names[n++] = "square_avg";
+        if (d.momentum > 0.0) names[n++] = "momentum_buffer";
+        if (d.centered) names[n++] = "grad_avg";
+        break;
+    }
+    return n;
+}
+
+static vkg_status build_list(const char *who, const char *path, const vkg_module *m, const vkg_optim *opt,
+                             named_list *l, bool with_steps) {
+    memset(l, 0, sizeof *l);
+    if (!m) return vkg_fail(VKG_ERR_INVALID, "%s: %s: module is NULL", who, path);
+    const char *const *names;
+    vkg_tensor *const *ts;
+    int n = vkg_module_params(m, &names, &ts);
+    for (int i = 0; i < n; i++)
+        if (!list_push(l, names[i], NULL, ts[i])) goto oom;
+    n = vkg_module_buffers(m, &names, &ts);
+    for (int i = 0; i < n; i++)
+        if (!list_push(l, names[i], NULL, ts[i])) goto oom;
+    if (!opt) return VKG_OK;
+    const char *states[3];
+    int ns = optim_state_names(opt, states), np = vkg_optim_param_count(opt);
+    l->int_keys = calloc((size_t)(np ? np : 1), sizeof *l->int_keys);
+    l->int_values = calloc((size_t)(np ? np : 1), sizeof *l->int_values);
+    if (!l->int_keys || !l->int_values) goto oom;
+    for (int i = 0; i < np; i++) {
+        const char *p = vkg_optim_param_name(opt, i);
+        for (int k = 0; k < ns; k++) {
+            vkg_tensor *t = vkg_optim_state(opt, p, states[k]);
+            if (!t) {
+                list_free(l);
+                return vkg_last_status();
+            }
+            char *name = joined("optim.", p, "");
+            char *full = name ? joined(name, ".", states[k]) : NULL;
+            free(name);
+            if (!full || !list_push(l, full, full, t)) {
+                free(full);
+                goto oom;
+            }
+        }
+        if (with_steps) {
+            char *key = joined("optim.", p, ".step");
+            if (!key) goto oom;
+            l->int_keys[l->int_count] = key;
+            l->int_values[l->int_count] = vkg_optim_step_count(opt, p);
+            l->int_count++;
+        }
+    }
+    return VKG_OK;
+oom:
+    list_free(l);
+    return vkg_fail(VKG_ERR_OUT_OF_MEMORY, "%s: %s: out of host memory", who, path);
+}
+
+vkg_status vkg_checkpoint_save_module(const char *path, const vkg_module *m, const vkg_optim *opt,
+                                      const vkg_checkpoint_desc *desc) {
+    static const char *const WHO = "vkg_checkpoint_save_module";
+    named_list l;
+    vkg_status st = build_list(WHO, path ? path : "(no path)", m, opt, &l, true);
+    if (st != VKG_OK) return st;
+    vkg_checkpoint_desc d = desc ? *desc : (vkg_checkpoint_desc){ 0 };
+    int ni = d.int_count + l.int_count;
+    const char **keys = calloc((size_t)(ni ? ni : 1), sizeof *keys);
+    int64_t *vals = calloc((size_t)(ni ? ni : 1), sizeof *vals);
+    if (!keys || !vals || d.int_count < 0 || (d.int_count > 0 && (!d.int_keys || !d.int_values))) {
+        st = !keys || !vals ? vkg_fail(VKG_ERR_OUT_OF_MEMORY, "%s: out of host memory", WHO)
+                            : vkg_fail(VKG_ERR_INVALID, "%s: bad integer list", WHO);
+    } else {
+        for (int i = 0; i < d.int_count; i++) {
+            keys[i] = d.int_keys[i];
+            vals[i] = d.int_values[i];
+        }
+        for (int i = 0; i < l.int_count; i++) {
+            keys[d.int_count + i] = l.int_keys[i];
+            vals[d.int_count + i] = l.int_values[i];
+        }
+        d.int_keys = keys;
+        d.int_values = vals;
+        d.int_count = ni;
+        st = vkg_checkpoint_save(path, l.items, l.count, &d);
+    }
+    free(keys);
+    free(vals);
+    list_free(&l);
+    return st;
+}
+
+vkg_status vkg_checkpoint_load_module(const char *path, vkg_module *m, vkg_optim *opt,
+                                      const vkg_checkpoint_load_desc *desc, vkg_checkpoint_position *position) {
+    static const char *const WHO = "vkg_checkpoint_load_module";
+    named_list l;
+    vkg_status st = build_list(WHO, path ? path : "(no path)", m, opt, &l, false);
+    if (st != VKG_OK) return st;
+    vkg_checkpoint ck;
+    st = vkg_checkpoint_open(path, &ck);
+    if (st != VKG_OK) {
+        list_free(&l);
+        return st;
+    }
+    /* the step counts first, so that a file without them is refused before any tensor is written */
+    int np = opt ? vkg_optim_param_count(opt) : 0;
+    int64_t *steps = calloc((size_t)(np ? np : 1), sizeof *steps);
+    if (!steps) st = vkg_fail(VKG_ERR_OUT_OF_MEMORY, "%s: out of host memory", WHO);
+    for (int i = 0; i < np && st == VKG_OK; i++) {
+        char *key = joined("optim.", vkg_optim_param_name(opt, i), ".step");
+        if (!key) st = vkg_fail(VKG_ERR_OUT_OF_MEMORY, "%s: out of host memory", WHO);
+        else if (!vkg_checkpoint_get(&ck, key) && desc && desc->allow_missing) steps[i] = -1;
+        else st = vkg_checkpoint_get_int(&ck, key, &steps[i]);
+        free(key);
+    }
+    if (st == VKG_OK) st = vkg_checkpoint_restore(&ck, l.items, l.count, desc);
+    for (int i = 0; i < np && st == VKG_OK; i++)
+        if (steps[i] >= 0) st = vkg_optim_set_step_count(opt, vkg_optim_param_name(opt, i), steps[i]);
+    if (st == VKG_OK && position) *position = ck.position;
+    free(steps);
+    vkg_checkpoint_close(&ck);
+    list_free(&l);
     return st;
 }

@@ -92,6 +92,20 @@ const char *vkg_checkpoint_get(const vkg_checkpoint *ck, const char *key);
 vkg_status vkg_checkpoint_get_int(const vkg_checkpoint *ck, const char *key, int64_t *out);
 void vkg_checkpoint_close(vkg_checkpoint *ck);   /* safe on a zeroed or closed checkpoint */
 
+/* ---- a module (vkgrad/nn.h) and its optimizer (vkgrad/optim.h) in one call ------------------
+ * The module's parameters and buffers under their own names ("fc1.weight", as PyTorch's
+ * state_dict), and, when opt is not NULL, each optimizer state tensor as
+ * "optim.<param>.<state>" ("optim.fc1.weight.exp_avg") with each parameter's step count as the
+ * metadata integer "optim.<param>.step". Loading is as strict as vkg_checkpoint_load (a file
+ * with optimizer state loaded with opt NULL has unexpected tensors, unless allowed) and sets
+ * the step counts back. desc's own metadata and integers are saved beside them. */
+typedef struct vkg_module vkg_module;
+typedef struct vkg_optim vkg_optim;
+vkg_status vkg_checkpoint_save_module(const char *path, const vkg_module *m, const vkg_optim *opt,
+                                      const vkg_checkpoint_desc *desc);
+vkg_status vkg_checkpoint_load_module(const char *path, vkg_module *m, vkg_optim *opt,
+                                      const vkg_checkpoint_load_desc *desc, vkg_checkpoint_position *position);
+
 #ifdef __cplusplus
 }
 #endif

@@ -78,4 +78,60 @@ typedef struct vkg_linear {
 vkg_linear *vkg_linear_new(vkg_module *m, const char *name, const vkg_linear_desc *desc);
 vkg_tensor *vkg_linear_forward(const vkg_linear *l, vkg_tensor *x);   /* (..., out) */
 
+
+/* ---- Conv2d, MaxPool2d, AvgPool2d, BatchNorm2d (NCHW) --------------------------------------------
+ * Conv2d: "<name>.weight" (out, in / groups, kh, kw) and "<name>.bias" (out), both
+ * U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = in / groups * kh * kw (PyTorch's defaults). */
+typedef struct vkg_conv2d_layer_desc {
+    int64_t in, out;
+    int kernel[2];           /* (kh, kw), required        */
+    vkg_conv2d_desc conv;    /* stride, padding, dilation, groups (vkgrad/conv_ops.h) */
+    bool no_bias;
+} vkg_conv2d_layer_desc;
+
+typedef struct vkg_conv2d_layer {
+    vkg_module *module;
+    vkg_tensor *weight, *bias;
+    int64_t in, out;
+    vkg_conv2d_desc conv;
+} vkg_conv2d_layer;
+
+vkg_conv2d_layer *vkg_conv2d_new(vkg_module *m, const char *name, const vkg_conv2d_layer_desc *desc);
+vkg_tensor *vkg_conv2d_forward(const vkg_conv2d_layer *l, vkg_tensor *x);
+
+/* Pooling layers hold no parameters; they are the ops with a fixed description. */
+typedef struct vkg_pool2d_layer {
+    vkg_module *module;
+    vkg_pool2d_desc pool;
+    bool max;
+} vkg_pool2d_layer;
+
+vkg_pool2d_layer *vkg_max_pool2d_new(vkg_module *m, const char *name, const vkg_pool2d_desc *desc);
+vkg_pool2d_layer *vkg_avg_pool2d_new(vkg_module *m, const char *name, const vkg_pool2d_desc *desc);
+vkg_tensor *vkg_pool2d_forward(const vkg_pool2d_layer *l, vkg_tensor *x);
+
+/* BatchNorm2d: "<name>.weight" ones, "<name>.bias" zeros (parameters); buffers
+ * "<name>.running_mean" zeros, "<name>.running_var" ones, "<name>.num_batches_tracked" (0-d i32,
+ * counted on the host and written at each training forward). Training mode (the module's)
+ * normalises with batch statistics and updates the running ones; evaluation uses them. */
+typedef struct vkg_batch_norm2d_desc {
+    int64_t channels;
+    float eps;           /* 0: 1e-5 */
+    float momentum;      /* 0: 0.1  */
+    bool no_affine;
+} vkg_batch_norm2d_desc;
+
+typedef struct vkg_batch_norm2d_layer {
+    vkg_module *module;
+    vkg_tensor *weight, *bias;                   /* (C), or NULL without affine */
+    vkg_tensor *running_mean, *running_var;      /* (C)                         */
+    vkg_tensor *num_batches_tracked;             /* 0-d i32                      */
+    int64_t channels;
+    float eps, momentum;
+    int32_t batches;
+} vkg_batch_norm2d_layer;
+
+vkg_batch_norm2d_layer *vkg_batch_norm2d_new(vkg_module *m, const char *name, const vkg_batch_norm2d_desc *desc);
+vkg_tensor *vkg_batch_norm2d_forward(vkg_batch_norm2d_layer *l, vkg_tensor *x);
+
 #endif
