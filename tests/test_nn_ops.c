@@ -672,3 +672,21 @@ VKG_TEST(nn_ops, training_step_through_several_nn_ops) {
     free(gw);
     vkg_scope_end();
 }
+
+VKG_TEST(nn_ops, empty_tensors) {
+    vkg_scope_begin();
+    cr_assert_eq(vkg_numel(vkg_softmax(vkg_zeros(VKG_SHAPE(0, 5)), 1)), 0);
+    cr_assert_eq(vkg_numel(vkg_clamp(vkg_zeros(VKG_SHAPE(0)), 0, 1)), 0);
+    cr_assert_eq(vkg_numel(vkg_dropout(vkg_empty(VKG_SHAPE(3, 0)), 0.5f, true, NULL)), 0);
+    cr_assert_eq(vkg_numel(vkg_layer_norm(vkg_zeros(VKG_SHAPE(0, 4)), vkg_ones(VKG_SHAPE(4)), NULL, 1e-5f)), 0);
+    float *l = vkgt_read(vkg_logsumexp(vkg_empty(VKG_SHAPE(3, 0)), 1, false)); /* PyTorch: -inf */
+    for (int i = 0; i < 3; i++) cr_assert_eq(l[i], -INFINITY);
+    free(l);
+    cr_assert(isnan(vkg_item(vkg_var(vkg_zeros(VKG_SHAPE(0)), 0, false, 1))));
+    /* no samples: the sum is 0, the mean 0 / 0 = NaN (PyTorch) */
+    vkg_tensor *x0 = vkg_zeros(VKG_SHAPE(0, 3)), *t0 = vkg_empty_dtype(VKG_SHAPE(0), VKG_I32);
+    cr_assert_eq(vkg_item(vkg_cross_entropy(x0, t0, &(vkg_loss_desc){ .reduction = VKG_REDUCTION_SUM })), 0.0f);
+    cr_assert(isnan(vkg_item(vkg_cross_entropy(x0, t0, NULL))));
+    cr_assert(isnan(vkg_item(vkg_mse_loss(vkg_zeros(VKG_SHAPE(0)), vkg_zeros(VKG_SHAPE(0)), VKG_REDUCTION_MEAN))));
+    vkg_scope_end();
+}
