@@ -246,6 +246,56 @@ static double *dup_d(const vkg_tensor *t) {
     return d;
 }
 
+/* ---- LayerNorm, Embedding, Dropout ------------------------------------------------------------ */
+VKG_TEST(nn, layer_norm_and_dropout_layers) {
+    vkg_module *m = vkg_module_new(&(vkg_module_desc){ .seed = 9 });
+    vkg_layer_norm_layer *ln = vkg_layer_norm_new(m, "ln", &(vkg_layer_norm_desc){ .dim = 6 });
+    vkg_dropout_layer *drop = vkg_dropout_new(m, "drop", &(vkg_dropout_desc){ .p = 0.25f });
+    cr_assert(ln && drop, "%s", vkg_last_error());
+    const char *const *names;
+    cr_assert_eq(vkg_module_params(m, &names, NULL), 2);
+    cr_expect_str_eq(names[0], "ln.weight");
+    cr_expect_str_eq(names[1], "ln.bias");
+    float *w = vkgt_read(ln->weight), *b = vkgt_read(ln->bias);
+    for (int i = 0; i < 6; i++) cr_expect(w[i] == 1.0f && b[i] == 0.0f);
+    free(w), free(b);
+    vkg_scope_begin();
+    /* LayerNorm with ones and zeros: each row to mean 0, biased variance 1 (less eps) */
+    float xr[12];
+    vkgt_fill(xr, 12, -3.0f, 3.0f, 10);
+    float *yr = vkgt_read(vkg_layer_norm_forward(ln, vkg_from_data(VKG_SHAPE(2, 6), xr)));
+    for (int r = 0; r < 2; r++) {
+        double mean = 0, var = 0;
+        for (int j = 0; j < 6; j++) mean += yr[r * 6 + j];
+        mean /= 6;
+        for (int j = 0; j < 6; j++) var += (yr[r * 6 + j] - mean) * (yr[r * 6 + j] - mean);
+        cr_expect(fabs(mean) < 1e-6 && fabs(var / 6 - 1) < 1e-3, "row %d: mean %g var %g", r, mean, var / 6);
+    }
+    free(yr);
+    /* dropout: kept values scaled by 1 / (1 - p), the rest 0; a new mask per call; eval: x */
+    vkg_tensor *x = vkg_full(VKG_SHAPE(1000), 2.0f);
+    float *d1 = vkgt_read(vkg_dropout_forward(drop, x)), *d2 = vkgt_read(vkg_dropout_forward(drop, x));
+    int zeros = 0;
+    for (int i = 0; i < 1000; i++) {
+        cr_assert(d1[i] == 0.0f || fabsf(d1[i] - 2.0f / 0.75f) < 1e-6f, "dropout value %g", (double)d1[i]);
+        zeros += d1[i] == 0.0f;
+    }
+    cr_expect(zeros > 200 && zeros < 300, "%d of 1000 dropped at p 0.25", zeros);
+    cr_expect_neq(memcmp(d1, d2, 1000 * sizeof *d1), 0, "two calls gave the same mask");
+    cr_expect_eq(drop->offset, 2000);
+    vkg_dropout_layer_reset(drop, 0);
+    float *d3 = vkgt_read(vkg_dropout_forward(drop, x));
+    cr_expect_eq(memcmp(d1, d3, 1000 * sizeof *d1), 0, "the mask does not repeat from offset 0");
+    vkg_module_train(m, false);
+    float *d4 = vkgt_read(vkg_dropout_forward(drop, x));
+    for (int i = 0; i < 1000; i++) cr_assert_eq(d4[i], 2.0f);
+    free(d1), free(d2), free(d3), free(d4);
+    vkg_scope_end();
+    cr_expect_null(vkg_dropout_new(m, "d2", &(vkg_dropout_desc){ .p = 1.0f }));
+    cr_expect_null(vkg_layer_norm_new(m, "ln2", &(vkg_layer_norm_desc){ .dim = 0 }));
+    vkg_module_free(m);
+}
+
 /* ---- Conv2d -> tanh -> BatchNorm2d (train) -> MaxPool2d -> AvgPool2d -> Linear ------------------ */
 enum { CN = 2, CI = 2, CH = 6, CW = 5, CO = 3, CK = 3, PH = 3, PW = 2, FO = 2 };
 /* conv: stride 1, padding 1 -> (CN, CO, 6, 5); maxpool 2x2 stride 2 -> (CN, CO, 3, 2);

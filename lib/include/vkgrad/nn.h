@@ -79,6 +79,44 @@ vkg_linear *vkg_linear_new(vkg_module *m, const char *name, const vkg_linear_des
 vkg_tensor *vkg_linear_forward(const vkg_linear *l, vkg_tensor *x);   /* (..., out) */
 
 
+/* ---- LayerNorm over the last dim -------------------------------------------------------------
+ * "<name>.weight" ones and "<name>.bias" zeros (dim); y = vkg_layer_norm(x, weight, bias, eps). */
+typedef struct vkg_layer_norm_desc {
+    int64_t dim;         /* the normalised (last) dim's size                    */
+    float eps;           /* 0: 1e-5                                              */
+    bool no_affine;      /* no weight and bias (elementwise_affine = false)      */
+} vkg_layer_norm_desc;
+
+typedef struct vkg_layer_norm_layer {
+    vkg_module *module;
+    vkg_tensor *weight, *bias;   /* (dim), or NULL without affine */
+    int64_t dim;
+    float eps;
+} vkg_layer_norm_layer;
+
+vkg_layer_norm_layer *vkg_layer_norm_new(vkg_module *m, const char *name, const vkg_layer_norm_desc *desc);
+vkg_tensor *vkg_layer_norm_forward(const vkg_layer_norm_layer *l, vkg_tensor *x);
+
+/* ---- Dropout ----------------------------------------------------------------------------------
+ * In training mode (the module's) y = vkg_dropout(x, p, true, rng); in evaluation y = x. The
+ * masks are deterministic: call k of the layer draws the Philox stream of
+ * vkg_module_param_seed(m, "<name>") (no parameter has that name) from offset
+ * sum of numel(x) over calls 0 .. k-1, so a run repeats exactly. vkg_dropout_layer_reset sets the
+ * offset (to resume: the offset is the layer's `offset` field). */
+typedef struct vkg_dropout_desc {
+    float p;             /* drop probability in [0, 1); 0 is allowed (then y = x) */
+} vkg_dropout_desc;
+
+typedef struct vkg_dropout_layer {
+    vkg_module *module;
+    float p;
+    uint64_t seed, offset;
+} vkg_dropout_layer;
+
+vkg_dropout_layer *vkg_dropout_new(vkg_module *m, const char *name, const vkg_dropout_desc *desc);
+vkg_tensor *vkg_dropout_forward(vkg_dropout_layer *l, vkg_tensor *x);
+void vkg_dropout_layer_reset(vkg_dropout_layer *l, uint64_t offset);
+
 /* ---- Conv2d, MaxPool2d, AvgPool2d, BatchNorm2d (NCHW) --------------------------------------------
  * Conv2d: "<name>.weight" (out, in / groups, kh, kw) and "<name>.bias" (out), both
  * U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = in / groups * kh * kw (PyTorch's defaults). */
