@@ -8,10 +8,13 @@
 //   std 4          a = x:  dx = dy (x - mean) / (denom std), 0 where std is 0   aux = std
 // a is read through strides like the forward's x; dx is contiguous (outer, R, inner); dy is
 // contiguous, (outer, R, inner) for 0 and 1 and (outer, inner) for the others; aux (outer, inner).
+// VARIANT (specialization constant 2): 0 one invocation per row, 1 one workgroup per row (few
+// long rows; sums through the fixed tree of nn_rows_wg.glsl).
 // Push constants mirror vkg_nn_rows_backward_push in lib/ops/nn_rows.c: change both.
 #include "common.glsl"
 
 layout(constant_id = 1) const uint OP = 0;
+layout(constant_id = 2) const uint VARIANT = 0;
 layout(std430, binding = 0) writeonly buffer DX { float dx[]; };
 layout(std430, binding = 1) readonly buffer A { float a[]; };
 layout(std430, binding = 2) readonly buffer DY { float dy[]; };
@@ -25,8 +28,50 @@ layout(push_constant) uniform Push {
     float denom;         // var / std: max(R - correction, 0)
 } pc;
 
+#include "nn_rows_wg.glsl"
+
+void row_by_workgroup(uint o) {
+    uint t = gl_LocalInvocationID.x, L = gl_WorkGroupSize.x;
+    uint ob = o / pc.inner, ii = o % pc.inner;
+    int base = int(pc.a_off) + int(ob) * pc.so + int(ii) * pc.si;
+    uint rb = ob * pc.R * pc.inner + ii;
+    uint xb = pc.dx_off + rb;
+    if (OP <= 1u) {
+        uint gb = pc.dy_off + rb;
+        float s = 0.0;
+        for (uint r = t; r < pc.R; r += L) {
+            float g = dy[gb + r * pc.inner];
+            s += OP == 0u ? g * a[base + int(r) * pc.sr] : g;
+        }
+        s = wg_reduce(s, false);
+        for (uint r = t; r < pc.R; r += L) {
+            float v = a[base + int(r) * pc.sr], g = dy[gb + r * pc.inner];
+            dx[xb + r * pc.inner] = OP == 0u ? v * (g - s) : g - exp(v) * s;
+        }
+    } else if (OP == 2u) {
+        float g = dy[pc.dy_off + o], l = aux[pc.aux_off + o];
+        for (uint r = t; r < pc.R; r += L) dx[xb + r * pc.inner] = g * exp(a[base + int(r) * pc.sr] - l);
+    } else {
+        float s = 0.0;
+        for (uint r = t; r < pc.R; r += L) s += a[base + int(r) * pc.sr];
+        float mean = wg_reduce(s, false) / float(pc.R);
+        float g = dy[pc.dy_off + o], k;
+        if (OP == 3u) {
+            k = 2.0 * g / pc.denom;
+        } else {
+            float sd = aux[pc.aux_off + o];
+            k = sd == 0.0 ? 0.0 : g / (pc.denom * sd);
+        }
+        for (uint r = t; r < pc.R; r += L) dx[xb + r * pc.inner] = k * (a[base + int(r) * pc.sr] - mean);
+    }
+}
+
 void main() {
     uint rows = pc.outer * pc.inner;
+    if (VARIANT == 1u) {
+        for (uint o = gl_WorkGroupID.x; o < rows; o += gl_NumWorkGroups.x) row_by_workgroup(o);
+        return;
+    }
     for (uint o = gl_GlobalInvocationID.x; o < rows; o += GRID_STRIDE) {
         uint ob = o / pc.inner, ii = o % pc.inner;
         int base = int(pc.a_off) + int(ob) * pc.so + int(ii) * pc.si;

@@ -116,6 +116,8 @@ VKG_TEST(nn_ops, rows_forward) {
         { VKG_SHAPE(37, 129), 1, false }, { VKG_SHAPE(37, 129), 0, false }, { VKG_SHAPE(37, 129), -1, true },
         { VKG_SHAPE(3, 5, 300), 1, false }, { VKG_SHAPE(3, 5, 7), 2, true }, { VKG_SHAPE(1), 0, false },
         { VKG_SHAPE(200, 3), 1, false },
+        /* few long rows: the workgroup-per-row variant */
+        { VKG_SHAPE(3001, 2), 0, false }, { VKG_SHAPE(3, 1000), -1, true },
     };
     const vkg_op ops[] = { VKG_OP_SOFTMAX, VKG_OP_LOG_SOFTMAX, VKG_OP_LOGSUMEXP, VKG_OP_VAR, VKG_OP_STD };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
@@ -511,6 +513,10 @@ VKG_TEST(nn_ops, rows_gradcheck) {
         gradcheck((nn_case){ .op = ops[j], .nin = 1, .shape = { VKG_SHAPE(2, 3, 4) }, .axis = -2, .correction = 1,
                              .transposed = { true } },
                   SEED + 30 + (uint64_t)j);
+        /* few long rows: one workgroup per row */
+        gradcheck((nn_case){ .op = ops[j], .nin = 1, .shape = { VKG_SHAPE(600, 2) }, .axis = 0, .correction = 1,
+                             .transposed = { true } },
+                  SEED + 35 + (uint64_t)j);
     }
 }
 

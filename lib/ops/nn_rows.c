@@ -1,8 +1,9 @@
 /* Ops over one axis, one fused shader each way (shaders/nn_rows.comp, nn_rows_backward.comp):
  * softmax, log_softmax, logsumexp (max-subtracted), var and std (two passes). The input is
  * read in place as (outer, R, inner) through strides when the dims around the axis merge (any
- * transposed 2-D view does), else gathered by vkg_contiguous first. One invocation per row, in
- * a fixed order: bitwise reproducible on a device. */
+ * transposed 2-D view does), else gathered by vkg_contiguous first. One invocation per row, or,
+ * for few long rows, one workgroup per row combining through a fixed tree in shared memory:
+ * either way a fixed order, so bitwise reproducible on a device. */
 #include <math.h>
 
 #include "ops/nn_internal.h"
@@ -24,7 +25,10 @@ typedef struct vkg_nn_rows_backward_push {
     float denom;
 } vkg_nn_rows_backward_push;
 
-#define LOCAL 64
+#define LOCAL 64 /* a power of two: the workgroup variant's tree needs it */
+
+/* Variant 1 (a workgroup per row) pays off only when the rows are too few to fill the device. */
+static uint32_t rows_variant(uint64_t rows, int64_t R) { return rows < 256 && R >= 512 ? 1u : 0u; }
 
 /* t itself when its rows can be read in place, else a contiguous copy (no node recorded). */
 static vkg_tensor *rows_input(vkg_tensor *t, int axis, vkg_nn_rows *r) {
@@ -72,10 +76,11 @@ static vkg_tensor *rows_op(vkg_op op, vkg_tensor *x, int axis, bool keepdim, int
                                     (int32_t)r.so,     (int32_t)r.sr,  (int32_t)r.si,     (uint32_t)y->offset,
                                     denom };
             uint64_t rows = (uint64_t)(r.outer * r.inner);
+            uint32_t variant = rows_variant(rows, r.R);
             vkg_status st = vkg_dispatch(&(vkg_dispatch_desc){
-                .shader = "nn_rows", .op = op, .name = fn, .spec = { vkg_op_table[op].code }, .nspec = 1,
-                .local_size = LOCAL, .groups = { vkg_groups_for(rows, LOCAL) }, .bind = { y, xr }, .nout = 1,
-                .push = &pc, .push_size = sizeof pc });
+                .shader = "nn_rows", .op = op, .name = fn, .spec = { vkg_op_table[op].code, variant }, .nspec = 2,
+                .local_size = LOCAL, .groups = { vkg_groups_for(rows, variant ? 1 : LOCAL) }, .bind = { y, xr },
+                .nout = 1, .push = &pc, .push_size = sizeof pc });
             if (xr != x) vkg_free(xr);
             if (st != VKG_OK) {
                 vkg_free(y);
@@ -120,9 +125,10 @@ vkg_tensor *vkg_nn_rows_backward(vkg_op op, vkg_tensor *a, int axis, vkg_tensor 
                                          (int32_t)r.si,       (uint32_t)dx->offset, (uint32_t)dyc->offset,
                                          auxc ? (uint32_t)auxc->offset : 0, denom };
         uint64_t rows = (uint64_t)(r.outer * r.inner);
+        uint32_t variant = rows_variant(rows, r.R);
         st = vkg_dispatch(&(vkg_dispatch_desc){ .shader = "nn_rows_backward", .op = op, .name = fn,
-                                                .spec = { vkg_op_table[op].code }, .nspec = 1, .local_size = LOCAL,
-                                                .groups = { vkg_groups_for(rows, LOCAL) },
+                                                .spec = { vkg_op_table[op].code, variant }, .nspec = 2,
+                                                .local_size = LOCAL, .groups = { vkg_groups_for(rows, variant ? 1 : LOCAL) },
                                                 .bind = { dx, ar, dyc, auxc ? auxc : dyc }, .nout = 1, .push = &pc,
                                                 .push_size = sizeof pc });
     }
