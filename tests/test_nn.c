@@ -246,6 +246,53 @@ static double *dup_d(const vkg_tensor *t) {
     return d;
 }
 
+/* ---- determinism: two runs of 20 training steps from one seed are bitwise equal ----------------- */
+static void train_run(float *out_w, float *losses) {
+    vkg_module *m = vkg_module_new(&(vkg_module_desc){ .seed = 77 });
+    vkg_linear *fc1 = vkg_linear_new(m, "fc1", &(vkg_linear_desc){ .in = 8, .out = 16 });
+    vkg_dropout_layer *drop = vkg_dropout_new(m, "drop", &(vkg_dropout_desc){ .p = 0.1f });
+    vkg_linear *fc2 = vkg_linear_new(m, "fc2", &(vkg_linear_desc){ .in = 16, .out = 4 });
+    cr_assert(fc1 && drop && fc2, "%s", vkg_last_error());
+    vkg_optim *opt = vkg_optim_new(&(vkg_optim_desc){ .kind = VKG_OPTIM_ADAMW, .lr = 3e-2 });
+    cr_assert_eq(vkg_optim_add_module(opt, m), VKG_OK, "%s", vkg_last_error());
+    const char *const *names;
+    vkg_tensor *const *params;
+    int np = vkg_module_params(m, &names, &params);
+    float x[32 * 8], t[32 * 4];
+    vkgt_fill(x, 32 * 8, -1.0f, 1.0f, 78);
+    for (int i = 0; i < 32 * 4; i++) t[i] = (float)sin(x[i] * 3.0); /* a function of the inputs */
+    for (int step = 0; step < 20; step++) {
+        vkg_scope_begin();
+        vkg_optim_zero_grad(opt);
+        vkg_tensor *h = vkg_dropout_forward(drop, vkg_gelu(vkg_linear_forward(fc1, vkg_from_data(VKG_SHAPE(32, 8), x))));
+        vkg_tensor *y = vkg_linear_forward(fc2, h);
+        vkg_tensor *loss = vkg_mean_all(vkg_pow(vkg_sub(y, vkg_from_data(VKG_SHAPE(32, 4), t)), 2.0f));
+        cr_assert_eq(vkg_backward(loss), VKG_OK, "%s", vkg_last_error());
+        cr_assert_eq(vkg_clip_grad_norm_tensor(params, np, 1.0f) != NULL, true, "%s", vkg_last_error());
+        vkg_optim_set_lr(opt, vkg_lr_cosine(3e-2, step, 5, 20, 3e-3));
+        cr_assert_eq(vkg_optim_step(opt), VKG_OK, "%s", vkg_last_error());
+        losses[step] = vkg_item(loss);
+        vkg_scope_end();
+    }
+    size_t off = 0;
+    for (int i = 0; i < np; i++) {
+        cr_assert_eq(vkg_tensor_read(params[i], out_w + off, (size_t)vkg_numel(params[i]) * sizeof(float)), VKG_OK);
+        off += (size_t)vkg_numel(params[i]);
+    }
+    vkg_optim_free(opt);
+    vkg_module_free(m);
+}
+
+VKG_TEST(nn, training_is_bitwise_reproducible) {
+    enum { NW = 8 * 16 + 16 + 16 * 4 + 4 };
+    float w1[NW], w2[NW], l1[20], l2[20];
+    train_run(w1, l1);
+    train_run(w2, l2);
+    cr_expect_eq(memcmp(w1, w2, sizeof w1), 0, "the parameters differ after 20 steps");
+    cr_expect_eq(memcmp(l1, l2, sizeof l1), 0, "the losses differ");
+    cr_expect(l1[19] < 0.8f * l1[0], "training did not reduce the loss: %g -> %g", (double)l1[0], (double)l1[19]);
+}
+
 /* ---- LayerNorm, Embedding, Dropout ------------------------------------------------------------ */
 VKG_TEST(nn, layer_norm_and_dropout_layers) {
     vkg_module *m = vkg_module_new(&(vkg_module_desc){ .seed = 9 });
