@@ -181,7 +181,8 @@ VKG_TEST(autograd, every_differentiable_op_is_checked) {
         cr_assert(o->kind == VKG_KIND_UNARY || o->kind == VKG_KIND_BINARY || o->kind == VKG_KIND_TERNARY ||
                       o->kind == VKG_KIND_REDUCE || o->kind == VKG_KIND_MATMUL || o->kind == VKG_KIND_COPY ||
                       o->kind == VKG_KIND_CONV /* gradchecks in tests/test_conv_ops.c */ ||
-                      o->kind == VKG_KIND_NN /* gradchecks in tests/test_nn_ops.c */,
+                      o->kind == VKG_KIND_NN /* gradchecks in tests/test_nn_ops.c */ ||
+                      o->kind == VKG_KIND_SEQ /* gradchecks in tests/test_seq_ops.c */,
                   "%s has a backward of a kind the gradchecks do not cover", o->name);
     }
 }

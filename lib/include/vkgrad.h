@@ -209,6 +209,7 @@ vkg_tensor *vkg_copy(vkg_tensor *t);                       /* always a new conti
 #include "vkgrad/random.h"
 #include "vkgrad/autograd.h"
 #include "vkgrad/conv_ops.h"
+#include "vkgrad/seq_ops.h"
 #include "vkgrad/nn_ops.h"
 #include "vkgrad/nn.h"
 #include "vkgrad/optim.h"

@@ -56,7 +56,7 @@ enum {                               /* node ops that are views, beyond the op t
     VKG_NODE_DETACHED,               /* never recorded: a marker for messages             */
 };
 
-#define VKG_NODE_MAX_IN 4
+#define VKG_NODE_MAX_IN 8   /* concat chains past it; attention and the LSTM cell keep saved tensors here */
 #define VKG_AXIS_ALL (-1000)
 
 typedef struct vkg_node {

@@ -1,0 +1,184 @@
+/* index_select, gather and embedding (shaders/index.comp), and their backward: a scatter-add
+ * done as a gather so that every gradient element is summed in a fixed order (no float
+ * atomics: bitwise reproducible). index_select and embedding first invert the index into
+ * CSR rows (shaders/index_inverse.comp); gather walks the index line of each element. */
+#include <string.h>
+
+#include "ops/seq.h"
+
+/* Mirrors the Push block of shaders/index.comp: change both. */
+typedef struct vkg_index_push {
+    uint32_t n, ndim, axis, x_off;
+    uint32_t idx_off, out_off, N, pad;
+    uint32_t shape[8];
+    int32_t xst[8];
+} vkg_index_push;
+
+/* Mirrors the Push block of shaders/index_inverse.comp: change both. */
+typedef struct vkg_inverse_push {
+    uint32_t M, N, idx_off, off_off;
+    uint32_t list_off;
+} vkg_inverse_push;
+
+/* Mirrors the Push block of shaders/index_backward.comp: change both. */
+typedef struct vkg_index_bw_push {
+    uint32_t n, ndim, axis, M;
+    uint32_t N, inner, dy_off, a_off;
+    uint32_t list_off, dx_off, pad0, pad1;
+    uint32_t xs[8];
+    uint32_t is[8];
+} vkg_index_bw_push;
+
+_Static_assert(sizeof(vkg_index_push) <= VKG_PUSH_SIZE, "push constants too large");
+_Static_assert(sizeof(vkg_index_bw_push) <= VKG_PUSH_SIZE, "push constants too large");
+
+#define LOCAL 128
+
+static bool require_index(const vkg_tensor *t, const char *op) {
+    if (t->dtype == VKG_I32) return true;
+    char b[192];
+    vkg_fail(VKG_ERR_INVALID, "%s: index is %s; indices are i32", op, vkg_desc(t, b, sizeof b));
+    return false;
+}
+
+/* y (contiguous, shape ys) = x read through index along axis; x is seen with shape xs. */
+static vkg_tensor *index_read(vkg_op op, vkg_tensor *x, vkg_shape xs, const int64_t *xst, int axis, vkg_tensor *index,
+                              vkg_shape ys, vkg_shape ds, const char *name) {
+    vkg_tensor *ic = vkg_contiguous(index);
+    if (!ic) return NULL;
+    vkg_tensor *y = vkg_tensor_alloc(ys, VKG_F32, false, name);
+    int64_t n = vkg_numel(y);
+    if (y && n > 0) {
+        vkg_index_push pc = { .n = (uint32_t)n, .ndim = (uint32_t)ds.ndim, .axis = (uint32_t)axis,
+                              .x_off = (uint32_t)x->offset, .idx_off = (uint32_t)ic->offset,
+                              .out_off = (uint32_t)y->offset, .N = (uint32_t)xs.d[axis] };
+        for (int i = 0; i < 8; i++) {
+            pc.shape[i] = i < ds.ndim ? (uint32_t)ds.d[i] : 1;
+            pc.xst[i] = i < ds.ndim ? (int32_t)xst[i] : 0;
+        }
+        if (vkg_dispatch(&(vkg_dispatch_desc){ .shader = "index", .op = op, .name = name,
+                                               .spec = { vkg_op_table[op].code }, .nspec = 1, .local_size = LOCAL,
+                                               .groups = { vkg_groups_for((uint64_t)n, LOCAL) },
+                                               .bind = { y, x, ic }, .nout = 1, .push = &pc,
+                                               .push_size = sizeof pc }) != VKG_OK) {
+            vkg_free(y);
+            y = NULL;
+        }
+    }
+    if (ic != index) vkg_free(ic);
+    return y;
+}
+
+vkg_tensor *vkg_index_select(vkg_tensor *x, int axis, vkg_tensor *index) {
+    const char *op = "vkg_index_select";
+    if (!x || !index) return NULL;
+    if (!vkg_require_f32(x, op, "x") || !require_index(index, op)) return NULL;
+    char a[160], b[160];
+    if (index->shape.ndim > 1)
+        return vkg_fail_null(VKG_ERR_INVALID, "%s: index is %s; it must be 1-D (x is %s)", op,
+                             vkg_shape_str(index->shape, a, sizeof a), vkg_shape_str(x->shape, b, sizeof b));
+    if (!vkg_norm_axis(&axis, x->shape.ndim, op, x->shape)) return NULL;
+    vkg_shape ys = x->shape;
+    ys.d[axis] = vkg_numel(index);
+    vkg_tensor *y = index_read(VKG_OP_INDEX_SELECT, x, x->shape, x->strides, axis, index, ys, ys, op);
+    vkg_node *n = vkg_node_record(y, VKG_OP_INDEX_SELECT, (vkg_tensor *[]){ x, index }, 2);
+    if (n) n->axis = axis;
+    return y;
+}
+
+vkg_tensor *vkg_gather(vkg_tensor *x, int axis, vkg_tensor *index) {
+    const char *op = "vkg_gather";
+    if (!x || !index) return NULL;
+    if (!vkg_require_f32(x, op, "x") || !require_index(index, op)) return NULL;
+    char a[160], b[160];
+    if (!vkg_norm_axis(&axis, x->shape.ndim, op, x->shape)) return NULL;
+    if (index->shape.ndim != x->shape.ndim)
+        return vkg_fail_null(VKG_ERR_INVALID, "%s: index is %s but x is %s: they must have the same number of dims", op,
+                             vkg_shape_str(index->shape, a, sizeof a), vkg_shape_str(x->shape, b, sizeof b));
+    for (int d = 0; d < x->shape.ndim; d++)
+        if (d != axis && index->shape.d[d] > x->shape.d[d])
+            return vkg_fail_null(VKG_ERR_INVALID, "%s: index is %s but x is %s: dim %d of index (%lld) exceeds x's (%lld)",
+                                 op, vkg_shape_str(index->shape, a, sizeof a), vkg_shape_str(x->shape, b, sizeof b), d,
+                                 (long long)index->shape.d[d], (long long)x->shape.d[d]);
+    vkg_tensor *y = index_read(VKG_OP_GATHER, x, x->shape, x->strides, axis, index, index->shape, index->shape, op);
+    vkg_node *n = vkg_node_record(y, VKG_OP_GATHER, (vkg_tensor *[]){ x, index }, 2);
+    if (n) n->axis = axis;
+    return y;
+}
+
+vkg_tensor *vkg_embedding(vkg_tensor *weight, vkg_tensor *index) {
+    const char *op = "vkg_embedding";
+    if (!weight || !index) return NULL;
+    if (!vkg_require_f32(weight, op, "weight") || !require_index(index, op)) return NULL;
+    char a[160], b[160];
+    if (weight->shape.ndim != 2)
+        return vkg_fail_null(VKG_ERR_INVALID, "%s: weight is %s; it must be (V, D)", op,
+                             vkg_shape_str(weight->shape, a, sizeof a));
+    if (index->shape.ndim >= VKG_MAX_DIMS)
+        return vkg_fail_null(VKG_ERR_INVALID, "%s: index is %s; the result would have more than %d dims", op,
+                             vkg_shape_str(index->shape, b, sizeof b), VKG_MAX_DIMS);
+    vkg_shape ys = index->shape;
+    ys.d[ys.ndim++] = weight->shape.d[1];
+    vkg_shape ds = VKG_SHAPE(vkg_numel(index), weight->shape.d[1]);
+    vkg_tensor *y = index_read(VKG_OP_EMBEDDING, weight, weight->shape, weight->strides, 0, index, ys, ds, op);
+    vkg_node *n = vkg_node_record(y, VKG_OP_EMBEDDING, (vkg_tensor *[]){ weight, index }, 2);
+    if (n) n->axis = 0;
+    return y;
+}
+
+vkg_tensor *vkg_index_grad(vkg_op op, vkg_shape xs, int axis, vkg_tensor *index, vkg_tensor *g) {
+    const char *name = vkg_op_table[op].name;
+    vkg_tensor *gc = vkg_contiguous(g), *ic = vkg_contiguous(index);
+    vkg_tensor *dx = (gc && ic) ? vkg_tensor_alloc(xs, VKG_F32, false, name) : NULL;
+    vkg_tensor *off = NULL, *list = NULL;
+    int64_t n = dx ? vkg_numel(dx) : 0;
+    if (!dx || n == 0) goto done;
+    vkg_index_bw_push pc = { .n = (uint32_t)n, .ndim = (uint32_t)xs.ndim, .axis = (uint32_t)axis,
+                             .dy_off = (uint32_t)gc->offset, .dx_off = (uint32_t)dx->offset };
+    vkg_tensor *a = ic, *l = ic;
+    if (op != VKG_OP_GATHER) {
+        int64_t outer = 1, inner = 1, N = xs.d[axis], M = vkg_numel(ic);
+        for (int i = 0; i < xs.ndim; i++) {
+            if (i < axis) outer *= xs.d[i];
+            else if (i > axis) inner *= xs.d[i];
+        }
+        off = vkg_tensor_alloc(VKG_SHAPE(N + 1), VKG_I32, false, name);
+        list = vkg_tensor_alloc(VKG_SHAPE(M > 0 ? M : 1), VKG_I32, false, name);
+        if (!off || !list) goto fail;
+        vkg_inverse_push ip = { (uint32_t)M, (uint32_t)N, (uint32_t)ic->offset, (uint32_t)off->offset,
+                                (uint32_t)list->offset };
+        if (vkg_dispatch(&(vkg_dispatch_desc){ .shader = "index_inverse", .op = op, .name = name, .local_size = 1,
+                                               .groups = { 1 }, .bind = { off, list, ic }, .nout = 2, .push = &ip,
+                                               .push_size = sizeof ip }) != VKG_OK)
+            goto fail;
+        pc.M = (uint32_t)M;
+        pc.N = (uint32_t)N;
+        pc.inner = (uint32_t)inner;
+        pc.a_off = (uint32_t)off->offset;
+        pc.list_off = (uint32_t)list->offset;
+        a = off;
+        l = list;
+        (void)outer;
+    } else {
+        pc.a_off = (uint32_t)ic->offset;
+        for (int i = 0; i < 8; i++) {
+            pc.xs[i] = i < xs.ndim ? (uint32_t)xs.d[i] : 1;
+            pc.is[i] = i < xs.ndim ? (uint32_t)ic->shape.d[i] : 1;
+        }
+    }
+    if (vkg_dispatch(&(vkg_dispatch_desc){ .shader = "index_backward", .op = op, .name = name,
+                                           .spec = { vkg_op_table[op].code }, .nspec = 1, .local_size = LOCAL,
+                                           .groups = { vkg_groups_for((uint64_t)n, LOCAL) }, .bind = { dx, gc, a, l },
+                                           .nout = 1, .push = &pc, .push_size = sizeof pc }) != VKG_OK)
+        goto fail;
+    goto done;
+fail:
+    vkg_free(dx);
+    dx = NULL;
+done:
+    vkg_free(off);
+    vkg_free(list);
+    if (gc != g) vkg_free(gc);
+    if (ic != index) vkg_free(ic);
+    return dx;
+}

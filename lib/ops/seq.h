@@ -1,0 +1,25 @@
+/* Inside the library: the seq group's backward kernels, recorded by the rules in
+ * lib/autograd/backward_seq.c (each returns new tensors, or NULL / a status with a message). */
+#ifndef VKG_OPS_SEQ_H
+#define VKG_OPS_SEQ_H
+
+#include "ops/ops.h"
+
+/* dL/dx of index_select / embedding / gather (op) for x of shape xs, given dy = g. */
+vkg_tensor *vkg_index_grad(vkg_op op, vkg_shape xs, int axis, vkg_tensor *index, vkg_tensor *g);
+
+/* dq, dk, dv of scaled_dot_product_attention: o is the forward output, lse its saved
+ * logsumexp per row (B, H, T), mask NULL or as the forward saw it. Any out may be NULL. */
+vkg_status vkg_sdpa_grad(vkg_tensor *q, vkg_tensor *k, vkg_tensor *v, vkg_tensor *mask, vkg_tensor *o,
+                         vkg_tensor *lse, bool causal, float scale, vkg_tensor *g, vkg_tensor **dq,
+                         vkg_tensor **dk, vkg_tensor **dv);
+
+/* dL/dgates (B, 4Hd) and dL/dc (B, Hd) of the fused LSTM update, from its saved activated gates
+ * (B, 4Hd), c (B, Hd) and g = dL/d[h'; c'] (2, B, Hd). */
+vkg_status vkg_lstm_cell_grad(vkg_tensor *gates, vkg_tensor *c, vkg_tensor *g, vkg_tensor **dgates, vkg_tensor **dc);
+
+/* Records the node of a concat (or stack) output y of inputs in[0..n) along axis; past
+ * VKG_NODE_MAX_IN inputs, the last slot holds a view of y's remaining part with its own node. */
+void vkg_concat_record(vkg_tensor *y, int op, vkg_tensor *const *in, int n, int axis);
+
+#endif
