@@ -7,7 +7,9 @@
 // Push constants mirror vkg_attention_push in lib/ops/attention.c: change both.
 #include "common.glsl"
 
-#define DC 32u   // output columns per invocation (ATTN_DC in lib/ops/attention.c: change both)
+// Output columns per invocation: 4, 8, 16 or 32, the smallest that holds Dv (up to 32), so
+// small heads do not pay for a 32-wide accumulator (chunk_width in lib/ops/attention.c).
+layout(constant_id = 1) const uint DC = 32u;
 
 layout(std430, binding = 0) writeonly buffer O { float o[]; };
 layout(std430, binding = 1) writeonly buffer L { float lse[]; };

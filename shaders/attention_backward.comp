@@ -7,9 +7,8 @@
 // bitwise reproducible. Push constants mirror vkg_attention_push in lib/ops/attention.c.
 #include "common.glsl"
 
-#define DC 32u
-
 layout(constant_id = 1) const uint VARIANT = 1;
+layout(constant_id = 2) const uint DC = 32u;   // columns per invocation, as in attention.comp
 layout(std430, binding = 0) writeonly buffer W0 { float w0[]; };   // dq or dk
 layout(std430, binding = 1) writeonly buffer W1 { float w1[]; };   // dv (VARIANT 2)
 layout(std430, binding = 2) readonly buffer Q { float q[]; };

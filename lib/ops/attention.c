@@ -7,7 +7,6 @@
 
 #include "ops/seq.h"
 
-#define ATTN_DC 32 /* output columns per invocation: DC in shaders/attention*.comp, change both */
 #define LOCAL 64
 
 /* Mirrors the Push blocks of shaders/attention.comp and attention_backward.comp: change all. */
@@ -26,7 +25,14 @@ typedef struct vkg_attention_delta_push {
     uint32_t lse_off, st_off;
 } vkg_attention_delta_push;
 
-static uint32_t chunks(int64_t d) { return d > 0 ? (uint32_t)((d + ATTN_DC - 1) / ATTN_DC) : 1u; }
+/* Columns per invocation (the shaders' DC constant): the smallest of 4, 8, 16, 32 that holds d,
+ * so that small heads do not pay for a 32-wide accumulator; wider rows take several chunks. */
+static uint32_t chunk_width(int64_t d) {
+    uint32_t w = 4;
+    while (w < 32 && (int64_t)w < d) w *= 2;
+    return w;
+}
+static uint32_t chunks(int64_t d, uint32_t w) { return d > 0 ? (uint32_t)((d + w - 1) / w) : 1u; }
 
 /* Push constants common to the forward and backward; the mask's strides over (B, H, T, S). */
 static vkg_attention_push make_push(const vkg_tensor *q, const vkg_tensor *k, const vkg_tensor *v, const vkg_tensor *mask,
@@ -93,10 +99,12 @@ vkg_tensor *vkg_scaled_dot_product_attention(vkg_tensor *q, vkg_tensor *k, vkg_t
         if (vkg_numel(lse) > 0 && !vkg_fill_(lse, -INFINITY)) goto fail;
     } else {
         vkg_attention_push pc = make_push(qc, kc, vc, mask, dd.causal, scale);
-        pc.nchunk = chunks(vd[3]);
+        uint32_t dc = chunk_width(vd[3]);
+        pc.nchunk = chunks(vd[3], dc);
         pc.o_off = (uint32_t)o->offset;
         pc.lse_off = (uint32_t)lse->offset;
-        if (vkg_dispatch(&(vkg_dispatch_desc){ .shader = "attention", .op = VKG_OP_SDPA, .name = op, .local_size = LOCAL,
+        if (vkg_dispatch(&(vkg_dispatch_desc){ .shader = "attention", .op = VKG_OP_SDPA, .name = op, .spec = { dc },
+                                               .nspec = 1, .local_size = LOCAL,
                                                .groups = { vkg_groups_for(rows * pc.nchunk, LOCAL) },
                                                .bind = { o, lse, qc, kc, vc, mask ? mask : qc }, .nout = 2,
                                                .push = &pc, .push_size = sizeof pc }) != VKG_OK)
@@ -153,10 +161,11 @@ vkg_status vkg_sdpa_grad(vkg_tensor *q, vkg_tensor *k, vkg_tensor *v, vkg_tensor
         pc.do_off = (uint32_t)gc->offset;
         const vkg_tensor *m = mask ? mask : q;
         if (tq) {
-            pc.nchunk = chunks(q->shape.d[3]);
+            uint32_t dc = chunk_width(q->shape.d[3]);
+            pc.nchunk = chunks(q->shape.d[3], dc);
             pc.o_off = (uint32_t)tq->offset;
             if (vkg_dispatch(&(vkg_dispatch_desc){ .shader = "attention_backward", .op = VKG_OP_SDPA, .name = op,
-                                                   .spec = { 1 }, .nspec = 1, .local_size = LOCAL,
+                                                   .spec = { 1, dc }, .nspec = 2, .local_size = LOCAL,
                                                    .groups = { vkg_groups_for(rows * pc.nchunk, LOCAL) },
                                                    .bind = { tq, tq, q, k, v, m, gc, st }, .nout = 2, .push = &pc,
                                                    .push_size = sizeof pc }) != VKG_OK)
@@ -165,11 +174,12 @@ vkg_status vkg_sdpa_grad(vkg_tensor *q, vkg_tensor *k, vkg_tensor *v, vkg_tensor
         if (tk) {
             uint64_t keys = (uint64_t)(k->shape.d[0] * k->shape.d[1] * k->shape.d[2]);
             int64_t dmax = q->shape.d[3] > v->shape.d[3] ? q->shape.d[3] : v->shape.d[3];
-            pc.nchunk = chunks(dmax);
+            uint32_t dc = chunk_width(dmax);
+            pc.nchunk = chunks(dmax, dc);
             pc.o_off = (uint32_t)tk->offset;
             pc.lse_off = (uint32_t)tv->offset;
             if (vkg_dispatch(&(vkg_dispatch_desc){ .shader = "attention_backward", .op = VKG_OP_SDPA, .name = op,
-                                                   .spec = { 2 }, .nspec = 1, .local_size = LOCAL,
+                                                   .spec = { 2, dc }, .nspec = 2, .local_size = LOCAL,
                                                    .groups = { vkg_groups_for(keys * pc.nchunk, LOCAL) },
                                                    .bind = { tk, tv, q, k, v, m, gc, st }, .nout = 2, .push = &pc,
                                                    .push_size = sizeof pc }) != VKG_OK)
