@@ -36,6 +36,8 @@ VKG_TEST(tensor, create_and_read) {
     cr_assert_eq(vkg_item(vkg_scalar(3.5f)), 3.5f);
     cr_assert_eq(vkg_ndim(vkg_scalar(1.0f)), 0);
     cr_assert_eq(vkg_numel(vkg_empty(VKG_SHAPE(0, 5))), 0);
+    cr_assert_not_null(vkg_zeros(VKG_SHAPE(3, 0)), "%s", vkg_last_error()); /* empty tensors are contiguous */
+    cr_assert(vkg_is_contiguous(vkg_transpose(vkg_empty(VKG_SHAPE(3, 0)), 0, 1)));
     cr_assert_eq(vkg_tensor_read(vkg_empty(VKG_SHAPE(0)), NULL, 0), VKG_OK);
 }
 

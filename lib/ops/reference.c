@@ -3,10 +3,11 @@
  * float (vkg_ref_*) and once in double (vkg_ref_*_f64, for finite-difference gradient checks). */
 #include <stdbool.h>
 #include <string.h>
-#include <tgmath.h>
 
 #include "vkgrad.h"
 #include "vkgrad/reference.h"
+/* last: <tgmath.h> brings <complex.h>, whose macro I would rewrite any header's parameter I */
+#include <tgmath.h>
 
 int64_t vkg_ref_broadcast_index(int64_t index, vkg_shape to, vkg_shape from) {
     int64_t src = 0, mul = 1;
