@@ -483,6 +483,17 @@ VKG_TEST(nn, conv_network_gradients_and_batch_norm_buffers) {
     vkg_scope_end();
     cr_expect_eq(vkg_tensor_read(bn->num_batches_tracked, &nbt, sizeof nbt), VKG_OK);
     cr_expect_eq(nbt, 1);
+    /* a count loaded into a fresh layer (a checkpoint) continues */
+    vkg_batch_norm2d_layer *bn2 = vkg_batch_norm2d_new(m, "bn2", &(vkg_batch_norm2d_desc){ .channels = CO });
+    cr_assert_not_null(bn2, "%s", vkg_last_error());
+    int32_t loaded = 41;
+    cr_assert_eq(vkg_tensor_write(bn2->num_batches_tracked, &loaded, sizeof loaded), VKG_OK);
+    vkg_module_train(m, true);
+    vkg_scope_begin();
+    cr_assert_not_null(vkg_batch_norm2d_forward(bn2, vkg_from_data(VKG_SHAPE(CN, CO, 2, 2), ones)), "%s", vkg_last_error());
+    vkg_scope_end();
+    cr_expect_eq(vkg_tensor_read(bn2->num_batches_tracked, &nbt, sizeof nbt), VKG_OK);
+    cr_expect_eq(nbt, 42);
     free(n.cw), free(n.cb), free(n.bw), free(n.bb), free(n.fw), free(n.fb);
     vkg_module_free(m);
 }

@@ -98,6 +98,12 @@ vkg_tensor *vkg_batch_norm2d_forward(vkg_batch_norm2d_layer *l, vkg_tensor *x) {
     vkg_tensor *y = vkg_batch_norm(x, l->weight, l->bias, l->running_mean, l->running_var,
                                    &(vkg_batch_norm_desc){ .train = train, .momentum = l->momentum, .eps = l->eps });
     if (y && train) {
+        /* counted on the host; read once at the first training forward, so a count loaded from a
+         * checkpoint before training continues (one read back, once) */
+        if (!l->batches_read) {
+            if (vkg_tensor_read(l->num_batches_tracked, &l->batches, sizeof l->batches) != VKG_OK) return NULL;
+            l->batches_read = true;
+        }
         int32_t n = ++l->batches;
         if (vkg_tensor_write(l->num_batches_tracked, &n, sizeof n) != VKG_OK) return NULL;
     }

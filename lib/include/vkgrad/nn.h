@@ -150,7 +150,8 @@ vkg_tensor *vkg_pool2d_forward(const vkg_pool2d_layer *l, vkg_tensor *x);
 
 /* BatchNorm2d: "<name>.weight" ones, "<name>.bias" zeros (parameters); buffers
  * "<name>.running_mean" zeros, "<name>.running_var" ones, "<name>.num_batches_tracked" (0-d i32,
- * counted on the host and written at each training forward). Training mode (the module's)
+ * read back once at the first training forward, so that a loaded count continues, then counted
+ * on the host and written at each training forward). Training mode (the module's)
  * normalises with batch statistics and updates the running ones; evaluation uses them. */
 typedef struct vkg_batch_norm2d_desc {
     int64_t channels;
@@ -166,7 +167,8 @@ typedef struct vkg_batch_norm2d_layer {
     vkg_tensor *num_batches_tracked;             /* 0-d i32                      */
     int64_t channels;
     float eps, momentum;
-    int32_t batches;
+    int32_t batches;                             /* the count, once read           */
+    bool batches_read;
 } vkg_batch_norm2d_layer;
 
 vkg_batch_norm2d_layer *vkg_batch_norm2d_new(vkg_module *m, const char *name, const vkg_batch_norm2d_desc *desc);
