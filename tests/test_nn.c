@@ -343,6 +343,108 @@ VKG_TEST(nn, layer_norm_and_dropout_layers) {
     vkg_module_free(m);
 }
 
+/* ---- Embedding ---------------------------------------------------------------------------------- */
+VKG_TEST(nn, embedding_layer) {
+    vkg_module *m = vkg_module_new(&(vkg_module_desc){ .seed = 9 });
+    vkg_embedding_layer *emb = vkg_embedding_new(m, "embed", &(vkg_embedding_desc){ .num = 100, .dim = 40 });
+    cr_assert_not_null(emb, "%s", vkg_last_error());
+    const char *const *names;
+    cr_assert_eq(vkg_module_params(m, &names, NULL), 1);
+    cr_expect_str_eq(names[0], "embed.weight");
+    /* N(0, 1), from the parameter's seed */
+    float *e = vkgt_read(emb->weight), *ref = malloc(4000 * sizeof *ref);
+    vkg_ref_randn(ref, 4000, &(vkg_rand_desc){ .seed = vkg_module_param_seed(m, "embed.weight") });
+    double mean = 0, var = 0;
+    for (int i = 0; i < 4000; i++) {
+        cr_assert(fabsf(e[i] - ref[i]) <= 1e-6f * (1 + fabsf(ref[i])), "embed %d", i);
+        mean += e[i];
+    }
+    mean /= 4000;
+    for (int i = 0; i < 4000; i++) var += (e[i] - mean) * (e[i] - mean);
+    var /= 4000;
+    cr_expect(fabs(mean) < 0.08 && fabs(var - 1) < 0.1, "mean %g var %g", mean, var);
+    vkg_scope_begin();
+    int32_t idx[6] = { 3, 99, 0, 3, 50, 7 };
+    vkg_tensor *y = vkg_embedding_forward(emb, vkg_from_data_dtype(VKG_SHAPE(2, 3), VKG_I32, idx));
+    cr_assert_not_null(y, "%s", vkg_last_error());
+    cr_expect(vkg_ndim(y) == 3 && vkg_dim(y, 0) == 2 && vkg_dim(y, 1) == 3 && vkg_dim(y, 2) == 40);
+    float *yv = vkgt_read(y);
+    for (int r = 0; r < 6; r++)
+        for (int j = 0; j < 40; j++) cr_assert_eq(yv[r * 40 + j], e[idx[r] * 40 + j]);
+    free(yv);
+    vkg_scope_end();
+    free(e), free(ref);
+    cr_expect_null(vkg_embedding_new(m, "e2", &(vkg_embedding_desc){ .num = 0, .dim = 3 }));
+    vkg_module_free(m);
+}
+
+/* tokens -> Embedding -> LayerNorm -> Linear -> tanh -> Linear -> mse */
+enum { EB = 3, ET = 4, EV = 11, ED = 6, EH = 5, EO = 2 };
+typedef struct emb_net {
+    int32_t tok[EB * ET];
+    double *emb, *lnw, *lnb, *w1, *b1, *w2, *b2;
+    double target[EB * ET * EO];
+} emb_net;
+
+static double emb_loss(void *ctx) {
+    emb_net *n = ctx;
+    enum { M = EB * ET };
+    double x[M * ED], h[M * EH], y[M * EO];
+    for (int r = 0; r < M; r++) {
+        const double *e = n->emb + n->tok[r] * ED;
+        double mean = 0, var = 0;
+        for (int j = 0; j < ED; j++) mean += e[j];
+        mean /= ED;
+        for (int j = 0; j < ED; j++) var += (e[j] - mean) * (e[j] - mean);
+        var /= ED; /* biased, as layer_norm */
+        for (int j = 0; j < ED; j++) x[r * ED + j] = (e[j] - mean) / sqrt(var + 1e-5) * n->lnw[j] + n->lnb[j];
+    }
+    linear_d(h, x, n->w1, n->b1, M, ED, EH);
+    for (int i = 0; i < M * EH; i++) h[i] = tanh(h[i]);
+    linear_d(y, h, n->w2, n->b2, M, EH, EO);
+    return mse_d(y, n->target, M * EO);
+}
+
+VKG_TEST(nn, embedding_layer_norm_network_gradients) {
+    vkg_module *m = vkg_module_new(&(vkg_module_desc){ .seed = 31 });
+    vkg_embedding_layer *emb = vkg_embedding_new(m, "embed", &(vkg_embedding_desc){ .num = EV, .dim = ED });
+    vkg_layer_norm_layer *ln = vkg_layer_norm_new(m, "ln", &(vkg_layer_norm_desc){ .dim = ED });
+    vkg_linear *fc1 = vkg_linear_new(m, "fc1", &(vkg_linear_desc){ .in = ED, .out = EH });
+    vkg_linear *fc2 = vkg_linear_new(m, "fc2", &(vkg_linear_desc){ .in = EH, .out = EO });
+    cr_assert(emb && ln && fc1 && fc2, "%s", vkg_last_error());
+    emb_net n;
+    float tf[EB * ET * EO], lw[ED], lb[ED];
+    for (int i = 0; i < EB * ET; i++) n.tok[i] = (i * 7 + 3) % EV; /* token 3 repeats: accumulation */
+    vkgt_fill(tf, EB * ET * EO, -1.0f, 1.0f, 33);
+    for (int i = 0; i < EB * ET * EO; i++) n.target[i] = tf[i];
+    /* LayerNorm's weight and bias away from 1 and 0, so that their gradients are not special */
+    vkgt_fill(lw, ED, 0.5f, 1.5f, 34);
+    vkgt_fill(lb, ED, -0.5f, 0.5f, 35);
+    cr_assert_eq(vkg_tensor_write(ln->weight, lw, sizeof lw), VKG_OK);
+    cr_assert_eq(vkg_tensor_write(ln->bias, lb, sizeof lb), VKG_OK);
+    n.emb = dup_d(emb->weight), n.lnw = dup_d(ln->weight), n.lnb = dup_d(ln->bias);
+    n.w1 = dup_d(fc1->weight), n.b1 = dup_d(fc1->bias), n.w2 = dup_d(fc2->weight), n.b2 = dup_d(fc2->bias);
+    vkg_scope_begin();
+    vkg_tensor *tok = vkg_from_data_dtype(VKG_SHAPE(EB, ET), VKG_I32, n.tok);
+    vkg_tensor *h = vkg_tanh(vkg_linear_forward(fc1, vkg_layer_norm_forward(ln, vkg_embedding_forward(emb, tok))));
+    vkg_tensor *y = vkg_linear_forward(fc2, h);
+    vkg_tensor *loss = vkg_mean_all(vkg_pow(vkg_sub(y, vkg_from_data(VKG_SHAPE(EB, ET, EO), tf)), 2.0f));
+    cr_assert_not_null(loss, "%s", vkg_last_error());
+    double want = emb_loss(&n);
+    cr_expect(fabs(vkg_item(loss) - want) <= 1e-5 * want, "loss %.9g, want %.9g", (double)vkg_item(loss), want);
+    cr_assert_eq(vkg_backward(loss), VKG_OK, "%s", vkg_last_error());
+    vkg_scope_end();
+    check_fd_fn(emb_loss, &n, n.emb, emb->weight, "embed.weight");
+    check_fd_fn(emb_loss, &n, n.lnw, ln->weight, "ln.weight");
+    check_fd_fn(emb_loss, &n, n.lnb, ln->bias, "ln.bias");
+    check_fd_fn(emb_loss, &n, n.w1, fc1->weight, "fc1.weight");
+    check_fd_fn(emb_loss, &n, n.b1, fc1->bias, "fc1.bias");
+    check_fd_fn(emb_loss, &n, n.w2, fc2->weight, "fc2.weight");
+    check_fd_fn(emb_loss, &n, n.b2, fc2->bias, "fc2.bias");
+    free(n.emb), free(n.lnw), free(n.lnb), free(n.w1), free(n.b1), free(n.w2), free(n.b2);
+    vkg_module_free(m);
+}
+
 /* ---- Conv2d -> tanh -> BatchNorm2d (train) -> MaxPool2d -> AvgPool2d -> Linear ------------------ */
 enum { CN = 2, CI = 2, CH = 6, CW = 5, CO = 3, CK = 3, PH = 3, PW = 2, FO = 2 };
 /* conv: stride 1, padding 1 -> (CN, CO, 6, 5); maxpool 2x2 stride 2 -> (CN, CO, 3, 2);
@@ -495,5 +597,244 @@ VKG_TEST(nn, conv_network_gradients_and_batch_norm_buffers) {
     cr_expect_eq(vkg_tensor_read(bn2->num_batches_tracked, &nbt, sizeof nbt), VKG_OK);
     cr_expect_eq(nbt, 42);
     free(n.cw), free(n.cb), free(n.bw), free(n.bb), free(n.fw), free(n.fb);
+    vkg_module_free(m);
+}
+
+/* ---- LSTM: two layers over three steps, initial state given ---------------------------------- */
+enum { LB = 2, LT = 3, LI = 3, LH = 4, LL = 2 };
+typedef struct lstm_net {
+    double x[LB * LT * LI], target[LB * LT * LH], ctarget[LL * LB * LH];
+    double *h0, *c0, *w_ih[LL], *w_hh[LL], *b_ih[LL], *b_hh[LL];
+} lstm_net;
+
+static double sigm(double v) { return 1.0 / (1.0 + exp(-v)); }
+
+/* out (B, T, H) of the last layer and c_n (L, B, H); loss = mse(out, target) + mse(c_n, ctarget) */
+static double lstm_loss(void *ctx) {
+    lstm_net *n = ctx;
+    double in[LB * LT * LH], out[LB * LT * LH], cn[LL * LB * LH];
+    int in_size = LI;
+    memcpy(in, n->x, sizeof n->x);
+    for (int k = 0; k < LL; k++) {
+        double h[LB * LH], c[LB * LH];
+        memcpy(h, n->h0 + k * LB * LH, sizeof h);
+        memcpy(c, n->c0 + k * LB * LH, sizeof c);
+        for (int t = 0; t < LT; t++) {
+            double hn[LB * LH], cnew[LB * LH];
+            for (int b = 0; b < LB; b++) {
+                double gate[4 * LH];
+                for (int r = 0; r < 4 * LH; r++) {
+                    double s = n->b_ih[k][r] + n->b_hh[k][r];
+                    for (int i = 0; i < in_size; i++) s += in[(b * LT + t) * in_size + i] * n->w_ih[k][r * in_size + i];
+                    for (int j = 0; j < LH; j++) s += h[b * LH + j] * n->w_hh[k][r * LH + j];
+                    gate[r] = s;
+                }
+                for (int j = 0; j < LH; j++) { /* PyTorch's order: i, f, g, o */
+                    double ig = sigm(gate[j]), fg = sigm(gate[LH + j]), gg = tanh(gate[2 * LH + j]),
+                           og = sigm(gate[3 * LH + j]);
+                    cnew[b * LH + j] = fg * c[b * LH + j] + ig * gg;
+                    hn[b * LH + j] = og * tanh(cnew[b * LH + j]);
+                    out[(b * LT + t) * LH + j] = hn[b * LH + j];
+                }
+            }
+            memcpy(h, hn, sizeof h);
+            memcpy(c, cnew, sizeof c);
+        }
+        memcpy(cn + k * LB * LH, c, sizeof c);
+        memcpy(in, out, sizeof out);
+        in_size = LH;
+    }
+    return mse_d(out, n->target, LB * LT * LH) + mse_d(cn, n->ctarget, LL * LB * LH);
+}
+
+VKG_TEST(nn, lstm_shapes_and_gradients) {
+    vkg_module *m = vkg_module_new(&(vkg_module_desc){ .seed = 51 });
+    vkg_lstm_layer *lstm = vkg_lstm_new(m, "lstm", &(vkg_lstm_desc){ .input = LI, .hidden = LH, .layers = LL });
+    cr_assert_not_null(lstm, "%s", vkg_last_error());
+    const char *const *names;
+    vkg_tensor *const *params;
+    cr_assert_eq(vkg_module_params(m, &names, &params), 8);
+    const char *want_names[] = { "lstm.weight_ih_l0", "lstm.weight_hh_l0", "lstm.bias_ih_l0", "lstm.bias_hh_l0",
+                                 "lstm.weight_ih_l1", "lstm.weight_hh_l1", "lstm.bias_ih_l1", "lstm.bias_hh_l1" };
+    for (int i = 0; i < 8; i++) {
+        cr_expect_str_eq(names[i], want_names[i]);
+        float *v = vkgt_read(params[i]); /* U(-1/sqrt(H), 1/sqrt(H)) */
+        for (int64_t j = 0; j < vkg_numel(params[i]); j++) cr_assert(fabs(v[j]) <= 1.0 / sqrt(LH));
+        free(v);
+    }
+    cr_expect_eq(vkg_dim(lstm->w_ih[0], 0), 4 * LH);
+    cr_expect_eq(vkg_dim(lstm->w_ih[0], 1), LI);
+    cr_expect_eq(vkg_dim(lstm->w_ih[1], 1), LH);
+    lstm_net n;
+    float xf[LB * LT * LI], tf[LB * LT * LH], ctf[LL * LB * LH], h0f[LL * LB * LH], c0f[LL * LB * LH];
+    vkgt_fill(xf, LB * LT * LI, -1.0f, 1.0f, 52);
+    vkgt_fill(tf, LB * LT * LH, -0.5f, 0.5f, 53);
+    vkgt_fill(ctf, LL * LB * LH, -0.5f, 0.5f, 54);
+    vkgt_fill(h0f, LL * LB * LH, -0.5f, 0.5f, 55);
+    vkgt_fill(c0f, LL * LB * LH, -0.5f, 0.5f, 56);
+    for (int i = 0; i < LB * LT * LI; i++) n.x[i] = xf[i];
+    for (int i = 0; i < LB * LT * LH; i++) n.target[i] = tf[i];
+    for (int i = 0; i < LL * LB * LH; i++) n.ctarget[i] = ctf[i];
+    vkg_tensor *h0 = vkg_requires_grad(vkg_from_data(VKG_SHAPE(LL, LB, LH), h0f), true);
+    vkg_tensor *c0 = vkg_requires_grad(vkg_from_data(VKG_SHAPE(LL, LB, LH), c0f), true);
+    n.h0 = dup_d(h0), n.c0 = dup_d(c0);
+    for (int k = 0; k < LL; k++) {
+        n.w_ih[k] = dup_d(lstm->w_ih[k]), n.w_hh[k] = dup_d(lstm->w_hh[k]);
+        n.b_ih[k] = dup_d(lstm->b_ih[k]), n.b_hh[k] = dup_d(lstm->b_hh[k]);
+    }
+    vkg_scope_begin();
+    vkg_tensor *out, *hn, *cn;
+    cr_assert_eq(vkg_lstm_forward(lstm, vkg_from_data(VKG_SHAPE(LB, LT, LI), xf), h0, c0, &out, &hn, &cn), VKG_OK, "%s",
+                 vkg_last_error());
+    cr_expect(vkg_ndim(out) == 3 && vkg_dim(out, 0) == LB && vkg_dim(out, 1) == LT && vkg_dim(out, 2) == LH);
+    cr_expect(vkg_ndim(hn) == 3 && vkg_dim(hn, 0) == LL && vkg_dim(hn, 1) == LB && vkg_dim(hn, 2) == LH);
+    /* the last step of out is the last layer's h_n */
+    float *o = vkgt_read(out), *hv = vkgt_read(hn);
+    for (int b = 0; b < LB; b++)
+        for (int j = 0; j < LH; j++)
+            cr_expect_eq(o[(b * LT + LT - 1) * LH + j], hv[((LL - 1) * LB + b) * LH + j]);
+    free(o), free(hv);
+    vkg_tensor *loss = vkg_add(vkg_mean_all(vkg_pow(vkg_sub(out, vkg_from_data(VKG_SHAPE(LB, LT, LH), tf)), 2.0f)),
+                               vkg_mean_all(vkg_pow(vkg_sub(cn, vkg_from_data(VKG_SHAPE(LL, LB, LH), ctf)), 2.0f)));
+    cr_assert_not_null(loss, "%s", vkg_last_error());
+    double want = lstm_loss(&n);
+    cr_expect(fabs(vkg_item(loss) - want) <= 1e-5 * want, "loss %.9g, want %.9g", (double)vkg_item(loss), want);
+    cr_assert_eq(vkg_backward(loss), VKG_OK, "%s", vkg_last_error());
+    /* without an initial state and with only out wanted */
+    vkg_tensor *out2;
+    cr_assert_eq(vkg_lstm_forward(lstm, vkg_zeros(VKG_SHAPE(1, 2, LI)), NULL, NULL, &out2, NULL, NULL), VKG_OK);
+    cr_expect(vkg_dim(out2, 0) == 1 && vkg_dim(out2, 1) == 2 && vkg_dim(out2, 2) == LH);
+    cr_expect_neq(vkg_lstm_forward(lstm, vkg_zeros(VKG_SHAPE(1, 2, LI + 1)), NULL, NULL, &out2, NULL, NULL), VKG_OK);
+    cr_expect_null(out2);
+    cr_expect(strstr(vkg_last_error(), "(1, 2, 4)"), "%s", vkg_last_error());
+    cr_expect_neq(vkg_lstm_forward(lstm, vkg_zeros(VKG_SHAPE(1, 2, LI)), vkg_zeros(VKG_SHAPE(1, 1, LH)), NULL, &out2,
+                                   NULL, NULL), VKG_OK);
+    vkg_scope_end();
+    for (int k = 0; k < LL; k++) {
+        char b[64];
+        snprintf(b, sizeof b, "weight_ih_l%d", k);
+        check_fd_fn(lstm_loss, &n, n.w_ih[k], lstm->w_ih[k], b);
+        snprintf(b, sizeof b, "weight_hh_l%d", k);
+        check_fd_fn(lstm_loss, &n, n.w_hh[k], lstm->w_hh[k], b);
+        snprintf(b, sizeof b, "bias_ih_l%d", k);
+        check_fd_fn(lstm_loss, &n, n.b_ih[k], lstm->b_ih[k], b);
+        snprintf(b, sizeof b, "bias_hh_l%d", k);
+        check_fd_fn(lstm_loss, &n, n.b_hh[k], lstm->b_hh[k], b);
+    }
+    check_fd_fn(lstm_loss, &n, n.h0, h0, "h0");
+    check_fd_fn(lstm_loss, &n, n.c0, c0, "c0");
+    free(n.h0), free(n.c0);
+    for (int k = 0; k < LL; k++) free(n.w_ih[k]), free(n.w_hh[k]), free(n.b_ih[k]), free(n.b_hh[k]);
+    vkg_free(h0);
+    vkg_free(c0);
+    vkg_module_free(m);
+}
+
+/* ---- MultiHeadAttention: causal self-attention ------------------------------------------------ */
+enum { AB = 2, AT = 4, AE = 6, AHD = 2 };
+typedef struct mha_net {
+    double x[AB * AT * AE], target[AB * AT * AE];
+    double *win, *bin, *wout, *bout;
+} mha_net;
+
+static void mha_forward_d(const mha_net *n, double *y) {
+    enum { M = AB * AT, DH = AE / AHD };
+    double q[M * AE], k[M * AE], v[M * AE], o[M * AE];
+    linear_d(q, n->x, n->win, n->bin, M, AE, AE);
+    linear_d(k, n->x, n->win + AE * AE, n->bin + AE, M, AE, AE);
+    linear_d(v, n->x, n->win + 2 * AE * AE, n->bin + 2 * AE, M, AE, AE);
+    for (int b = 0; b < AB; b++)
+        for (int h = 0; h < AHD; h++)
+            for (int t = 0; t < AT; t++) {
+                double s[AT], mx = -INFINITY, z = 0;
+                for (int u = 0; u <= t; u++) { /* causal: keys u <= t */
+                    s[u] = 0;
+                    for (int d = 0; d < DH; d++) s[u] += q[(b * AT + t) * AE + h * DH + d] * k[(b * AT + u) * AE + h * DH + d];
+                    s[u] /= sqrt((double)DH);
+                    mx = fmax(mx, s[u]);
+                }
+                for (int u = 0; u <= t; u++) z += exp(s[u] - mx);
+                for (int d = 0; d < DH; d++) {
+                    double acc = 0;
+                    for (int u = 0; u <= t; u++) acc += exp(s[u] - mx) / z * v[(b * AT + u) * AE + h * DH + d];
+                    o[(b * AT + t) * AE + h * DH + d] = acc;
+                }
+            }
+    linear_d(y, o, n->wout, n->bout, M, AE, AE);
+}
+
+static double mha_loss(void *ctx) {
+    mha_net *n = ctx;
+    double y[AB * AT * AE];
+    mha_forward_d(n, y);
+    return mse_d(y, n->target, AB * AT * AE);
+}
+
+VKG_TEST(nn, multi_head_attention_shapes_and_gradients) {
+    vkg_module *m = vkg_module_new(&(vkg_module_desc){ .seed = 61 });
+    vkg_mha_layer *attn = vkg_mha_new(m, "attn", &(vkg_mha_desc){ .embed = AE, .heads = AHD, .causal = true });
+    cr_assert_not_null(attn, "%s", vkg_last_error());
+    const char *const *names;
+    vkg_tensor *const *params;
+    cr_assert_eq(vkg_module_params(m, &names, &params), 4);
+    const char *want_names[] = { "attn.in_proj_weight", "attn.in_proj_bias", "attn.out_proj.weight", "attn.out_proj.bias" };
+    for (int i = 0; i < 4; i++) cr_expect_str_eq(names[i], want_names[i]);
+    float *w = vkgt_read(attn->in_proj_weight);
+    for (int i = 0; i < 3 * AE * AE; i++) cr_assert(fabs(w[i]) <= sqrt(6.0 / (4 * AE)));
+    free(w);
+    float *bz = vkgt_read(attn->in_proj_bias);
+    for (int i = 0; i < 3 * AE; i++) cr_assert_eq(bz[i], 0.0f);
+    free(bz);
+    /* biases away from their zero init, so their gradients are checked at a general point */
+    float bin[3 * AE], bout[AE], xf[AB * AT * AE], tf[AB * AT * AE];
+    vkgt_fill(bin, 3 * AE, -0.3f, 0.3f, 62);
+    vkgt_fill(bout, AE, -0.3f, 0.3f, 63);
+    vkgt_fill(xf, AB * AT * AE, -1.0f, 1.0f, 64);
+    vkgt_fill(tf, AB * AT * AE, -0.5f, 0.5f, 65);
+    cr_assert_eq(vkg_tensor_write(attn->in_proj_bias, bin, sizeof bin), VKG_OK);
+    cr_assert_eq(vkg_tensor_write(attn->out_proj.bias, bout, sizeof bout), VKG_OK);
+    mha_net n;
+    for (int i = 0; i < AB * AT * AE; i++) n.x[i] = xf[i], n.target[i] = tf[i];
+    n.win = dup_d(attn->in_proj_weight), n.bin = dup_d(attn->in_proj_bias);
+    n.wout = dup_d(attn->out_proj.weight), n.bout = dup_d(attn->out_proj.bias);
+    vkg_scope_begin();
+    vkg_tensor *x = vkg_from_data(VKG_SHAPE(AB, AT, AE), xf);
+    vkg_tensor *y = vkg_mha_forward(attn, x, NULL, NULL, NULL);
+    cr_assert_not_null(y, "%s", vkg_last_error());
+    cr_expect(vkg_ndim(y) == 3 && vkg_dim(y, 1) == AT && vkg_dim(y, 2) == AE);
+    vkg_tensor *loss = vkg_mean_all(vkg_pow(vkg_sub(y, vkg_from_data(VKG_SHAPE(AB, AT, AE), tf)), 2.0f));
+    double want = mha_loss(&n);
+    cr_expect(fabs(vkg_item(loss) - want) <= 1e-5 * want, "loss %.9g, want %.9g", (double)vkg_item(loss), want);
+    cr_assert_eq(vkg_backward(loss), VKG_OK, "%s", vkg_last_error());
+    /* causal: changing the last token leaves the outputs before it as they were */
+    float *y1 = vkgt_read(y), x2[AB * AT * AE];
+    memcpy(x2, xf, sizeof x2);
+    for (int b = 0; b < AB; b++)
+        for (int e = 0; e < AE; e++) x2[(b * AT + AT - 1) * AE + e] += 1.0f;
+    vkg_no_grad_begin();
+    float *y2 = vkgt_read(vkg_mha_forward(attn, vkg_from_data(VKG_SHAPE(AB, AT, AE), x2), NULL, NULL, NULL));
+    vkg_no_grad_end();
+    for (int b = 0; b < AB; b++)
+        for (int t = 0; t < AT; t++)
+            for (int e = 0; e < AE; e++) {
+                int i = (b * AT + t) * AE + e;
+                if (t < AT - 1) cr_expect(fabsf(y1[i] - y2[i]) <= 1e-6f, "output %d moved with a later token", i);
+            }
+    free(y1), free(y2);
+    /* cross-attention over a key/value sequence of another length */
+    vkg_tensor *kv = vkg_zeros(VKG_SHAPE(AB, 5, AE));
+    vkg_mha_layer *cross = vkg_mha_new(m, "cross", &(vkg_mha_desc){ .embed = AE, .heads = 3 });
+    cr_assert_not_null(cross, "%s", vkg_last_error());
+    vkg_tensor *yc = vkg_mha_forward(cross, x, kv, kv, NULL);
+    cr_assert_not_null(yc, "%s", vkg_last_error());
+    cr_expect(vkg_dim(yc, 1) == AT && vkg_dim(yc, 2) == AE);
+    cr_expect_null(vkg_mha_forward(cross, x, vkg_zeros(VKG_SHAPE(AB, 5, AE + 1)), NULL, NULL));
+    vkg_scope_end();
+    cr_expect_null(vkg_mha_new(m, "bad", &(vkg_mha_desc){ .embed = 7, .heads = 2 }));
+    check_fd_fn(mha_loss, &n, n.win, attn->in_proj_weight, "attn.in_proj_weight");
+    check_fd_fn(mha_loss, &n, n.bin, attn->in_proj_bias, "attn.in_proj_bias");
+    check_fd_fn(mha_loss, &n, n.wout, attn->out_proj.weight, "attn.out_proj.weight");
+    check_fd_fn(mha_loss, &n, n.bout, attn->out_proj.bias, "attn.out_proj.bias");
+    free(n.win), free(n.bin), free(n.wout), free(n.bout);
     vkg_module_free(m);
 }

@@ -117,6 +117,22 @@ vkg_dropout_layer *vkg_dropout_new(vkg_module *m, const char *name, const vkg_dr
 vkg_tensor *vkg_dropout_forward(vkg_dropout_layer *l, vkg_tensor *x);
 void vkg_dropout_layer_reset(vkg_dropout_layer *l, uint64_t offset);
 
+/* ---- Embedding --------------------------------------------------------------------------------
+ * "<name>.weight" (num, dim) ~ N(0, 1) (PyTorch's default); index i32 of any shape ->
+ * (*index.shape, dim). */
+typedef struct vkg_embedding_desc {
+    int64_t num, dim;
+} vkg_embedding_desc;
+
+typedef struct vkg_embedding_layer {
+    vkg_module *module;
+    vkg_tensor *weight;  /* (num, dim) */
+    int64_t num, dim;
+} vkg_embedding_layer;
+
+vkg_embedding_layer *vkg_embedding_new(vkg_module *m, const char *name, const vkg_embedding_desc *desc);
+vkg_tensor *vkg_embedding_forward(const vkg_embedding_layer *l, vkg_tensor *index);
+
 /* ---- Conv2d, MaxPool2d, AvgPool2d, BatchNorm2d (NCHW) --------------------------------------------
  * Conv2d: "<name>.weight" (out, in / groups, kh, kw) and "<name>.bias" (out), both
  * U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = in / groups * kh * kw (PyTorch's defaults). */
@@ -173,5 +189,56 @@ typedef struct vkg_batch_norm2d_layer {
 
 vkg_batch_norm2d_layer *vkg_batch_norm2d_new(vkg_module *m, const char *name, const vkg_batch_norm2d_desc *desc);
 vkg_tensor *vkg_batch_norm2d_forward(vkg_batch_norm2d_layer *l, vkg_tensor *x);
+
+/* ---- LSTM (batch first) ---------------------------------------------------------------------------
+ * Per layer k: "<name>.weight_ih_l<k>" (4H, in_k), "<name>.weight_hh_l<k>" (4H, H),
+ * "<name>.bias_ih_l<k>" and "<name>.bias_hh_l<k>" (4H), all U(-1/sqrt(H), 1/sqrt(H)) (PyTorch's
+ * default); in_0 = input, in_k = H. Each step is vkg_lstm_cell (gate order i, f, g, o). */
+typedef struct vkg_lstm_desc {
+    int64_t input, hidden;
+    int layers;          /* 0: 1 */
+    bool no_bias;
+} vkg_lstm_desc;
+
+typedef struct vkg_lstm_layer {
+    vkg_module *module;
+    int64_t input, hidden;
+    int layers;
+    vkg_tensor *w_ih[8], *w_hh[8], *b_ih[8], *b_hh[8];
+} vkg_lstm_layer;
+
+/* x (B, T, input); h0, c0 (layers, B, H) or NULL (zeros). *out (B, T, H): the last layer's
+ * hidden state at every step; *h_n, *c_n (layers, B, H): the last step's state (any of the
+ * three may be NULL when not wanted). On failure the outputs are NULL. */
+vkg_status vkg_lstm_forward(const vkg_lstm_layer *l, vkg_tensor *x, vkg_tensor *h0, vkg_tensor *c0, vkg_tensor **out,
+                            vkg_tensor **h_n, vkg_tensor **c_n);
+vkg_lstm_layer *vkg_lstm_new(vkg_module *m, const char *name, const vkg_lstm_desc *desc);
+
+/* ---- MultiHeadAttention (batch first) ---------------------------------------------------------------
+ * PyTorch's nn.MultiheadAttention parameters and names: "<name>.in_proj_weight" (3E, E), rows
+ * q, k, v, xavier-uniform U(-sqrt(6 / 4E), +); "<name>.in_proj_bias" (3E) zeros;
+ * "<name>.out_proj.weight" (E, E) U(-1/sqrt(E), 1/sqrt(E)); "<name>.out_proj.bias" (E) zeros.
+ * y = out_proj(sdpa(split_heads(q W_q^T + b_q), ..k.., ..v.., causal, mask)). */
+typedef struct vkg_mha_desc {
+    int64_t embed;       /* E, divisible by heads */
+    int heads;
+    bool causal;         /* query t attends to keys s <= t */
+    bool no_bias;
+} vkg_mha_desc;
+
+typedef struct vkg_mha_layer {
+    vkg_module *module;
+    vkg_tensor *in_proj_weight, *in_proj_bias;   /* (3E, E), (3E) or NULL */
+    vkg_linear out_proj;
+    int64_t embed;
+    int heads;
+    bool causal;
+} vkg_mha_layer;
+
+vkg_mha_layer *vkg_mha_new(vkg_module *m, const char *name, const vkg_mha_desc *desc);
+/* query (B, T, E); key and value (B, S, E), or NULL for self-attention (the query); mask NULL
+ * or f32 added to the scores, broadcastable to (B, heads, T, S). Returns (B, T, E). */
+vkg_tensor *vkg_mha_forward(const vkg_mha_layer *l, vkg_tensor *query, vkg_tensor *key, vkg_tensor *value,
+                            vkg_tensor *mask);
 
 #endif
