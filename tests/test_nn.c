@@ -821,6 +821,10 @@ VKG_TEST(nn, multi_head_attention_shapes_and_gradients) {
                 if (t < AT - 1) cr_expect(fabsf(y1[i] - y2[i]) <= 1e-6f, "output %d moved with a later token", i);
             }
     free(y1), free(y2);
+    /* the general path (key and value other tensors) gives what the self-attention path gives */
+    float *ys = vkgt_read(y), *yg = vkgt_read(vkg_mha_forward(attn, x, vkg_copy(x), vkg_copy(x), NULL));
+    vkgt_assert_close(yg, ys, AB * AT * AE, 1e-5f, 1e-6f, "separate key and value");
+    free(ys), free(yg);
     /* cross-attention over a key/value sequence of another length */
     vkg_tensor *kv = vkg_zeros(VKG_SHAPE(AB, 5, AE));
     vkg_mha_layer *cross = vkg_mha_new(m, "cross", &(vkg_mha_desc){ .embed = AE, .heads = 3 });

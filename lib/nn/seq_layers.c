@@ -175,7 +175,21 @@ vkg_tensor *vkg_mha_forward(const vkg_mha_layer *l, vkg_tensor *query, vkg_tenso
                                               "(B, S, %lld), (B, S, %lld)",
                              vkg_shape_str(query->shape, s, sizeof s), vkg_shape_str(key->shape, s2, sizeof s2),
                              vkg_shape_str(value->shape, s3, sizeof s3), (long long)E, (long long)E, (long long)E);
-    vkg_tensor *q = project(l, query, 0), *k = project(l, key, 1), *v = project(l, value, 2);
+    vkg_tensor *q, *k, *v;
+    if (key == query && value == query) { /* self-attention: one matmul for q, k and v */
+        int64_t Dh = E / l->heads;
+        vkg_tensor *qkv = vkg_matmul(query, vkg_transpose(l->in_proj_weight, 0, 1));   /* (B, T, 3E) */
+        if (l->in_proj_bias) qkv = vkg_add(qkv, l->in_proj_bias);
+        vkg_tensor *part[3];
+        for (int i = 0; i < 3; i++) {
+            vkg_tensor *y = vkg_reshape(vkg_narrow(qkv, 2, i * E, E),
+                                        VKG_SHAPE(query->shape.d[0], query->shape.d[1], l->heads, Dh));
+            part[i] = vkg_contiguous(vkg_transpose(y, 1, 2));                            /* (B, h, T, Dh) */
+        }
+        q = part[0], k = part[1], v = part[2];
+    } else {
+        q = project(l, query, 0), k = project(l, key, 1), v = project(l, value, 2);
+    }
     vkg_tensor *o = vkg_scaled_dot_product_attention(q, k, v, &(vkg_attention_desc){ .causal = l->causal, .mask = mask });
     if (!o) return NULL;
     int64_t B = query->shape.d[0], T = query->shape.d[1];
