@@ -196,7 +196,7 @@ vkg_tensor *vkg_batch_norm2d_forward(vkg_batch_norm2d_layer *l, vkg_tensor *x);
  * default); in_0 = input, in_k = H. Each step is vkg_lstm_cell (gate order i, f, g, o). */
 typedef struct vkg_lstm_desc {
     int64_t input, hidden;
-    int layers;          /* 0: 1 */
+    int layers;          /* 0: 1; at most 8 */
     bool no_bias;
 } vkg_lstm_desc;
 
