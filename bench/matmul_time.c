@@ -2,7 +2,8 @@
  * GFLOP/s with the variant that really ran (vkg_matmul_variant_last). A tool for the matmul
  * kernels (bench/MATMUL.md), not the benchmark harness: wall clock of record + submit + wait,
  * one matmul per submit, best of several runs after a warm-up.
- *   vkgrad-matmul-time [--variants reg_sg,reg,general,tiled] [--ms 400] [MxKxN ...] */
+ *   vkgrad-matmul-time [--variants auto,reg_sg,reg,general,tiled] [--ms 300] [MxKxN ...]
+ * auto: no variant forced, the device's own choice (the rule, or the tuned one: VKG_TUNE). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,7 +49,7 @@ static double time_matmul(vkg_tensor *a, vkg_tensor *b, double ms, const char **
 
 int main(int argc, char **argv) {
     const char *variants = "reg_sg,reg,general";
-    double ms = 400;
+    double ms = 300;
     const char *defaults[] = { "256x256x256", "512x512x512", "1024x1024x1024", "128x784x512", "128x512x256" };
     const char *shapes[32];
     int nshapes = 0;
@@ -80,7 +81,8 @@ int main(int argc, char **argv) {
         char list[256];
         snprintf(list, sizeof list, "%s", variants);
         for (char *v = strtok(list, ","); v; v = strtok(NULL, ",")) {
-            setenv("VKG_MATMUL_VARIANT", v, 1);
+            if (strcmp(v, "auto") == 0) unsetenv("VKG_MATMUL_VARIANT"); /* the device's choice (VKG_TUNE) */
+            else setenv("VKG_MATMUL_VARIANT", v, 1);
             const char *used = "?";
             double cpu = NAN, t = time_matmul(a, b, ms, &used, &cpu);
             if (isnan(t)) {

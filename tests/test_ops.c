@@ -2,6 +2,7 @@
  * multiples of the workgroup size, 0-size and 1-element tensors, broadcasting of every kind,
  * non-contiguous views as inputs. The loops walk vkg_op_table, so a new op of a known kind is
  * tested without a new line here; the last test checks that every op was covered. */
+#include <glob.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -425,6 +426,24 @@ VKG_TEST(ops, matmul_against_reference) {
     check_matmul_k_tail(33, 7, 70, SEED);
     check_matmul_k_tail(5, 1, 3, SEED);
     check_matmul_k_tail(64, 30, 64, SEED);
+}
+
+/* VKG_TUNE=full times the candidates on first use of a shape class and writes the choice beside
+ * the pipeline cache; the result is the same, and a second process (cached) reads the file. */
+VKG_TEST(ops, matmul_autotune) {
+    const char *dir = getenv("VKG_TEST_CACHE");
+    if (!dir) cr_skip_test("VKG_TEST_CACHE is not set: no cache directory to tune into");
+    setenv("VKG_TUNE", "full", 1);
+    check_matmul_v(VKG_SHAPE(37, 20), VKG_SHAPE(20, 52), CONTIG, CONTIG, SEED, true);
+    check_matmul(VKG_SHAPE(31, 40), VKG_SHAPE(40, 9), STRIDED, CONTIG, SEED);
+    setenv("VKG_TUNE", "cached", 1);
+    check_matmul_v(VKG_SHAPE(37, 20), VKG_SHAPE(20, 52), CONTIG, CONTIG, SEED, true);
+    unsetenv("VKG_TUNE");
+    char pat[1200];
+    snprintf(pat, sizeof pat, "%s/matmul-tune-*.txt", dir);
+    glob_t g;
+    cr_assert_eq(glob(pat, 0, NULL, &g), 0, "no matmul-tune-*.txt in %s", dir);
+    globfree(&g);
 }
 
 VKG_TEST(ops, copy_fill_arange) {

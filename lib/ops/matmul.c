@@ -1,8 +1,13 @@
 /* matmul with PyTorch's semantics: 1-D operands are promoted to matrices and the added dim is
  * dropped from the result; batch dims broadcast; both operands are read through their
  * strides, so a transposed view costs no copy. */
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "ops/ops.h"
 
@@ -102,24 +107,10 @@ static mm_variant mm_variant_by_name(const char *s) {
     return MM_COUNT;
 }
 
-/* Records and submits C = A @ B with the variant chosen for this device and these operands. */
-static vkg_status matmul_dispatch(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const vkg_matmul_push *pc,
-                                  int64_t a_dim, int64_t b_dim) {
+/* Records C = A @ B with variant v and tile shape cf. */
+static vkg_status mm_record(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const vkg_matmul_push *pc, int a_dim,
+                            int b_dim, mm_variant v, mm_config cf) {
     uint32_t M = pc->mnk[0], N = pc->mnk[1], nbatch = pc->mnk[3];
-    bool vec4 = a_dim >= 0 && b_dim >= 0;
-    /* the rule until autotuning: CPU devices the register-blocked kernel, GPUs the tiled one */
-    mm_variant v = vkg_ctx.info.type == VKG_DEVICE_CPU ? (vec4 ? (sg8_ok() ? MM_REG_SG : MM_REG) : MM_GENERAL)
-                                                      : MM_TILED;
-    const char *force = getenv("VKG_MATMUL_VARIANT");
-    if (force && *force) {
-        mm_variant f = mm_variant_by_name(force);
-        if (f == MM_COUNT) return vkg_fail(VKG_ERR_INVALID, "VKG_MATMUL_VARIANT=%s: no such matmul variant "
-                                           "(general, reg, reg_sg, tiled)", force);
-        v = f;
-        if ((v == MM_REG || v == MM_REG_SG) && !vec4) v = MM_GENERAL;
-        if (v == MM_REG_SG && !sg8_ok()) v = MM_REG;
-    }
-    mm_config cf = mm_config_for(v);
     vkg_dispatch_desc d = { .op = VKG_OP_MATMUL, .name = "matmul", .bind = { c, a, b }, .nout = 1, .push = pc,
                             .push_size = sizeof *pc };
     uint64_t tr = TILE, tc = TILE;
@@ -164,6 +155,170 @@ static vkg_status matmul_dispatch(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, c
     d.groups[2] = nbatch > lim[2] ? lim[2] : nbatch;
     mm_last = mm_names[v];
     return vkg_dispatch(&d);
+}
+
+/* ---- autotuning ------------------------------------------------------------------------------
+ * VKG_TUNE=off: the fixed rule. cached (default): a choice found in the tuning file is used,
+ * else the rule; nothing is timed. full: each (shape class) met for the first time in this
+ * process is timed with every candidate (warm-up, then the best of 2 submits each), the fastest
+ * is kept and written to the file. The file sits beside the pipeline cache, one per device UUID
+ * and driver version (matmul-tune-<uuid>-<driver>.txt), one line per shape class:
+ * "log2 M, N, K buckets, A and B vec4 layout, batched: variant tm tn wx wy bk". */
+typedef struct mm_choice { int key[6]; mm_variant v; mm_config cf; bool tuned; } mm_choice;
+static struct {
+    char path[1100];   /* the file of the device below ("" when there is no cache dir)  */
+    uint8_t uuid[16];
+    uint32_t driver;
+    bool ready;
+    mm_choice c[256];
+    int n;
+} T;
+
+static int ceil_log2(uint32_t x) {
+    int l = 0;
+    while (l < 31 && (1u << l) < x) l++;
+    return l;
+}
+
+static void tune_save(void) {
+    if (!T.path[0]) return;
+    char tmp[1200];
+    snprintf(tmp, sizeof tmp, "%s", T.path);
+    for (char *p = tmp + 1; *p; p++) /* the directory may not exist before the pipeline cache is saved */
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(tmp, 0755);
+            *p = '/';
+        }
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", T.path, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) return;
+    for (int i = 0; i < T.n; i++) {
+        const mm_choice *e = &T.c[i];
+        fprintf(f, "%d %d %d %d %d %d: %s %u %u %u %u %u\n", e->key[0], e->key[1], e->key[2], e->key[3], e->key[4],
+                e->key[5], mm_names[e->v], e->cf.tm, e->cf.tn, e->cf.wx, e->cf.wy, e->cf.bk);
+    }
+    bool ok = fclose(f) == 0;
+    if (!ok || rename(tmp, T.path) != 0) unlink(tmp); /* a half-written file never replaces a good one */
+}
+
+/* The table of this device: loaded from its file on first use after vkg_init. */
+static void tune_open(void) {
+    if (T.ready && memcmp(T.uuid, vkg_ctx.info.device_uuid, 16) == 0 && T.driver == vkg_ctx.info.driver_version)
+        return;
+    memset(&T, 0, sizeof T);
+    memcpy(T.uuid, vkg_ctx.info.device_uuid, 16);
+    T.driver = vkg_ctx.info.driver_version;
+    T.ready = true;
+    const char *pc = vkg_ctx.cache_path, *slash = strrchr(pc, '/');
+    if (!pc[0] || !slash) return;
+    char uuid[33];
+    for (int i = 0; i < 16; i++) snprintf(uuid + 2 * i, 3, "%02x", T.uuid[i]);
+    snprintf(T.path, sizeof T.path, "%.*s/matmul-tune-%s-%08x.txt", (int)(slash - pc), pc, uuid, T.driver);
+    FILE *f = fopen(T.path, "r");
+    if (!f) return;
+    char line[256], name[32];
+    mm_choice e = { 0 };
+    while (T.n < (int)(sizeof T.c / sizeof *T.c) && fgets(line, sizeof line, f)) {
+        if (sscanf(line, "%d %d %d %d %d %d: %31s %u %u %u %u %u", &e.key[0], &e.key[1], &e.key[2], &e.key[3],
+                   &e.key[4], &e.key[5], name, &e.cf.tm, &e.cf.tn, &e.cf.wx, &e.cf.wy, &e.cf.bk) != 12)
+            continue;
+        e.v = mm_variant_by_name(name);
+        bool ok = e.v != MM_COUNT && e.cf.tm >= 1 && e.cf.tm <= 64 && e.cf.tn >= 1 && e.cf.tn <= 64 && e.cf.wx >= 1 &&
+                  e.cf.wy >= 1 && e.cf.wx * e.cf.wy <= vkg_ctx.info.max_workgroup_invocations && e.cf.bk <= 64 &&
+                  (e.v != MM_REG_SG || (e.cf.tm % 8 == 0 && e.cf.wx == 8 && sg8_ok())) &&
+                  (e.v != MM_TILED || e.cf.bk >= 1) && ((e.v != MM_REG && e.v != MM_REG_SG) || e.cf.tm % 4 == 0);
+        if (ok) T.c[T.n++] = e;   /* a line that is not ours is skipped: never handed to the driver */
+    }
+    fclose(f);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Times each candidate for this call and returns the fastest in *best; c holds some result. */
+static vkg_status tune(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const vkg_matmul_push *pc, int a_dim,
+                       int b_dim, mm_choice *best) {
+    mm_choice cand[8];
+    int n = 0;
+    bool vec4 = a_dim >= 0 && b_dim >= 0;
+    cand[n++] = (mm_choice){ .v = MM_GENERAL, .cf = mm_default(MM_GENERAL) };
+    cand[n++] = (mm_choice){ .v = MM_TILED, .cf = mm_default(MM_TILED) };
+    if (vec4) {
+        cand[n++] = (mm_choice){ .v = MM_REG, .cf = mm_default(MM_REG) };
+        cand[n++] = (mm_choice){ .v = MM_REG, .cf = { 8, 8, 8, 1, 0 } };
+        if (sg8_ok()) {
+            cand[n++] = (mm_choice){ .v = MM_REG_SG, .cf = mm_default(MM_REG_SG) };
+            cand[n++] = (mm_choice){ .v = MM_REG_SG, .cf = { 16, 8, 8, 1, 0 } };
+            cand[n++] = (mm_choice){ .v = MM_REG_SG, .cf = { 32, 16, 8, 1, 0 } };
+        }
+    }
+    vkg_status st = vkg_sync(); /* time our dispatches alone */
+    double tbest = INFINITY;
+    for (int i = 0; i < n && st == VKG_OK; i++) {
+        double t = INFINITY;
+        for (int rep = 0; rep < 3 && st == VKG_OK; rep++) { /* rep 0 warms up: pipeline creation */
+            double t0 = now_s();
+            st = mm_record(c, a, b, pc, a_dim, b_dim, cand[i].v, cand[i].cf);
+            if (st == VKG_OK) st = vkg_sync();
+            if (rep > 0 && now_s() - t0 < t) t = now_s() - t0;
+        }
+        if (st == VKG_OK && t < tbest) {
+            tbest = t;
+            *best = cand[i];
+        }
+    }
+    if (st == VKG_OK)
+        vkg_log_msg(VKG_LOG_INFO, "matmul %ux%ux%u: tuned, %s %ux%u (%.3f ms)", pc->mnk[0], pc->mnk[2], pc->mnk[1],
+                    mm_names[best->v], best->cf.tm, best->cf.tn, tbest * 1e3);
+    return st;
+}
+
+/* Records and submits C = A @ B with the variant chosen for this device and these operands. */
+static vkg_status matmul_dispatch(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const vkg_matmul_push *pc,
+                                  int a_dim, int b_dim) {
+    bool vec4 = a_dim >= 0 && b_dim >= 0;
+    /* the rule: CPU devices the register-blocked kernel, GPUs the tiled one */
+    mm_variant v = vkg_ctx.info.type == VKG_DEVICE_CPU ? (vec4 ? (sg8_ok() ? MM_REG_SG : MM_REG) : MM_GENERAL)
+                                                      : MM_TILED;
+    const char *force = getenv("VKG_MATMUL_VARIANT");
+    if (force && *force) {
+        mm_variant f = mm_variant_by_name(force);
+        if (f == MM_COUNT) return vkg_fail(VKG_ERR_INVALID, "VKG_MATMUL_VARIANT=%s: no such matmul variant "
+                                           "(general, reg, reg_sg, tiled)", force);
+        v = f;
+        if ((v == MM_REG || v == MM_REG_SG) && !vec4) v = MM_GENERAL;
+        if (v == MM_REG_SG && !sg8_ok()) v = MM_REG;
+        return mm_record(c, a, b, pc, a_dim, b_dim, v, mm_config_for(v));
+    }
+    const char *mode = getenv("VKG_TUNE");
+    if (mode && strcmp(mode, "off") == 0) return mm_record(c, a, b, pc, a_dim, b_dim, v, mm_config_for(v));
+    bool full = mode && strcmp(mode, "full") == 0;
+    if (mode && *mode && !full && strcmp(mode, "cached") != 0)
+        return vkg_fail(VKG_ERR_INVALID, "VKG_TUNE=%s: want off, cached or full", mode);
+    tune_open();
+    int key[6] = { ceil_log2(pc->mnk[0]), ceil_log2(pc->mnk[1]), ceil_log2(pc->mnk[2]), a_dim, b_dim, pc->mnk[3] > 1 };
+    mm_choice *e = NULL;
+    for (int i = 0; i < T.n && !e; i++)
+        if (memcmp(T.c[i].key, key, sizeof key) == 0) e = &T.c[i];
+    if (full && (!e || !e->tuned)) {
+        mm_choice best = { .v = v, .cf = mm_config_for(v) };
+        vkg_status st = tune(c, a, b, pc, a_dim, b_dim, &best);
+        if (st != VKG_OK) return st;
+        if (!e && T.n < (int)(sizeof T.c / sizeof *T.c)) e = &T.c[T.n++];
+        if (e) {
+            *e = best;
+            memcpy(e->key, key, sizeof key);
+            e->tuned = true;
+            tune_save();
+        }
+        return mm_record(c, a, b, pc, a_dim, b_dim, best.v, best.cf);
+    }
+    if (e) return mm_record(c, a, b, pc, a_dim, b_dim, e->v, e->cf);
+    return mm_record(c, a, b, pc, a_dim, b_dim, v, mm_config_for(v));
 }
 
 /* Batch dims of an operand, aligned right against the broadcast batch shape. */
