@@ -11,36 +11,9 @@
 #include <zlib.h>
 
 #include "idx.h"
-#include "io_test_leak.h"
+#include "io_test_support.h"
 
-static char tmpdir[] = "/tmp/vkg_test_idx.XXXXXX";
-static char path_buf[4096];
-
-static void setup(void) {
-    vkg_set_error_handler(vkg_error_handler_silent, NULL);
-    cr_assert_not_null(mkdtemp(tmpdir), "mkdtemp failed");
-}
-
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb; (void)flag; (void)ftw;
-    return remove(p);
-}
-
-static void teardown(void) { nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
-
-TestSuite(idx, .init = setup, .fini = teardown);
-
-static const char *tpath(const char *name) {
-    snprintf(path_buf, sizeof path_buf, "%s/%s", tmpdir, name);
-    return path_buf;
-}
-
-static void write_file(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f);
-    cr_assert_eq(fwrite(data, 1, n, f), n);
-    cr_assert_eq(fclose(f), 0);
-}
+VKG_IO_TEST_SUITE(idx)
 
 static void write_gz(const char *path, const void *data, size_t n) {
     gzFile g = gzopen(path, "wb");

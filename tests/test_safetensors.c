@@ -14,29 +14,9 @@
 #include <unistd.h>
 
 #include "vkgrad/safetensors.h"
-#include "io_test_leak.h"
+#include "io_test_support.h"
 
-static char tmpdir[] = "/tmp/vkg_test_st.XXXXXX";
-static char path_buf[4096];
-
-static void setup(void) {
-    vkg_set_error_handler(vkg_error_handler_silent, NULL);
-    cr_assert_not_null(mkdtemp(tmpdir), "mkdtemp failed");
-}
-
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb; (void)flag; (void)ftw;
-    return remove(p);
-}
-
-static void teardown(void) { nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
-
-TestSuite(safetensors, .init = setup, .fini = teardown);
-
-static const char *tpath(const char *name) {
-    snprintf(path_buf, sizeof path_buf, "%s/%s", tmpdir, name);
-    return path_buf;
-}
+VKG_IO_TEST_SUITE(safetensors)
 
 static uint8_t *slurp(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
