@@ -64,14 +64,5 @@ static void bn_options(const vkg_batch_norm_desc *d, bool *train, double *moment
     *eps = d && d->eps != 0.0f ? d->eps : 1e-5f;
 }
 
-#define REAL float
-#define NAME(x) vkg_ref_##x
-#include "ops/conv_reference_impl.h"
-#undef REAL
-#undef NAME
-
-#define REAL double
-#define NAME(x) vkg_ref_##x##_f64
-#include "ops/conv_reference_impl.h"
-#undef REAL
-#undef NAME
+#define VKG_REF_IMPL "ops/conv_reference_impl.h"
+#include "ops/reference_twice.h"

@@ -11,14 +11,5 @@
 
 #include <tgmath.h> /* after the headers: its <complex.h> defines I, a parameter name there */
 
-#define REAL float
-#define NAME(x) vkg_ref_##x
-#include "ops/nn_reference_impl.h"
-#undef REAL
-#undef NAME
-
-#define REAL double
-#define NAME(x) vkg_ref_##x##_f64
-#include "ops/nn_reference_impl.h"
-#undef REAL
-#undef NAME
+#define VKG_REF_IMPL "ops/nn_reference_impl.h"
+#include "ops/reference_twice.h"

@@ -22,14 +22,5 @@ int64_t vkg_ref_broadcast_index(int64_t index, vkg_shape to, vkg_shape from) {
     return src;
 }
 
-#define REAL float
-#define NAME(x) vkg_ref_##x
-#include "ops/reference_impl.h"
-#undef REAL
-#undef NAME
-
-#define REAL double
-#define NAME(x) vkg_ref_##x##_f64
-#include "ops/reference_impl.h"
-#undef REAL
-#undef NAME
+#define VKG_REF_IMPL "ops/reference_impl.h"
+#include "ops/reference_twice.h"

@@ -7,14 +7,5 @@
 
 #include "vkgrad.h"
 
-#define REAL float
-#define NAME(x) vkg_ref_##x
-#include "ops/seq_reference_impl.h"
-#undef REAL
-#undef NAME
-
-#define REAL double
-#define NAME(x) vkg_ref_##x##_f64
-#include "ops/seq_reference_impl.h"
-#undef REAL
-#undef NAME
+#define VKG_REF_IMPL "ops/seq_reference_impl.h"
+#include "ops/reference_twice.h"
