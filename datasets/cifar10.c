@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "cifar10.h"
+#include "files.h"
 #include "runtime/error.h"
 
 void vkg_cifar10_free(vkg_cifar10 *c) {
@@ -69,20 +70,8 @@ vkg_status vkg_cifar10_read_files(const char *const *paths, int nfiles, vkg_cifa
     if (!counts) return vkg_fail(VKG_ERR_OUT_OF_MEMORY, "vkg_cifar10_read_files: cannot allocate");
     uint64_t total = 0;
     for (int k = 0; k < nfiles; k++) {
-        struct stat sb;
-        if (!paths[k]) {
-            st = vkg_fail(VKG_ERR_INVALID, "vkg_cifar10_read_files: path %d is NULL", k);
-            goto done;
-        }
-        if (stat(paths[k], &sb) != 0) {
-            st = vkg_fail(VKG_ERR_IO, "%s: cannot open (%s)", paths[k], strerror(errno));
-            goto done;
-        }
-        if (!S_ISREG(sb.st_mode)) {
-            st = vkg_fail(VKG_ERR_IO, "%s: not a regular file", paths[k]);
-            goto done;
-        }
-        uint64_t size = (uint64_t)sb.st_size;
+        uint64_t size;
+        if ((st = vkg_file_size("vkg_cifar10_read_files", paths, k, &size)) != VKG_OK) goto done;
         if (size % VKG_CIFAR10_RECORD != 0) {
             st = vkg_fail(VKG_ERR_FORMAT, "%s: size %llu is not a multiple of the 3073-byte record "
                           "(1 label byte + 3072 pixel bytes)", paths[k], (unsigned long long)size);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "files.h"
 #include "runtime/error.h"
 #include "text.h"
 
@@ -26,20 +27,7 @@ vkg_status vkg_text_load_files(const char *const *paths, int count, vkg_text *ou
     uint64_t *sizes = calloc((size_t)count, sizeof *sizes), total = 0;
     if (!sizes) return vkg_fail(VKG_ERR_OUT_OF_MEMORY, "vkg_text_load_files: cannot allocate");
     for (int k = 0; k < count; k++) {
-        struct stat sb;
-        if (!paths[k]) {
-            st = vkg_fail(VKG_ERR_INVALID, "vkg_text_load_files: path %d is NULL", k);
-            goto done;
-        }
-        if (stat(paths[k], &sb) != 0) {
-            st = vkg_fail(VKG_ERR_IO, "%s: cannot open (%s)", paths[k], strerror(errno));
-            goto done;
-        }
-        if (!S_ISREG(sb.st_mode)) {
-            st = vkg_fail(VKG_ERR_IO, "%s: not a regular file", paths[k]);
-            goto done;
-        }
-        sizes[k] = (uint64_t)sb.st_size;
+        if ((st = vkg_file_size("vkg_text_load_files", paths, k, &sizes[k])) != VKG_OK) goto done;
         total += sizes[k];
         if (total > VKG_TEXT_MAX_BYTES) {
             st = vkg_fail(VKG_ERR_TOO_LARGE, "%s: the files add up to more than the %llu-byte limit",
