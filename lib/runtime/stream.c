@@ -22,7 +22,7 @@ uint32_t vkg_groups_for(uint64_t n, uint32_t local_size) {
     if (cap > 65535) cap = 65535;
     /* A CPU implementation (lavapipe) pays a fixed cost per workgroup and runs one per core at
      * a time: a few long grid-stride loops beat thousands of short workgroups there (1.8x on
-     * elementwise ops here). Two per core (at least 8) keep every core busy. */
+     * elementwise ops here). Two per core keeps every core busy. */
     if (vkg_ctx.info.type == VKG_DEVICE_CPU) {
         static uint64_t per_cpu;
         if (!per_cpu) {
