@@ -7,7 +7,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "runtime/runtime.h"
 
@@ -20,17 +19,6 @@ uint32_t vkg_groups_for(uint64_t n, uint32_t local_size) {
     uint64_t g = (n + local_size - 1) / local_size;
     uint64_t cap = vkg_ctx.info.max_workgroup_count[0] ? vkg_ctx.info.max_workgroup_count[0] : 65535;
     if (cap > 65535) cap = 65535;
-    /* A CPU implementation (lavapipe) pays a fixed cost per workgroup and runs one per core at
-     * a time: a few long grid-stride loops beat thousands of short workgroups there (1.8x on
-     * elementwise ops here). Two per core keeps every core busy. */
-    if (vkg_ctx.info.type == VKG_DEVICE_CPU) {
-        static uint64_t per_cpu;
-        if (!per_cpu) {
-            long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-            per_cpu = ncpu > 4 ? 2 * (uint64_t)ncpu : 8;
-        }
-        if (cap > per_cpu) cap = per_cpu;
-    }
     if (g > cap) g = cap;
     return g ? (uint32_t)g : 1;
 }
