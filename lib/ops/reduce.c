@@ -44,8 +44,10 @@ static vkg_tensor *reduce(vkg_op op, vkg_tensor *x, int axis, bool keepdim, bool
     int64_t nout = outer * inner;
     if (y && nout > 0) {
         vkg_reduce_push pc = { (uint32_t)outer, (uint32_t)R, (uint32_t)inner, (uint32_t)xc->offset, (uint32_t)y->offset };
-        /* a workgroup per output pays off only when outputs are too few to fill the device */
-        uint32_t variant = (nout < 256 && R >= 512) ? 1 : 0;
+        /* A workgroup per output pays off when outputs are too few to fill the device; it is
+         * also needed for rows past 32768: lavapipe ends any shader loop after 65535 iterations,
+         * so one invocation must not walk a long row alone (a workgroup splits it 128 ways). */
+        uint32_t variant = ((nout < 256 && R >= 512) || R > 32768) ? 1 : 0;
         uint32_t groups = variant ? vkg_groups_for((uint64_t)nout, 1) : vkg_groups_for((uint64_t)nout, LOCAL);
         if (vkg_dispatch(&(vkg_dispatch_desc){ .shader = "reduce", .op = op, .name = name,
                                                .spec = { vkg_op_table[op].code, variant }, .nspec = 2,
