@@ -307,6 +307,21 @@ static vkg_status begin_out(vkg_safetensors *out, st_store **store) {
     return VKG_OK;
 }
 
+/* The 8-byte header length of a file (or memory image) of `size` bytes, checked before it is
+ * trusted: the file holds it, it is below the limit, and the header it promises fits. */
+static vkg_status check_header_length(const char *file, uint64_t size, uint64_t hlen) {
+    if (size < 8)
+        return vkg_fail(VKG_ERR_FORMAT, "%s: only %" PRIu64 " bytes, shorter than the 8-byte header length", file,
+                        size);
+    if (hlen > VKG_ST_MAX_HEADER)
+        return vkg_fail(VKG_ERR_FORMAT, "%s: header length %" PRIu64 " is absurdly large (limit %" PRIu64 ")", file,
+                        hlen, VKG_ST_MAX_HEADER);
+    if (hlen > size - 8)
+        return vkg_fail(VKG_ERR_FORMAT, "%s: header length %" PRIu64 " runs past the end of the data (%" PRIu64
+                        " bytes after the length)", file, hlen, size - 8);
+    return VKG_OK;
+}
+
 vkg_status vkg_safetensors_parse(const void *bytes, size_t n, vkg_safetensors *out) {
     if (!out) return vkg_fail(VKG_ERR_INVALID, "vkg_safetensors_parse: out is NULL");
     memset(out, 0, sizeof *out);
@@ -315,22 +330,8 @@ vkg_status vkg_safetensors_parse(const void *bytes, size_t n, vkg_safetensors *o
     const uint8_t *b = bytes;
     vkg_status st = VKG_OK;
     st_store *store = NULL;
-    if (n < 8) {
-        st = vkg_fail(VKG_ERR_FORMAT, "%s: only %zu bytes, shorter than the 8-byte header length",
-                      file, n);
-        goto done;
-    }
-    uint64_t hlen = le64(b);
-    if (hlen > VKG_ST_MAX_HEADER) {
-        st = vkg_fail(VKG_ERR_FORMAT, "%s: header length %" PRIu64 " is absurdly large (limit %"
-                      PRIu64 ")", file, hlen, VKG_ST_MAX_HEADER);
-        goto done;
-    }
-    if (hlen > n - 8) {
-        st = vkg_fail(VKG_ERR_FORMAT, "%s: header length %" PRIu64 " runs past the end of the "
-                      "data (%zu bytes after the length)", file, hlen, n - 8);
-        goto done;
-    }
+    uint64_t hlen = n >= 8 ? le64(b) : 0;
+    if ((st = check_header_length(file, n, hlen)) != VKG_OK) goto done;
     if ((st = begin_out(out, &store)) != VKG_OK) goto done;
     st = parse_parts(file, b + 8, (size_t)hlen, b + 8 + hlen, n - 8 - (size_t)hlen, out, store);
 done:
@@ -358,26 +359,12 @@ vkg_status vkg_safetensors_read(const char *path, vkg_safetensors *out) {
     }
     uint64_t size = (uint64_t)sb.st_size;
     uint8_t lenb[8];
-    if (size < 8) {
-        st = vkg_fail(VKG_ERR_FORMAT, "%s: only %" PRIu64 " bytes, shorter than the 8-byte header "
-                      "length", path, size);
-        goto done;
-    }
-    if (fread(lenb, 1, 8, f) != 8) {
+    if (size >= 8 && fread(lenb, 1, 8, f) != 8) {
         st = vkg_fail(VKG_ERR_IO, "%s: cannot read the header length", path);
         goto done;
     }
-    uint64_t hlen = le64(lenb);
-    if (hlen > VKG_ST_MAX_HEADER) {
-        st = vkg_fail(VKG_ERR_FORMAT, "%s: header length %" PRIu64 " is absurdly large (limit %"
-                      PRIu64 ")", path, hlen, VKG_ST_MAX_HEADER);
-        goto done;
-    }
-    if (hlen > size - 8) {
-        st = vkg_fail(VKG_ERR_FORMAT, "%s: header length %" PRIu64 " runs past the end of the "
-                      "file (%" PRIu64 " bytes)", path, hlen, size);
-        goto done;
-    }
+    uint64_t hlen = size >= 8 ? le64(lenb) : 0;
+    if ((st = check_header_length(path, size, hlen)) != VKG_OK) goto done;
     uint64_t dlen = size - 8 - hlen;
     if (dlen > SIZE_MAX - 1) {
         st = vkg_fail(VKG_ERR_TOO_LARGE, "%s: data area of %" PRIu64 " bytes", path, dlen);
