@@ -112,14 +112,18 @@ static int64_t NAME(offset_of)(const int64_t *c, vkg_shape s, int axis, int64_t 
     return off;
 }
 
+/* The coordinates c of row-major element q of shape s. */
+static void NAME(unravel)(int64_t q, vkg_shape s, int64_t *c) {
+    for (int d = s.ndim - 1; d >= 0; d--) {
+        c[d] = q % s.d[d];
+        q /= s.d[d];
+    }
+}
+
 void NAME(gather)(REAL *y, const REAL *x, vkg_shape xs, int axis, const int32_t *index, vkg_shape is) {
     int64_t n = vkg_shape_numel(is), c[VKG_MAX_DIMS];
     for (int64_t q = 0; q < n; q++) {
-        int64_t rem = q;
-        for (int d = is.ndim - 1; d >= 0; d--) {
-            c[d] = rem % is.d[d];
-            rem /= is.d[d];
-        }
+        NAME(unravel)(q, is, c);
         int64_t r = index[q];
         y[q] = (r >= 0 && r < xs.d[axis]) ? x[NAME(offset_of)(c, xs, axis, r)] : (REAL)NAN;
     }
@@ -128,11 +132,7 @@ void NAME(gather)(REAL *y, const REAL *x, vkg_shape xs, int axis, const int32_t 
 void NAME(gather_backward)(REAL *dx, vkg_shape xs, int axis, const int32_t *index, vkg_shape is, const REAL *dy) {
     int64_t n = vkg_shape_numel(is), c[VKG_MAX_DIMS];
     for (int64_t q = 0; q < n; q++) {
-        int64_t rem = q;
-        for (int d = is.ndim - 1; d >= 0; d--) {
-            c[d] = rem % is.d[d];
-            rem /= is.d[d];
-        }
+        NAME(unravel)(q, is, c);
         int64_t r = index[q];
         if (r >= 0 && r < xs.d[axis]) dx[NAME(offset_of)(c, xs, axis, r)] += dy[q];
     }
