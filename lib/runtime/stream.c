@@ -15,14 +15,6 @@
 
 static vkg_frame *cur(void) { return &vkg_ctx.frames[vkg_ctx.cur]; }
 
-uint32_t vkg_groups_for(uint64_t n, uint32_t local_size) {
-    uint64_t g = (n + local_size - 1) / local_size;
-    uint64_t cap = vkg_ctx.info.max_workgroup_count[0] ? vkg_ctx.info.max_workgroup_count[0] : 65535;
-    if (cap > 65535) cap = 65535;
-    if (g > cap) g = cap;
-    return g ? (uint32_t)g : 1;
-}
-
 /* ---- frames ------------------------------------------------------------------------------- */
 static vkg_status frame_wait(vkg_frame *f) {
     if (!f->in_flight) return VKG_OK;
