@@ -1,6 +1,7 @@
 /* Backward rules of the seq group's ops (VKG_KIND_SEQ), like lib/autograd/backward.c: joins
- * and cuts as slices and writes of the gradient, the index ops, attention and the LSTM cell
- * through their dedicated backward kernels (lib/ops/seq.h), every sum in a fixed order. */
+ * and cuts as slices and writes of the gradient, the index ops, attention, the LSTM cell and the
+ * whole-sequence LSTM through their dedicated backward kernels (lib/ops/seq.h), every sum in a
+ * fixed order. */
 #include "autograd/autograd.h"
 #include "ops/seq.h"
 
@@ -62,6 +63,23 @@ vkg_status vkg_backward_seq(vkg_tensor *t, vkg_tensor *g) {
         if (st == VKG_OK) st = vkg_ag_accumulate(n->in[1], dgates);
         if (st == VKG_OK && n->in[2]) st = vkg_ag_accumulate(n->in[2], dgates); /* summed over the batch */
         if (st == VKG_OK) st = vkg_ag_accumulate(n->in[3], dc);
+        return st;
+    }
+    case VKG_OP_LSTM: { /* in: x, w_ih, w_hh, b_ih, b_hh, h0, c0 (each bias, h0, c0 may be NULL), saved */
+        vkg_tensor *x = n->in[0], *w_ih = n->in[1], *w_hh = n->in[2], *b_ih = n->in[3], *b_hh = n->in[4];
+        vkg_tensor *h0 = n->in[5], *c0 = n->in[6], *dx, *dh0, *dc0, *dw_ih, *dw_hh, *db;
+        bool want_b = (b_ih && b_ih->requires_grad) || (b_hh && b_hh->requires_grad);
+        vkg_status st = vkg_lstm_grad(x, w_ih, w_hh, c0, n->in[7], g, x->requires_grad ? &dx : NULL,
+                                      h0 && h0->requires_grad ? &dh0 : NULL, c0 && c0->requires_grad ? &dc0 : NULL,
+                                      w_ih->requires_grad ? &dw_ih : NULL, w_hh->requires_grad ? &dw_hh : NULL,
+                                      want_b ? &db : NULL);
+        if (st == VKG_OK && x->requires_grad) st = vkg_ag_accumulate(x, dx);
+        if (st == VKG_OK && h0 && h0->requires_grad) st = vkg_ag_accumulate(h0, dh0);
+        if (st == VKG_OK && c0 && c0->requires_grad) st = vkg_ag_accumulate(c0, dc0);
+        if (st == VKG_OK && w_ih->requires_grad) st = vkg_ag_accumulate(w_ih, dw_ih);
+        if (st == VKG_OK && w_hh->requires_grad) st = vkg_ag_accumulate(w_hh, dw_hh);
+        if (st == VKG_OK && b_ih && b_ih->requires_grad) st = vkg_ag_accumulate(b_ih, db); /* both biases get it */
+        if (st == VKG_OK && b_hh && b_hh->requires_grad) st = vkg_ag_accumulate(b_hh, db);
         return st;
     }
     default: return vkg_fail(VKG_ERR_INVALID, "autograd: %s has no backward rule", vkg_node_name(n->op));

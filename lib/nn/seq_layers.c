@@ -1,5 +1,5 @@
 /* Embedding, LSTM and MultiHeadAttention over the seq ops (vkgrad/seq_ops.h), with PyTorch's
- * parameter names and initialisation. The LSTM unrolls vkg_lstm_cell over time (batch first);
+ * parameter names and initialisation. The LSTM runs vkg_lstm (one whole-sequence op) per layer;
  * attention projects with views of one packed in_proj_weight, as nn.MultiheadAttention does. */
 #include <math.h>
 #include <stdlib.h>
@@ -59,10 +59,9 @@ vkg_lstm_layer *vkg_lstm_new(vkg_module *m, const char *name, const vkg_lstm_des
     return l;
 }
 
-/* State k of a (layers, B, H) tensor, as a (B, H) view; zeros when s is NULL. */
-static vkg_tensor *state_of(vkg_tensor *s, int k, int64_t B, int64_t H) {
-    if (!s) return vkg_zeros(VKG_SHAPE(B, H));
-    return vkg_squeeze(vkg_narrow(s, 0, k, 1), 0);
+/* State k of a (layers, B, H) tensor, as a (B, H) view; NULL (zeros) when s is NULL. */
+static vkg_tensor *state_of(vkg_tensor *s, int k) {
+    return s ? vkg_squeeze(vkg_narrow(s, 0, k, 1), 0) : NULL;
 }
 
 vkg_status vkg_lstm_forward(const vkg_lstm_layer *l, vkg_tensor *x, vkg_tensor *h0, vkg_tensor *c0, vkg_tensor **out,
@@ -76,43 +75,31 @@ vkg_status vkg_lstm_forward(const vkg_lstm_layer *l, vkg_tensor *x, vkg_tensor *
     if (x->shape.ndim != 3 || x->shape.d[2] != l->input || x->shape.d[1] < 1)
         return vkg_fail(VKG_ERR_INVALID, "vkg_lstm_forward: x is %s but the layer takes (B, T >= 1, %lld) (batch first)",
                         vkg_shape_str(x->shape, s, sizeof s), (long long)l->input);
-    int64_t B = x->shape.d[0], T = x->shape.d[1], H = l->hidden, L = l->layers;
+    int64_t B = x->shape.d[0], H = l->hidden, L = l->layers;
     vkg_shape want = VKG_SHAPE(L, B, H);
     vkg_tensor *st[2] = { h0, c0 };
     for (int i = 0; i < 2; i++)
         if (st[i] && (st[i]->shape.ndim != 3 || st[i]->shape.d[0] != L || st[i]->shape.d[1] != B || st[i]->shape.d[2] != H))
             return vkg_fail(VKG_ERR_INVALID, "vkg_lstm_forward: %s is %s but must be %s (layers, B, H)", i ? "c0" : "h0",
                             vkg_shape_str(st[i]->shape, s, sizeof s), vkg_shape_str(want, s2, sizeof s2));
-    vkg_tensor **seq = calloc((size_t)T, sizeof *seq);
+    /* one whole-sequence op per layer (vkg_lstm): its output is the next layer's input */
     vkg_tensor *hl[LSTM_MAX_LAYERS], *cl[LSTM_MAX_LAYERS];
-    if (!seq) return vkg_fail(VKG_ERR_OUT_OF_MEMORY, "vkg_lstm_forward: out of host memory");
-    vkg_status status = VKG_OK;
     vkg_tensor *input = x;
-    for (int k = 0; k < L && status == VKG_OK; k++) {
-        vkg_tensor *h = state_of(h0, k, B, H), *c = state_of(c0, k, B, H);
-        for (int64_t t = 0; t < T && status == VKG_OK; t++) {
-            vkg_tensor *xt = vkg_squeeze(vkg_narrow(input, 1, t, 1), 1);   /* (B, in) view */
-            status = vkg_lstm_cell(xt, h, c, l->w_ih[k], l->w_hh[k], l->b_ih[k], l->b_hh[k], &h, &c);
-            seq[t] = h;
-        }
-        hl[k] = h;
-        cl[k] = c;
-        if (status == VKG_OK && (k + 1 < L || out)) {
-            input = vkg_stack(seq, (int)T, 1);                              /* (B, T, H) */
-            if (!input) status = vkg_last_status();
-        }
+    for (int k = 0; k < L; k++) {
+        vkg_tensor *hk = state_of(h0, k), *ck = state_of(c0, k), *y;
+        if ((h0 && !hk) || (c0 && !ck)) return vkg_last_status();
+        vkg_status status = vkg_lstm(input, hk, ck, l->w_ih[k], l->w_hh[k], l->b_ih[k], l->b_hh[k], &y, &hl[k], &cl[k]);
+        if (status != VKG_OK) return status;
+        input = y;                                                           /* (B, T, H) */
     }
-    free(seq);
-    if (status != VKG_OK) return status;
-    if (out) *out = input;
     if (h_n) *h_n = vkg_stack(hl, L, 0);
     if (c_n) *c_n = vkg_stack(cl, L, 0);
     if ((h_n && !*h_n) || (c_n && !*c_n)) {
-        if (out) *out = NULL;
         if (h_n) *h_n = NULL;
         if (c_n) *c_n = NULL;
         return vkg_last_status();
     }
+    if (out) *out = input;
     return VKG_OK;
 }
 

@@ -110,3 +110,218 @@ vkg_status vkg_lstm_cell_grad(vkg_tensor *gates, vkg_tensor *c, vkg_tensor *g, v
     *dc = tc;
     return VKG_OK;
 }
+
+/* ---- the whole-sequence LSTM ------------------------------------------------------------------
+ * vkg_lstm runs one layer over (B, T, I) as one op with one node, so the weight gradients are
+ * computed once per sequence, not once per step: x W_ih^T for all B*T rows in one matmul, then
+ * per step one (B, Hd) x (Hd, 4Hd) matmul and the fused step kernel (shaders/lstm_seq.comp),
+ * which writes h_t in place into the output and saves the gates, c_t and h_{t-1} for the
+ * backward. The result R is one flat tensor [out (B, T, Hd) | c_n (B, Hd)] carrying the node;
+ * out, h_n (a view of out's last step) and c_n are views of it. */
+
+/* Mirrors the Push block of shaders/lstm_seq.comp: change both. */
+typedef struct vkg_lstm_seq_push {
+    uint32_t B, T, Hd, t;
+    uint32_t flags, r_off, s_off, xw_off;
+    uint32_t hw_off, b_off, c0_off, h0_off;
+} vkg_lstm_seq_push;
+
+/* Mirrors the Push block of shaders/lstm_seq_backward.comp: change both. */
+typedef struct vkg_lstm_seq_bw_push {
+    uint32_t B, T, Hd, t;
+    uint32_t flags, dg_off, dc_off, s_off;
+    uint32_t g_off, dh_off, c0_off;
+} vkg_lstm_seq_bw_push;
+
+enum { SEQ_HAS_BIAS = 1, SEQ_HAS_HW = 2, SEQ_HAS_C0 = 4, SEQ_HAS_H0 = 8 };  /* lstm_seq.comp   */
+enum { SEQ_BW_HAS_DH = 1, SEQ_BW_HAS_C0 = 2 };                            /* lstm_seq_backward */
+
+/* Rows t of a (B, T, W) contiguous tensor base (from element offset off): a (B, W) view. */
+static vkg_tensor *step_view(vkg_tensor *base, int64_t off, int64_t B, int64_t T, int64_t W, int64_t t) {
+    int64_t st[VKG_MAX_DIMS] = { T * W, 1 };
+    return vkg_tensor_view_of(base, VKG_SHAPE(B, W), st, base->offset + off + t * W);
+}
+
+/* Runs the forward with grad mode off; R and S are allocated by the caller. */
+static vkg_status lstm_seq_run(vkg_tensor *R, vkg_tensor *S, vkg_tensor *x, vkg_tensor *h0, vkg_tensor *c0,
+                               vkg_tensor *w_ih, vkg_tensor *w_hh, vkg_tensor *bias, int64_t B, int64_t T, int64_t I,
+                               int64_t Hd) {
+    const char *op = "vkg_lstm";
+    vkg_status st = VKG_OK;
+    vkg_tensor *xc = vkg_contiguous(x);
+    vkg_tensor *x2 = xc ? vkg_reshape(xc, VKG_SHAPE(B * T, I)) : NULL;               /* (B*T, I)   */
+    vkg_tensor *xw = x2 ? vkg_contiguous(vkg_matmul(x2, vkg_transpose(w_ih, 0, 1))) : NULL; /* (B*T, 4Hd) */
+    vkg_tensor *whT = vkg_transpose(w_hh, 0, 1);                                       /* (Hd, 4Hd)  */
+    vkg_tensor *h0c = h0 ? vkg_contiguous(h0) : NULL, *c0c = c0 ? vkg_contiguous(c0) : NULL;
+    if (!xw || !whT || (h0 && !h0c) || (c0 && !c0c)) {
+        st = vkg_last_status();
+        goto done;
+    }
+    for (int64_t t = 0; t < T && st == VKG_OK; t++) {
+        vkg_tensor *hp = t == 0 ? h0c : step_view(R, 0, B, T, Hd, t - 1);               /* (B, Hd)    */
+        vkg_tensor *hw = hp ? vkg_matmul(hp, whT) : NULL;                               /* (B, 4Hd)   */
+        if (hp && !hw) st = vkg_last_status();
+        if (st == VKG_OK) {
+            uint32_t flags = (bias ? SEQ_HAS_BIAS : 0) | (hw ? SEQ_HAS_HW : 0) | (c0c ? SEQ_HAS_C0 : 0) |
+                             (h0c ? SEQ_HAS_H0 : 0);
+            vkg_lstm_seq_push pc = { (uint32_t)B, (uint32_t)T, (uint32_t)Hd, (uint32_t)t, flags, (uint32_t)R->offset,
+                                     (uint32_t)S->offset, (uint32_t)xw->offset, hw ? (uint32_t)hw->offset : 0u,
+                                     bias ? (uint32_t)bias->offset : 0u, c0c ? (uint32_t)c0c->offset : 0u,
+                                     h0c ? (uint32_t)h0c->offset : 0u };
+            st = vkg_dispatch(&(vkg_dispatch_desc){ .shader = "lstm_seq", .op = VKG_OP_LSTM, .name = op,
+                                                    .local_size = LOCAL,
+                                                    .groups = { vkg_groups_for((uint64_t)(B * Hd), LOCAL) },
+                                                    .bind = { R, S, xw, hw ? hw : xw, bias ? bias : xw, c0c ? c0c : xw,
+                                                              h0c ? h0c : xw },
+                                                    .nout = 2, .push = &pc, .push_size = sizeof pc });
+        }
+        if (hw) vkg_free(hw);
+        if (t > 0) vkg_free(hp);
+    }
+done:
+    if (xc && xc != x) vkg_free(xc);
+    if (x2 && x2 != xc) vkg_free(x2);
+    vkg_free(xw);
+    vkg_free(whT);
+    if (h0c && h0c != h0) vkg_free(h0c);
+    if (c0c && c0c != c0) vkg_free(c0c);
+    return st;
+}
+
+vkg_status vkg_lstm(vkg_tensor *x, vkg_tensor *h0, vkg_tensor *c0, vkg_tensor *w_ih, vkg_tensor *w_hh, vkg_tensor *b_ih,
+                    vkg_tensor *b_hh, vkg_tensor **out, vkg_tensor **h_n, vkg_tensor **c_n) {
+    const char *op = "vkg_lstm";
+    if (out) *out = NULL;
+    if (h_n) *h_n = NULL;
+    if (c_n) *c_n = NULL;
+    if (!x || !w_ih || !w_hh) return vkg_last_status() != VKG_OK ? vkg_last_status() : VKG_ERR_INVALID;
+    if (!out) return vkg_fail(VKG_ERR_INVALID, "%s: out must not be NULL", op);
+    vkg_tensor *all[7] = { x, h0, c0, w_ih, w_hh, b_ih, b_hh };
+    static const char *names[7] = { "x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh" };
+    for (int i = 0; i < 7; i++)
+        if (all[i] && !vkg_require_f32(all[i], op, names[i])) return vkg_last_status();
+    char s[7][64];
+    for (int i = 0; i < 7; i++) {
+        if (all[i]) vkg_shape_str(all[i]->shape, s[i], sizeof s[i]);
+        else snprintf(s[i], sizeof s[i], "NULL");
+    }
+    bool ok = x->shape.ndim == 3 && w_hh->shape.ndim == 2 && x->shape.d[1] >= 1;
+    int64_t B = ok ? x->shape.d[0] : 0, T = ok ? x->shape.d[1] : 0, I = ok ? x->shape.d[2] : 0;
+    int64_t Hd = ok ? w_hh->shape.d[1] : 0;
+    ok = ok && Hd >= 1 && is2(w_ih, 4 * Hd, I) && is2(w_hh, 4 * Hd, Hd);
+    for (int i = 1; i < 3; i++) ok = ok && (!all[i] || is2(all[i], B, Hd));
+    for (int i = 5; i < 7; i++) ok = ok && (!all[i] || (all[i]->shape.ndim == 1 && all[i]->shape.d[0] == 4 * Hd));
+    if (!ok)
+        return vkg_fail(VKG_ERR_INVALID, "%s: x %s, h0 %s, c0 %s, w_ih %s, w_hh %s, b_ih %s, b_hh %s do not fit: expected "
+                                         "x (B, T >= 1, I) (batch first), h0 and c0 (B, Hd) or NULL, w_ih (4Hd, I), "
+                                         "w_hh (4Hd, Hd), biases (4Hd) or NULL",
+                        op, s[0], s[1], s[2], s[3], s[4], s[5], s[6]);
+    /* the shaders index with 32-bit offsets */
+    if (B * T * 6 * Hd + x->offset > INT32_MAX || vkg_numel(x) > INT32_MAX)
+        return vkg_fail(VKG_ERR_INVALID, "%s: x %s with Hd %lld is too large (its saved state exceeds 2^31 elements)", op,
+                        s[0], (long long)Hd);
+    vkg_tensor *R = vkg_tensor_alloc(VKG_SHAPE(B * T * Hd + B * Hd), VKG_F32, false, op);
+    vkg_tensor *S = R ? vkg_tensor_alloc(VKG_SHAPE(B * T * 6 * Hd), VKG_F32, false, op) : NULL;
+    if (!S) {
+        vkg_free(R);
+        return vkg_last_status();
+    }
+    vkg_no_grad_begin();
+    vkg_tensor *bias = b_ih && b_hh ? vkg_add(b_ih, b_hh) : b_ih ? b_ih : b_hh;
+    vkg_tensor *bc = vkg_contiguous(bias);
+    vkg_status st = (b_ih || b_hh) && !bc ? vkg_last_status() : VKG_OK;
+    if (st == VKG_OK && B > 0) st = lstm_seq_run(R, S, x, h0, c0, w_ih, w_hh, bc, B, T, I, Hd);
+    if (bc && bc != b_ih && bc != b_hh) vkg_free(bc);
+    if (bias && bias != bc && bias != b_ih && bias != b_hh) vkg_free(bias);
+    vkg_no_grad_end();
+    if (st != VKG_OK) {
+        vkg_free(R);
+        vkg_free(S);
+        return st;
+    }
+    if (!vkg_node_record(R, VKG_OP_LSTM, (vkg_tensor *[]){ x, w_ih, w_hh, b_ih, b_hh, h0, c0, S }, 8)) vkg_free(S);
+    vkg_tensor *o = vkg_reshape(vkg_narrow(R, 0, 0, B * T * Hd), VKG_SHAPE(B, T, Hd));
+    vkg_tensor *hn = h_n && o ? vkg_squeeze(vkg_narrow(o, 1, T - 1, 1), 1) : NULL;
+    vkg_tensor *cn = c_n ? vkg_reshape(vkg_narrow(R, 0, B * T * Hd, B * Hd), VKG_SHAPE(B, Hd)) : NULL;
+    if (!o || (h_n && !hn) || (c_n && !cn)) return vkg_last_status();
+    *out = o;
+    if (h_n) *h_n = hn;
+    if (c_n) *c_n = cn;
+    return VKG_OK;
+}
+
+vkg_status vkg_lstm_grad(vkg_tensor *x, vkg_tensor *w_ih, vkg_tensor *w_hh, vkg_tensor *c0, vkg_tensor *saved,
+                         vkg_tensor *g, vkg_tensor **dx, vkg_tensor **dh0, vkg_tensor **dc0, vkg_tensor **dw_ih,
+                         vkg_tensor **dw_hh, vkg_tensor **db) {
+    const char *op = "lstm backward";
+    vkg_tensor **outs[6] = { dx, dh0, dc0, dw_ih, dw_hh, db };
+    for (int i = 0; i < 6; i++)
+        if (outs[i]) *outs[i] = NULL;
+    int64_t B = x->shape.d[0], T = x->shape.d[1], I = x->shape.d[2], Hd = w_hh->shape.d[1], G = 4 * Hd;
+    vkg_status st = VKG_OK;
+    vkg_tensor *gc = vkg_contiguous(g), *c0c = c0 ? vkg_contiguous(c0) : NULL;
+    vkg_tensor *dG = gc ? vkg_tensor_alloc(VKG_SHAPE(B * T, G), VKG_F32, false, op) : NULL;   /* (B*T, 4Hd) */
+    vkg_tensor *dc = dG ? vkg_tensor_alloc(VKG_SHAPE(B, Hd), VKG_F32, false, op) : NULL;      /* (B, Hd)    */
+    vkg_tensor *dh = NULL, *xc = NULL, *dGT = NULL;
+    if (!dc || (c0 && !c0c)) {
+        st = vkg_last_status();
+        goto done;
+    }
+    for (int64_t t = T - 1; t >= 0 && st == VKG_OK && B > 0; t--) {
+        vkg_lstm_seq_bw_push pc = { (uint32_t)B, (uint32_t)T, (uint32_t)Hd, (uint32_t)t,
+                                    (dh ? SEQ_BW_HAS_DH : 0u) | (c0c ? SEQ_BW_HAS_C0 : 0u), (uint32_t)dG->offset,
+                                    (uint32_t)dc->offset, (uint32_t)saved->offset, (uint32_t)gc->offset,
+                                    dh ? (uint32_t)dh->offset : 0u, c0c ? (uint32_t)c0c->offset : 0u };
+        st = vkg_dispatch(&(vkg_dispatch_desc){ .shader = "lstm_seq_backward", .op = VKG_OP_LSTM, .name = op,
+                                                .local_size = LOCAL, .groups = { vkg_groups_for((uint64_t)(B * Hd), LOCAL) },
+                                                .bind = { dG, dc, saved, gc, dh ? dh : gc, c0c ? c0c : gc }, .nout = 2,
+                                                .push = &pc, .push_size = sizeof pc });
+        vkg_free(dh);
+        dh = NULL;
+        if (st != VKG_OK || (t == 0 && !dh0)) break;
+        vkg_tensor *dgt = step_view(dG, 0, B, T, G, t);                                    /* (B, 4Hd)   */
+        dh = dgt ? vkg_matmul(dgt, w_hh) : NULL;                                           /* (B, Hd)    */
+        vkg_free(dgt);
+        if (!dh) st = vkg_last_status();
+    }
+    if (st != VKG_OK) goto done;
+    if (dh0) {
+        *dh0 = B > 0 ? dh : vkg_zeros(VKG_SHAPE(B, Hd));
+        dh = NULL;
+    }
+    if (dc0) {
+        *dc0 = B > 0 ? dc : vkg_zeros(VKG_SHAPE(B, Hd));
+        if (B > 0) dc = NULL;
+    }
+    dGT = vkg_transpose(dG, 0, 1);                                                         /* (4Hd, B*T) */
+    if (dw_ih || dx) {
+        xc = vkg_contiguous(x);
+        vkg_tensor *x2 = vkg_reshape(xc, VKG_SHAPE(B * T, I));
+        if (dw_ih) *dw_ih = vkg_matmul(dGT, x2);                                           /* (4Hd, I)   */
+        if (dx) *dx = vkg_reshape(vkg_matmul(dG, w_ih), VKG_SHAPE(B, T, I));              /* (B, T, I)  */
+    }
+    if (dw_hh) {
+        int64_t st2[VKG_MAX_DIMS] = { Hd, 1 };
+        vkg_tensor *hp = vkg_tensor_view_of(saved, VKG_SHAPE(B * T, Hd), st2, saved->offset + B * T * 5 * Hd);
+        *dw_hh = hp ? vkg_matmul(dGT, hp) : NULL;                                           /* (4Hd, Hd)  */
+        vkg_free(hp);
+    }
+    if (db) *db = vkg_sum(dG, 0, false);                                                   /* (4Hd)      */
+    for (int i = 0; i < 6; i++)
+        if (outs[i] && !*outs[i]) st = vkg_last_status() != VKG_OK ? vkg_last_status() : VKG_ERR_INVALID;
+done:
+    if (gc && gc != g) vkg_free(gc);
+    if (c0c && c0c != c0) vkg_free(c0c);
+    if (xc && xc != x) vkg_free(xc);
+    vkg_free(dh);
+    vkg_free(dc);
+    vkg_free(dGT);
+    vkg_free(dG);
+    if (st != VKG_OK)
+        for (int i = 0; i < 6; i++)
+            if (outs[i]) {
+                vkg_free(*outs[i]);
+                *outs[i] = NULL;
+            }
+    return st;
+}

@@ -304,3 +304,86 @@ done:
     free(g);
     free(dg);
 }
+
+/* The whole-sequence LSTM as the cell unrolled over time: hs and cs (T + 1, B, Hd) hold h_{t-1}
+ * and c_{t-1} at row t (h0, c0 or zeros at row 0); xt is the (B, In) input of one step. */
+static void NAME(lstm_unroll)(REAL *hs, REAL *cs, REAL *xt, const REAL *x, const REAL *h0, const REAL *c0,
+                              const REAL *w_ih, const REAL *w_hh, const REAL *b_ih, const REAL *b_hh, int64_t B,
+                              int64_t T, int64_t In, int64_t Hd) {
+    int64_t n = B * Hd;
+    for (int64_t i = 0; i < n; i++) {
+        hs[i] = h0 ? h0[i] : 0;
+        cs[i] = c0 ? c0[i] : 0;
+    }
+    for (int64_t t = 0; t < T; t++) {
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t i = 0; i < In; i++) xt[b * In + i] = x[(b * T + t) * In + i];
+        NAME(lstm_cell)(hs + (t + 1) * n, cs + (t + 1) * n, xt, hs + t * n, cs + t * n, w_ih, w_hh, b_ih, b_hh, B, In, Hd);
+    }
+}
+
+void NAME(lstm)(REAL *out, REAL *h_n, REAL *c_n, const REAL *x, const REAL *h0, const REAL *c0, const REAL *w_ih,
+                const REAL *w_hh, const REAL *b_ih, const REAL *b_hh, int64_t B, int64_t T, int64_t In, int64_t Hd) {
+    int64_t n = B * Hd;
+    REAL *hs = malloc((size_t)((T + 1) * n + 1) * sizeof *hs), *cs = malloc((size_t)((T + 1) * n + 1) * sizeof *cs);
+    REAL *xt = malloc((size_t)(B * In + 1) * sizeof *xt);
+    if (!hs || !cs || !xt) goto done;
+    NAME(lstm_unroll)(hs, cs, xt, x, h0, c0, w_ih, w_hh, b_ih, b_hh, B, T, In, Hd);
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t j = 0; j < Hd; j++)
+                if (out) out[(b * T + t) * Hd + j] = hs[(t + 1) * n + b * Hd + j];
+    for (int64_t i = 0; i < n; i++) {
+        if (h_n) h_n[i] = hs[T * n + i];
+        if (c_n) c_n[i] = cs[T * n + i];
+    }
+done:
+    free(hs);
+    free(cs);
+    free(xt);
+}
+
+void NAME(lstm_backward)(REAL *dx, REAL *dh0, REAL *dc0, REAL *dw_ih, REAL *dw_hh, REAL *db_ih, REAL *db_hh,
+                         const REAL *x, const REAL *h0, const REAL *c0, const REAL *w_ih, const REAL *w_hh,
+                         const REAL *b_ih, const REAL *b_hh, int64_t B, int64_t T, int64_t In, int64_t Hd,
+                         const REAL *dout, const REAL *dh_n, const REAL *dc_n) {
+    int64_t n = B * Hd;
+    REAL *hs = malloc((size_t)((T + 1) * n + 1) * sizeof *hs), *cs = malloc((size_t)((T + 1) * n + 1) * sizeof *cs);
+    REAL *xt = malloc((size_t)(B * In + 1) * sizeof *xt), *dxt = malloc((size_t)(B * In + 1) * sizeof *dxt);
+    REAL *dh = malloc((size_t)(4 * n + 1) * sizeof *dh), *dc = dh + n, *dhp = dh + 2 * n, *dcp = dh + 3 * n;
+    if (!hs || !cs || !xt || !dxt || !dh) goto done;
+    NAME(lstm_unroll)(hs, cs, xt, x, h0, c0, w_ih, w_hh, b_ih, b_hh, B, T, In, Hd);
+    for (int64_t i = 0; i < n; i++) {
+        dh[i] = dh_n ? dh_n[i] : 0;
+        dc[i] = dc_n ? dc_n[i] : 0;
+    }
+    for (int64_t t = T - 1; t >= 0; t--) { /* through time: the cell's backward at each step */
+        for (int64_t b = 0; b < B; b++) {
+            for (int64_t j = 0; j < Hd; j++) dh[b * Hd + j] += dout ? dout[(b * T + t) * Hd + j] : 0;
+            for (int64_t i = 0; i < In; i++) {
+                xt[b * In + i] = x[(b * T + t) * In + i];
+                dxt[b * In + i] = 0;
+            }
+        }
+        for (int64_t i = 0; i < n; i++) dhp[i] = dcp[i] = 0;
+        NAME(lstm_cell_backward)(dxt, dhp, dcp, dw_ih, dw_hh, db_ih, db_hh, xt, hs + t * n, cs + t * n, w_ih, w_hh, b_ih,
+                                 b_hh, B, In, Hd, dh, dc);
+        if (dx)
+            for (int64_t b = 0; b < B; b++)
+                for (int64_t i = 0; i < In; i++) dx[(b * T + t) * In + i] += dxt[b * In + i];
+        for (int64_t i = 0; i < n; i++) {
+            dh[i] = dhp[i];
+            dc[i] = dcp[i];
+        }
+    }
+    for (int64_t i = 0; i < n; i++) {
+        if (dh0) dh0[i] += dh[i];
+        if (dc0) dc0[i] += dc[i];
+    }
+done:
+    free(hs);
+    free(cs);
+    free(xt);
+    free(dxt);
+    free(dh);
+}

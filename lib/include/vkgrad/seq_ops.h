@@ -1,9 +1,12 @@
-/* vkgrad seq ops: joining and cutting tensors, indexing, embedding lookup, attention, LSTM cell.
+/* vkgrad seq ops: joining and cutting tensors, indexing, embedding lookup, attention, LSTM cell
+ * and LSTM over a sequence.
  *
  *   vkg_tensor *e = vkg_embedding(wte, tokens);                  // (B, T) i32 -> (B, T, D)
  *   vkg_tensor *y = vkg_scaled_dot_product_attention(q, k, v, &(vkg_attention_desc){ .causal = true });
  *   vkg_tensor *h1, *c1;
  *   vkg_lstm_cell(x, h, c, w_ih, w_hh, b_ih, b_hh, &h1, &c1);      // PyTorch's gate order i, f, g, o
+ *   vkg_tensor *out, *h_n, *c_n;                                  // x (B, T, I) -> out (B, T, Hd)
+ *   vkg_lstm(x, NULL, NULL, w_ih, w_hh, b_ih, b_hh, &out, &h_n, &c_n);
  *
  * PyTorch semantics throughout. Index tensors are i32. Gradients that scatter (index_select,
  * gather, embedding) are summed in a fixed order, never with float atomics, so a backward is
@@ -63,6 +66,17 @@ vkg_tensor *vkg_scaled_dot_product_attention(vkg_tensor *q, vkg_tensor *k, vkg_t
 vkg_status vkg_lstm_cell(vkg_tensor *x, vkg_tensor *h, vkg_tensor *c, vkg_tensor *w_ih, vkg_tensor *w_hh,
                          vkg_tensor *b_ih, vkg_tensor *b_hh, vkg_tensor **h_out, vkg_tensor **c_out);
 
+/* ---- LSTM over a sequence -------------------------------------------------------------------- */
+/* One LSTM layer over a whole sequence, batch first (PyTorch's nn.LSTM with batch_first, one
+ * layer): x (B, T >= 1, I), h0 and c0 (B, Hd) or NULL (zeros), weights and biases as for
+ * vkg_lstm_cell. out (B, T, Hd) holds h_t of every step; h_n (a view of out's last step) and c_n
+ * (B, Hd) the last state; h_n and c_n may be NULL (not wanted). One op with one backward: x W_ih^T
+ * is one matmul over all B*T rows, each step one h W_hh^T matmul plus a fused kernel, and the
+ * backward (through time) computes the weight and bias gradients once per sequence. x may be
+ * a strided view. On failure every output is NULL. */
+vkg_status vkg_lstm(vkg_tensor *x, vkg_tensor *h0, vkg_tensor *c0, vkg_tensor *w_ih, vkg_tensor *w_hh,
+                    vkg_tensor *b_ih, vkg_tensor *b_hh, vkg_tensor **out, vkg_tensor **h_n, vkg_tensor **c_n);
+
 /* ---- C reference (lib/ops/seq_reference.c): float vkg_ref_x and double vkg_ref_x_f64 ---------
  * Arrays are contiguous and row-major; backward functions add into their outputs (NULL: not
  * wanted). Indices outside their axis read as NaN and get no gradient, like the device. */
@@ -107,7 +121,17 @@ vkg_status vkg_lstm_cell(vkg_tensor *x, vkg_tensor *h, vkg_tensor *c, vkg_tensor
                                   REAL * db_ih, REAL * db_hh, const REAL *x, const REAL *h, const REAL *c, \
                                   const REAL *w_ih, const REAL *w_hh, const REAL *b_ih,                 \
                                   const REAL *b_hh, int64_t B, int64_t In, int64_t Hd, const REAL *dh1,  \
-                                  const REAL *dc1);
+                                  const REAL *dc1);                                                     \
+    /* out (B, T, Hd), h_n and c_n (B, Hd) (either NULL: not wanted) from x (B, T, In); h0, c0, b_ih, \
+     * b_hh may be NULL */                                                                            \
+    void NAME(lstm)(REAL * out, REAL * h_n, REAL * c_n, const REAL *x, const REAL *h0, const REAL *c0,  \
+                    const REAL *w_ih, const REAL *w_hh, const REAL *b_ih, const REAL *b_hh, int64_t B,    \
+                    int64_t T, int64_t In, int64_t Hd);                                                  \
+    /* dout (B, T, Hd), dh_n, dc_n (B, Hd): gradients of the outputs (any NULL: zero) */              \
+    void NAME(lstm_backward)(REAL * dx, REAL * dh0, REAL * dc0, REAL * dw_ih, REAL * dw_hh, REAL * db_ih, \
+                             REAL * db_hh, const REAL *x, const REAL *h0, const REAL *c0, const REAL *w_ih, \
+                             const REAL *w_hh, const REAL *b_ih, const REAL *b_hh, int64_t B, int64_t T,  \
+                             int64_t In, int64_t Hd, const REAL *dout, const REAL *dh_n, const REAL *dc_n);
 #define VKG_REF_SEQ_F32_(x) vkg_ref_##x
 #define VKG_REF_SEQ_F64_(x) vkg_ref_##x##_f64
 VKG_REF_SEQ_DECLARE_(float, VKG_REF_SEQ_F32_)
