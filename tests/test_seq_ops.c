@@ -1,5 +1,5 @@
 /* The seq group's ops (vkgrad/seq_ops.h): concat, split, stack, index_select, gather,
- * embedding, scaled_dot_product_attention and the LSTM cell. Each against its C reference on
+ * embedding, scaled_dot_product_attention, the LSTM cell and the LSTM over a sequence. Each against its C reference on
  * shapes that are not multiples of the workgroup size, with transposed inputs and
  * broadcasting masks; each differentiable one through the shared gradient check; the
  * deterministic scatter-add backward run twice for bitwise equality; the bad inputs each op
@@ -572,6 +572,156 @@ VKG_TEST(seq_ops, lstm_cell_matches_reference) {
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) free(all[i]);
 }
 
+/* ---- LSTM over a sequence (vkg_lstm) --------------------------------------------------------------- */
+typedef struct lstm_seq_ctx {
+    int64_t B, T, In, Hd;
+    bool states;       /* h0 and c0 given: inputs x, h0, c0, w_ih, w_hh, b_ih; else x, w_ih, w_hh, b_ih */
+} lstm_seq_ctx;
+
+/* The device output checked: [out (B, T, Hd) | h_n (B, Hd) | c_n (B, Hd)], flat. */
+static vkg_tensor *lstm_seq_device(vkg_tensor **in, void *ctx) {
+    const lstm_seq_ctx *c = ctx;
+    vkg_tensor *out, *hn, *cn;
+    vkg_tensor *x = in[0], *h0 = c->states ? in[1] : NULL, *c0 = c->states ? in[2] : NULL;
+    vkg_tensor **w = c->states ? in + 3 : in + 1;
+    if (vkg_lstm(x, h0, c0, w[0], w[1], w[2], NULL, &out, &hn, &cn) != VKG_OK) return NULL;
+    vkg_tensor *parts[3] = { vkg_reshape(out, VKG_SHAPE(-1)), vkg_reshape(hn, VKG_SHAPE(-1)), vkg_reshape(cn, VKG_SHAPE(-1)) };
+    return vkg_concat(parts, 3, 0);
+}
+static void lstm_seq_forward(double *y, vkg_shape ys, double *const *x, void *ctx) {
+    const lstm_seq_ctx *c = ctx;
+    (void)ys;
+    double *const *w = c->states ? x + 3 : x + 1;
+    int64_t n = c->B * c->Hd, m = c->T * n;
+    vkg_ref_lstm_f64(y, y + m, y + m + n, x[0], c->states ? x[1] : NULL, c->states ? x[2] : NULL, w[0], w[1], w[2], NULL,
+                     c->B, c->T, c->In, c->Hd);
+}
+static void lstm_seq_backward(double *const *dx, vkg_shape ys, double *const *x, const double *dy, void *ctx) {
+    const lstm_seq_ctx *c = ctx;
+    (void)ys;
+    double *const *w = c->states ? x + 3 : x + 1;
+    double *const *dw = c->states ? dx + 3 : dx + 1;
+    int64_t n = c->B * c->Hd, m = c->T * n;
+    vkg_ref_lstm_backward_f64(dx[0], c->states ? dx[1] : NULL, c->states ? dx[2] : NULL, dw[0], dw[1], dw[2], NULL, x[0],
+                              c->states ? x[1] : NULL, c->states ? x[2] : NULL, w[0], w[1], w[2], NULL, c->B, c->T, c->In,
+                              c->Hd, dy, dy + m, dy + m + n);
+}
+
+static void lstm_seq_gradcheck(const char *name, lstm_seq_ctx c, bool transposed_x) {
+    int64_t B = c.B, T = c.T, I = c.In, H = c.Hd;
+    vkgt_gc g = { .name = name, .device = lstm_seq_device, .forward = lstm_seq_forward, .backward = lstm_seq_backward,
+                  .ctx = &c, .seed = SEED, .fd_rtol = 1e-4 };
+    vkg_shape w[3] = { VKG_SHAPE(4 * H, I), VKG_SHAPE(4 * H, H), VKG_SHAPE(4 * H) };
+    g.shape[g.nin++] = VKG_SHAPE(B, T, I);
+    g.transposed[0] = transposed_x; /* the op sees a (B, T, I) view of a (B, I, T) leaf */
+    if (c.states) {
+        g.shape[g.nin++] = VKG_SHAPE(B, H);
+        g.shape[g.nin++] = VKG_SHAPE(B, H);
+    }
+    for (int i = 0; i < 3; i++) g.shape[g.nin++] = w[i];
+    vkgt_gradcheck(&g);
+}
+
+VKG_TEST(seq_ops, lstm_gradcheck) {
+    lstm_seq_gradcheck("lstm, h0 and c0 given", (lstm_seq_ctx){ 2, 3, 3, 4, true }, false);
+    lstm_seq_gradcheck("lstm, zero initial state, strided x", (lstm_seq_ctx){ 3, 4, 2, 3, false }, true);
+    lstm_seq_gradcheck("lstm, T = 1", (lstm_seq_ctx){ 2, 1, 3, 5, true }, false);
+    lstm_seq_gradcheck("lstm, T = 1, zero initial state", (lstm_seq_ctx){ 1, 1, 2, 2, false }, false);
+}
+
+/* A (B, T, I) view, not contiguous for any T (columns 1..I of a (B, T, I + 3) tensor), whose
+ * values are host in the view's row-major order. */
+static vkg_tensor *upload_strided(int64_t B, int64_t T, int64_t I, const float *host) {
+    float *t = calloc((size_t)(B * T * (I + 3) + 1), sizeof *t);
+    for (int64_t r = 0; r < B * T; r++)
+        for (int64_t i = 0; i < I; i++) t[r * (I + 3) + 1 + i] = host[r * I + i];
+    vkg_tensor *v = vkg_narrow(vkg_from_data(VKG_SHAPE(B, T, I + 3), t), 2, 1, I);
+    free(t);
+    cr_assert(v && !vkg_is_contiguous(v));
+    return v;
+}
+
+/* Forward and backward of every variant against the float reference, at sizes past one
+ * workgroup (B * Hd = 165 > 128) and not multiples of it. */
+static void lstm_seq_compare(int64_t T, bool states, bool biases, bool strided) {
+    enum { B = 5, I = 37, H = 33 };
+    char what[160];
+    snprintf(what, sizeof what, "lstm T %lld%s%s%s", (long long)T, states ? ", h0 c0" : "", biases ? ", biases" : "",
+             strided ? ", strided x" : "");
+    float *x, *h, *c, *wi, *wh, *bi, *bh, *dy;
+    vkg_tensor *tx = upload(VKG_SHAPE(B, T, I), -1, 1, SEED, &x);
+    if (strided) tx = upload_strided(B, T, I, x);
+    vkg_tensor *th = upload(VKG_SHAPE(B, H), -1, 1, SEED + 1, &h), *tc = upload(VKG_SHAPE(B, H), -2, 2, SEED + 2, &c);
+    vkg_tensor *twi = upload(VKG_SHAPE(4 * H, I), -0.3f, 0.3f, SEED + 3, &wi);
+    vkg_tensor *twh = upload(VKG_SHAPE(4 * H, H), -0.3f, 0.3f, SEED + 4, &wh);
+    vkg_tensor *tbi = upload(VKG_SHAPE(4 * H), -1, 1, SEED + 5, &bi), *tbh = upload(VKG_SHAPE(4 * H), -1, 1, SEED + 6, &bh);
+    vkg_tensor *tdy = upload(VKG_SHAPE(B * T * H + 2 * B * H), -1, 1, SEED + 7, &dy);
+    vkg_tensor *leaves[] = { tx, th, tc, twi, twh, tbi, tbh };
+    for (size_t i = 0; i < sizeof leaves / sizeof *leaves; i++) vkg_requires_grad(leaves[i], true);
+    if (!states) th = tc = NULL, h = c = NULL;
+    if (!biases) tbi = tbh = NULL, bi = bh = NULL;
+    size_t n = (size_t)(B * H), m = (size_t)T * n;
+    float *want = malloc((m + 2 * n) * sizeof *want);
+    vkg_ref_lstm(want, want + m, want + m + n, x, h, c, wi, wh, bi, bh, B, T, I, H);
+    vkg_tensor *out, *hn, *cn;
+    cr_assert_eq(vkg_lstm(tx, th, tc, twi, twh, tbi, tbh, &out, &hn, &cn), VKG_OK, "%s: %s", what, vkg_last_error());
+    cr_assert(vkg_ndim(out) == 3 && vkg_dim(out, 0) == B && vkg_dim(out, 1) == T && vkg_dim(out, 2) == H, "%s", what);
+    cr_assert(vkg_is_contiguous(out), "%s: out is not contiguous", what);
+    check(out, want, m, 2e-5f, what);
+    check(hn, want + m, n, 2e-5f, what);
+    check(cn, want + m + n, n, 2e-5f, what);
+    /* backward from L = sum(out * dy_out) + sum(h_n * dy_h) + sum(c_n * dy_c) */
+    vkg_tensor *flat[3] = { vkg_reshape(out, VKG_SHAPE(-1)), vkg_reshape(hn, VKG_SHAPE(-1)), vkg_reshape(cn, VKG_SHAPE(-1)) };
+    cr_assert_eq(vkg_backward(vkg_sum_all(vkg_mul(vkg_concat(flat, 3, 0), tdy))), VKG_OK, "%s: %s", what, vkg_last_error());
+    size_t sizes[7] = { (size_t)(B * T * I), n, n, (size_t)(4 * H * I), (size_t)(4 * H * H), (size_t)(4 * H), (size_t)(4 * H) };
+    float *g[7];
+    for (int i = 0; i < 7; i++) g[i] = calloc(sizes[i] + 1, sizeof *g[i]);
+    vkg_ref_lstm_backward(g[0], states ? g[1] : NULL, states ? g[2] : NULL, g[3], g[4], biases ? g[5] : NULL,
+                          biases ? g[6] : NULL, x, h, c, wi, wh, bi, bh, B, T, I, H, dy, dy + m, dy + m + n);
+    static const char *names[7] = { "dx", "dh0", "dc0", "dw_ih", "dw_hh", "db_ih", "db_hh" };
+    for (int i = 0; i < 7; i++) {
+        char w2[200];
+        snprintf(w2, sizeof w2, "%s: %s", what, names[i]);
+        bool used = (i != 1 && i != 2) || states;
+        used = used && (i < 5 || biases);
+        if (!used) {
+            cr_assert_null(vkg_grad(leaves[i]), "%s: unused input got a gradient", w2);
+            continue;
+        }
+        check(vkg_grad(leaves[i]), g[i], sizes[i], 2e-4f, w2); /* a strided x is itself the leaf */
+    }
+    for (int i = 0; i < 7; i++) free(g[i]);
+    float *all[] = { x, states ? h : NULL, states ? c : NULL, wi, wh, biases ? bi : NULL, biases ? bh : NULL, dy, want };
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) free(all[i]);
+}
+
+VKG_TEST(seq_ops, lstm_matches_reference) {
+    lstm_seq_compare(9, true, true, false);
+    lstm_seq_compare(9, false, true, true);
+    lstm_seq_compare(6, true, false, true);
+    lstm_seq_compare(1, false, false, false);
+    lstm_seq_compare(1, true, true, true);
+}
+
+/* The backward kernels sum in a fixed order: two runs give the same bits. */
+VKG_TEST(seq_ops, lstm_backward_is_deterministic) {
+    float *g[2];
+    for (int r = 0; r < 2; r++) {
+        vkg_scope_begin();
+        vkg_tensor *x = vkg_requires_grad(upload(VKG_SHAPE(3, 5, 7), -1, 1, SEED, NULL), true);
+        vkg_tensor *wi = vkg_requires_grad(upload(VKG_SHAPE(4 * 6, 7), -0.5, 0.5, SEED + 1, NULL), true);
+        vkg_tensor *wh = vkg_requires_grad(upload(VKG_SHAPE(4 * 6, 6), -0.5, 0.5, SEED + 2, NULL), true);
+        vkg_tensor *out;
+        cr_assert_eq(vkg_lstm(x, NULL, NULL, wi, wh, NULL, NULL, &out, NULL, NULL), VKG_OK, "%s", vkg_last_error());
+        cr_assert_eq(vkg_backward(vkg_sum_all(vkg_mul(out, out))), VKG_OK, "%s", vkg_last_error());
+        g[r] = vkgt_read(vkg_grad(wh));
+        vkg_scope_end();
+    }
+    cr_assert_eq(memcmp(g[0], g[1], sizeof(float) * 4 * 6 * 6), 0);
+    free(g[0]);
+    free(g[1]);
+}
+
 /* ---- refusals and NULL ------------------------------------------------------------------------------ */
 VKG_TEST(seq_ops, bad_inputs_are_refused) {
     vkg_set_error_handler(vkg_error_handler_silent, NULL);
@@ -631,6 +781,29 @@ VKG_TEST(seq_ops, bad_inputs_are_refused) {
     cr_assert_neq(vkg_lstm_cell(x, h, h, wi, wh, vkg_zeros(VKG_SHAPE(15)), NULL, &h1, &c1), VKG_OK);
     cr_assert(strstr(vkg_last_error(), "b_ih (15,)"), "%s", vkg_last_error());
     cr_assert_eq(vkg_lstm_cell(x, h, h, wi, wh, NULL, NULL, &h1, &c1), VKG_OK, "%s", vkg_last_error());
+    /* LSTM over a sequence */
+    vkg_tensor *xs = vkg_zeros(VKG_SHAPE(2, 5, 3)), *out, *hn, *cn;
+    cr_assert_neq(vkg_lstm(x, NULL, NULL, wi, wh, NULL, NULL, &out, &hn, &cn), VKG_OK);
+    cr_assert(strstr(vkg_last_error(), "vkg_lstm: x (2, 3), h0 NULL, c0 NULL, w_ih (16, 3), w_hh (16, 4), b_ih NULL, "
+                                       "b_hh NULL do not fit: expected x (B, T >= 1, I)"),
+              "%s", vkg_last_error());
+    cr_assert(!out && !hn && !cn);
+    cr_assert_neq(vkg_lstm(vkg_zeros(VKG_SHAPE(2, 0, 3)), NULL, NULL, wi, wh, NULL, NULL, &out, NULL, NULL), VKG_OK);
+    cr_assert(strstr(vkg_last_error(), "x (2, 0, 3)"), "%s", vkg_last_error());
+    cr_assert_neq(vkg_lstm(xs, NULL, NULL, wi, wi, NULL, NULL, &out, NULL, NULL), VKG_OK);
+    cr_assert(strstr(vkg_last_error(), "w_hh (16, 3)"), "%s", vkg_last_error());
+    cr_assert_neq(vkg_lstm(xs, vkg_zeros(VKG_SHAPE(3, 4)), NULL, wi, wh, NULL, NULL, &out, NULL, NULL), VKG_OK);
+    cr_assert(strstr(vkg_last_error(), "h0 (3, 4)"), "%s", vkg_last_error());
+    cr_assert_neq(vkg_lstm(xs, NULL, h, wi, wh, NULL, vkg_zeros(VKG_SHAPE(15)), &out, NULL, NULL), VKG_OK);
+    cr_assert(strstr(vkg_last_error(), "c0 (2, 4), w_ih (16, 3), w_hh (16, 4), b_ih NULL, b_hh (15,)"), "%s", vkg_last_error());
+    cr_assert_neq(vkg_lstm(upload_index(VKG_SHAPE(1, 2, 1), (int32_t[]){ 0, 1 }), NULL, NULL, wi, wh, NULL, NULL, &out,
+                           NULL, NULL),
+                  VKG_OK);
+    cr_assert(strstr(vkg_last_error(), "vkg_lstm: x is (1, 2, 1) i32; this op takes f32"), "%s", vkg_last_error());
+    cr_assert_neq(vkg_lstm(xs, NULL, NULL, wi, wh, NULL, NULL, NULL, &hn, &cn), VKG_OK);
+    cr_assert(strstr(vkg_last_error(), "vkg_lstm: out must not be NULL"), "%s", vkg_last_error());
+    cr_assert(!hn && !cn);
+    cr_assert_eq(vkg_lstm(xs, h, h, wi, wh, NULL, NULL, &out, NULL, NULL), VKG_OK, "%s", vkg_last_error());
 }
 
 VKG_TEST(seq_ops, null_propagates_silently) {
@@ -648,12 +821,16 @@ VKG_TEST(seq_ops, null_propagates_silently) {
     cr_assert_null(vkg_scaled_dot_product_attention(a, a, NULL, NULL));
     cr_assert_neq(vkg_lstm_cell(NULL, a, a, a, a, NULL, NULL, &h1, &c1), VKG_OK);
     cr_assert(!h1 && !c1);
+    vkg_tensor *out, *hn, *cn;
+    cr_assert_neq(vkg_lstm(NULL, NULL, NULL, a, a, NULL, NULL, &out, &hn, &cn), VKG_OK);
+    cr_assert(!out && !hn && !cn);
+    cr_assert_neq(vkg_lstm(a, NULL, NULL, NULL, a, NULL, NULL, &out, &hn, &cn), VKG_OK);
     cr_assert_str_empty(vkg_last_error(), "a NULL input set a message: %s", vkg_last_error());
 }
 
 VKG_TEST(seq_ops, table_rows) {
     const char *names[] = { "concat", "split", "stack", "index_select", "gather", "embedding",
-                            "scaled_dot_product_attention", "lstm_cell" };
+                            "scaled_dot_product_attention", "lstm_cell", "lstm" };
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         const vkg_op_info *o = vkg_op_find(names[i]);
         cr_assert(o && o->kind == VKG_KIND_SEQ && o->has_backward, "%s", names[i]);
