@@ -1,6 +1,7 @@
 /* VKG_EXPLAIN and VKG_PROFILE (lib/runtime/profile.c): the explain trace of a three-op program
  * names its dispatches, bindings, barriers and submit; the profile's per-op totals add up to its
- * total, count every dispatch, and fit inside a timer around the whole run. No time is asserted. */
+ * total, count every dispatch, and fit inside a timer around the whole run and inside the run's
+ * GPU time (every command buffer from start to end). No time is asserted. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
@@ -88,6 +89,8 @@ Test(profile, totals_match_the_run, .init = profile_init) {
     cr_expect_str_eq(cJSON_GetObjectItem(j, "schema")->valuestring, "vkgrad-profile/1");
     double total = cJSON_GetObjectItem(j, "total_ms")->valuedouble, sum = 0, share = 0;
     double span = cJSON_GetObjectItem(j, "span_ms")->valuedouble;
+    cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(j, "run_ms")), "the run's GPU time is reported");
+    double run = cJSON_GetObjectItem(j, "run_ms")->valuedouble;
     cr_expect_eq(cJSON_GetObjectItem(j, "dispatches")->valuedouble, (double)dispatches, "every dispatch is counted");
     cr_expect_eq(cJSON_GetObjectItem(j, "untimed")->valuedouble, 0.0);
     const cJSON *op;
@@ -111,6 +114,9 @@ Test(profile, totals_match_the_run, .init = profile_init) {
     /* every timed dispatch lies inside the submits' spans, which lie inside the region */
     cr_expect(total > 0 && total <= span + 1e-6, "total %.6f ms within the submit spans %.6f ms", total, span);
     cr_expect(span <= region_ms + 1e-6, "submit spans %.6f ms within the region %.6f ms", span, region_ms);
+    /* the command buffers hold the dispatches and the region's timestamps, and more */
+    cr_expect(span <= run + 1e-6 && region_ms <= run + 1e-6, "spans %.6f ms and region %.6f ms within the run %.6f ms", span,
+              region_ms, run);
     cJSON_Delete(j);
     vkgt_finish();
 }

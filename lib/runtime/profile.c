@@ -1,5 +1,6 @@
 /* Timing and tracing of the command stream, kept out of stream.c, which only calls the hooks:
- * VKG_PROFILE=1|file.json (timestamp queries around every dispatch, a per-op table at shutdown),
+ * VKG_PROFILE=1|file.json (timestamp queries around every dispatch and at the start and end of
+ * every submitted command buffer, a per-op table and the run's GPU time at shutdown),
  * VKG_EXPLAIN=1|file (each dispatch, barrier and submit printed as it is recorded), the variant
  * trace and the region timer that vkgrad-bench reads. Query pools are reset in the command
  * buffer (vkCmdResetQueryPool) before any timestamp is written, so the validation layer is happy. */
@@ -34,15 +35,19 @@ static struct {
     double ns_per_tick;
     uint64_t tick_mask;
     /* VKG_PROFILE */
-    VkQueryPool pool;            /* VKG_FRAMES x per_frame x 2 timestamps                       */
+    VkQueryPool pool;            /* VKG_FRAMES x (per_frame x 2 + 2) timestamps: the dispatches',
+                                  * then the command buffer's start and end                     */
     uint32_t per_frame;
+    bool frame_closed[VKG_FRAMES];   /* the command buffer's end timestamp is recorded          */
     slot *slots[VKG_FRAMES];
     uint32_t nslots[VKG_FRAMES];
     op_stat *ops;
     int nops, capops;
     uint64_t untimed;
     bool pending;                /* the dispatch being recorded has its first timestamp         */
-    double span_ns;              /* first to last timestamp of every submit, summed             */
+    double span_ns;              /* first to last dispatch timestamp of every submit, summed    */
+    double run_ns;               /* every submitted command buffer from start to end, summed:
+                                  * the GPU time of the run (copies, fills, barriers, gaps)      */
     /* region timer */
     VkQueryPool timer_pool;
     bool timer_begun, timer_ended;
@@ -55,6 +60,9 @@ static struct {
 } P;
 
 static int frame_index(const vkg_frame *f) { return (int)(f - vkg_ctx.frames); }
+/* Queries of a frame: 2 per dispatch slot, then the command buffer's start and end. */
+static uint32_t frame_queries(void) { return P.per_frame * 2 + 2; }
+static uint32_t frame_base(int fi) { return (uint32_t)fi * frame_queries(); }
 
 /* ---- workgroup size from the SPIR-V: literals, or spec constants the pipeline set ---------- */
 static uint32_t spec_value(const uint32_t *code, size_t words, uint32_t id, uint32_t dflt, const vkg_dispatch_desc *d,
@@ -145,7 +153,7 @@ vkg_status vkg_profile_init(void) {
         P.profile = true;
         if (!env_is_flag(prof)) snprintf(P.profile_path, sizeof P.profile_path, "%s", prof);
         P.per_frame = vkg_ctx.batch_limit < MAX_SLOTS_PER_FRAME ? vkg_ctx.batch_limit : MAX_SLOTS_PER_FRAME;
-        if (P.timer_pool) P.pool = make_pool(VKG_FRAMES * P.per_frame * 2);
+        if (P.timer_pool) P.pool = make_pool(VKG_FRAMES * frame_queries());
         for (int i = 0; i < VKG_FRAMES && P.pool; i++) {
             P.slots[i] = calloc(P.per_frame, sizeof *P.slots[i]);
             if (!P.slots[i]) return vkg_fail(VKG_ERR_OUT_OF_MEMORY, "VKG_PROFILE: out of host memory");
@@ -194,7 +202,17 @@ void vkg_profile_frame_begin(const vkg_frame *f) {
     if (!P.pool) return;
     int fi = frame_index(f);
     P.nslots[fi] = 0; /* a frame that was never waited for (failed submit) is dropped */
-    vkCmdResetQueryPool(f->cmd, P.pool, (uint32_t)fi * P.per_frame * 2, P.per_frame * 2);
+    P.frame_closed[fi] = false;
+    vkCmdResetQueryPool(f->cmd, P.pool, frame_base(fi), frame_queries());
+    vkCmdWriteTimestamp(f->cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, P.pool, frame_base(fi) + P.per_frame * 2);
+}
+
+/* stream.c calls vkg_explain_submit before every submit, with the command buffer still open */
+static void profile_frame_close(const vkg_frame *f) {
+    if (!P.pool) return;
+    int fi = frame_index(f);
+    vkCmdWriteTimestamp(f->cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, P.pool, frame_base(fi) + P.per_frame * 2 + 1);
+    P.frame_closed[fi] = true;
 }
 
 static int op_index(const vkg_dispatch_desc *d) {
@@ -263,13 +281,13 @@ void vkg_profile_dispatch_begin(const vkg_frame *f, const vkg_dispatch_desc *d) 
     slot *s = &P.slots[fi][P.nslots[fi]];
     s->op = op;
     counts(d, &s->flops, &s->bytes);
-    vkCmdWriteTimestamp(f->cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, P.pool, ((uint32_t)fi * P.per_frame + P.nslots[fi]) * 2);
+    vkCmdWriteTimestamp(f->cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, P.pool, frame_base(fi) + P.nslots[fi] * 2);
 }
 
 void vkg_profile_dispatch_end(const vkg_frame *f) {
     if (!P.pool || !P.pending) return;
     int fi = frame_index(f);
-    uint32_t q = ((uint32_t)fi * P.per_frame + P.nslots[fi]) * 2 + 1;
+    uint32_t q = frame_base(fi) + P.nslots[fi] * 2 + 1;
     /* a slot counts once its second timestamp is recorded, so results are read for both or neither */
     vkCmdWriteTimestamp(f->cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, P.pool, q);
     P.nslots[fi]++;
@@ -281,12 +299,18 @@ void vkg_profile_frame_done(const vkg_frame *f) {
     int fi = frame_index(f);
     uint32_t n = P.nslots[fi];
     P.nslots[fi] = 0;
+    if (P.frame_closed[fi]) {
+        uint64_t se[2];
+        if (vkGetQueryPoolResults(vkg_ctx.device, P.pool, frame_base(fi) + P.per_frame * 2, 2, sizeof se, se, sizeof se[0],
+                                  VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT) == VK_SUCCESS)
+            P.run_ns += (double)((se[1] - se[0]) & P.tick_mask) * P.ns_per_tick;
+        P.frame_closed[fi] = false;
+    }
     if (n == 0) return;
     uint64_t *ts = malloc((size_t)n * 2 * sizeof *ts);
     if (!ts) return;
-    VkResult r = vkGetQueryPoolResults(vkg_ctx.device, P.pool, (uint32_t)fi * P.per_frame * 2, n * 2,
-                                       (size_t)n * 2 * sizeof *ts, ts, sizeof *ts,
-                                       VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT);
+    VkResult r = vkGetQueryPoolResults(vkg_ctx.device, P.pool, frame_base(fi), n * 2, (size_t)n * 2 * sizeof *ts, ts,
+                                       sizeof *ts, VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT);
     if (r == VK_SUCCESS) {
         for (uint32_t i = 0; i < n; i++) {
             const slot *s = &P.slots[fi][i];
@@ -332,9 +356,12 @@ static void profile_report(void) {
                     (unsigned long long)s->calls, s->ns * 1e-6, s->timed ? s->ns / (double)s->timed * 1e-3 : 0.0,
                     total > 0 ? 100.0 * s->ns / total : 0.0, gf, gb);
         }
-        fprintf(o, "%-16s %-12s %8llu %11.3f   (from each submit's first to last timestamp: %.3f ms;"
+        fprintf(o, "%-16s %-12s %8llu %11.3f   (from each submit's first to last dispatch: %.3f ms;"
                    " untimed dispatches: %llu)\n",
                 "total", "", (unsigned long long)calls, total * 1e-6, P.span_ns * 1e-6, (unsigned long long)P.untimed);
+        fprintf(o, "GPU time of the run: %.3f ms (every submit's command buffer from start to end, summed);"
+                   " the dispatches above are %.1f%% of it\n",
+                P.run_ns * 1e-6, P.run_ns > 0 ? 100.0 * total / P.run_ns : 0.0);
         return;
     }
     cJSON *root = cJSON_CreateObject();
@@ -342,6 +369,7 @@ static void profile_report(void) {
     cJSON_AddStringToObject(root, "device", vkg_ctx.info.name);
     cJSON_AddNumberToObject(root, "total_ms", total * 1e-6);
     cJSON_AddNumberToObject(root, "span_ms", P.span_ns * 1e-6);
+    cJSON_AddNumberToObject(root, "run_ms", P.run_ns * 1e-6);
     cJSON_AddNumberToObject(root, "dispatches", (double)calls);
     cJSON_AddNumberToObject(root, "untimed", (double)P.untimed);
     cJSON *ops = cJSON_AddArrayToObject(root, "ops");
@@ -413,6 +441,7 @@ void vkg_explain_barrier(int k, bool earlier_write, bool write) {
 void vkg_explain_why(const char *why) { P.why = why; }
 
 void vkg_explain_submit(const vkg_frame *f) {
+    profile_frame_close(f);
     if (P.explain) {
         ex("submit #%llu: %u dispatches, %llu barriers between them, then a barrier for the host; trigger: %s\n",
            (unsigned long long)++P.nsubmit, f->dispatches, (unsigned long long)P.frame_barriers,
