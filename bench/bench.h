@@ -39,6 +39,9 @@ vkgb_settings vkgb_defaults(const char *suite);   /* NULL if the suite is unknow
 typedef enum vkgb_kind {
     VKGB_FMA32, VKGB_FMA16, VKGB_COPYBW, VKGB_DISPATCH, VKGB_ROUNDTRIP,
     VKGB_MATMUL, VKGB_UNARY, VKGB_BINARY, VKGB_REDUCE, VKGB_COPY, VKGB_RANDN,
+    VKGB_CONV2D, VKGB_SOFTMAX, VKGB_LAYER_NORM, VKGB_ATTENTION, VKGB_CROSS_ENTROPY, VKGB_ADAM,
+    VKGB_MODEL_TRAIN,        /* one training step of a reference model (models/models.h)          */
+    VKGB_MODEL_INFER,        /* one forward pass of it, no gradients                              */
     VKGB_MISSING,            /* an op or model the library does not have yet                     */
 } vkgb_kind;
 
@@ -49,7 +52,7 @@ typedef struct vkgb_case {
     unsigned suites;         /* VKGB_QUICK | VKGB_MICRO | VKGB_MODELS                             */
     vkgb_kind kind;
     int op;                  /* vkg_op for elementwise and reductions                             */
-    int64_t p[5];            /* sizes; meaning per kind (cases.c)                                  */
+    int64_t p[7];            /* sizes; meaning per kind (cases.c)                                  */
     int max_reps;            /* 0: the settings' cap; large cases cap their repetitions            */
     const char *missing;     /* VKGB_MISSING: what it waits for                                    */
 } vkgb_case;
@@ -81,8 +84,11 @@ typedef struct vkgb_result {
     double gflops, gbps;     /* 0 where the case has no such count                                  */
     double pct_roofline;     /* percent of min(peak, intensity x bandwidth); < 0: unknown            */
     const char *bound;       /* "compute" or "memory" (by the measured ridge point), or NULL         */
+    double items;            /* model cases: samples or tokens per operation (0: not a model case)  */
+    const char *items_unit;
+    char check_note[64];         /* what the check saw, for the report's note                    */  /* "samples/s" or "tokens/s"                                           */
     double note_seconds;     /* seconds the case took in all                                        */
-    char note[160];          /* e.g. "repetitions capped at 3"                                       */
+    char note[256];          /* e.g. "repetitions capped at 3"                                       */
 } vkgb_result;
 
 typedef struct vkgb_run {
@@ -119,10 +125,16 @@ void vkgb_test_corrupt(const char *case_name);
 
 #endif
 
-/* ---- internal: one op case's state, set up by cases.c and driven by measure.c -------------- */
+/* ---- internal: one op or model case's state, set up by cases.c and driven by measure.c ----- */
 typedef struct vkgb_inst {
     const vkgb_case *c;
-    struct vkg_tensor *in[3];    /* device inputs, kept for the whole case                      */
+    struct vkg_tensor *in[3];    /* device inputs, kept for the whole case (models: x, y)      */
+    bool in_place;               /* the operation updates in[0] and returns it (Adam)            */
+    struct vkg_optim *opt;       /* Adam, model training                                         */
+    struct vkg_model *model;     /* model cases                                                  */
+    double items;                /* model cases: samples or tokens per operation                 */
+    const char *items_unit;
+    char check_note[64];         /* what the check saw, for the report's note                    */
     float *ref;                  /* reference output (host), or sampled rows of it               */
     int32_t *refi;               /* argmax reference                                              */
     size_t nout;                 /* elements of the output                                       */
@@ -135,7 +147,14 @@ typedef struct vkgb_inst {
 } vkgb_inst;
 
 bool vkgb_inst_setup(vkgb_inst *s, const vkgb_case *c, char *why, size_t whysize);
-struct vkg_tensor *vkgb_inst_record(vkgb_inst *s);          /* one operation; NULL on error   */
+struct vkg_tensor *vkgb_inst_record(vkgb_inst *s);          /* op cases: one operation; NULL on error */
+/* One operation as it is timed (an op with its output freed at once, a model step in its own
+ * scope); false on error. */
+bool vkgb_inst_run(vkgb_inst *s);
+/* Runs the case once and checks it (op cases: the output against the reference; model cases:
+ * the loss, see bench/README.md); false (and why) when it differs or fails. corrupt: the test
+ * switch, alters the result before the check. */
+bool vkgb_inst_verify(vkgb_inst *s, bool corrupt, double *max_err, char *why, size_t whysize);
 /* Compares a read-back output with the reference; false (and why) when it differs. */
 bool vkgb_inst_check(const vkgb_inst *s, const void *got, double *max_err, char *why, size_t whysize);
 void vkgb_inst_free(vkgb_inst *s);

@@ -54,7 +54,8 @@ static double throughput(const cJSON *c) {
     if (!c || strcmp(str(c, "status"), "ok") != 0) return NAN;
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, "value");
     if (!cJSON_IsNumber(v) || v->valuedouble <= 0) return NAN;
-    return strncmp(str(c, "unit"), "us/", 3) == 0 ? 1.0 / v->valuedouble : v->valuedouble;
+    const char *unit = str(c, "unit");   /* times per thing (us/dispatch, ms/batch): lower is better */
+    return strncmp(unit, "us/", 3) == 0 || strncmp(unit, "ms/", 3) == 0 ? 1.0 / v->valuedouble : v->valuedouble;
 }
 
 static void label(const cJSON *r, char *out, size_t size) {
