@@ -722,6 +722,44 @@ VKG_TEST(seq_ops, lstm_backward_is_deterministic) {
     free(g[1]);
 }
 
+/* B*T past the rows one matmul can sum on lavapipe (its K loop stops after 65535 iterations, about
+ * 262k rows): the weight gradients are summed in chunks. Checked against the double reference. */
+VKG_TEST(seq_ops, lstm_weight_gradients_over_many_rows) {
+    enum { B = 140001, T = 2, I = 3, H = 2 };
+    size_t sizes[5] = { (size_t)B * T * I, (size_t)B * H, (size_t)B * H, 4 * H * I, 4 * H * H };
+    float *hf[5];
+    double *hd[5], *dw[2];
+    vkg_tensor *t[5];
+    const float lo[5] = { -1, -1, -1, -0.5f, -0.5f };
+    for (int i = 0; i < 5; i++) {
+        vkg_shape sh = i == 0 ? VKG_SHAPE(B, T, I) : i < 3 ? VKG_SHAPE(B, H) : i == 3 ? VKG_SHAPE(4 * H, I) : VKG_SHAPE(4 * H, H);
+        t[i] = vkg_requires_grad(upload(sh, lo[i], -lo[i], SEED + (uint64_t)i, &hf[i]), i >= 3);
+        hd[i] = malloc(sizes[i] * sizeof *hd[i]);
+        for (size_t k = 0; k < sizes[i]; k++) hd[i][k] = hf[i][k];
+    }
+    vkg_tensor *out;
+    cr_assert_eq(vkg_lstm(t[0], t[1], t[2], t[3], t[4], NULL, NULL, &out, NULL, NULL), VKG_OK, "%s", vkg_last_error());
+    cr_assert_eq(vkg_backward(vkg_sum_all(out)), VKG_OK, "%s", vkg_last_error());
+    double *ones = malloc(sizeof(double) * B * T * H);
+    for (size_t k = 0; k < (size_t)B * T * H; k++) ones[k] = 1;
+    for (int i = 0; i < 2; i++) dw[i] = calloc(sizes[3 + i], sizeof *dw[i]);
+    vkg_ref_lstm_backward_f64(NULL, NULL, NULL, dw[0], dw[1], NULL, NULL, hd[0], hd[1], hd[2], hd[3], hd[4], NULL, NULL,
+                              B, T, I, H, ones, NULL, NULL);
+    for (int i = 0; i < 2; i++) {
+        float *want = malloc(sizes[3 + i] * sizeof *want), *got = vkgt_read(vkg_grad(t[3 + i]));
+        for (size_t k = 0; k < sizes[3 + i]; k++) want[k] = (float)dw[i][k];
+        vkgt_assert_close(got, want, sizes[3 + i], 1e-3f, 1e-2f, i ? "dw_hh over 280k rows" : "dw_ih over 280k rows");
+        free(want);
+        free(got);
+        free(dw[i]);
+    }
+    for (int i = 0; i < 5; i++) {
+        free(hf[i]);
+        free(hd[i]);
+    }
+    free(ones);
+}
+
 /* ---- refusals and NULL ------------------------------------------------------------------------------ */
 VKG_TEST(seq_ops, bad_inputs_are_refused) {
     vkg_set_error_handler(vkg_error_handler_silent, NULL);

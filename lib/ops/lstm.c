@@ -142,6 +142,24 @@ static vkg_tensor *step_view(vkg_tensor *base, int64_t off, int64_t B, int64_t T
     return vkg_tensor_view_of(base, VKG_SHAPE(B, W), st, base->offset + off + t * W);
 }
 
+/* a^T b (m, n) for a (R, m) and b (R, n): the weight gradients, summed over all B*T rows. One
+ * matmul walks K = R inside each invocation, and lavapipe ends an invocation's loops after 65535
+ * iterations (matmul_reg takes K four at a time: wrong past about 262k rows), so past LSTM_ROWS
+ * rows the sum is cut into chunks of one matmul each, added in order. */
+#define LSTM_ROWS 65536
+static vkg_tensor *rows_matmul_tn(vkg_tensor *a, vkg_tensor *b) {
+    int64_t R = a->shape.d[0];
+    if (R <= LSTM_ROWS) return vkg_matmul(vkg_transpose(a, 0, 1), b);
+    vkg_tensor *acc = NULL;
+    for (int64_t r0 = 0; r0 < R; r0 += LSTM_ROWS) {
+        int64_t len = R - r0 < LSTM_ROWS ? R - r0 : LSTM_ROWS;
+        vkg_tensor *p = vkg_matmul(vkg_transpose(vkg_narrow(a, 0, r0, len), 0, 1), vkg_narrow(b, 0, r0, len));
+        acc = acc ? vkg_add(acc, p) : p;
+        if (!acc) return NULL;
+    }
+    return acc;
+}
+
 /* Runs the forward with grad mode off; R and S are allocated by the caller. */
 static vkg_status lstm_seq_run(vkg_tensor *R, vkg_tensor *S, vkg_tensor *x, vkg_tensor *h0, vkg_tensor *c0,
                                vkg_tensor *w_ih, vkg_tensor *w_hh, vkg_tensor *bias, int64_t B, int64_t T, int64_t I,
@@ -262,7 +280,7 @@ vkg_status vkg_lstm_grad(vkg_tensor *x, vkg_tensor *w_ih, vkg_tensor *w_hh, vkg_
     vkg_tensor *gc = vkg_contiguous(g), *c0c = c0 ? vkg_contiguous(c0) : NULL;
     vkg_tensor *dG = gc ? vkg_tensor_alloc(VKG_SHAPE(B * T, G), VKG_F32, false, op) : NULL;   /* (B*T, 4Hd) */
     vkg_tensor *dc = dG ? vkg_tensor_alloc(VKG_SHAPE(B, Hd), VKG_F32, false, op) : NULL;      /* (B, Hd)    */
-    vkg_tensor *dh = NULL, *xc = NULL, *dGT = NULL;
+    vkg_tensor *dh = NULL, *xc = NULL;
     if (!dc || (c0 && !c0c)) {
         st = vkg_last_status();
         goto done;
@@ -293,17 +311,16 @@ vkg_status vkg_lstm_grad(vkg_tensor *x, vkg_tensor *w_ih, vkg_tensor *w_hh, vkg_
         *dc0 = B > 0 ? dc : vkg_zeros(VKG_SHAPE(B, Hd));
         if (B > 0) dc = NULL;
     }
-    dGT = vkg_transpose(dG, 0, 1);                                                         /* (4Hd, B*T) */
     if (dw_ih || dx) {
         xc = vkg_contiguous(x);
         vkg_tensor *x2 = vkg_reshape(xc, VKG_SHAPE(B * T, I));
-        if (dw_ih) *dw_ih = vkg_matmul(dGT, x2);                                           /* (4Hd, I)   */
+        if (dw_ih) *dw_ih = rows_matmul_tn(dG, x2);                                        /* (4Hd, I)   */
         if (dx) *dx = vkg_reshape(vkg_matmul(dG, w_ih), VKG_SHAPE(B, T, I));              /* (B, T, I)  */
     }
     if (dw_hh) {
         int64_t st2[VKG_MAX_DIMS] = { Hd, 1 };
         vkg_tensor *hp = vkg_tensor_view_of(saved, VKG_SHAPE(B * T, Hd), st2, saved->offset + B * T * 5 * Hd);
-        *dw_hh = hp ? vkg_matmul(dGT, hp) : NULL;                                           /* (4Hd, Hd)  */
+        *dw_hh = hp ? rows_matmul_tn(dG, hp) : NULL;                                        /* (4Hd, Hd)  */
         vkg_free(hp);
     }
     if (db) *db = vkg_sum(dG, 0, false);                                                   /* (4Hd)      */
@@ -315,7 +332,6 @@ done:
     if (xc && xc != x) vkg_free(xc);
     vkg_free(dh);
     vkg_free(dc);
-    vkg_free(dGT);
     vkg_free(dG);
     if (st != VKG_OK)
         for (int i = 0; i < 6; i++)
