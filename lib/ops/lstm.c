@@ -119,6 +119,9 @@ vkg_status vkg_lstm_cell_grad(vkg_tensor *gates, vkg_tensor *c, vkg_tensor *g, v
  * backward. The result R is one flat tensor [out (B, T, Hd) | c_n (B, Hd)] carrying the node;
  * out, h_n (a view of out's last step) and c_n are views of it. */
 
+/* The status of a failure that may have left no message (a NULL passed on). */
+static vkg_status failed(void) { return vkg_last_status() != VKG_OK ? vkg_last_status() : VKG_ERR_INVALID; }
+
 /* Mirrors the Push block of shaders/lstm_seq.comp: change both. */
 typedef struct vkg_lstm_seq_push {
     uint32_t B, T, Hd, t;
@@ -168,17 +171,18 @@ static vkg_status lstm_seq_run(vkg_tensor *R, vkg_tensor *S, vkg_tensor *x, vkg_
     vkg_status st = VKG_OK;
     vkg_tensor *xc = vkg_contiguous(x);
     vkg_tensor *x2 = xc ? vkg_reshape(xc, VKG_SHAPE(B * T, I)) : NULL;               /* (B*T, I)   */
-    vkg_tensor *xw = x2 ? vkg_contiguous(vkg_matmul(x2, vkg_transpose(w_ih, 0, 1))) : NULL; /* (B*T, 4Hd) */
+    vkg_tensor *wiT = vkg_transpose(w_ih, 0, 1);                                       /* (I, 4Hd)   */
+    vkg_tensor *xw = x2 ? vkg_matmul(x2, wiT) : NULL;                                  /* (B*T, 4Hd) */
     vkg_tensor *whT = vkg_transpose(w_hh, 0, 1);                                       /* (Hd, 4Hd)  */
     vkg_tensor *h0c = h0 ? vkg_contiguous(h0) : NULL, *c0c = c0 ? vkg_contiguous(c0) : NULL;
     if (!xw || !whT || (h0 && !h0c) || (c0 && !c0c)) {
-        st = vkg_last_status();
+        st = failed();
         goto done;
     }
     for (int64_t t = 0; t < T && st == VKG_OK; t++) {
         vkg_tensor *hp = t == 0 ? h0c : step_view(R, 0, B, T, Hd, t - 1);               /* (B, Hd)    */
         vkg_tensor *hw = hp ? vkg_matmul(hp, whT) : NULL;                               /* (B, 4Hd)   */
-        if (hp && !hw) st = vkg_last_status();
+        if ((t > 0 || h0c) && !hw) st = failed();
         if (st == VKG_OK) {
             uint32_t flags = (bias ? SEQ_HAS_BIAS : 0) | (hw ? SEQ_HAS_HW : 0) | (c0c ? SEQ_HAS_C0 : 0) |
                              (h0c ? SEQ_HAS_H0 : 0);
@@ -200,6 +204,7 @@ done:
     if (xc && xc != x) vkg_free(xc);
     if (x2 && x2 != xc) vkg_free(x2);
     vkg_free(xw);
+    vkg_free(wiT);
     vkg_free(whT);
     if (h0c && h0c != h0) vkg_free(h0c);
     if (c0c && c0c != c0) vkg_free(c0c);
@@ -212,7 +217,7 @@ vkg_status vkg_lstm(vkg_tensor *x, vkg_tensor *h0, vkg_tensor *c0, vkg_tensor *w
     if (out) *out = NULL;
     if (h_n) *h_n = NULL;
     if (c_n) *c_n = NULL;
-    if (!x || !w_ih || !w_hh) return vkg_last_status() != VKG_OK ? vkg_last_status() : VKG_ERR_INVALID;
+    if (!x || !w_ih || !w_hh) return failed();
     if (!out) return vkg_fail(VKG_ERR_INVALID, "%s: out must not be NULL", op);
     vkg_tensor *all[7] = { x, h0, c0, w_ih, w_hh, b_ih, b_hh };
     static const char *names[7] = { "x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh" };
@@ -242,12 +247,12 @@ vkg_status vkg_lstm(vkg_tensor *x, vkg_tensor *h0, vkg_tensor *c0, vkg_tensor *w
     vkg_tensor *S = R ? vkg_tensor_alloc(VKG_SHAPE(B * T * 6 * Hd), VKG_F32, false, op) : NULL;
     if (!S) {
         vkg_free(R);
-        return vkg_last_status();
+        return failed();
     }
     vkg_no_grad_begin();
     vkg_tensor *bias = b_ih && b_hh ? vkg_add(b_ih, b_hh) : b_ih ? b_ih : b_hh;
     vkg_tensor *bc = vkg_contiguous(bias);
-    vkg_status st = (b_ih || b_hh) && !bc ? vkg_last_status() : VKG_OK;
+    vkg_status st = (b_ih || b_hh) && !bc ? failed() : VKG_OK;
     if (st == VKG_OK && B > 0) st = lstm_seq_run(R, S, x, h0, c0, w_ih, w_hh, bc, B, T, I, Hd);
     if (bc && bc != b_ih && bc != b_hh) vkg_free(bc);
     if (bias && bias != bc && bias != b_ih && bias != b_hh) vkg_free(bias);
@@ -261,7 +266,7 @@ vkg_status vkg_lstm(vkg_tensor *x, vkg_tensor *h0, vkg_tensor *c0, vkg_tensor *w
     vkg_tensor *o = vkg_reshape(vkg_narrow(R, 0, 0, B * T * Hd), VKG_SHAPE(B, T, Hd));
     vkg_tensor *hn = h_n && o ? vkg_squeeze(vkg_narrow(o, 1, T - 1, 1), 1) : NULL;
     vkg_tensor *cn = c_n ? vkg_reshape(vkg_narrow(R, 0, B * T * Hd, B * Hd), VKG_SHAPE(B, Hd)) : NULL;
-    if (!o || (h_n && !hn) || (c_n && !cn)) return vkg_last_status();
+    if (!o || (h_n && !hn) || (c_n && !cn)) return failed();
     *out = o;
     if (h_n) *h_n = hn;
     if (c_n) *c_n = cn;
@@ -282,7 +287,7 @@ vkg_status vkg_lstm_grad(vkg_tensor *x, vkg_tensor *w_ih, vkg_tensor *w_hh, vkg_
     vkg_tensor *dc = dG ? vkg_tensor_alloc(VKG_SHAPE(B, Hd), VKG_F32, false, op) : NULL;      /* (B, Hd)    */
     vkg_tensor *dh = NULL, *xc = NULL;
     if (!dc || (c0 && !c0c)) {
-        st = vkg_last_status();
+        st = failed();
         goto done;
     }
     for (int64_t t = T - 1; t >= 0 && st == VKG_OK && B > 0; t--) {
@@ -300,7 +305,7 @@ vkg_status vkg_lstm_grad(vkg_tensor *x, vkg_tensor *w_ih, vkg_tensor *w_hh, vkg_
         vkg_tensor *dgt = step_view(dG, 0, B, T, G, t);                                    /* (B, 4Hd)   */
         dh = dgt ? vkg_matmul(dgt, w_hh) : NULL;                                           /* (B, Hd)    */
         vkg_free(dgt);
-        if (!dh) st = vkg_last_status();
+        if (!dh) st = failed();
     }
     if (st != VKG_OK) goto done;
     if (dh0) {
@@ -316,6 +321,7 @@ vkg_status vkg_lstm_grad(vkg_tensor *x, vkg_tensor *w_ih, vkg_tensor *w_hh, vkg_
         vkg_tensor *x2 = vkg_reshape(xc, VKG_SHAPE(B * T, I));
         if (dw_ih) *dw_ih = rows_matmul_tn(dG, x2);                                        /* (4Hd, I)   */
         if (dx) *dx = vkg_reshape(vkg_matmul(dG, w_ih), VKG_SHAPE(B, T, I));              /* (B, T, I)  */
+        if (x2 != xc) vkg_free(x2);
     }
     if (dw_hh) {
         int64_t st2[VKG_MAX_DIMS] = { Hd, 1 };
@@ -325,7 +331,7 @@ vkg_status vkg_lstm_grad(vkg_tensor *x, vkg_tensor *w_ih, vkg_tensor *w_hh, vkg_
     }
     if (db) *db = vkg_sum(dG, 0, false);                                                   /* (4Hd)      */
     for (int i = 0; i < 6; i++)
-        if (outs[i] && !*outs[i]) st = vkg_last_status() != VKG_OK ? vkg_last_status() : VKG_ERR_INVALID;
+        if (outs[i] && !*outs[i]) st = failed();
 done:
     if (gc && gc != g) vkg_free(gc);
     if (c0c && c0c != c0) vkg_free(c0c);
