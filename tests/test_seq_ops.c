@@ -658,11 +658,12 @@ static void lstm_seq_compare(int64_t T, bool states, bool biases, bool strided) 
     vkg_tensor *tdy = upload(VKG_SHAPE(B * T * H + 2 * B * H), -1, 1, SEED + 7, &dy);
     vkg_tensor *leaves[] = { tx, th, tc, twi, twh, tbi, tbh };
     for (size_t i = 0; i < sizeof leaves / sizeof *leaves; i++) vkg_requires_grad(leaves[i], true);
-    if (!states) th = tc = NULL, h = c = NULL;
-    if (!biases) tbi = tbh = NULL, bi = bh = NULL;
+    const float *rh = states ? h : NULL, *rc = states ? c : NULL, *rbi = biases ? bi : NULL, *rbh = biases ? bh : NULL;
+    if (!states) th = tc = NULL;
+    if (!biases) tbi = tbh = NULL;
     size_t n = (size_t)(B * H), m = (size_t)T * n;
     float *want = malloc((m + 2 * n) * sizeof *want);
-    vkg_ref_lstm(want, want + m, want + m + n, x, h, c, wi, wh, bi, bh, B, T, I, H);
+    vkg_ref_lstm(want, want + m, want + m + n, x, rh, rc, wi, wh, rbi, rbh, B, T, I, H);
     vkg_tensor *out, *hn, *cn;
     cr_assert_eq(vkg_lstm(tx, th, tc, twi, twh, tbi, tbh, &out, &hn, &cn), VKG_OK, "%s: %s", what, vkg_last_error());
     cr_assert(vkg_ndim(out) == 3 && vkg_dim(out, 0) == B && vkg_dim(out, 1) == T && vkg_dim(out, 2) == H, "%s", what);
@@ -677,7 +678,7 @@ static void lstm_seq_compare(int64_t T, bool states, bool biases, bool strided) 
     float *g[7];
     for (int i = 0; i < 7; i++) g[i] = calloc(sizes[i] + 1, sizeof *g[i]);
     vkg_ref_lstm_backward(g[0], states ? g[1] : NULL, states ? g[2] : NULL, g[3], g[4], biases ? g[5] : NULL,
-                          biases ? g[6] : NULL, x, h, c, wi, wh, bi, bh, B, T, I, H, dy, dy + m, dy + m + n);
+                          biases ? g[6] : NULL, x, rh, rc, wi, wh, rbi, rbh, B, T, I, H, dy, dy + m, dy + m + n);
     static const char *names[7] = { "dx", "dh0", "dc0", "dw_ih", "dw_hh", "db_ih", "db_hh" };
     for (int i = 0; i < 7; i++) {
         char w2[200];
@@ -691,7 +692,7 @@ static void lstm_seq_compare(int64_t T, bool states, bool biases, bool strided) 
         check(vkg_grad(leaves[i]), g[i], sizes[i], 2e-4f, w2); /* a strided x is itself the leaf */
     }
     for (int i = 0; i < 7; i++) free(g[i]);
-    float *all[] = { x, states ? h : NULL, states ? c : NULL, wi, wh, biases ? bi : NULL, biases ? bh : NULL, dy, want };
+    float *all[] = { x, h, c, wi, wh, bi, bh, dy, want };
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) free(all[i]);
 }
 
