@@ -952,6 +952,9 @@ def cmd_run(a):
         print("vkgrad_bench_torch: --device cuda, but this PyTorch sees no CUDA device", file=sys.stderr)
         return 1
     torch.set_num_threads(a.threads)
+    if dev.type == "cuda":  # f32 as vkgrad computes it: no TF32 in matmuls or cuDNN convolutions
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     st = {"suite": a.suite, "filter": a.filter or "", "min_time_s": a.min_time, "min_reps": 5, "max_reps": 1000,
           "warmup": 1, "rep_target_s": 0.005, "peak_target_s": 0.05 if a.suite == "quick" else 0.1,
           "threads": a.threads, "device": a.device}
@@ -978,7 +981,7 @@ def cmd_run(a):
         "cases": results,
         "pytorch": {"version": torch.__version__, "debian_package": debian_torch_version(),
                     "device": a.device, "threads": a.threads, "blas": blas_name() if dev.type == "cpu" else "",
-                    "python": platform.python_version(),
+                    "python": platform.python_version(), "tf32": False,
                     "script": "bench/pytorch/vkgrad_bench_torch.py"},
     }
     print_table(report, sys.stdout)
@@ -1018,10 +1021,12 @@ def cmd_best(a):
         if not ok:
             out_cases.append(c0)
             continue
-        r, c = min(ok, key=lambda rc: rc[1]["gpu_ms"]["median"])
+        # the time the case's value comes from: the wall clock for models and launch costs
+        key = "wall_ms" if c0["group"] in ("model", "launch") else "gpu_ms"
+        r, c = min(ok, key=lambda rc: rc[1][key]["median"])
         c = json.loads(json.dumps(c))
         if len(ok) > 1:
-            alts = ", ".join("%s %.4g ms" % (label(x), y["gpu_ms"]["median"]) for x, y in ok)
+            alts = ", ".join("%s %.4g ms" % (label(x), y[key]["median"]) for x, y in ok)
             c["note"] = ("best of %s: %s" % (alts, label(r))) + ("; " + c["note"] if c["note"] else "")
         out_cases.append(c)
     base["cases"] = out_cases

@@ -1,0 +1,27 @@
+#!/bin/sh
+# vkgrad and PyTorch side by side on this machine, one suite: vkgrad-bench's report, PyTorch's
+# with 1 and 2 threads and the better of the two per case, all validated, then compare's table
+# and chart. The load average before and after goes to stdout: on a shared machine it says how
+# far to trust the figures.
+#   bench/pytorch/side_by_side.sh [models|micro|quick] [OUTDIR]      (from the repository root)
+# VKGRAD_BENCH names the vkgrad-bench binary (default build/bench/vkgrad-bench); MIN_TIME sets
+# --min-time for both sides (default: their default, 1 s).
+set -eu
+SUITE=${1:-models}
+OUT=${2:-bench/results}
+BENCH=${VKGRAD_BENCH:-build/bench/vkgrad-bench}
+P="/usr/bin/python3 bench/pytorch/vkgrad_bench_torch.py"
+MT=${MIN_TIME:+--min-time $MIN_TIME}
+mkdir -p "$OUT"
+echo "start: $(date -u +%Y-%m-%dT%H:%M:%SZ) $(uptime)"
+"$BENCH" run --suite "$SUITE" $MT --quiet --out "$OUT/pytorch-vkgrad-lavapipe-$SUITE.json"
+$P run --suite "$SUITE" $MT --quiet --threads 1 --out "$OUT/pytorch-$SUITE-1thread.json"
+$P run --suite "$SUITE" $MT --quiet --threads 2 --out "$OUT/pytorch-$SUITE-2threads.json"
+echo "end: $(date -u +%Y-%m-%dT%H:%M:%SZ) $(uptime)"
+$P best "$OUT/pytorch-$SUITE-1thread.json" "$OUT/pytorch-$SUITE-2threads.json" --out "$OUT/pytorch-$SUITE-best.json"
+$P validate "$OUT/pytorch-vkgrad-lavapipe-$SUITE.json" "$OUT/pytorch-$SUITE-1thread.json" \
+  "$OUT/pytorch-$SUITE-2threads.json" "$OUT/pytorch-$SUITE-best.json"
+BENCH=$(cd "$(dirname "$BENCH")" && pwd)/$(basename "$BENCH")
+cd "$OUT" # the table names the reports and links the chart relative to itself
+"$BENCH" compare "pytorch-vkgrad-lavapipe-$SUITE.json" "pytorch-$SUITE-best.json" \
+  --out-md "compare-pytorch-$SUITE.md" --chart "compare-pytorch-$SUITE"
