@@ -14,14 +14,14 @@ P="/usr/bin/python3 bench/pytorch/vkgrad_bench_torch.py"
 MT=${MIN_TIME:+--min-time $MIN_TIME}
 mkdir -p "$OUT"
 echo "start: $(date -u +%Y-%m-%dT%H:%M:%SZ) $(uptime)"
-"$BENCH" run --suite "$SUITE" $MT --quiet --out "$OUT/pytorch-vkgrad-lavapipe-$SUITE.json"
+"$BENCH" run --suite "$SUITE" $MT --quiet --out "$OUT/compare-pytorch-$SUITE-vkgrad.json"
 $P run --suite "$SUITE" $MT --quiet --threads 1 --out "$OUT/pytorch-$SUITE-1thread.json"
 $P run --suite "$SUITE" $MT --quiet --threads 2 --out "$OUT/pytorch-$SUITE-2threads.json"
 echo "end: $(date -u +%Y-%m-%dT%H:%M:%SZ) $(uptime)"
 $P best "$OUT/pytorch-$SUITE-1thread.json" "$OUT/pytorch-$SUITE-2threads.json" --out "$OUT/pytorch-$SUITE-best.json"
-$P validate "$OUT/pytorch-vkgrad-lavapipe-$SUITE.json" "$OUT/pytorch-$SUITE-1thread.json" \
+$P validate "$OUT/compare-pytorch-$SUITE-vkgrad.json" "$OUT/pytorch-$SUITE-1thread.json" \
   "$OUT/pytorch-$SUITE-2threads.json" "$OUT/pytorch-$SUITE-best.json"
 BENCH=$(cd "$(dirname "$BENCH")" && pwd)/$(basename "$BENCH")
 cd "$OUT" # the table names the reports and links the chart relative to itself
-"$BENCH" compare "pytorch-vkgrad-lavapipe-$SUITE.json" "pytorch-$SUITE-best.json" \
+"$BENCH" compare "compare-pytorch-$SUITE-vkgrad.json" "pytorch-$SUITE-best.json" \
   --out-md "compare-pytorch-$SUITE.md" --chart "compare-pytorch-$SUITE"

@@ -940,11 +940,6 @@ def write_json(report, path):
 
 def cmd_run(a):
     suite_bit = SUITES[a.suite]
-    if a.list:
-        for c in CASES:
-            if selected(c, suite_bit, a.filter):
-                print(c[0])
-        return 0
     if a.out:  # a bad path fails before minutes of measuring
         open(a.out, "a").close()
     dev = torch.device(a.device)
@@ -1181,6 +1176,11 @@ def main(argv):
         return cmd_best(a)
     if a.cmd == "validate":
         return cmd_validate(a)
+    if a.list:  # no PyTorch needed
+        for c in CASES:
+            if selected(c, SUITES[a.suite], a.filter):
+                print(c[0])
+        return 0
     if a.threads < 1:
         ap.error("--threads must be at least 1")
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
