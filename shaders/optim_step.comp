@@ -16,6 +16,10 @@ layout(std430, binding = 1) buffer S0 { float s0[]; };  // SGD momentum_buffer |
 layout(std430, binding = 2) buffer S1 { float s1[]; };  //                     | exp_avg_sq  | momentum_buffer
 layout(std430, binding = 3) buffer S2 { float s2[]; };  //                     | max_exp_avg_sq | grad_avg
 layout(std430, binding = 4) readonly buffer G { float g[]; };  // gradient
+// Per-step values when F_COEF is set (a captured step, vkgrad/graph.h: written by the host before
+// every replay), at c_off: lr, step_size, bc2_sqrt, decay, first (1 or 0); lib/optim/optim.c's
+// C_* order: change both. Without F_COEF the same values come from the push constants.
+layout(std430, binding = 5) readonly buffer C { float c[]; };
 
 // Mirrors vkg_optim_push in lib/optim/optim.c: change both.
 layout(push_constant) uniform Push {
@@ -34,25 +38,35 @@ layout(push_constant) uniform Push {
     float step_size; // Adam: lr / (1 - beta1^t)
     float bc2_sqrt;  // Adam: sqrt(1 - beta2^t)
     float decay;     // AdamW: 1 - lr * weight_decay
+    uint c_off;      // F_COEF: the slot of the per-step values in c[]
 } pc;
 
 const uint F_NESTEROV = 1u, F_FIRST = 2u, F_AMSGRAD = 4u, F_DECOUPLED = 8u, F_CENTERED = 16u, F_MAXIMIZE = 32u,
-           F_MOMENTUM = 64u;
+           F_MOMENTUM = 64u, F_COEF = 128u;
 
 void main() {
+    float lr = pc.lr, step_size = pc.step_size, bc2_sqrt = pc.bc2_sqrt, decay = pc.decay;
+    bool first = (pc.flags & F_FIRST) != 0u;
+    if ((pc.flags & F_COEF) != 0u) {   // a branch, not a select: eager steps bind no slot buffer
+        lr = c[pc.c_off];
+        step_size = c[pc.c_off + 1u];
+        bc2_sqrt = c[pc.c_off + 2u];
+        decay = c[pc.c_off + 3u];
+        first = c[pc.c_off + 4u] != 0.0;
+    }
     for (uint i = gl_GlobalInvocationID.x; i < pc.n; i += GRID_STRIDE) {
         float x = p[pc.p_off + i];
         float gr = g[pc.g_off + i];
         if ((pc.flags & F_MAXIMIZE) != 0u) gr = -gr;
-        if (ALGO == 1u && (pc.flags & F_DECOUPLED) != 0u) x = x * pc.decay;   // AdamW: param.mul_(1 - lr wd)
+        if (ALGO == 1u && (pc.flags & F_DECOUPLED) != 0u) x = x * decay;   // AdamW: param.mul_(1 - lr wd)
         else if (pc.wd != 0.0) gr = gr + pc.wd * x;                            // grad.add(param, alpha=wd)
         if (ALGO == 0u) {                                                      // SGD
             if ((pc.flags & F_MOMENTUM) != 0u) {
-                float buf = (pc.flags & F_FIRST) != 0u ? gr : s0[i] * pc.momentum + pc.damp1 * gr;
+                float buf = first ? gr : s0[i] * pc.momentum + pc.damp1 * gr;
                 s0[i] = buf;
                 gr = (pc.flags & F_NESTEROV) != 0u ? gr + pc.momentum * buf : buf;
             }
-            x = x - pc.lr * gr;
+            x = x - lr * gr;
         } else if (ALGO == 1u) {                                               // Adam, AdamW
             float m = s0[i];
             m = m + pc.w1 * (gr - m);                                          // exp_avg.lerp_(grad, 1 - beta1)
@@ -63,8 +77,8 @@ void main() {
                 v = max(s2[i], v);
                 s2[i] = v;
             }
-            float denom = sqrt(v) / pc.bc2_sqrt + pc.eps;
-            x = x - pc.step_size * (m / denom);                                // addcdiv_(m, denom, -step_size)
+            float denom = sqrt(v) / bc2_sqrt + pc.eps;
+            x = x - step_size * (m / denom);                                // addcdiv_(m, denom, -step_size)
         } else {                                                               // RMSprop
             float sq = s0[i] * pc.beta2 + pc.w1 * gr * gr;                     // mul_(alpha).addcmul_(g, g, 1 - alpha)
             s0[i] = sq;
@@ -81,9 +95,9 @@ void main() {
             if ((pc.flags & F_MOMENTUM) != 0u) {
                 float buf = s1[i] * pc.momentum + gr / avg;                    // mul_(momentum).addcdiv_(g, avg)
                 s1[i] = buf;
-                x = x - pc.lr * buf;
+                x = x - lr * buf;
             } else {
-                x = x - pc.lr * (gr / avg);                                    // addcdiv_(g, avg, -lr)
+                x = x - lr * (gr / avg);                                    // addcdiv_(g, avg, -lr)
             }
         }
         p[pc.p_off + i] = x;

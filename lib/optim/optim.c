@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ops/ops.h"
+#include "runtime/graph_internal.h"
 #include "vkgrad/nn.h"
 
 /* Mirrors the Push block of shaders/optim_step.comp: change both. */
@@ -15,13 +16,20 @@ typedef struct vkg_optim_push {
     float lr, wd, momentum, damp1;
     float w1, beta2, w2, eps;
     float step_size, bc2_sqrt, decay;
+    uint32_t c_off;
 } vkg_optim_push;
 _Static_assert(sizeof(vkg_optim_push) <= VKG_PUSH_SIZE, "push constants too large");
 
 enum { /* shaders/optim_step.comp's ALGO and F_* flags: change both */
     ALGO_SGD = 0, ALGO_ADAM = 1, ALGO_RMSPROP = 2,
     F_NESTEROV = 1, F_FIRST = 2, F_AMSGRAD = 4, F_DECOUPLED = 8, F_CENTERED = 16, F_MAXIMIZE = 32, F_MOMENTUM = 64,
+    F_COEF = 128,
 };
+
+/* The per-step values, in the order of a slot of the coefficient buffer (shaders/optim_step.comp's
+ * C block: change both). Eager steps pass them as push constants; a captured step reads them from
+ * a buffer that is written before every replay, so the same f32 values reach the same code. */
+enum { C_LR, C_STEP_SIZE, C_BC2_SQRT, C_DECAY, C_FIRST, C_SLOT = 8 };
 
 #define LOCAL 128
 #define NSTATE 3
@@ -40,10 +48,25 @@ typedef struct optim_param {
     int64_t step;
 } optim_param;
 
+/* A graph that captured steps of this optimizer (vkgrad/graph.h): per captured parameter step, a
+ * slot of a coefficient buffer; before every run of the graph, each slot's step advances and
+ * its values are computed and written. Chunks of `per` slots, one tensor each. */
+typedef struct optim_capture {
+    struct optim_capture *next;   /* in the optimizer's list                              */
+    vkg_optim *opt;               /* NULL once the optimizer is freed                     */
+    vkg_graph *graph;
+    int *slots;                   /* the parameter index of each slot                     */
+    int nslots, capslots;
+    vkg_tensor **chunks;
+    int nchunks, per;
+    float *vals;                  /* nchunks * per * C_SLOT                               */
+} optim_capture;
+
 struct vkg_optim {
     vkg_optim_desc d;       /* defaults filled in */
     optim_param *params;
     int n, cap;
+    optim_capture *captures;
 };
 
 static const char *kind_name(vkg_optim_kind k) {
@@ -103,6 +126,7 @@ vkg_optim *vkg_optim_new(const vkg_optim_desc *desc) {
 
 void vkg_optim_free(vkg_optim *opt) {
     if (!opt) return;
+    for (optim_capture *c = opt->captures; c; c = c->next) c->opt = NULL; /* their replays now fail */
     for (int i = 0; i < opt->n; i++) {
         for (int j = 0; j < NSTATE; j++) vkg_free(opt->params[i].s[j]);
         free(opt->params[i].name);
@@ -198,6 +222,96 @@ vkg_status vkg_optim_add_module(vkg_optim *opt, const vkg_module *m) {
     return vkg_optim_add_params(opt, names, params, n);
 }
 
+/* The per-step values of step t (1-based), computed in double and rounded once to f32. */
+static void coefs(const vkg_optim_desc *d, int64_t t, float out[C_SLOT]) {
+    memset(out, 0, C_SLOT * sizeof *out);
+    out[C_LR] = (float)d->lr;
+    out[C_FIRST] = t == 1 ? 1.0f : 0.0f;
+    if (d->kind == VKG_OPTIM_ADAM || d->kind == VKG_OPTIM_ADAMW) {
+        out[C_STEP_SIZE] = (float)(d->lr / (1.0 - pow(d->beta1, (double)t)));
+        out[C_BC2_SQRT] = (float)sqrt(1.0 - pow(d->beta2, (double)t));
+        if (d->kind == VKG_OPTIM_ADAMW) out[C_DECAY] = (float)(1.0 - d->lr * d->weight_decay);
+    }
+}
+
+static vkg_status capture_run(void *user) {
+    optim_capture *c = user;
+    if (!c->opt)
+        return vkg_fail(VKG_ERR_INVALID, "vkg_graph_replay: the optimizer whose steps the graph captured was freed");
+    for (int k = 0; k < c->nslots; k++) {
+        optim_param *e = &c->opt->params[c->slots[k]];
+        int64_t t = e->step + 1;
+        coefs(&c->opt->d, t, &c->vals[(size_t)k * C_SLOT]);
+        e->step = t;
+    }
+    for (int i = 0; i < c->nchunks; i++) {
+        vkg_status st = vkg_stream_write_nowait(c->chunks[i]->storage, 0, &c->vals[(size_t)i * c->per * C_SLOT],
+                                                (size_t)c->per * C_SLOT * sizeof(float));
+        if (st != VKG_OK) return st;
+    }
+    return VKG_OK;
+}
+
+static void capture_release(void *user, bool at_shutdown) {
+    optim_capture *c = user;
+    if (c->opt)
+        for (optim_capture **p = &c->opt->captures; *p; p = &(*p)->next)
+            if (*p == c) {
+                *p = c->next;
+                break;
+            }
+    for (int i = 0; i < c->nchunks && !at_shutdown; i++) vkg_free(c->chunks[i]); /* at shutdown: already freed */
+    free(c->chunks);
+    free(c->slots);
+    free(c->vals);
+    free(c);
+}
+
+/* Inside a capture: a new slot for parameter e's step; its buffer and offset in *buf, *off. */
+static vkg_status capture_slot(vkg_optim *opt, const optim_param *e, vkg_tensor **buf, uint32_t *off) {
+    vkg_graph *g = vkg_graph_capturing();
+    optim_capture *c = opt->captures;
+    while (c && c->graph != g) c = c->next;
+    if (!c) {
+        c = calloc(1, sizeof *c);
+        if (!c) return vkg_fail(VKG_ERR_OUT_OF_MEMORY, "vkg_optim_step: out of host memory");
+        c->opt = opt;
+        c->graph = g;
+        c->per = opt->n > 0 ? opt->n : 1;
+        vkg_status st = vkg_graph_hook_add(g, (vkg_graph_hook){ capture_run, capture_release, c });
+        if (st != VKG_OK) {
+            free(c);
+            return st;
+        }
+        c->next = opt->captures;
+        opt->captures = c;
+    }
+    int k = c->nslots;
+    if (k == c->capslots) {
+        int cap = c->capslots ? 2 * c->capslots : 16;
+        int *ns = realloc(c->slots, (size_t)cap * sizeof *ns);
+        if (!ns) return vkg_fail(VKG_ERR_OUT_OF_MEMORY, "vkg_optim_step: out of host memory");
+        c->slots = ns;
+        c->capslots = cap;
+    }
+    if (k / c->per == c->nchunks) {
+        vkg_tensor **nc = realloc(c->chunks, (size_t)(c->nchunks + 1) * sizeof *nc);
+        if (!nc) return vkg_fail(VKG_ERR_OUT_OF_MEMORY, "vkg_optim_step: out of host memory");
+        c->chunks = nc;
+        float *nv = realloc(c->vals, (size_t)(c->nchunks + 1) * c->per * C_SLOT * sizeof *nv);
+        if (!nv) return vkg_fail(VKG_ERR_OUT_OF_MEMORY, "vkg_optim_step: out of host memory");
+        c->vals = nv;
+        /* no fill: a dispatch here would be captured and run after the values are written */
+        vkg_tensor *t = persist(vkg_tensor_alloc(VKG_SHAPE((int64_t)c->per * C_SLOT), VKG_F32, true, "vkg_optim_step"));
+        if (!t) return vkg_last_status();
+        c->chunks[c->nchunks++] = t;
+    }
+    c->slots[c->nslots++] = (int)(e - opt->params);
+    *buf = c->chunks[k / c->per];
+    *off = (uint32_t)((k % c->per) * C_SLOT);
+    return VKG_OK;
+}
+
 static vkg_status step_one(vkg_optim *opt, optim_param *e) {
     vkg_tensor *g = e->p->grad;
     if (!g) return VKG_OK;
@@ -210,29 +324,40 @@ static vkg_status step_one(vkg_optim *opt, optim_param *e) {
     const vkg_optim_desc *d = &opt->d;
     int64_t n = vkg_numel(e->p);
     int64_t t = e->step + 1;
+    /* captured: the step count advances and the per-step values are written at every run */
+    bool captured = vkg_graph_capturing() != NULL;
+    vkg_tensor *cbuf = NULL;
+    uint32_t c_off = 0;
+    if (captured) {
+        vkg_status st = capture_slot(opt, e, &cbuf, &c_off);
+        if (st != VKG_OK) return st;
+    }
     if (n == 0) {
-        e->step = t;
+        if (!captured) e->step = t;
         return VKG_OK;
     }
     vkg_tensor *gc = vkg_contiguous(g); /* gradients are contiguous; a view would be gathered */
     if (!gc) return vkg_last_status();
+    float cf[C_SLOT];
+    coefs(d, t, cf);
     uint32_t algo = d->kind == VKG_OPTIM_SGD ? ALGO_SGD : d->kind == VKG_OPTIM_RMSPROP ? ALGO_RMSPROP : ALGO_ADAM;
     vkg_optim_push pc = { .n = (uint32_t)n, .p_off = (uint32_t)e->p->offset, .g_off = (uint32_t)gc->offset,
-                          .lr = (float)d->lr, .eps = (float)d->eps, .momentum = (float)d->momentum };
+                          .lr = cf[C_LR], .eps = (float)d->eps, .momentum = (float)d->momentum, .c_off = c_off };
     uint32_t f = d->maximize ? F_MAXIMIZE : 0;
+    if (captured) f |= F_COEF;
     switch (d->kind) {
     case VKG_OPTIM_SGD:
         pc.wd = (float)d->weight_decay;
         pc.damp1 = (float)(1.0 - d->dampening);
         if (d->momentum != 0.0) f |= F_MOMENTUM;
-        if (e->step == 0) f |= F_FIRST;
+        if (cf[C_FIRST] != 0.0f) f |= F_FIRST;
         if (d->nesterov) f |= F_NESTEROV;
         break;
     case VKG_OPTIM_ADAM:
     case VKG_OPTIM_ADAMW:
         if (d->kind == VKG_OPTIM_ADAMW) {
             f |= F_DECOUPLED;
-            pc.decay = (float)(1.0 - d->lr * d->weight_decay);
+            pc.decay = cf[C_DECAY];
         } else {
             pc.wd = (float)d->weight_decay;
         }
@@ -240,8 +365,8 @@ static vkg_status step_one(vkg_optim *opt, optim_param *e) {
         pc.w1 = (float)(1.0 - d->beta1);
         pc.beta2 = (float)d->beta2;
         pc.w2 = (float)(1.0 - d->beta2);
-        pc.step_size = (float)(d->lr / (1.0 - pow(d->beta1, (double)t)));
-        pc.bc2_sqrt = (float)sqrt(1.0 - pow(d->beta2, (double)t));
+        pc.step_size = cf[C_STEP_SIZE];
+        pc.bc2_sqrt = cf[C_BC2_SQRT];
         break;
     case VKG_OPTIM_RMSPROP:
         pc.wd = (float)d->weight_decay;
@@ -258,9 +383,10 @@ static vkg_status step_one(vkg_optim *opt, optim_param *e) {
     dd.bind[0] = e->p;
     for (int j = 0; j < NSTATE; j++) dd.bind[1 + j] = e->s[j] ? e->s[j] : e->p; /* unused slots: never touched */
     dd.bind[1 + NSTATE] = gc;
+    dd.bind[2 + NSTATE] = cbuf ? cbuf : gc; /* eager: the values are push constants, the slot is not read */
     vkg_status st = vkg_dispatch(&dd);
     if (gc != g) vkg_free(gc);
-    if (st == VKG_OK) e->step = t;
+    if (st == VKG_OK && !captured) e->step = t;
     return st;
 }
 

@@ -145,7 +145,7 @@ static bool blocks_push(vkg_block *b) {
 }
 
 /* Best fit over every block; host writes only take ranges whose last batch has completed. */
-static bool carve(VkDeviceSize size, bool host_write, vkg_block **ob, VkDeviceSize *ooff) {
+static bool carve(VkDeviceSize size, bool host_write, vkg_block **ob, VkDeviceSize *ooff, uint64_t *oserial) {
     vkg_block *best = NULL;
     int bi = -1;
     for (int i = 0; i < vkg_ctx.nblocks; i++) {
@@ -164,6 +164,7 @@ static bool carve(VkDeviceSize size, bool host_write, vkg_block **ob, VkDeviceSi
     vkg_range *r = &best->free[bi];
     *ob = best;
     *ooff = r->off;
+    *oserial = r->serial;
     r->off += size;
     r->size -= size;
     if (r->size == 0) {
@@ -236,7 +237,8 @@ vkg_storage *vkg_storage_new(VkDeviceSize bytes, bool host_write, const char *wh
     if (!s) return vkg_fail_null(VKG_ERR_OUT_OF_MEMORY, "%s: out of host memory", what);
     vkg_block *b = NULL;
     VkDeviceSize off = 0;
-    if (!carve(size, host_write, &b, &off)) {
+    uint64_t serial = 0;
+    if (!carve(size, host_write, &b, &off, &serial)) {
         VkDeviceSize bsize = size > vkg_ctx.block_size ? size : vkg_ctx.block_size;
         VkResult r = VK_ERROR_OUT_OF_DEVICE_MEMORY;
         vkg_block *nb = NULL;
@@ -263,12 +265,15 @@ vkg_storage *vkg_storage_new(VkDeviceSize bytes, bool host_write, const char *wh
                                  what, (unsigned long long)bytes, h, used, heap, vkg_ctx.mem.allocations,
                                  vkg_vk_result_name(r));
         }
-        carve(size, host_write, &b, &off); /* the new block qualifies; an in-flight range elsewhere must not */
+        carve(size, host_write, &b, &off, &serial); /* the new block qualifies; an in-flight range elsewhere must not */
     }
     s->block = b;
     s->off = off;
     s->size = size;
     s->refs = 1;
+    /* the bytes may still be in use by unfinished work (a range freed in stream order): a host
+     * write into the new tensor (vkg_tensor_write) waits for that work */
+    s->last_serial = serial;
     vkg_ctx.mem.in_use += size;
     if (vkg_ctx.mem.in_use > vkg_ctx.mem.peak) vkg_ctx.mem.peak = vkg_ctx.mem.in_use;
     return s;

@@ -8,17 +8,54 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/runtime.h"
+#include <time.h>
 
+#include "runtime/graph_internal.h"
 
 #define RING_SIZE ((VkDeviceSize)32 << 20)
 
 static vkg_frame *cur(void) { return &vkg_ctx.frames[vkg_ctx.cur]; }
 
+/* Graph capture (graph.c): dispatches go to the graph's frame, whose command buffer is kept and
+ * replayed; the eager hazard list waits aside, since the graph's commands run later. */
+static vkg_frame *capture;
+static vkg_access *eager_acc;
+static int eager_nacc, eager_capacc;
+static double wait_seconds;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+double vkg_stream_wait_seconds(void) { return wait_seconds; }
+bool vkg_stream_capturing(void) { return capture != NULL; }
+
+void vkg_stream_capture_set(vkg_frame *f) {
+    if (f && !capture) {
+        eager_acc = vkg_ctx.acc;
+        eager_nacc = vkg_ctx.nacc;
+        eager_capacc = vkg_ctx.capacc;
+        vkg_ctx.acc = NULL;
+        vkg_ctx.nacc = vkg_ctx.capacc = 0;
+    } else if (!f && capture) {
+        free(vkg_ctx.acc);
+        vkg_ctx.acc = eager_acc;
+        vkg_ctx.nacc = eager_nacc;
+        vkg_ctx.capacc = eager_capacc;
+        eager_acc = NULL;
+        eager_nacc = eager_capacc = 0;
+    }
+    capture = f;
+}
+
 /* ---- frames ------------------------------------------------------------------------------- */
 static vkg_status frame_wait(vkg_frame *f) {
     if (!f->in_flight) return VKG_OK;
+    double t0 = now_s();
     VkResult r = vkWaitForFences(vkg_ctx.device, 1, &f->fence, VK_TRUE, UINT64_MAX);
+    wait_seconds += now_s() - t0;
     if (r != VK_SUCCESS) return vkg_vk_fail(r, "vkWaitForFences");
     vkg_ctx.stats.waits++;
     f->in_flight = false;
@@ -45,8 +82,8 @@ static vkg_status frame_begin(vkg_frame *f) {
     return VKG_OK;
 }
 
-/* The current frame, begun if it is not recording yet. */
-static vkg_status recording(vkg_frame **out) {
+/* The current eager frame, begun if it is not recording yet. */
+static vkg_status recording_eager(vkg_frame **out) {
     vkg_frame *f = cur();
     if (!f->recording) {
         vkg_status st = frame_begin(f);
@@ -56,9 +93,19 @@ static vkg_status recording(vkg_frame **out) {
     return VKG_OK;
 }
 
+/* Where a dispatch goes: the graph being captured, else the current eager frame. */
+static vkg_status recording(vkg_frame **out) {
+    if (capture) {
+        *out = capture;
+        return VKG_OK;
+    }
+    return recording_eager(out);
+}
+
+/* Timestamps and other commands outside vkg_dispatch stay eager, even during a capture. */
 vkg_status vkg_stream_cmd(VkCommandBuffer *cmd) {
     vkg_frame *f;
-    vkg_status st = recording(&f);
+    vkg_status st = recording_eager(&f);
     if (st == VKG_OK) *cmd = f->cmd;
     return st;
 }
@@ -105,15 +152,26 @@ vkg_status vkg_stream_flush(void) {
     return VKG_OK;
 }
 
-vkg_status vkg_sync(void) {
-    if (!vkg_ready("vkg_sync")) return vkg_last_status();
+vkg_status vkg_stream_sync_all(void) {
     vkg_status st = vkg_stream_flush();
     for (int i = 0; i < VKG_FRAMES; i++) {
         vkg_status s2 = frame_wait(&vkg_ctx.frames[i]);
         if (st == VKG_OK) st = s2;
     }
-    if (st == VKG_OK) vkg_ctx.nacc = 0; /* everything has completed: no hazard is left */
+    /* everything has completed: no hazard is left (but a capture's commands have not run) */
+    if (st == VKG_OK && !capture) vkg_ctx.nacc = 0;
     return st;
+}
+
+vkg_status vkg_sync(void) {
+    if (!vkg_ready("vkg_sync")) return vkg_last_status();
+    if (capture) {
+        vkg_graph_capture_failed();
+        return vkg_fail(VKG_ERR_INVALID, "vkg_sync: called inside a graph capture, whose work runs only at "
+                                         "vkg_graph_capture_end (run one eager step before capturing, so that "
+                                         "autotuning and other waits happen outside it)");
+    }
+    return vkg_stream_sync_all();
 }
 
 /* ---- hazards -------------------------------------------------------------------------------- */
@@ -242,6 +300,11 @@ vkg_status vkg_dispatch(const vkg_dispatch_desc *d) {
     vkg_frame *f;
     vkg_status st = recording(&f);
     if (st != VKG_OK) return st;
+    bool captured = f == capture;
+    for (uint32_t i = 0; captured && i < nbind; i++) {
+        st = vkg_graph_note(d->bind[i]->storage, (int)i < d->nout);
+        if (st != VKG_OK) return st;
+    }
 
     const vkg_block *blocks[VKG_MAX_BINDINGS];
     VkDeviceSize offs[VKG_MAX_BINDINGS], sizes[VKG_MAX_BINDINGS];
@@ -277,12 +340,13 @@ vkg_status vkg_dispatch(const vkg_dispatch_desc *d) {
     uint8_t push[VKG_PUSH_SIZE] = { 0 };
     if (d->push) memcpy(push, d->push, d->push_size < VKG_PUSH_SIZE ? d->push_size : VKG_PUSH_SIZE);
     vkCmdPushConstants(f->cmd, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, VKG_PUSH_SIZE, push);
-    vkg_profile_dispatch_begin(f, d);
+    if (!captured) vkg_profile_dispatch_begin(f, d); /* no timestamps inside a graph */
     vkCmdDispatch(f->cmd, d->groups[0] ? d->groups[0] : 1, d->groups[1] ? d->groups[1] : 1,
                   d->groups[2] ? d->groups[2] : 1);
-    vkg_profile_dispatch_end(f);
+    if (!captured) vkg_profile_dispatch_end(f);
     vkg_ctx.stats.dispatches++;
     f->dispatches++;
+    if (captured) return VKG_OK; /* nothing runs until the capture ends: no wait, no submit */
 
     if (vkg_ctx.sync_mode) {
         vkg_explain_why("VKG_SYNC waits after every op");
@@ -304,8 +368,7 @@ static vkg_status ring_take(VkDeviceSize bytes, VkDeviceSize *off) {
     if (vkg_ctx.ring_head + bytes > vkg_ctx.ring_size) {
         /* wrap: every byte of the ring may be in use by a frame in flight, so wait for all */
         vkg_explain_why("staging ring full");
-        vkg_status st = vkg_stream_flush();
-        if (st == VKG_OK) st = vkg_sync();
+        vkg_status st = vkg_stream_sync_all();
         if (st != VKG_OK) return st;
         vkg_ctx.ring_head = 0;
     }
@@ -345,12 +408,25 @@ static vkg_status transfer(vkg_storage *s, VkDeviceSize off, uint8_t *host, size
     if (why != VKG_OK)
         return vkg_fail(why, "read back: the tensor's values were lost when the submit that computed them failed "
                              "(%s); compute it again", vkg_status_name(why));
+    if (capture) {
+        /* the captured step has not run: its results do not exist yet, and a host write to
+         * bytes it uses would land before the step instead of where the call was made */
+        if (!upload || vkg_graph_holds(s)) {
+            vkg_graph_capture_failed();
+            return vkg_fail(VKG_ERR_INVALID,
+                            upload ? "host write inside a graph capture into a tensor the captured step uses: write "
+                                     "it before vkg_graph_capture_begin or after vkg_graph_capture_end "
+                                     "(vkg_graph_input_write)"
+                                   : "read back inside a graph capture: the captured step runs at "
+                                     "vkg_graph_capture_end; read its tensors after that");
+        }
+    }
     if (upload) vkg_ctx.stats.bytes_uploaded += bytes;
     else vkg_ctx.stats.bytes_read_back += bytes;
     if (vkg_ctx.map_storage) {
         if (s->last_serial > vkg_ctx.completed_serial) {
             vkg_explain_why(upload ? "host write to bytes the device may still use" : "read-back needs the results");
-            vkg_status st = vkg_sync();
+            vkg_status st = vkg_stream_sync_all();
             if (st != VKG_OK) return st;
         }
         uint8_t *dev = s->block->mapped + s->off + off;
@@ -364,20 +440,26 @@ static vkg_status transfer(vkg_storage *s, VkDeviceSize off, uint8_t *host, size
         VkDeviceSize roff;
         vkg_status st = ring_take(n, &roff);
         vkg_frame *f;
-        if (st == VKG_OK) st = recording(&f);
+        if (st == VKG_OK) st = recording_eager(&f);
         if (st != VKG_OK) return st;
         if (upload) memcpy(vkg_ctx.ring_mapped + roff, host, n);
         const vkg_block *b = s->block;
         VkDeviceSize doff = s->off + off;
-        order_accesses(f->cmd, &b, &doff, &n, &upload, 1);
+        /* during a capture the hazard list is the graph's: order this eager copy by barriers */
+        if (capture) global_barrier(f->cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT);
+        else order_accesses(f->cmd, &b, &doff, &n, &upload, 1);
         VkBufferCopy c = { upload ? roff : doff, upload ? doff : roff, n };
         vkCmdCopyBuffer(f->cmd, upload ? vkg_ctx.ring_buffer : s->block->buffer,
                         upload ? s->block->buffer : vkg_ctx.ring_buffer, 1, &c);
+        if (capture)
+            global_barrier(f->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                           VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |
+                               VK_ACCESS_TRANSFER_WRITE_BIT);
         s->last_serial = f->serial;
         if (upload) s->written_serial = f->serial;
         if (!upload) {
             vkg_explain_why("read-back needs the results");
-            st = vkg_sync();
+            st = vkg_stream_sync_all();
             if (st != VKG_OK) return st;
             memcpy(host, vkg_ctx.ring_mapped + roff, n);
         }
@@ -394,6 +476,64 @@ vkg_status vkg_stream_upload(vkg_storage *s, VkDeviceSize off, const void *src, 
 
 vkg_status vkg_stream_download(vkg_storage *s, VkDeviceSize off, void *dst, size_t bytes) {
     return transfer(s, off, dst, bytes, false);
+}
+
+/* ---- graphs: replay and in-place refresh (graph.c) ----------------------------------------- */
+static void full_barrier(VkCommandBuffer cmd) {
+    global_barrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                   VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |
+                       VK_ACCESS_TRANSFER_WRITE_BIT);
+    vkg_ctx.stats.barriers++;
+}
+
+vkg_status vkg_stream_execute(VkCommandBuffer secondary, uint32_t dispatches, uint64_t *serial) {
+    vkg_frame *f;
+    vkg_status st = recording_eager(&f);
+    if (st != VKG_OK) return st;
+    /* the graph's hazards against the eager work around it are not tracked per range: one
+     * barrier before it (after what was recorded or submitted earlier) and one after it */
+    full_barrier(f->cmd);
+    vkCmdExecuteCommands(f->cmd, 1, &secondary);
+    full_barrier(f->cmd);
+    vkg_ctx.nacc = 0;
+    vkg_ctx.stats.dispatches += dispatches;
+    f->dispatches += dispatches;
+    *serial = f->serial;
+    return VKG_OK;
+}
+
+vkg_status vkg_stream_copy(vkg_storage *dst, VkDeviceSize dst_off, vkg_storage *src, VkDeviceSize src_off,
+                           VkDeviceSize bytes) {
+    if (bytes == 0) return VKG_OK;
+    vkg_status why = lost(src);
+    if (why != VKG_OK)
+        return vkg_fail(why, "copy: the source's values were lost when the submit that computed them failed (%s)",
+                        vkg_status_name(why));
+    vkg_frame *f;
+    vkg_status st = recording_eager(&f);
+    if (st != VKG_OK) return st;
+    const vkg_block *blocks[2] = { dst->block, src->block };
+    VkDeviceSize offs[2] = { dst->off + dst_off, src->off + src_off }, sizes[2] = { bytes, bytes };
+    bool writes[2] = { true, false };
+    if (capture) full_barrier(f->cmd); /* the hazard list is the graph's */
+    else order_accesses(f->cmd, blocks, offs, sizes, writes, 2);
+    VkBufferCopy c = { offs[1], offs[0], bytes };
+    vkCmdCopyBuffer(f->cmd, src->block->buffer, dst->block->buffer, 1, &c);
+    if (capture) full_barrier(f->cmd);
+    src->last_serial = dst->last_serial = f->serial;
+    dst->written_serial = f->serial;
+    return VKG_OK;
+}
+
+vkg_status vkg_stream_write_nowait(vkg_storage *s, VkDeviceSize off, const void *src, size_t bytes) {
+    if (!vkg_ctx.map_storage || s->last_serial <= vkg_ctx.completed_serial)
+        return vkg_stream_upload(s, off, src, bytes); /* staged by the queue, or nothing to wait for */
+    vkg_storage *tmp = vkg_storage_new(bytes, true, "write");
+    if (!tmp) return vkg_last_status();
+    vkg_status st = vkg_stream_upload(tmp, 0, src, bytes);
+    if (st == VKG_OK) st = vkg_stream_copy(s, off, tmp, 0, bytes);
+    vkg_storage_release(tmp); /* its range is reused in stream order */
+    return st;
 }
 
 /* ---- init / shutdown ------------------------------------------------------------------------ */
@@ -421,6 +561,9 @@ vkg_status vkg_stream_init(void) {
 
 void vkg_stream_shutdown(void) {
     if (!vkg_ctx.device) return;
+    vkg_graphs_shutdown(); /* before the command pool and the memory blocks go */
+    vkg_stream_capture_set(NULL);
+    wait_seconds = 0;
     for (int i = 0; i < VKG_FRAMES; i++) {
         vkg_frame *f = &vkg_ctx.frames[i];
         if (f->fence) vkDestroyFence(vkg_ctx.device, f->fence, NULL);

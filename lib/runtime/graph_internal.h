@@ -1,0 +1,52 @@
+/* The runtime's side of graph capture and replay (vkgrad/graph.h): the hooks between the
+ * command stream (stream.c), the graph (graph.c) and the layers that compute per-step values on
+ * the host (the optimizer). Only the library includes this. */
+#ifndef VKG_GRAPH_INTERNAL_H
+#define VKG_GRAPH_INTERNAL_H
+
+#include "runtime/runtime.h"
+#include "vkgrad/graph.h"
+
+/* Serial that storages used by a capture carry until the capture first runs. */
+#define VKG_SERIAL_CAPTURE (UINT64_MAX - 1)
+
+/* ---- stream.c -------------------------------------------------------------------------------- */
+/* Starts (f: the graph's frame, recording into its secondary command buffer) or ends (NULL) a
+ * capture: dispatches go to f, with their own hazard list; transfers stay eager. */
+void vkg_stream_capture_set(vkg_frame *f);
+bool vkg_stream_capturing(void);
+/* Records the graph's secondary command buffer into the current eager frame between two global
+ * barriers (against the work before and after it); *serial is that frame's. Not submitted. */
+vkg_status vkg_stream_execute(VkCommandBuffer secondary, uint32_t dispatches, uint64_t *serial);
+/* Copies bytes between storages in stream order (vkCmdCopyBuffer, hazard-tracked). */
+vkg_status vkg_stream_copy(vkg_storage *dst, VkDeviceSize dst_off, vkg_storage *src, VkDeviceSize src_off,
+                           VkDeviceSize bytes);
+/* Writes host bytes into a storage in stream order without waiting for the device: straight
+ * through the mapping when no unfinished work uses the storage, else through a fresh storage
+ * and a device copy. */
+vkg_status vkg_stream_write_nowait(vkg_storage *s, VkDeviceSize off, const void *src, size_t bytes);
+/* Submits what is recorded and waits for everything (callable during a capture). */
+vkg_status vkg_stream_sync_all(void);
+/* Seconds spent in vkWaitForFences since vkg_init (host time that is the device's). */
+double vkg_stream_wait_seconds(void);
+
+/* ---- graph.c --------------------------------------------------------------------------------- */
+/* During a capture: the graph keeps s (a reference) and notes whether the step writes it. */
+vkg_status vkg_graph_note(vkg_storage *s, bool write);
+bool vkg_graph_holds(const vkg_storage *s);   /* s is used by the capture in progress        */
+void vkg_graph_capture_failed(void);         /* a refused call inside the capture spoils it */
+void vkg_graphs_shutdown(void);              /* frees every live graph; device idle         */
+/* The graph being captured, or NULL. */
+vkg_graph *vkg_graph_capturing(void);
+/* A host computation the graph runs before every run of its step (the capture run included),
+ * in capture order: it computes per-step values and writes them into device buffers that the
+ * captured dispatches read (vkg_stream_write_nowait). release frees user; at_shutdown: the
+ * device and the tensors are already gone, free host memory only. */
+typedef struct vkg_graph_hook {
+    vkg_status (*run)(void *user);
+    void (*release)(void *user, bool at_shutdown);
+    void *user;
+} vkg_graph_hook;
+vkg_status vkg_graph_hook_add(vkg_graph *g, vkg_graph_hook hook);
+
+#endif
