@@ -238,11 +238,46 @@ static float model_loss(vkgb_inst *s) {
     return v;
 }
 
-/* An untrained classifier's loss is about ln(classes) (PyTorch's default initialisation gives
- * small logits); training: MODEL_CHECK_STEPS steps on the batch must lower it. */
+/* The model's logits on the batch (no gradients), read back: *spread is max - min over all of
+ * them (NaN if one is not finite); returns their mean cross-entropy by the C reference, NaN on
+ * error. */
+static double model_reference_loss(vkgb_inst *s, double *spread) {
+    double loss = NAN;
+    *spread = NAN;
+    vkg_no_grad_begin();
+    vkg_scope_begin();
+    vkg_tensor *logits = vkg_model_forward(s->model, s->in[0]);
+    size_t n = logits ? (size_t)vkg_numel(logits) : 0, rows = (size_t)vkg_numel(s->in[1]);
+    float *l = malloc((n ? n : 1) * sizeof *l);
+    int32_t *y = malloc((rows ? rows : 1) * sizeof *y);
+    if (logits && l && y && rows && n % rows == 0 && vkg_tensor_read(logits, l, n * sizeof *l) == VKG_OK &&
+        vkg_tensor_read(s->in[1], y, rows * sizeof *y) == VKG_OK) {
+        float lo = INFINITY, hi = -INFINITY;
+        bool finite = true;
+        for (size_t i = 0; i < n; i++) {
+            finite &= isfinite(l[i]) != 0;
+            lo = fminf(lo, l[i]);
+            hi = fmaxf(hi, l[i]);
+        }
+        *spread = finite ? (double)hi - (double)lo : NAN;
+        float ce;
+        vkg_ref_cross_entropy(&ce, l, (int64_t)rows, (int64_t)(n / rows), y, VKG_REDUCTION_MEAN, -100);
+        loss = ce;
+    }
+    free(l);
+    free(y);
+    vkg_scope_end();
+    vkg_no_grad_end();
+    return loss;
+}
+
+/* The untrained model's logits are finite and not all equal; the device's loss matches the C
+ * reference's cross-entropy of those logits; it is about ln(classes) (PyTorch's default
+ * initialisation gives small logits); training: MODEL_CHECK_STEPS steps on the batch lower it. */
 static bool model_verify(vkgb_inst *s, bool corrupt, double *max_err, char *why, size_t whysize) {
     vkg_clear_error();
-    float loss0 = model_loss(s), loss1 = loss0;
+    double spread, ref = model_reference_loss(s, &spread);
+    float loss0 = isnan(ref) ? NAN : model_loss(s), loss1 = loss0;
     bool train = s->c->kind == VKGB_MODEL_TRAIN;
     for (int i = 0; train && i < MODEL_CHECK_STEPS && !isnan(loss0); i++)
         if (!vkgb_inst_run(s)) loss1 = NAN;
@@ -257,8 +292,18 @@ static bool model_verify(vkgb_inst *s, bool corrupt, double *max_err, char *why,
     }
     if (train) snprintf(s->check_note, sizeof s->check_note, "check: loss %.3f, %.3f after %d steps", (double)loss0, (double)loss1, MODEL_CHECK_STEPS);
     else snprintf(s->check_note, sizeof s->check_note, "check: loss %.3f", (double)loss0);
+    *max_err = INFINITY;
+    if (!(spread > 0)) {
+        snprintf(why, whysize, "wrong result: the untrained model's logits are %s", isnan(spread) ? "not all finite" : "all equal");
+        return false;
+    }
+    if (!(fabs(loss0 - ref) <= 1e-4 * fabs(ref) + 1e-5)) {
+        snprintf(why, whysize, "wrong result: the loss on the device is %.7g, the C reference's of its logits %.7g", (double)loss0,
+                 ref);
+        return false;
+    }
     double want = log((double)s->nout);
-    *max_err = isfinite(loss0) ? fabs(loss0 - want) / MODEL_INIT_TOL : INFINITY;
+    *max_err = fabs(loss0 - want) / MODEL_INIT_TOL;
     if (*max_err > 1.0) {
         snprintf(why, whysize, "wrong result: the untrained model's loss is %.6g, not ln(%zu) = %.4g within %.2g", (double)loss0,
                  s->nout, want, MODEL_INIT_TOL);
