@@ -11,7 +11,7 @@ layout(push_constant) uniform Push {
     uvec4 off;            // offset of binding 0, 1, 2, 3, in elements
     uint flags;           // bit 0: conv2d has a bias
     uint items;           // work items of this dispatch (grid-stride)
-    uint pad0, pad1;
+    uint per, base;       // conv2d_backward_weight: (n, oh) rows per chunk, items per chunk
 } pc;
 
 // Element index of x[n, c, h, w] through the strides.

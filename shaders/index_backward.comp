@@ -4,12 +4,14 @@
 // the gradients that point to it in a fixed order, so results are bitwise reproducible.
 // OP 3, 5 (index_select, embedding): dx (outer, N, inner), dy (outer, M, inner), the CSR
 // inverse (off, list) from index_inverse.comp. OP 4 (gather): dx has x's shape, dy and idx the
-// index's (contiguous); the invocation walks its line of idx along axis. Codes of
+// index's (contiguous); the invocation walks its line of idx along axis. OP 3, 5 take a row's
+// entries k0 .. k0 + klen (klen 0: all) and add them to what dx holds when k0 > 0, so the host
+// can split rows with very many entries over several dispatches (lavapipe's loop limit). Codes of
 // VKG_OP_LIST_SEQ: change both. Push constants mirror vkg_index_bw_push in lib/ops/index.c.
 #include "common.glsl"
 
 layout(constant_id = 1) const uint OP = 3;
-layout(std430, binding = 0) writeonly buffer DX { float dx[]; };
+layout(std430, binding = 0) buffer DX { float dx[]; };
 layout(std430, binding = 1) readonly buffer DY { float dy[]; };
 layout(std430, binding = 2) readonly buffer A { int ia[]; };   // off (OP 3, 5) or idx (OP 4)
 layout(std430, binding = 3) readonly buffer L { int list[]; };
@@ -17,7 +19,7 @@ layout(std430, binding = 3) readonly buffer L { int list[]; };
 layout(push_constant) uniform Push {
     uint n, ndim, axis, M;
     uint N, inner, dy_off, a_off;
-    uint list_off, dx_off, pad0, pad1;
+    uint list_off, dx_off, k0, klen;
     uvec4 xs_lo, xs_hi;   // x's shape (OP 4)
     uvec4 is_lo, is_hi;   // the index's shape (OP 4)
 } pc;
@@ -28,9 +30,10 @@ void main() {
         for (uint i = gl_GlobalInvocationID.x; i < pc.n; i += GRID_STRIDE) {
             uint o = i / row, rem = i % row;
             uint nn = rem / pc.inner, ii = rem % pc.inner;
-            float acc = 0.0;
-            int end = ia[pc.a_off + nn + 1u];
-            for (int k = ia[pc.a_off + nn]; k < end; k++) {
+            float acc = pc.k0 > 0u ? dx[pc.dx_off + i] : 0.0;
+            int start = ia[pc.a_off + nn] + int(pc.k0), end = ia[pc.a_off + nn + 1u];
+            if (pc.klen > 0u) end = min(end, start + int(pc.klen));
+            for (int k = start; k < end; k++) {
                 uint m = uint(list[pc.list_off + uint(k)]);
                 acc += dy[pc.dy_off + (o * pc.M + m) * pc.inner + ii];
             }

@@ -4,8 +4,9 @@
 // OP (specialization constant 1):
 //   0  dx, one invocation per row:  g = dy w,  xh = (x - mean) rstd,
 //      dx = rstd (g - mean(g) - xh mean(g xh))                          out: (rows, D)
-//   1  dw and db, one invocation per column d, summed over the rows in order:
-//      out[d] = sum dy xh,  out[D + d] = sum dy                          out: (2, D)
+//   1  dw and db, one invocation per (chunk of pc.per rows, column d), summed over the chunk's
+//      rows in order: out[c, 0, d] = sum dy xh,  out[c, 1, d] = sum dy    out: (chunks, 2, D)
+//      (the host adds the chunks in order: lib/ops/layer_norm.c)
 // x is read through strides like the forward; dy is contiguous (rows, D). flags bit 0: w present.
 // Push constants mirror vkg_layer_norm_backward_push in lib/ops/layer_norm.c: change both.
 #include "common.glsl"
@@ -24,6 +25,7 @@ layout(push_constant) uniform Push {
     uint w_off;
     int w_st;
     uint flags;
+    uint per, items;     // OP 1: rows per chunk, chunks x D
 } pc;
 
 float weight(uint d) { return (pc.flags & 1u) != 0u ? w[int(pc.w_off) + int(d) * pc.w_st] : 1.0; }
@@ -48,17 +50,18 @@ void main() {
             }
         }
     } else {
-        for (uint d = gl_GlobalInvocationID.x; d < pc.D; d += GRID_STRIDE) {
+        for (uint it = gl_GlobalInvocationID.x; it < pc.items; it += GRID_STRIDE) {
+            uint d = it % pc.D, c = it / pc.D;
             float sw = 0.0, sb = 0.0;
-            for (uint i = 0u; i < pc.rows; i++) {
+            for (uint i = c * pc.per; i < min(pc.rows, (c + 1u) * pc.per); i++) {
                 float g = dy[pc.dy_off + i * pc.D + d];
                 float xh = (x[int(pc.x_off) + int(i) * pc.s_row + int(d) * pc.s_col] - stats[pc.stats_off + 2u * i]) *
                            stats[pc.stats_off + 2u * i + 1u];
                 sw += g * xh;
                 sb += g;
             }
-            o[pc.out_off + d] = sw;
-            o[pc.out_off + pc.D + d] = sb;
+            o[pc.out_off + 2u * c * pc.D + d] = sw;
+            o[pc.out_off + 2u * c * pc.D + pc.D + d] = sb;
         }
     }
 }

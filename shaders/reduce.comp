@@ -2,8 +2,14 @@
 #extension GL_GOOGLE_include_directive : require
 // Reductions over the middle axis of a contiguous (outer, R, inner) view, in a fixed order so
 // that results are bitwise reproducible. Specialization constants: 1 = op (sum, mean, max,
-// min, argmax: codes of VKG_OP_LIST, change both), 2 = variant: 0 one invocation per output
-// (many outputs), 1 one workgroup per output (few outputs, long rows; a tree in shared memory).
+// min, argmax: codes of VKG_OP_LIST, change both), 2 = variant:
+//   0 one invocation per output (many outputs);
+//   1 one workgroup per output (few outputs, long rows; a tree in shared memory);
+//   2 split: one workgroup per (output, chunk of pc.chunk along R), writing the chunk's value to
+//     Y and its index to I (the first pass for rows too long for one workgroup: lavapipe ends an
+//     invocation's loops after 65535 iterations);
+//   3 merge: one invocation per output combines its pc.nchunk (value, index) pairs, read from X
+//     and XI, in chunk order (the second pass).
 // Push constants mirror vkg_reduce_push in lib/ops/reduce.c: change both.
 #include "common.glsl"
 
@@ -12,10 +18,13 @@ layout(constant_id = 2) const uint VARIANT = 0;
 layout(std430, binding = 0) writeonly buffer Y { float y[]; };
 layout(std430, binding = 1) readonly buffer X { float x[]; };
 layout(std430, binding = 2) writeonly buffer I { int yi[]; };   // argmax output (may alias Y)
+layout(std430, binding = 3) readonly buffer XI { int xi[]; };   // merge: the chunks' indices
 
 layout(push_constant) uniform Push {
-    uint outer, R, inner, in_off;
+    uint outer, R, inner, in_off;  // merge: R is the whole row (for mean), X holds nchunk per output
     uint out_off;
+    uint chunk, nchunk;            // split and merge
+    uint idx_off;                  // split: I's offset; merge: XI's offset
 } pc;
 
 const bool IS_MAX = OP == 2 || OP == 4;
@@ -57,15 +66,26 @@ void main() {
             for (uint r = 0; r < pc.R; r++) combine(acc, ia, x[base + r * pc.inner], int(r));
             store(o, acc, pc.R == 0u ? 0 : ia);
         }
+    } else if (VARIANT == 3) {
+        for (uint o = gl_GlobalInvocationID.x; o < nout; o += GRID_STRIDE) {
+            float acc = init_value();
+            int ia = 0x7fffffff;
+            for (uint c = 0; c < pc.nchunk; c++)
+                combine(acc, ia, x[pc.in_off + o * pc.nchunk + c], xi[pc.idx_off + o * pc.nchunk + c]);
+            store(o, acc, ia);
+        }
     } else {
         uint t = gl_LocalInvocationID.x;
         uint L = gl_WorkGroupSize.x;
-        for (uint o = gl_WorkGroupID.x; o < nout; o += gl_NumWorkGroups.x) {
+        uint nc = VARIANT == 2 ? pc.nchunk : 1u;
+        for (uint oc = gl_WorkGroupID.x; oc < nout * nc; oc += gl_NumWorkGroups.x) {
+            uint o = oc / nc, c = oc % nc;
             uint ob = o / pc.inner, ii = o % pc.inner;
             uint base = pc.in_off + ob * pc.R * pc.inner + ii;
+            uint r0 = VARIANT == 2 ? c * pc.chunk : 0u, r1 = VARIANT == 2 ? min(pc.R, r0 + pc.chunk) : pc.R;
             float acc = init_value();
             int ia = 0x7fffffff;
-            for (uint r = t; r < pc.R; r += L) combine(acc, ia, x[base + r * pc.inner], int(r));
+            for (uint r = r0 + t; r < r1; r += L) combine(acc, ia, x[base + r * pc.inner], int(r));
             s_val[t] = acc;
             s_idx[t] = ia;
             barrier();
@@ -79,7 +99,14 @@ void main() {
                 }
                 barrier();
             }
-            if (t == 0u) store(o, s_val[0], s_idx[0]);
+            if (t == 0u) {
+                if (VARIANT == 2) {
+                    y[pc.out_off + oc] = s_val[0];
+                    yi[pc.idx_off + oc] = s_idx[0];
+                } else {
+                    store(o, s_val[0], s_idx[0]);
+                }
+            }
             barrier();
         }
     }

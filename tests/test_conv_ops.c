@@ -330,6 +330,32 @@ VKG_TEST(conv_ops, conv2d_gradcheck) {
               true, SEED + 3);
 }
 
+/* dw sums over N OH OW = 100 x 28 x 28 = 78,400 positions: past the 65,535 loop iterations after
+ * which lavapipe ends a shader invocation's loops, so the sum must be split across invocations
+ * (an earlier kernel summed the first ~80 images and dropped the rest, without an error). */
+VKG_TEST(conv_ops, conv2d_weight_gradient_over_a_large_batch) {
+    vkg_scope_begin();
+    vkg_shape xs = VKG_SHAPE(100, 1, 28, 28), ws = VKG_SHAPE(2, 1, 3, 3), ys = VKG_SHAPE(100, 2, 28, 28);
+    vkg_conv2d_desc cd = { .padding = { 1, 1 } };
+    float *xh, *wh, *gh;
+    vkg_tensor *x = make(xs, SEED, false, &xh), *w = vkg_requires_grad(make(ws, SEED + 1, false, &wh), true);
+    vkg_tensor *g = make(ys, SEED + 2, false, &gh);
+    vkg_tensor *y = vkg_conv2d(x, w, NULL, &cd);
+    cr_assert_eq(vkg_backward_desc_run(y, &(vkg_backward_desc){ .grad_output = g }), VKG_OK, "%s", vkg_last_error());
+    float *got = vkgt_read(vkg_grad(w));
+    size_t nx = (size_t)vkg_shape_numel(xs), ny = (size_t)vkg_shape_numel(ys);
+    double *xd = malloc(nx * sizeof *xd), *gd = malloc(ny * sizeof *gd), *dx = calloc(nx, sizeof *dx), wd[18], dw[18] = { 0 };
+    for (size_t i = 0; i < nx; i++) xd[i] = xh[i];
+    for (size_t i = 0; i < ny; i++) gd[i] = gh[i];
+    for (int i = 0; i < 18; i++) wd[i] = wh[i];
+    vkg_ref_conv2d_backward_f64(dx, dw, NULL, xd, xs, wd, ws, gd, &cd);
+    float want[18];
+    for (int i = 0; i < 18; i++) want[i] = (float)dw[i];
+    vkgt_assert_close(got, want, 18, 1e-4f, 1e-3f, "dw over 100 images of 28x28");
+    free(xh), free(wh), free(gh), free(got), free(xd), free(gd), free(dx);
+    vkg_scope_end();
+}
+
 VKG_TEST(conv_ops, pool2d_gradcheck) {
     for (int k = 0; k < 2; k++) {
         vkg_op op = k ? VKG_OP_AVG_POOL2D : VKG_OP_MAX_POOL2D;

@@ -101,6 +101,9 @@ typedef struct vkg_device_info {
     uint64_t heap_size[16];
     bool heap_device_local[16];
     bool is_default;                   /* what vkg_init would choose with no option        */
+    uint32_t max_loop_iterations;      /* loop iterations one shader invocation may run in all
+                                          before the driver ends its loops; 0: no limit known
+                                          (lavapipe/llvmpipe: 65535)                         */
 } vkg_device_info;
 
 /* Every device the loader sees (no vkg_init needed). Returns the count, or -1 with an error. */

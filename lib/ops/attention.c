@@ -34,6 +34,15 @@ static uint32_t chunk_width(int64_t d) {
 }
 static uint32_t chunks(int64_t d, uint32_t w) { return d > 0 ? (uint32_t)((d + w - 1) / w) : 1u; }
 
+/* Loop iterations of one work item of the forward or backward kernels: a walk over the keys (or
+ * queries) with a dot product over Dh and one over Dv at each step. The loops over a chunk of
+ * DC accumulators have a constant trip count, which the driver unrolls (measured on lavapipe:
+ * T = S = 1500, Dh = 32 is right, 3000 is cut short). Too long a walk is refused, never cut. */
+static uint64_t item_cost(int64_t T, int64_t S, int64_t Dh, int64_t Dv) {
+    int64_t n = T > S ? T : S;
+    return (uint64_t)n * (uint64_t)(Dh + Dv + 2) + 8;
+}
+
 /* Push constants common to the forward and backward; the mask's strides over (B, H, T, S). */
 static vkg_attention_push make_push(const vkg_tensor *q, const vkg_tensor *k, const vkg_tensor *v, const vkg_tensor *mask,
                                     bool causal, float scale) {
@@ -98,6 +107,8 @@ vkg_tensor *vkg_scaled_dot_product_attention(vkg_tensor *q, vkg_tensor *k, vkg_t
         if (vkg_numel(o) > 0 && !vkg_fill_(o, 0.0f)) goto fail;
         if (vkg_numel(lse) > 0 && !vkg_fill_(lse, -INFINITY)) goto fail;
     } else {
+        uint64_t cost = item_cost(qd[2], kd[2], qd[3], vd[3]);
+        if (vkg_loop_check(cost, op, "one query's walk over the keys") != VKG_OK) goto fail;
         vkg_attention_push pc = make_push(qc, kc, vc, mask, dd.causal, scale);
         uint32_t dc = chunk_width(vd[3]);
         pc.nchunk = chunks(vd[3], dc);
@@ -105,7 +116,7 @@ vkg_tensor *vkg_scaled_dot_product_attention(vkg_tensor *q, vkg_tensor *k, vkg_t
         pc.lse_off = (uint32_t)lse->offset;
         if (vkg_dispatch(&(vkg_dispatch_desc){ .shader = "attention", .op = VKG_OP_SDPA, .name = op, .spec = { dc },
                                                .nspec = 1, .local_size = LOCAL,
-                                               .groups = { vkg_groups_for(rows * pc.nchunk, LOCAL) },
+                                               .groups = { vkg_groups_for_cost(rows * pc.nchunk, LOCAL, cost) },
                                                .bind = { o, lse, qc, kc, vc, mask ? mask : qc }, .nout = 2,
                                                .push = &pc, .push_size = sizeof pc }) != VKG_OK)
             goto fail;
@@ -147,13 +158,16 @@ vkg_status vkg_sdpa_grad(vkg_tensor *q, vkg_tensor *k, vkg_tensor *v, vkg_tensor
     vkg_status s = VKG_OK;
     if ((dq && !tq) || ((dk || dv) && (!tk || !tv))) goto fail;
     uint64_t rows = (uint64_t)(q->shape.d[0] * q->shape.d[1] * q->shape.d[2]);
+    uint64_t cost = item_cost(q->shape.d[2], k->shape.d[2], q->shape.d[3], v->shape.d[3]);
+    if (work && vkg_loop_check(cost, op, "one query's walk over the keys") != VKG_OK) goto fail;
     if (work) {
         st = vkg_tensor_alloc(VKG_SHAPE((int64_t)rows, 2), VKG_F32, false, op);
         if (!st) goto fail;
         vkg_attention_delta_push dp = { (uint32_t)rows, (uint32_t)v->shape.d[3], (uint32_t)o->offset,
                                         (uint32_t)gc->offset, (uint32_t)lse->offset, (uint32_t)st->offset };
         if (vkg_dispatch(&(vkg_dispatch_desc){ .shader = "attention_delta", .op = VKG_OP_SDPA, .name = op,
-                                               .local_size = LOCAL, .groups = { vkg_groups_for(rows, LOCAL) },
+                                               .local_size = LOCAL,
+                                               .groups = { vkg_groups_for_cost(rows, LOCAL, (uint64_t)v->shape.d[3] + 2) },
                                                .bind = { st, o, gc, lse }, .nout = 1, .push = &dp,
                                                .push_size = sizeof dp }) != VKG_OK)
             goto fail;
@@ -166,7 +180,7 @@ vkg_status vkg_sdpa_grad(vkg_tensor *q, vkg_tensor *k, vkg_tensor *v, vkg_tensor
             pc.o_off = (uint32_t)tq->offset;
             if (vkg_dispatch(&(vkg_dispatch_desc){ .shader = "attention_backward", .op = VKG_OP_SDPA, .name = op,
                                                    .spec = { 1, dc }, .nspec = 2, .local_size = LOCAL,
-                                                   .groups = { vkg_groups_for(rows * pc.nchunk, LOCAL) },
+                                                   .groups = { vkg_groups_for_cost(rows * pc.nchunk, LOCAL, cost) },
                                                    .bind = { tq, tq, q, k, v, m, gc, st }, .nout = 2, .push = &pc,
                                                    .push_size = sizeof pc }) != VKG_OK)
                 goto fail;
@@ -180,7 +194,7 @@ vkg_status vkg_sdpa_grad(vkg_tensor *q, vkg_tensor *k, vkg_tensor *v, vkg_tensor
             pc.lse_off = (uint32_t)tv->offset;
             if (vkg_dispatch(&(vkg_dispatch_desc){ .shader = "attention_backward", .op = VKG_OP_SDPA, .name = op,
                                                    .spec = { 2, dc }, .nspec = 2, .local_size = LOCAL,
-                                                   .groups = { vkg_groups_for(keys * pc.nchunk, LOCAL) },
+                                                   .groups = { vkg_groups_for_cost(keys * pc.nchunk, LOCAL, cost) },
                                                    .bind = { tk, tv, q, k, v, m, gc, st }, .nout = 2, .push = &pc,
                                                    .push_size = sizeof pc }) != VKG_OK)
                 goto fail;

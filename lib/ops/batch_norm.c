@@ -31,7 +31,10 @@ static vkg_status bn_dispatch(const char *shader, uint32_t stage, const char *na
         pc->off[i] = (uint32_t)bind[i]->offset;
     }
     d.local_size = per_channel ? LOCAL_RED : LOCAL;
-    d.groups[0] = per_channel ? vkg_groups_for(pc->C, 1) : vkg_groups_for(pc->n, LOCAL);
+    /* a channel's workgroup walks its N S values twice, LOCAL_RED ways */
+    uint64_t lane_cost = 2 * (((uint64_t)pc->N * pc->S + LOCAL_RED - 1) / LOCAL_RED) + 16;
+    if (per_channel && vkg_loop_check(lane_cost, name, "one channel's values") != VKG_OK) return vkg_last_status();
+    d.groups[0] = per_channel ? vkg_groups_for_cost(pc->C, 1, lane_cost) : vkg_groups_for(pc->n, LOCAL);
     return vkg_dispatch(&d);
 }
 

@@ -17,7 +17,7 @@ typedef struct vkg_conv_push {
     uint32_t off[4];         /* offset of binding 0..3, in elements */
     uint32_t flags;          /* bit 0: conv2d has a bias */
     uint32_t items;
-    uint32_t pad0, pad1;
+    uint32_t per, base;      /* conv2d_backward_weight: (n, oh) rows per chunk, items per chunk */
 } vkg_conv_push;
 _Static_assert(sizeof(vkg_conv_push) <= VKG_PUSH_SIZE, "push constants too large");
 
@@ -30,8 +30,12 @@ static const char *variant_last = "none";
 const char *vkg_conv2d_variant_last(void) { return variant_last; }
 
 /* Records one dispatch of the group; binding i = bind[i], the first nout written. */
+/* cost: loop iterations of one item. Loops over the register blocks (KB, PB, CB) have constant
+ * trip counts, which the driver unrolls, so only the loops over the kernel window and the
+ * channels count. */
 static vkg_status conv_dispatch(const char *shader, vkg_op op, const char *name, vkg_conv_push *pc,
-                                vkg_tensor *const *bind, int nbind, int nout, double flops) {
+                                vkg_tensor *const *bind, int nbind, int nout, double flops, uint64_t cost) {
+    if (vkg_loop_check(cost, name, "one output block") != VKG_OK) return vkg_last_status();
     vkg_dispatch_desc d = { .shader = shader, .op = op, .name = name, .local_size = LOCAL, .nout = nout, .push = pc,
                             .push_size = sizeof *pc, .flops = flops };
     if (op == VKG_OP_MAX_POOL2D || op == VKG_OP_AVG_POOL2D) {
@@ -42,7 +46,7 @@ static vkg_status conv_dispatch(const char *shader, vkg_op op, const char *name,
         d.bind[i] = bind[i];
         pc->off[i] = (uint32_t)bind[i]->offset;
     }
-    d.groups[0] = vkg_groups_for(pc->items, LOCAL);
+    d.groups[0] = vkg_groups_for_cost(pc->items, LOCAL, cost);
     return vkg_dispatch(&d);
 }
 
@@ -127,7 +131,8 @@ vkg_tensor *vkg_conv2d(vkg_tensor *x, vkg_tensor *weight, vkg_tensor *bias, cons
             strides_of(x, pc.xs);
             vkg_tensor *bind[4] = { y, x, wc, bc ? bc : wc };
             st = conv_dispatch("conv2d", VKG_OP_CONV2D, op, &pc, bind, 4, 1,
-                               2.0 * (double)vkg_numel(y) * (double)(C / d.groups) * (double)(kh * kw));
+                               2.0 * (double)vkg_numel(y) * (double)(C / d.groups) * (double)(kh * kw),
+                               (uint64_t)(kh * (1 + kw * (1 + C / d.groups))) + 8);
             variant_last = "direct4x4";
         }
         if (wc && wc != weight) vkg_free(wc);
@@ -157,8 +162,10 @@ vkg_tensor *vkg_conv2d_grad_input(vkg_tensor *g, vkg_tensor *weight, vkg_shape x
                              (uint32_t)d->padding[1], (uint32_t)d->dilation[0], (uint32_t)d->dilation[1], .flags = 0 };
         pc.items = (uint32_t)(xs.d[0] * d->groups * ((Cg + CB - 1) / CB) * xs.d[2] * xs.d[3]);
         vkg_tensor *bind[3] = { dx, gc, wc };
+        uint64_t kg = (uint64_t)(g->shape.d[1] / d->groups), taps = (uint64_t)(weight->shape.d[2] * weight->shape.d[3]);
         st = conv_dispatch("conv2d_backward_input", VKG_OP_CONV2D, "conv2d backward (input)", &pc, bind, 3, 1,
-                           2.0 * (double)vkg_numel(g) * (double)vkg_numel(weight) / (double)weight->shape.d[0]);
+                           2.0 * (double)vkg_numel(g) * (double)vkg_numel(weight) / (double)weight->shape.d[0],
+                           taps * (1 + kg) + (uint64_t)weight->shape.d[2] + 8);
     }
     if (gc && gc != g) vkg_free(gc);
     if (wc && wc != weight) vkg_free(wc);
@@ -169,30 +176,51 @@ vkg_tensor *vkg_conv2d_grad_input(vkg_tensor *g, vkg_tensor *weight, vkg_shape x
     return dx;
 }
 
+/* dw sums over every (n, oh, ow) of the batch. One invocation per KB output channels would walk
+ * N OH OW positions alone: too few invocations to fill a device for a first layer (32 x 1 x 3 x
+ * 3 weights: 72), and past lavapipe's loop limit for a batch of 28x28 images. So the (n, oh)
+ * rows are split into chunks (vkg_split_rows), each chunk's partial sums land in their own slice
+ * of a (chunks, dw) buffer, and one reduction over the chunks, in a fixed order, gives dw. */
 vkg_tensor *vkg_conv2d_grad_weight(vkg_tensor *g, vkg_tensor *x, vkg_shape ws, const vkg_conv2d_desc *d) {
+    const char *name = "conv2d backward (weight)";
     if (!g || !x) return NULL;
-    vkg_tensor *dw = vkg_tensor_alloc(ws, VKG_F32, false, "conv2d backward");
-    if (!dw || vkg_numel(dw) == 0) return dw;
+    int64_t numel = vkg_shape_numel(ws);
+    if (numel == 0) return vkg_tensor_alloc(ws, VKG_F32, false, name);
+    int64_t K = ws.d[0], Kg = K / d->groups, OH = g->shape.d[2], OW = g->shape.d[3];
+    uint64_t base = (uint64_t)(d->groups * ((Kg + KB - 1) / KB) * ws.d[1] * ws.d[2] * ws.d[3]);
+    uint64_t rows = (uint64_t)(x->shape.d[0] * OH), row_cost = 2 + (uint64_t)OW;
+    if (vkg_loop_check(row_cost, name, "one output row") != VKG_OK) return NULL;
+    uint64_t per, chunks = vkg_split_rows(rows, row_cost, base, &per);
+    if (base * chunks > UINT32_MAX || (uint64_t)numel * chunks > UINT32_MAX) {
+        vkg_fail(VKG_ERR_TOO_LARGE, "%s: %llu partial sums of %lld weights pass 2^32", name,
+                 (unsigned long long)chunks, (long long)numel);
+        return NULL;
+    }
+    vkg_tensor *part = vkg_tensor_alloc(chunks > 1 ? VKG_SHAPE((int64_t)chunks, numel) : ws, VKG_F32, false, name);
+    if (!part) return NULL;
     vkg_tensor *gc = vkg_contiguous(g);
     vkg_status st = !gc ? vkg_last_status() : VKG_OK;
     if (st == VKG_OK) {
-        int64_t K = ws.d[0], Kg = K / d->groups;
         vkg_conv_push pc = { (uint32_t)x->shape.d[0], (uint32_t)x->shape.d[1], (uint32_t)x->shape.d[2],
-                             (uint32_t)x->shape.d[3], (uint32_t)K, (uint32_t)g->shape.d[2], (uint32_t)g->shape.d[3],
+                             (uint32_t)x->shape.d[3], (uint32_t)K, (uint32_t)OH, (uint32_t)OW,
                              (uint32_t)d->groups, (uint32_t)ws.d[2], (uint32_t)ws.d[3], (uint32_t)d->stride[0],
                              (uint32_t)d->stride[1], (uint32_t)d->padding[0], (uint32_t)d->padding[1],
-                             (uint32_t)d->dilation[0], (uint32_t)d->dilation[1], .flags = 0 };
-        pc.items = (uint32_t)(d->groups * ((Kg + KB - 1) / KB) * ws.d[1] * ws.d[2] * ws.d[3]);
+                             (uint32_t)d->dilation[0], (uint32_t)d->dilation[1], .flags = 0,
+                             .items = (uint32_t)(base * chunks), .per = (uint32_t)per, .base = (uint32_t)base };
         strides_of(x, pc.xs);
-        vkg_tensor *bind[3] = { dw, gc, x };
-        st = conv_dispatch("conv2d_backward_weight", VKG_OP_CONV2D, "conv2d backward (weight)", &pc, bind, 3, 1,
-                           2.0 * (double)vkg_numel(g) * (double)(ws.d[1] * ws.d[2] * ws.d[3]));
+        vkg_tensor *bind[3] = { part, gc, x };
+        st = conv_dispatch("conv2d_backward_weight", VKG_OP_CONV2D, name, &pc, bind, 3, 1,
+                           2.0 * (double)vkg_numel(g) * (double)(ws.d[1] * ws.d[2] * ws.d[3]),
+                           per * row_cost + 8);
     }
     if (gc && gc != g) vkg_free(gc);
     if (st != VKG_OK) {
-        vkg_free(dw);
+        vkg_free(part);
         return NULL;
     }
+    if (chunks == 1) return part;
+    vkg_tensor *dw = vkg_reshape(vkg_sum(part, 0, false), ws);
+    vkg_free(part);
     return dw;
 }
 
@@ -238,7 +266,8 @@ static vkg_tensor *pool2d(vkg_op op, vkg_tensor *x, const vkg_pool2d_desc *desc,
                              .items = (uint32_t)vkg_numel(y) };
         strides_of(x, pc.xs);
         vkg_tensor *bind[3] = { y, x, idx ? idx : y };
-        if (conv_dispatch("pool2d", op, name, &pc, bind, 3, idx ? 2 : 1, (double)vkg_numel(y) * d.kernel[0] * d.kernel[1]) != VKG_OK) {
+        if (conv_dispatch("pool2d", op, name, &pc, bind, 3, idx ? 2 : 1, (double)vkg_numel(y) * d.kernel[0] * d.kernel[1],
+                          (uint64_t)d.kernel[0] * (uint64_t)(d.kernel[1] + 1) + 2) != VKG_OK) {
             vkg_free(y);
             vkg_free(idx);
             return NULL;
@@ -272,7 +301,8 @@ vkg_tensor *vkg_pool2d_grad_input(vkg_op op, vkg_tensor *g, vkg_tensor *indices,
                              .items = (uint32_t)vkg_numel(dx) };
         vkg_tensor *bind[3] = { dx, gc, ic ? ic : gc };
         st = conv_dispatch("pool2d_backward", op, op == VKG_OP_MAX_POOL2D ? "max_pool2d backward" : "avg_pool2d backward",
-                           &pc, bind, 3, 1, (double)vkg_numel(dx));
+                           &pc, bind, 3, 1, (double)vkg_numel(dx),
+                           (uint64_t)(d->kernel[0] + 1) * (uint64_t)(d->kernel[1] + 2) + 2);
     }
     if (gc && gc != g) vkg_free(gc);
     if (ic && ic != indices) vkg_free(ic);

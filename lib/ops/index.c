@@ -17,14 +17,14 @@ typedef struct vkg_index_push {
 /* Mirrors the Push block of shaders/index_inverse.comp: change both. */
 typedef struct vkg_inverse_push {
     uint32_t M, N, idx_off, off_off;
-    uint32_t list_off;
+    uint32_t list_off, phase, lo, hi;
 } vkg_inverse_push;
 
 /* Mirrors the Push block of shaders/index_backward.comp: change both. */
 typedef struct vkg_index_bw_push {
     uint32_t n, ndim, axis, M;
     uint32_t N, inner, dy_off, a_off;
-    uint32_t list_off, dx_off, pad0, pad1;
+    uint32_t list_off, dx_off, k0, klen;
     uint32_t xs[8];
     uint32_t is[8];
 } vkg_index_bw_push;
@@ -126,6 +126,32 @@ vkg_tensor *vkg_embedding(vkg_tensor *weight, vkg_tensor *index) {
     return y;
 }
 
+/* The CSR inverse of a 1-D index (shaders/index_inverse.comp): one dispatch when the whole
+ * counting sort fits one invocation's loop budget, else each of its steps cut into ranges. */
+static vkg_status inverse(vkg_op op, const char *name, const vkg_tensor *ic, const vkg_tensor *off,
+                          const vkg_tensor *list, int64_t M, int64_t N) {
+    vkg_inverse_push ip = { (uint32_t)M, (uint32_t)N, (uint32_t)ic->offset, (uint32_t)off->offset,
+                            (uint32_t)list->offset, 0, 0, 0 };
+    vkg_dispatch_desc d = { .shader = "index_inverse", .op = op, .name = name, .local_size = 1, .groups = { 1 },
+                            .bind = { off, list, ic }, .nout = 2, .push = &ip, .push_size = sizeof ip };
+    uint64_t budget = vkg_loop_budget(), step = budget / 2;
+    if (3 * (uint64_t)(N + 1) + 2 * (uint64_t)M + 8 <= budget) return vkg_dispatch(&d);
+    const uint64_t len[6] = { 0, (uint64_t)N + 1, (uint64_t)M, (uint64_t)N, (uint64_t)M, (uint64_t)N };
+    for (uint32_t phase = 1; phase <= 5; phase++) {
+        ip.phase = phase;
+        for (uint64_t r = 0; r < len[phase]; r += step) {
+            /* phase 5 walks down: its ranges are taken from the top */
+            uint64_t lo = phase == 5 ? (len[5] > r + step ? len[5] - r - step : 0) : r;
+            uint64_t hi = phase == 5 ? len[5] - r : (r + step < len[phase] ? r + step : len[phase]);
+            ip.lo = (uint32_t)lo;
+            ip.hi = (uint32_t)hi;
+            if (vkg_dispatch(&d) != VKG_OK) return vkg_last_status();
+        }
+        if (phase == 5 && len[5] == 0 && vkg_dispatch(&d) != VKG_OK) return vkg_last_status();
+    }
+    return VKG_OK;
+}
+
 vkg_tensor *vkg_index_grad(vkg_op op, vkg_shape xs, int axis, vkg_tensor *index, vkg_tensor *g) {
     const char *name = vkg_op_table[op].name;
     vkg_tensor *gc = vkg_contiguous(g), *ic = vkg_contiguous(index);
@@ -145,12 +171,7 @@ vkg_tensor *vkg_index_grad(vkg_op op, vkg_shape xs, int axis, vkg_tensor *index,
         off = vkg_tensor_alloc(VKG_SHAPE(N + 1), VKG_I32, false, name);
         list = vkg_tensor_alloc(VKG_SHAPE(M > 0 ? M : 1), VKG_I32, false, name);
         if (!off || !list) goto fail;
-        vkg_inverse_push ip = { (uint32_t)M, (uint32_t)N, (uint32_t)ic->offset, (uint32_t)off->offset,
-                                (uint32_t)list->offset };
-        if (vkg_dispatch(&(vkg_dispatch_desc){ .shader = "index_inverse", .op = op, .name = name, .local_size = 1,
-                                               .groups = { 1 }, .bind = { off, list, ic }, .nout = 2, .push = &ip,
-                                               .push_size = sizeof ip }) != VKG_OK)
-            goto fail;
+        if (inverse(op, name, ic, off, list, M, N) != VKG_OK) goto fail;
         pc.M = (uint32_t)M;
         pc.N = (uint32_t)N;
         pc.inner = (uint32_t)inner;
@@ -166,11 +187,24 @@ vkg_tensor *vkg_index_grad(vkg_op op, vkg_shape xs, int axis, vkg_tensor *index,
             pc.is[i] = i < xs.ndim ? (uint32_t)ic->shape.d[i] : 1;
         }
     }
-    if (vkg_dispatch(&(vkg_dispatch_desc){ .shader = "index_backward", .op = op, .name = name,
-                                           .spec = { vkg_op_table[op].code }, .nspec = 1, .local_size = LOCAL,
-                                           .groups = { vkg_groups_for((uint64_t)n, LOCAL) }, .bind = { dx, gc, a, l },
-                                           .nout = 1, .push = &pc, .push_size = sizeof pc }) != VKG_OK)
+    /* A row's entries: up to M (index_select, embedding), or the index's length along axis
+     * (gather). Rows with more entries than one invocation may loop over are summed in passes,
+     * each adding the next klen entries in order to what the last pass left. */
+    uint64_t entries = op == VKG_OP_GATHER ? (uint64_t)ic->shape.d[axis] : pc.M, budget = vkg_loop_budget();
+    uint64_t klen = entries + 4 <= budget / 2 ? entries : budget / 2;
+    if (op == VKG_OP_GATHER && vkg_loop_check(entries + 16, name, "one element's line of the index") != VKG_OK)
         goto fail;
+    for (uint64_t k0 = 0; k0 == 0 || k0 < entries; k0 += klen) {
+        pc.k0 = (uint32_t)k0;
+        pc.klen = klen == entries ? 0u : (uint32_t)klen;
+        if (vkg_dispatch(&(vkg_dispatch_desc){ .shader = "index_backward", .op = op, .name = name,
+                                               .spec = { vkg_op_table[op].code }, .nspec = 1, .local_size = LOCAL,
+                                               .groups = { vkg_groups_for_cost((uint64_t)n, LOCAL, klen + 16) },
+                                               .bind = { dx, gc, a, l }, .nout = 1, .push = &pc,
+                                               .push_size = sizeof pc }) != VKG_OK)
+            goto fail;
+        if (op == VKG_OP_GATHER || klen == entries) break;
+    }
     goto done;
 fail:
     vkg_free(dx);

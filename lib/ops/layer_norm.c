@@ -24,6 +24,7 @@ typedef struct vkg_layer_norm_backward_push {
     uint32_t w_off;
     int32_t w_st;
     uint32_t flags;
+    uint32_t per, items;  /* dw and db: rows per chunk, chunks x D */
 } vkg_layer_norm_backward_push;
 
 #define LOCAL 64
@@ -84,7 +85,7 @@ vkg_tensor *vkg_layer_norm(vkg_tensor *x, vkg_tensor *weight, vkg_tensor *bias, 
                                    .eps = eps };
         vkg_status st = vkg_dispatch(&(vkg_dispatch_desc){
             .shader = "layer_norm", .op = VKG_OP_LAYER_NORM, .name = fn, .local_size = LOCAL,
-            .groups = { vkg_groups_for((uint64_t)rows, LOCAL) },
+            .groups = { vkg_groups_for_cost((uint64_t)rows, LOCAL, 3 * (uint64_t)D + 4) },
             .bind = { y, stats, xr, weight ? weight : xr, bias ? bias : xr }, .nout = 2, .push = &pc,
             .push_size = sizeof pc });
         if (xr != x) vkg_free(xr);
@@ -131,16 +132,39 @@ vkg_status vkg_nn_layer_norm_backward(vkg_tensor *x, vkg_tensor *w, vkg_tensor *
                                         .w_off = w ? (uint32_t)w->offset : 0,
                                         .w_st = w ? (int32_t)w->strides[0] : 0,
                                         .flags = w ? 1u : 0u };
+    /* dw and db sum over the rows: split into chunks (vkg_split_rows) whose (2, D) partial sums
+     * are added in order, so that the rows of a long batch neither run past lavapipe's loop
+     * limit nor leave a device with only D invocations to run */
+    uint64_t per, chunks = vkg_split_rows((uint64_t)rows, 1, (uint64_t)D, &per);
+    if ((st = vkg_loop_check(2 * (uint64_t)D + 4, fn, "one row")) != VKG_OK) goto done;
     for (uint32_t op = 0; op < 2 && st == VKG_OK; op++) {
         vkg_tensor *out = op == 0 ? (dx ? *dx : NULL) : (dwb ? *dwb : NULL);
         if (!out) continue;
-        pc.out_off = (uint32_t)out->offset;
-        uint64_t n = op == 0 ? (uint64_t)rows : (uint64_t)D;
+        vkg_tensor *part = op == 1 && chunks > 1 ? vkg_tensor_alloc(VKG_SHAPE((int64_t)chunks, 2, D), VKG_F32, false, fn)
+                                                 : out;
+        if (!part) {
+            st = vkg_last_status();
+            break;
+        }
+        pc.out_off = (uint32_t)part->offset;
+        pc.per = (uint32_t)per;
+        pc.items = (uint32_t)(chunks * (uint64_t)D);
+        uint64_t n = op == 0 ? (uint64_t)rows : pc.items, cost = op == 0 ? 2 * (uint64_t)D + 4 : per + 4;
         st = vkg_dispatch(&(vkg_dispatch_desc){ .shader = "layer_norm_backward", .op = VKG_OP_LAYER_NORM, .name = fn,
                                                 .spec = { op }, .nspec = 1, .local_size = LOCAL,
-                                                .groups = { vkg_groups_for(n, LOCAL) },
-                                                .bind = { out, xr, dyc, stats, w ? w : xr }, .nout = 1, .push = &pc,
+                                                .groups = { vkg_groups_for_cost(n, LOCAL, cost) },
+                                                .bind = { part, xr, dyc, stats, w ? w : xr }, .nout = 1, .push = &pc,
                                                 .push_size = sizeof pc });
+        if (part != out) {
+            vkg_tensor *sum = st == VKG_OK ? vkg_sum(part, 0, false) : NULL;
+            vkg_free(part);
+            if (!sum) {
+                st = vkg_last_status();
+                break;
+            }
+            vkg_free(*dwb);
+            *dwb = sum;
+        }
     }
 done:
     if (xr && xr != x) vkg_free(xr);

@@ -53,6 +53,9 @@ static vkg_tensor *class_loss(vkg_op op, vkg_tensor *x, vkg_tensor *target, cons
     vkg_tensor *valid = vkg_tensor_alloc(VKG_SHAPE(N), VKG_F32, false, fn);
     vkg_tensor *y = NULL, *count = NULL;
     if (!loss || !valid) goto fail;
+    /* one invocation per sample walks its C classes twice: within lavapipe's loop limit up to
+     * about 24,000 classes; past it, refused rather than silently cut short */
+    if (N > 0 && vkg_loop_check(2 * (uint64_t)C + 4, fn, "one sample's classes") != VKG_OK) goto fail;
     if (N > 0) {
         vkg_class_loss_push pc = { (uint32_t)N, (uint32_t)C, (uint32_t)x->offset, (uint32_t)target->offset,
                                    (int32_t)x->strides[0], (int32_t)x->strides[1], (int32_t)target->strides[0],
@@ -60,7 +63,7 @@ static vkg_tensor *class_loss(vkg_op op, vkg_tensor *x, vkg_tensor *target, cons
         /* C = 0: every target is out of range; x has no bytes to bind, so bind loss in its place */
         if (vkg_dispatch(&(vkg_dispatch_desc){ .shader = "class_loss", .op = op, .name = fn,
                                                .spec = { vkg_op_table[op].code }, .nspec = 1, .local_size = LOCAL,
-                                               .groups = { vkg_groups_for((uint64_t)N, LOCAL) },
+                                               .groups = { vkg_groups_for_cost((uint64_t)N, LOCAL, 2 * (uint64_t)C + 4) },
                                                .bind = { loss, valid, C > 0 ? x : loss, target }, .nout = 2,
                                                .push = &pc, .push_size = sizeof pc }) != VKG_OK)
             goto fail;
@@ -110,6 +113,10 @@ vkg_tensor *vkg_nn_class_loss_backward(vkg_op op, vkg_tensor *x, vkg_tensor *tar
     vkg_tensor *dx = vkg_tensor_alloc(x->shape, VKG_F32, false, fn);
     int64_t N = x->shape.d[0], C = x->shape.d[1];
     if (!dx || N * C == 0) return dx;
+    if (vkg_loop_check(3 * (uint64_t)C + 4, fn, "one sample's classes") != VKG_OK) {
+        vkg_free(dx);
+        return NULL;
+    }
     uint32_t mode = reduction == VKG_REDUCTION_NONE ? 0 : reduction == VKG_REDUCTION_SUM ? 1 : 2;
     vkg_class_loss_backward_push pc = { (uint32_t)N,
                                         (uint32_t)C,
@@ -126,7 +133,7 @@ vkg_tensor *vkg_nn_class_loss_backward(vkg_op op, vkg_tensor *x, vkg_tensor *tar
                                         count ? (uint32_t)count->offset : 0 };
     if (vkg_dispatch(&(vkg_dispatch_desc){ .shader = "class_loss_backward", .op = op, .name = fn,
                                            .spec = { vkg_op_table[op].code }, .nspec = 1, .local_size = LOCAL,
-                                           .groups = { vkg_groups_for((uint64_t)N, LOCAL) },
+                                           .groups = { vkg_groups_for_cost((uint64_t)N, LOCAL, 3 * (uint64_t)C + 4) },
                                            .bind = { dx, x, target, g, count ? count : g }, .nout = 1, .push = &pc,
                                            .push_size = sizeof pc }) != VKG_OK) {
         vkg_free(dx);

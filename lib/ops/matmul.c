@@ -346,6 +346,27 @@ static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b) {
         return vkg_fail_null(VKG_ERR_INVALID, "vkg_matmul: a is %s but b is %s: inner sizes %lld != %lld",
                              vkg_shape_str(a->shape, x, sizeof x), vkg_shape_str(b->shape, y, sizeof y),
                              (long long)K, (long long)Kb);
+    uint64_t budget = vkg_loop_budget();
+    if ((uint64_t)K + 64 > budget) {
+        /* one output's K loop would run past lavapipe's loop limit: sum products of K slices,
+         * in order (views, no copies) */
+        uint64_t step = budget / 2;
+        vkg_tensor *sum = NULL;
+        vkg_no_grad_begin();
+        for (int64_t k0 = 0; k0 < K && (k0 == 0 || sum); k0 += (int64_t)step) {
+            int64_t len = K - k0 < (int64_t)step ? K - k0 : (int64_t)step;
+            vkg_tensor *av = vkg_narrow(a, an - 1, k0, len), *bv = vkg_narrow(b, bn == 1 ? 0 : bn - 2, k0, len);
+            vkg_tensor *p = av && bv ? matmul_forward(av, bv) : NULL;
+            vkg_tensor *s2 = !p ? NULL : sum ? vkg_add(sum, p) : p;
+            vkg_free(av);
+            vkg_free(bv);
+            if (p && p != s2) vkg_free(p);
+            if (sum && sum != s2) vkg_free(sum);
+            sum = s2;
+        }
+        vkg_no_grad_end();
+        return sum;
+    }
     int a_nb = an > 2 ? an - 2 : 0, b_nb = bn > 2 ? bn - 2 : 0;
     vkg_shape as = { .ndim = a_nb }, bsh = { .ndim = b_nb }, batch;
     for (int i = 0; i < a_nb; i++) as.d[i] = a->shape.d[i];

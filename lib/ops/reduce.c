@@ -8,9 +8,52 @@
 typedef struct vkg_reduce_push {
     uint32_t outer, R, inner, in_off;
     uint32_t out_off;
+    uint32_t chunk, nchunk;
+    uint32_t idx_off;
 } vkg_reduce_push;
 
 #define LOCAL 128
+
+enum { PER_INVOCATION = 0, PER_WORKGROUP = 1, SPLIT = 2, MERGE = 3 }; /* shaders/reduce.comp's variants */
+
+static vkg_status reduce_dispatch(vkg_op op, const char *name, uint32_t variant, const vkg_reduce_push *pc,
+                                  uint32_t groups, const vkg_tensor *y, const vkg_tensor *x, const vkg_tensor *yi,
+                                  const vkg_tensor *xi) {
+    return vkg_dispatch(&(vkg_dispatch_desc){ .shader = "reduce", .op = op, .name = name,
+                                              .spec = { vkg_op_table[op].code, variant }, .nspec = 2,
+                                              .local_size = LOCAL, .groups = { groups }, .bind = { y, x, yi, xi },
+                                              .nout = 1, .push = pc, .push_size = sizeof *pc });
+}
+
+/* Rows so long that one workgroup's invocations would each loop past the budget: a first pass
+ * reduces chunks of the row (a workgroup each) to (value, index) pairs, a second combines them in
+ * chunk order. */
+static vkg_status reduce_split(vkg_op op, const char *name, vkg_reduce_push pc, const vkg_tensor *y,
+                               const vkg_tensor *x, uint64_t nout, uint64_t budget) {
+    uint64_t chunk = (uint64_t)LOCAL * (budget / 2);
+    uint64_t nchunk = (pc.R + chunk - 1) / chunk;
+    vkg_tensor *pv = vkg_tensor_alloc(VKG_SHAPE((int64_t)(nout * nchunk)), VKG_F32, false, name);
+    vkg_tensor *pi = pv ? vkg_tensor_alloc(VKG_SHAPE((int64_t)(nout * nchunk)), VKG_I32, false, name) : NULL;
+    vkg_status st = pi ? VKG_OK : vkg_last_status();
+    if (st == VKG_OK) {
+        vkg_reduce_push p1 = pc;
+        p1.chunk = (uint32_t)chunk;
+        p1.nchunk = (uint32_t)nchunk;
+        p1.out_off = (uint32_t)pv->offset;
+        p1.idx_off = (uint32_t)pi->offset;
+        st = reduce_dispatch(op, name, SPLIT, &p1, vkg_groups_for_cost(nout * nchunk, 1, budget / 2 + 16), pv, x, pi, pv);
+    }
+    if (st == VKG_OK) {
+        vkg_reduce_push p2 = pc;
+        p2.nchunk = (uint32_t)nchunk;
+        p2.in_off = (uint32_t)pv->offset;
+        p2.idx_off = (uint32_t)pi->offset;
+        st = reduce_dispatch(op, name, MERGE, &p2, vkg_groups_for_cost(nout, LOCAL, nchunk + 4), y, pv, y, pi);
+    }
+    vkg_free(pv);
+    vkg_free(pi);
+    return st;
+}
 
 static vkg_tensor *reduce(vkg_op op, vkg_tensor *x, int axis, bool keepdim, bool all) {
     if (!x) return NULL;
@@ -43,17 +86,23 @@ static vkg_tensor *reduce(vkg_op op, vkg_tensor *x, int axis, bool keepdim, bool
     vkg_tensor *y = vkg_tensor_alloc(out, op == VKG_OP_ARGMAX ? VKG_I32 : VKG_F32, false, name);
     int64_t nout = outer * inner;
     if (y && nout > 0) {
-        vkg_reduce_push pc = { (uint32_t)outer, (uint32_t)R, (uint32_t)inner, (uint32_t)xc->offset, (uint32_t)y->offset };
+        vkg_reduce_push pc = { (uint32_t)outer, (uint32_t)R, (uint32_t)inner, (uint32_t)xc->offset, (uint32_t)y->offset, 0, 0, 0 };
         /* A workgroup per output pays off when outputs are too few to fill the device; it is
-         * also needed for rows past 32768: lavapipe ends any shader loop after 65535 iterations,
-         * so one invocation must not walk a long row alone (a workgroup splits it 128 ways). */
-        uint32_t variant = ((nout < 256 && R >= 512) || R > 32768) ? 1 : 0;
-        uint32_t groups = variant ? vkg_groups_for((uint64_t)nout, 1) : vkg_groups_for((uint64_t)nout, LOCAL);
-        if (vkg_dispatch(&(vkg_dispatch_desc){ .shader = "reduce", .op = op, .name = name,
-                                               .spec = { vkg_op_table[op].code, variant }, .nspec = 2,
-                                               .local_size = LOCAL, .groups = { groups },
-                                               .bind = { y, xc, y }, .nout = 1, .push = &pc,
-                                               .push_size = sizeof pc }) != VKG_OK) {
+         * also needed for long rows: lavapipe ends an invocation's loops after 65535 iterations,
+         * so one invocation must not walk a long row alone (a workgroup splits it 128 ways), and
+         * rows longer than 128 times that are split across workgroups. */
+        uint64_t budget = vkg_loop_budget(), per_lane = ((uint64_t)R + LOCAL - 1) / LOCAL + 16;
+        uint64_t long_row = budget / 2 < 32768 ? budget / 2 : 32768;
+        uint32_t variant = ((nout < 256 && R >= 512) || (uint64_t)R > long_row) ? PER_WORKGROUP : PER_INVOCATION;
+        vkg_status st;
+        if (variant == PER_WORKGROUP && per_lane > budget / 2)
+            st = reduce_split(op, name, pc, y, xc, (uint64_t)nout, budget);
+        else if (variant == PER_WORKGROUP)
+            st = reduce_dispatch(op, name, variant, &pc, vkg_groups_for_cost((uint64_t)nout, 1, per_lane), y, xc, y, y);
+        else
+            st = reduce_dispatch(op, name, variant, &pc, vkg_groups_for_cost((uint64_t)nout, LOCAL, (uint64_t)R + 2), y,
+                                 xc, y, y);
+        if (st != VKG_OK) {
             vkg_free(y);
             y = NULL;
         }

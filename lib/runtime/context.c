@@ -99,6 +99,9 @@ static void probe(VkPhysicalDevice pd, int index, vkg_device_info *d) {
     if (v12) {
         snprintf(d->driver_name, sizeof d->driver_name, "%s", drv.driverName);
         snprintf(d->driver_info, sizeof d->driver_info, "%s", drv.driverInfo);
+        /* gallivm counts every loop back-edge of an invocation against LP_MAX_TGSI_LOOP_ITERATIONS
+         * and, past it, leaves all loops without a word: kernels must stay under it. */
+        if (drv.driverID == VK_DRIVER_ID_MESA_LLVMPIPE) d->max_loop_iterations = 65535;
     }
     d->vendor_id = p->vendorID;
     d->device_id = p->deviceID;
@@ -494,6 +497,7 @@ vkg_status vkg_init(const vkg_init_desc *desc) {
     vkg_status st = create_instance();
     if (st == VKG_OK) st = create_device();
     vkg_ctx.initialized = (st == VKG_OK); /* the parts below need the device; shutdown undoes any */
+    vkg_grid_reset();
     if (st == VKG_OK) st = vkg_stream_init();
     if (st == VKG_OK) st = vkg_pipelines_init();
     if (st == VKG_OK) st = vkg_profile_init();

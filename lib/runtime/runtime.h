@@ -154,7 +154,24 @@ vkg_status vkg_stream_upload(vkg_storage *s, VkDeviceSize off, const void *src, 
 vkg_status vkg_stream_download(vkg_storage *s, VkDeviceSize off, void *dst, size_t bytes);
 vkg_status vkg_stream_init(void);
 void vkg_stream_shutdown(void);
-uint32_t vkg_groups_for(uint64_t n, uint32_t local_size);   /* capped; shaders grid-stride */
+/* Dispatch grids (runtime/grid.c). Kernels loop over their items with a grid stride; cost is an
+ * upper bound on the loop iterations one item takes (1 for a plain elementwise body). The group
+ * count keeps every invocation's loop iterations within vkg_loop_budget(). */
+uint32_t vkg_groups_for(uint64_t n, uint32_t local_size);   /* cost VKG_COST_SMALL */
+uint32_t vkg_groups_for_cost(uint64_t n, uint32_t local_size, uint64_t cost);
+#define VKG_COST_SMALL 16  /* a body with only a few short loops (strided index math, ndim <= 8) */
+/* Loop iterations one invocation may run (UINT64_MAX: no limit). VKG_LOOP_BUDGET=N lowers it on
+ * any device, so that tests reach the split paths at small sizes. */
+uint64_t vkg_loop_budget(void);
+/* VKG_OK when one item's loops (cost iterations) fit the budget, else a clear error naming the
+ * op and what is too large. */
+vkg_status vkg_loop_check(uint64_t cost, const char *op, const char *what);
+void vkg_grid_reset(void);  /* vkg_init: read the device and the variables again */
+/* A sum over rows terms (row_cost loop iterations each) for each of outputs outputs, split into
+ * chunks whose partial sums a second pass adds in order: enough chunks that one fits the loop
+ * budget and that outputs x chunks invocations fill the device. Returns the chunk count; *per
+ * gets the rows of each chunk (the last may have fewer). */
+uint64_t vkg_split_rows(uint64_t rows, uint64_t row_cost, uint64_t outputs, uint64_t *per);
 
 /* ---- the context ---------------------------------------------------------------------------- */
 typedef enum vkg_log_level { VKG_LOG_ERROR = 0, VKG_LOG_WARN, VKG_LOG_INFO, VKG_LOG_DEBUG } vkg_log_level;
