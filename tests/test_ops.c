@@ -299,8 +299,9 @@ VKG_TEST(ops, reduce_against_reference) {
         check_reduce(o, VKG_SHAPE(3, 4, 5), 0, false, CONTIG, SEED + 5);
         check_reduce(o, VKG_SHAPE(2, 3000), 1, false, CONTIG, SEED + 6);   /* workgroup per output  */
         check_reduce(o, VKG_SHAPE(300, 70000), 1, false, CONTIG, SEED + 12); /* rows past lavapipe's 65535-iteration loop limit */
-        /* a row of 7M: 128 lanes of one workgroup would still loop past it; split, then merged */
-        check_reduce(o, VKG_SHAPE(7000003), VKG_REF_ALL, false, CONTIG, SEED + 13);
+        /* a row of 9M: each of one workgroup's 128 lanes would still loop 70,313 times (an earlier
+         * kernel did, and dropped the rest); split across workgroups, then merged */
+        check_reduce(o, VKG_SHAPE(9000011), VKG_REF_ALL, false, CONTIG, SEED + 13);
         check_reduce(o, VKG_SHAPE(3001), VKG_REF_ALL, false, CONTIG, SEED + 7);
         check_reduce(o, VKG_SHAPE(7, 130), VKG_REF_ALL, false, CONTIG, SEED + 8);
         check_reduce(o, VKG_SHAPE(13, 17), 0, false, TRANSPOSED, SEED + 9);
