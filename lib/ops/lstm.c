@@ -1,7 +1,9 @@
-/* The LSTM cell: the two matmuls through vkg_matmul, then one fused shader for the biases, the
- * gate nonlinearities and the state update (shaders/lstm_cell.comp), and one for its backward
- * (lstm_cell_backward.comp). The node sits on a (2, B, Hd) result [h'; c'] and keeps the
- * activated gates; h' and c' are split views of it, so gradients flow from either or both. */
+/* The LSTM cell and the LSTM over a sequence. The cell: the two matmuls through vkg_matmul, then
+ * one fused shader for the biases, the gate nonlinearities and the state update
+ * (shaders/lstm_cell.comp), and one for its backward (lstm_cell_backward.comp). The node sits on
+ * a (2, B, Hd) result [h'; c'] and keeps the activated gates; h' and c' are split views of it,
+ * so gradients flow from either or both. The sequence op (vkg_lstm, below) is what the LSTM
+ * layer uses: one node for all T steps, so weight gradients are computed once per sequence. */
 #include "ops/seq.h"
 
 #define LOCAL 128
