@@ -84,11 +84,13 @@ static bool chart(const char *prefix, const char *const *labels, int n, char **r
         if (!g) return false;
         char term[128];
         snprintf(term, sizeof term, terms[t][0], 260 + 22 * nrows);
-        fprintf(g, "set terminal %s\nset output '%s.%s'\n", term, prefix, terms[t][1]);
+        /* noenhanced: device labels hold underscores (LP_NUM_THREADS), which would become subscripts */
+        fprintf(g, "set terminal %s noenhanced\nset output '%s.%s'\n", term, prefix, terms[t][1]);
         fprintf(g, "set title 'vkgrad-bench: throughput per case relative to %s (higher is better)'\n", labels[0]);
         fprintf(g, "set style data histogram\nset style histogram clustered gap 1\nset style fill solid 0.8 border -1\n"
                    "set boxwidth 0.9\nset xtics rotate by -50 scale 0 font ',8'\nset grid ytics\nset yrange [0:*]\n"
-                   "set ylabel 'throughput / throughput of the first report'\nset key top left\nset bmargin 14\n");
+                   "set ylabel 'throughput / throughput of the first report'\nset key top left\nset bmargin 14\n"
+                   "set rmargin 12\n"); /* room for the last case's slanted name */
         fprintf(g, "plot ");
         for (int k = 0; k < n; k++)
             fprintf(g, "%s'%s' using %d%s title '%s'", k ? ", " : "", dat, k + 2, k ? "" : ":xtic(1)", labels[k]);
