@@ -45,8 +45,9 @@ static void grid_settings(void) {
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         grid.cpu_groups = ncpu > 4 ? 2 * (uint64_t)ncpu : 8; /* two per core keeps every core busy */
     }
-    uint64_t g = env_u64("VKG_MAX_GROUPS"); /* tests: long grid-stride loops on any device */
-    if (g && g < grid.cpu_groups) grid.cpu_groups = g;
+    /* tests: long grid-stride loops on any device; benchmarks: other caps side by side */
+    uint64_t g = env_u64("VKG_MAX_GROUPS");
+    if (g) grid.cpu_groups = g < grid.max_groups ? g : grid.max_groups;
 }
 
 uint64_t vkg_loop_budget(void) {
