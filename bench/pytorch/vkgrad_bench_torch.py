@@ -844,7 +844,9 @@ def git_commit():
         c = subprocess.run(["git", "-C", REPO, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True)
         if c.returncode != 0:
             return ""
-        d = subprocess.run(["git", "-C", REPO, "diff", "--quiet", "HEAD", "--"], capture_output=True)
+        # "+dirty": this script or the case table it mirrors had uncommitted changes
+        d = subprocess.run(["git", "-C", REPO, "diff", "--quiet", "HEAD", "--", "bench/pytorch", "bench/cases.c"],
+                           capture_output=True)
         return c.stdout.strip() + ("+dirty" if d.returncode == 1 else "")
     except OSError:
         return ""
