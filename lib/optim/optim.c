@@ -58,6 +58,7 @@ typedef struct optim_capture {
     int *slots;                   /* the parameter index of each slot                     */
     int nslots, capslots;
     vkg_tensor **chunks;
+    int *stage;                   /* each chunk's stage in the graph                      */
     int nchunks, per;
     float *vals;                  /* nchunks * per * C_SLOT                               */
 } optim_capture;
@@ -245,8 +246,7 @@ static vkg_status capture_run(void *user) {
         e->step = t;
     }
     for (int i = 0; i < c->nchunks; i++) {
-        vkg_status st = vkg_stream_write_nowait(c->chunks[i]->storage, 0, &c->vals[(size_t)i * c->per * C_SLOT],
-                                                (size_t)c->per * C_SLOT * sizeof(float));
+        vkg_status st = vkg_graph_stage_write(c->graph, c->stage[i], &c->vals[(size_t)i * c->per * C_SLOT]);
         if (st != VKG_OK) return st;
     }
     return VKG_OK;
@@ -262,6 +262,7 @@ static void capture_release(void *user, bool at_shutdown) {
             }
     for (int i = 0; i < c->nchunks && !at_shutdown; i++) vkg_free(c->chunks[i]); /* at shutdown: already freed */
     free(c->chunks);
+    free(c->stage);
     free(c->slots);
     free(c->vals);
     free(c);
@@ -298,13 +299,18 @@ static vkg_status capture_slot(vkg_optim *opt, const optim_param *e, vkg_tensor 
         vkg_tensor **nc = realloc(c->chunks, (size_t)(c->nchunks + 1) * sizeof *nc);
         if (!nc) return vkg_fail(VKG_ERR_OUT_OF_MEMORY, "vkg_optim_step: out of host memory");
         c->chunks = nc;
+        int *nst = realloc(c->stage, (size_t)(c->nchunks + 1) * sizeof *nst);
+        if (!nst) return vkg_fail(VKG_ERR_OUT_OF_MEMORY, "vkg_optim_step: out of host memory");
+        c->stage = nst;
         float *nv = realloc(c->vals, (size_t)(c->nchunks + 1) * c->per * C_SLOT * sizeof *nv);
         if (!nv) return vkg_fail(VKG_ERR_OUT_OF_MEMORY, "vkg_optim_step: out of host memory");
         c->vals = nv;
         /* no fill: a dispatch here would be captured and run after the values are written */
         vkg_tensor *t = persist(vkg_tensor_alloc(VKG_SHAPE((int64_t)c->per * C_SLOT), VKG_F32, true, "vkg_optim_step"));
         if (!t) return vkg_last_status();
-        c->chunks[c->nchunks++] = t;
+        c->chunks[c->nchunks] = t;
+        c->stage[c->nchunks] = vkg_graph_stage_add(g, t->storage, 0, (VkDeviceSize)c->per * C_SLOT * sizeof(float));
+        if (c->stage[c->nchunks++] < 0) return vkg_last_status();
     }
     c->slots[c->nslots++] = (int)(e - opt->params);
     *buf = c->chunks[k / c->per];

@@ -1,9 +1,11 @@
 /* Graph capture and replay (vkgrad/graph.h): the dispatches of one fixed-shape step are recorded
- * once into a secondary command buffer that the graph keeps, and each replay executes it from the
- * current eager frame between two barriers, in one submit. The graph holds a reference on every
- * storage its dispatches use, so the sub-allocator can give none of those ranges to anything else
- * while a replay may still rewrite them; per-step host values come from hooks (the optimizer's)
- * that write small device buffers before every run. */
+ * once into a secondary command buffer that the graph keeps; at the end of the capture, G_PRIMS
+ * primary command buffers are recorded around it (a barrier against the work before, the copies
+ * of the per-run host values, the step, a barrier against the work after), so a replay records
+ * nothing: it submits one of them, with the eager frame's pending commands if there are any, in
+ * one vkQueueSubmit. The graph holds a reference on every storage its dispatches use, so the
+ * sub-allocator can give none of those ranges to anything else while a replay may still rewrite
+ * them; per-run host values come from hooks (the optimizer's) that write them into stages. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +18,14 @@ typedef struct graph_use {
 
 typedef enum graph_state { G_EMPTY = 0, G_CAPTURING, G_READY } graph_state;
 
+#define G_PRIMS VKG_FRAMES   /* primaries in flight: a stage slot is rewritten once its run is done */
+
+typedef struct graph_stage {
+    vkg_storage *dst;
+    VkDeviceSize off, bytes;
+    VkDeviceSize at;         /* offset in each slot of the stage memory */
+} graph_stage;
+
 struct vkg_graph {
     vkg_graph *next;             /* the live list, freed at shutdown                       */
     graph_state state;
@@ -27,6 +37,13 @@ struct vkg_graph {
     int nhooks, caphooks;
     int64_t replays;
     uint64_t last_serial;        /* the frame of the latest run                            */
+    VkCommandBuffer prim[G_PRIMS];
+    uint64_t prim_serial[G_PRIMS];   /* the batch that last ran prim[i]                    */
+    graph_stage *stages;
+    int nstages, capstages;
+    VkDeviceSize slot_bytes;     /* stage bytes per primary                                */
+    vkg_storage *stage_mem;      /* G_PRIMS slots, mapped; NULL: stages written in stream order */
+    int slot;                    /* the slot of the run in progress                        */
 };
 
 static vkg_graph *live;
@@ -95,6 +112,69 @@ vkg_status vkg_graph_hook_add(vkg_graph *g, vkg_graph_hook hook) {
     return VKG_OK;
 }
 
+int vkg_graph_stage_add(vkg_graph *g, vkg_storage *dst, VkDeviceSize off, VkDeviceSize bytes) {
+    if (g->nstages == g->capstages) {
+        int cap = g->capstages ? 2 * g->capstages : 4;
+        graph_stage *ns = realloc(g->stages, (size_t)cap * sizeof *ns);
+        if (!ns) {
+            g->spoiled = true;
+            vkg_fail(VKG_ERR_OUT_OF_MEMORY, "graph capture: out of host memory");
+            return -1;
+        }
+        g->stages = ns;
+        g->capstages = cap;
+    }
+    if (vkg_graph_note(dst, true) != VKG_OK) return -1;
+    g->stages[g->nstages] = (graph_stage){ dst, off, bytes, g->slot_bytes };
+    g->slot_bytes += (bytes + 15) & ~(VkDeviceSize)15;
+    return g->nstages++;
+}
+
+vkg_status vkg_graph_stage_write(vkg_graph *g, int id, const void *src) {
+    const graph_stage *s = &g->stages[id];
+    if (!g->stage_mem) return vkg_stream_write_nowait(s->dst, s->off, src, s->bytes);
+    memcpy(g->stage_mem->block->mapped + g->stage_mem->off + (VkDeviceSize)g->slot * g->slot_bytes + s->at, src, s->bytes);
+    return VKG_OK;
+}
+
+/* The primaries around the captured step (after a successful capture). */
+static vkg_status record_primaries(vkg_graph *g) {
+    if (g->nstages && vkg_ctx.map_storage) {
+        g->stage_mem = vkg_storage_new(G_PRIMS * g->slot_bytes, true, "graph stages");
+        if (!g->stage_mem) return vkg_last_status();
+    }
+    VkCommandBufferAllocateInfo ai = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+                                       .commandPool = vkg_ctx.cmd_pool, .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+                                       .commandBufferCount = G_PRIMS };
+    VkResult r = vkAllocateCommandBuffers(vkg_ctx.device, &ai, g->prim);
+    if (r != VK_SUCCESS) {
+        memset(g->prim, 0, sizeof g->prim);
+        return vkg_vk_fail(r, "vkAllocateCommandBuffers (graph)");
+    }
+    for (int i = 0; i < G_PRIMS; i++) {
+        VkCommandBufferBeginInfo bi = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+                                        .flags = VK_COMMAND_BUFFER_USAGE_SIMULTANEOUS_USE_BIT };
+        VkCommandBuffer c = g->prim[i];
+        r = vkBeginCommandBuffer(c, &bi);
+        if (r != VK_SUCCESS) return vkg_vk_fail(r, "vkBeginCommandBuffer (graph)");
+        vkg_stream_full_barrier(c, false); /* after everything submitted before */
+        if (g->stage_mem) {
+            for (int k = 0; k < g->nstages; k++) {
+                const graph_stage *s = &g->stages[k];
+                VkBufferCopy bc = { g->stage_mem->off + (VkDeviceSize)i * g->slot_bytes + s->at, s->dst->off + s->off,
+                                    s->bytes };
+                vkCmdCopyBuffer(c, g->stage_mem->block->buffer, s->dst->block->buffer, 1, &bc);
+            }
+            vkg_stream_full_barrier(c, false);
+        }
+        vkCmdExecuteCommands(c, 1, &g->frame.cmd);
+        vkg_stream_full_barrier(c, true); /* before everything after, the host's reads included */
+        r = vkEndCommandBuffer(c);
+        if (r != VK_SUCCESS) return vkg_vk_fail(r, "vkEndCommandBuffer (graph)");
+    }
+    return VKG_OK;
+}
+
 /* Back to G_EMPTY: hooks released, storages let go (stamped with the latest run, so the
  * allocator reuses them in stream order), command buffer and descriptor pools destroyed. The
  * caller has made sure that no run is pending. */
@@ -115,6 +195,20 @@ static void release(vkg_graph *g, bool at_shutdown) {
     free(g->uses);
     g->uses = NULL;
     g->nuses = g->capuses = 0;
+    if (g->stage_mem) {
+        g->stage_mem->last_serial = g->last_serial;
+        vkg_storage_release(g->stage_mem);
+        g->stage_mem = NULL;
+    }
+    free(g->stages);
+    g->stages = NULL;
+    g->nstages = g->capstages = 0;
+    g->slot_bytes = 0;
+    for (int i = 0; i < G_PRIMS; i++) {
+        if (g->prim[i]) vkFreeCommandBuffers(vkg_ctx.device, vkg_ctx.cmd_pool, 1, &g->prim[i]);
+        g->prim[i] = VK_NULL_HANDLE;
+        g->prim_serial[i] = 0;
+    }
     vkg_frame *f = &g->frame;
     if (f->cmd) vkFreeCommandBuffers(vkg_ctx.device, vkg_ctx.cmd_pool, 1, &f->cmd);
     for (int k = 0; k < f->npools; k++) vkDestroyDescriptorPool(vkg_ctx.device, f->pools[k], NULL);
@@ -170,26 +264,31 @@ vkg_status vkg_graph_capture_begin(vkg_graph *g) {
     return VKG_OK;
 }
 
-/* One run of the captured step: the hooks write this run's host values, then the secondary
- * command buffer is recorded into the eager frame and submitted with it. */
+/* One run of the captured step: the hooks write this run's host values into the stages of a
+ * primary whose previous run is done, which is then submitted (with any pending eager work). */
 static vkg_status run(vkg_graph *g) {
-    for (int i = 0; i < g->nhooks; i++) {
-        vkg_status st = g->hooks[i].run(g->hooks[i].user);
+    int i = (int)(g->replays % G_PRIMS);
+    vkg_status st = vkg_stream_wait_serial(g->prim_serial[i]); /* usually done long ago */
+    if (st != VKG_OK) return st;
+    g->slot = i;
+    for (int k = 0; k < g->nhooks; k++) {
+        st = g->hooks[k].run(g->hooks[k].user);
         if (st != VKG_OK) return st;
     }
     uint64_t serial;
-    vkg_status st = vkg_stream_execute(g->frame.cmd, g->frame.dispatches, &serial);
-    if (st != VKG_OK) return st;
-    /* what the step used is in use by this frame; what it wrote, written by it (a failed submit
-     * then marks those values lost) */
-    for (int i = 0; i < g->nuses; i++) {
-        g->uses[i].s->last_serial = serial;
-        if (g->uses[i].write) g->uses[i].s->written_serial = serial;
-    }
-    g->last_serial = serial;
-    g->replays++;
     vkg_explain_why("vkg_graph_replay: one submit per step");
-    return vkg_stream_flush();
+    st = vkg_stream_submit_graph(g->prim[i], g->frame.dispatches, &serial);
+    /* what the step used is in use by this batch; what it wrote, written by it (a failed submit
+     * then marks those values lost) */
+    for (int k = 0; k < g->nuses; k++) {
+        g->uses[k].s->last_serial = serial;
+        if (g->uses[k].write) g->uses[k].s->written_serial = serial;
+    }
+    if (g->stage_mem) g->stage_mem->last_serial = serial;
+    g->prim_serial[i] = serial;
+    g->last_serial = serial;
+    if (st == VKG_OK) g->replays++;
+    return st;
 }
 
 vkg_status vkg_graph_capture_end(vkg_graph *g) {
@@ -209,6 +308,13 @@ vkg_status vkg_graph_capture_end(vkg_graph *g) {
         release(g, false);
         return vkg_fail(failed != VKG_OK ? failed : VKG_ERR_VULKAN,
                         "vkg_graph_capture_end: the capture failed, the graph is left empty: %s", msg);
+    }
+    vkg_status st = record_primaries(g);
+    if (st != VKG_OK) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", vkg_last_error());
+        release(g, false);
+        return vkg_fail(st, "vkg_graph_capture_end: %s", msg);
     }
     g->state = G_READY;
     return run(g);

@@ -15,9 +15,14 @@
  * capture: dispatches go to f, with their own hazard list; transfers stay eager. */
 void vkg_stream_capture_set(vkg_frame *f);
 bool vkg_stream_capturing(void);
-/* Records the graph's secondary command buffer into the current eager frame between two global
- * barriers (against the work before and after it); *serial is that frame's. Not submitted. */
-vkg_status vkg_stream_execute(VkCommandBuffer secondary, uint32_t dispatches, uint64_t *serial);
+/* Submits the current eager frame's commands, if any, and then a graph's primary command buffer,
+ * in one vkQueueSubmit with that frame's fence; *serial is the batch's. The primary ends with a
+ * full barrier, so the hazard list starts empty after it. */
+vkg_status vkg_stream_submit_graph(VkCommandBuffer primary, uint32_t dispatches, uint64_t *serial);
+/* Waits until the batch `serial` has completed (submitting it first if it is still recording). */
+vkg_status vkg_stream_wait_serial(uint64_t serial);
+/* A barrier from compute and transfer writes to compute and transfer reads and writes. */
+void vkg_stream_full_barrier(VkCommandBuffer cmd, bool host);
 /* Copies bytes between storages in stream order (vkCmdCopyBuffer, hazard-tracked). */
 vkg_status vkg_stream_copy(vkg_storage *dst, VkDeviceSize dst_off, vkg_storage *src, VkDeviceSize src_off,
                            VkDeviceSize bytes);
@@ -48,5 +53,12 @@ typedef struct vkg_graph_hook {
     void *user;
 } vkg_graph_hook;
 vkg_status vkg_graph_hook_add(vkg_graph *g, vkg_graph_hook hook);
+/* During a capture: dst[off, off + bytes) is rewritten from host memory before every run. Where
+ * storage is mapped, the graph keeps one host-visible copy per command buffer in flight and its
+ * own command buffer copies it in (no recording per run); elsewhere it is a stream-ordered
+ * write. Returns the stage's id (>= 0), or -1 with an error. */
+int vkg_graph_stage_add(vkg_graph *g, vkg_storage *dst, VkDeviceSize off, VkDeviceSize bytes);
+/* From a hook: this run's bytes of stage `id`. */
+vkg_status vkg_graph_stage_write(vkg_graph *g, int id, const void *src);
 
 #endif

@@ -118,22 +118,38 @@ static void global_barrier(VkCommandBuffer cmd, VkPipelineStageFlags dst_stage, 
                          1, &mb, 0, NULL, 0, NULL);
 }
 
-vkg_status vkg_stream_flush(void) {
-    if (!vkg_ctx.device) return VKG_OK;
+/* Submits the current frame's commands (if it is recording) and then `extra` (a graph's command
+ * buffer, or none), in one vkQueueSubmit with the frame's fence. */
+static vkg_status submit(VkCommandBuffer extra) {
     vkg_frame *f = cur();
-    if (!f->recording) return VKG_OK;
-    vkg_explain_submit(f);
-    /* make this batch's writes visible to the host once its fence signals */
-    global_barrier(f->cmd, VK_PIPELINE_STAGE_HOST_BIT, VK_ACCESS_HOST_READ_BIT);
-    f->recording = false;
-    VkResult r = vkEndCommandBuffer(f->cmd);
-    if (r != VK_SUCCESS) return vkg_vk_fail(r, "vkEndCommandBuffer");
-    VkSubmitInfo si = { .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &f->cmd };
+    VkCommandBuffer cmds[2];
+    uint32_t n = 0;
+    VkResult r;
+    if (f->recording) {
+        vkg_explain_submit(f);
+        /* make this batch's writes visible to the host once its fence signals */
+        global_barrier(f->cmd, VK_PIPELINE_STAGE_HOST_BIT, VK_ACCESS_HOST_READ_BIT);
+        f->recording = false;
+        r = vkEndCommandBuffer(f->cmd);
+        if (r != VK_SUCCESS) return vkg_vk_fail(r, "vkEndCommandBuffer");
+        cmds[n++] = f->cmd;
+    } else {
+        /* a graph alone: the frame's fence and serial without its command buffer */
+        vkg_status st = frame_wait(f);
+        if (st != VKG_OK) return st;
+        r = vkResetFences(vkg_ctx.device, 1, &f->fence);
+        if (r != VK_SUCCESS) return vkg_vk_fail(r, "vkResetFences");
+        f->serial = ++vkg_ctx.next_serial;
+        f->dispatches = 0;
+        vkg_explain_submit(f);
+    }
+    if (extra) cmds[n++] = extra;
+    VkSubmitInfo si = { .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = n, .pCommandBuffers = cmds };
     r = vkQueueSubmit(vkg_ctx.queue, 1, &si, f->fence);
     if (r != VK_SUCCESS) {
         /* the batch is lost: every object stays valid, and what it wrote is marked lost, so a
          * read or an op that uses it fails instead of seeing undefined values */
-        vkResetCommandBuffer(f->cmd, 0);
+        if (n && cmds[0] == f->cmd) vkResetCommandBuffer(f->cmd, 0);
         vkg_status why = vkg_vk_fail(r, "vkQueueSubmit");
         if (vkg_ctx.nfailed == vkg_ctx.capfailed) {
             int cap = vkg_ctx.capfailed ? 2 * vkg_ctx.capfailed : 8;
@@ -149,6 +165,42 @@ vkg_status vkg_stream_flush(void) {
     vkg_ctx.stats.submits++;
     f->in_flight = true;
     vkg_ctx.cur = (vkg_ctx.cur + 1) % VKG_FRAMES;
+    return VKG_OK;
+}
+
+vkg_status vkg_stream_flush(void) {
+    if (!vkg_ctx.device || !cur()->recording) return VKG_OK;
+    return submit(VK_NULL_HANDLE);
+}
+
+vkg_status vkg_stream_submit_graph(VkCommandBuffer primary, uint32_t dispatches, uint64_t *serial) {
+    vkg_frame *f = cur();
+    uint64_t s = f->recording ? f->serial : vkg_ctx.next_serial + 1;
+    vkg_status st = submit(primary);
+    if (st != VKG_OK) {
+        *serial = f->serial; /* a failed submit: what the graph wrote is lost with this batch */
+        return st;
+    }
+    f->dispatches += dispatches;
+    vkg_ctx.stats.dispatches += dispatches;
+    vkg_ctx.nacc = 0; /* the graph ends with a full barrier: nothing before it is a hazard now */
+    *serial = s;
+    return VKG_OK;
+}
+
+vkg_status vkg_stream_wait_serial(uint64_t serial) {
+    if (serial <= vkg_ctx.completed_serial) return VKG_OK;
+    if (cur()->recording && cur()->serial <= serial) {
+        vkg_status st = vkg_stream_flush();
+        if (st != VKG_OK) return st;
+    }
+    for (int i = 0; i < VKG_FRAMES; i++) {
+        vkg_frame *f = &vkg_ctx.frames[i];
+        if (f->in_flight && f->serial <= serial) {
+            vkg_status st = frame_wait(f);
+            if (st != VKG_OK) return st;
+        }
+    }
     return VKG_OK;
 }
 
@@ -479,27 +531,16 @@ vkg_status vkg_stream_download(vkg_storage *s, VkDeviceSize off, void *dst, size
 }
 
 /* ---- graphs: replay and in-place refresh (graph.c) ----------------------------------------- */
-static void full_barrier(VkCommandBuffer cmd) {
-    global_barrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+void vkg_stream_full_barrier(VkCommandBuffer cmd, bool host) {
+    global_barrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT |
+                            (host ? VK_PIPELINE_STAGE_HOST_BIT : 0),
                    VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |
-                       VK_ACCESS_TRANSFER_WRITE_BIT);
-    vkg_ctx.stats.barriers++;
+                       VK_ACCESS_TRANSFER_WRITE_BIT | (host ? VK_ACCESS_HOST_READ_BIT : 0));
 }
 
-vkg_status vkg_stream_execute(VkCommandBuffer secondary, uint32_t dispatches, uint64_t *serial) {
-    vkg_frame *f;
-    vkg_status st = recording_eager(&f);
-    if (st != VKG_OK) return st;
-    /* the graph's hazards against the eager work around it are not tracked per range: one
-     * barrier before it (after what was recorded or submitted earlier) and one after it */
-    full_barrier(f->cmd);
-    vkCmdExecuteCommands(f->cmd, 1, &secondary);
-    full_barrier(f->cmd);
-    vkg_ctx.nacc = 0;
-    vkg_ctx.stats.dispatches += dispatches;
-    f->dispatches += dispatches;
-    *serial = f->serial;
-    return VKG_OK;
+static void full_barrier(VkCommandBuffer cmd) {
+    vkg_stream_full_barrier(cmd, false);
+    vkg_ctx.stats.barriers++;
 }
 
 vkg_status vkg_stream_copy(vkg_storage *dst, VkDeviceSize dst_off, vkg_storage *src, VkDeviceSize src_off,
