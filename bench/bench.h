@@ -42,6 +42,7 @@ typedef enum vkgb_kind {
     VKGB_CONV2D, VKGB_SOFTMAX, VKGB_LAYER_NORM, VKGB_ATTENTION, VKGB_CROSS_ENTROPY, VKGB_ADAM,
     VKGB_MODEL_TRAIN,        /* one training step of a reference model (models/models.h)          */
     VKGB_MODEL_INFER,        /* one forward pass of it, no gradients                              */
+    VKGB_HOST,               /* host overhead: eager chain vs raw Vulkan, graph replay (host.c)   */
     VKGB_MISSING,            /* an op or model the library does not have yet                     */
 } vkgb_kind;
 
@@ -105,6 +106,9 @@ void vkgb_run_free(vkgb_run *r);
 /* Runs one case (the table's or any other); peaks feed the roofline of later cases. */
 void vkgb_run_case(vkgb_run *run, const vkgb_case *c, vkgb_result *out);
 bool vkgb_case_selected(const vkgb_case *c, const vkgb_settings *s);
+
+/* host.c: the host-overhead cases (VKGB_HOST); they set their own value and unit. */
+void vkgb_run_host(vkgb_run *run, const vkgb_case *c, vkgb_result *r);
 
 /* Statistics of n samples (sorted in place). */
 vkgb_stats vkgb_stats_of(double *x, int n);

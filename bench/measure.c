@@ -417,6 +417,7 @@ void vkgb_run_case(vkgb_run *run, const vkgb_case *c, vkgb_result *r) {
     case VKGB_COPYBW: run_copybw(run, c, r); break;
     case VKGB_DISPATCH:
     case VKGB_ROUNDTRIP: run_launch(run, c, r); break;
+    case VKGB_HOST: vkgb_run_host(run, c, r); break;
     default: run_op_case(run, c, r); break;
     }
     r->note_seconds = now() - t0;
@@ -426,6 +427,7 @@ void vkgb_run_case(vkgb_run *run, const vkgb_case *c, vkgb_result *r) {
         r->reps = 0;
         return;
     }
+    if (c->kind == VKGB_HOST) return; /* a ratio, set by host.c */
     double s = r->gpu_ms.median * 1e-3;
     if (r->items > 0) { /* model cases: from the wall clock per step, host work included, as a user sees it */
         double ms = r->wall_ms.median, per_s = ms > 0 ? 1e3 / ms : 0;
