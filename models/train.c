@@ -28,6 +28,7 @@ static void usage(FILE *f) {
             "  --save-every N     also save every N steps\n"
             "  --eval-only        load --checkpoint, evaluate (and sample), no training\n"
             "  --no-eval          skip the evaluation at the end\n"
+            "  --no-graph         MLP: record every step eagerly instead of replaying a captured step\n"
             "  --eval-batches N   language models: validation batches (default 20)\n"
             "  --log-every N      steps between progress lines (default 50)\n"
             "  --sample PROMPT    language models: generate after training (or with --eval-only)\n"
@@ -71,6 +72,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--resume")) o.resume = true;
         else if (!strcmp(a, "--eval-only")) o.eval_only = true;
         else if (!strcmp(a, "--no-eval")) o.skip_eval = true;
+        else if (!strcmp(a, "--no-graph")) o.no_graph = true;
         else if (!strcmp(a, "--test")) o.test = true;
         else if (!strcmp(a, "--quiet")) o.quiet = true;
         else {

@@ -13,6 +13,7 @@
 #include "models.h"
 #include "text.h"
 #include "vkgrad/checkpoint.h"
+#include "vkgrad/graph.h"
 
 volatile sig_atomic_t vkg_train_interrupt = 0;
 
@@ -57,6 +58,9 @@ typedef struct trainer {
     bool have_text;
     uint8_t *bx, *by;
     int32_t *ix, *iy;
+    /* the MLP's captured step (vkgrad/graph.h): its inputs, refreshed in place, and its loss */
+    vkg_graph *graph;
+    vkg_tensor *gx, *gy, *gloss;
 } trainer;
 
 static vkg_status fail(const char *what) {
@@ -90,6 +94,46 @@ static vkg_optim *make_optim(const vkg_train_options *o, vkg_model *m) {
         return NULL;
     }
     return opt;
+}
+
+/* One MLP step through the graph: the run's first step is eager (pipelines, autotuning), the
+ * second is captured (and run), later ones replay it with the batch copied into its inputs. The
+ * batch shape is fixed (drop_last), so one capture serves the whole run. */
+static vkg_status graph_step(trainer *t, int64_t step, int64_t start, vkg_tensor *x, vkg_tensor *y, bool log,
+                             float *lossv) {
+    if (step == start) {
+        vkg_optim_zero_grad(t->optim);
+        vkg_tensor *loss = vkg_model_loss(t->model, x, y);
+        if (!loss || vkg_backward(loss) != VKG_OK || vkg_optim_step(t->optim) != VKG_OK) return fail("training step");
+        if (log) *lossv = vkg_item(loss);
+        return VKG_OK;
+    }
+    if (!t->graph) {
+        t->graph = vkg_graph_new();
+        t->gx = vkg_keep(vkg_copy(x));    /* out of the step's scope: they live as long as the graph */
+        t->gy = vkg_keep(vkg_copy(y));
+        if (!t->graph || !t->gx || !t->gy || vkg_graph_capture_begin(t->graph) != VKG_OK) return fail("graph capture");
+        vkg_scope_begin();
+        vkg_optim_zero_grad(t->optim);
+        vkg_tensor *loss = vkg_model_loss(t->model, t->gx, t->gy);
+        if (loss && vkg_backward(loss) == VKG_OK && vkg_optim_step(t->optim) == VKG_OK) t->gloss = vkg_keep(vkg_keep(loss));
+        vkg_scope_end();
+        if (vkg_graph_capture_end(t->graph) != VKG_OK) return fail("graph capture");
+    } else if (vkg_graph_input_copy(t->graph, t->gx, x) != VKG_OK || vkg_graph_input_copy(t->graph, t->gy, y) != VKG_OK ||
+               vkg_graph_replay(t->graph) != VKG_OK) {
+        return fail("graph replay");
+    }
+    if (log) *lossv = vkg_item(t->gloss);
+    return VKG_OK;
+}
+
+static void graph_free(trainer *t) {
+    vkg_graph_free(t->graph);
+    vkg_free(t->gx);
+    vkg_free(t->gy);
+    vkg_free(t->gloss);
+    t->graph = NULL;
+    t->gx = t->gy = t->gloss = NULL;
 }
 
 static vkg_status data_open(trainer *t) {
@@ -312,6 +356,7 @@ vkg_status vkg_train_run(const vkg_train_options *o, vkg_train_result *r) {
             fflush(stdout);
         }
         int64_t log_every = o->log_every > 0 ? o->log_every : o->test ? 1 : 50;
+        bool use_graph = o->kind == VKG_MODEL_MLP && !o->no_graph;
         double t0 = now_s(), tlog = t0;
         int64_t slog = start;
         for (int64_t step = start; step < total; step++) {
@@ -328,7 +373,9 @@ vkg_status vkg_train_run(const vkg_train_options *o, vkg_train_result *r) {
                 y = b.y;
             }
             float lossv = NAN;
-            if (st == VKG_OK) {
+            if (st == VKG_OK && use_graph) {
+                st = graph_step(&t, step, start, x, y, log, &lossv);
+            } else if (st == VKG_OK) {
                 vkg_optim_zero_grad(t.optim);
                 vkg_tensor *loss = vkg_model_loss(t.model, x, y);
                 if (!loss || vkg_backward(loss) != VKG_OK || vkg_optim_step(t.optim) != VKG_OK) st = fail("training step");
@@ -408,6 +455,7 @@ vkg_status vkg_train_run(const vkg_train_options *o, vkg_train_result *r) {
         printf("\n");
     }
 done:
+    graph_free(&t);
     data_close(&t);
     vkg_optim_free(t.optim);
     vkg_model_free(t.model);
