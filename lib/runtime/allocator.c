@@ -219,10 +219,26 @@ static void human(VkDeviceSize n, char *buf, size_t size) {
     else snprintf(buf, size, "%.1f KiB", (double)n / 1024);
 }
 
-vkg_storage *vkg_storage_new(VkDeviceSize bytes, bool host_write, const char *what) {
+/* What a message names: the caller's words, or a tensor made by op (formatted only on failure:
+ * an allocation per op must not pay for a message it almost never prints). */
+typedef struct alloc_what {
+    const char *what, *op;
+    vkg_shape shape;
+    vkg_dtype dtype;
+} alloc_what;
+
+static const char *what_str(const alloc_what *w, char *buf, size_t size) {
+    if (w->what) return w->what;
+    char b[160];
+    snprintf(buf, size, "%s: tensor %s %s", w->op, vkg_shape_str(w->shape, b, sizeof b), vkg_dtype_name(w->dtype));
+    return buf;
+}
+
+static vkg_storage *storage_new(VkDeviceSize bytes, bool host_write, const alloc_what *aw) {
+    char wbuf[256];
     VkDeviceSize align = vkg_ctx.storage_align;
     VkDeviceSize size = bytes < 16 ? 16 : bytes;
-    if (size > UINT64_MAX - align) return vkg_fail_null(VKG_ERR_TOO_LARGE, "%s: %llu bytes is too large", what, (unsigned long long)bytes);
+    if (size > UINT64_MAX - align) return vkg_fail_null(VKG_ERR_TOO_LARGE, "%s: %llu bytes is too large", what_str(aw, wbuf, sizeof wbuf), (unsigned long long)bytes);
     size = (size + align - 1) / align * align;
     if (size > vkg_ctx.info.max_storage_buffer_range) {
         char h[32], lim[32];
@@ -231,10 +247,10 @@ vkg_storage *vkg_storage_new(VkDeviceSize bytes, bool host_write, const char *wh
         return vkg_fail_null(VKG_ERR_TOO_LARGE,
                              "%s: %llu bytes (%s) is more than one storage binding can address on %s "
                              "(maxStorageBufferRange %s); split the tensor",
-                             what, (unsigned long long)bytes, h, vkg_ctx.info.name, lim);
+                             what_str(aw, wbuf, sizeof wbuf), (unsigned long long)bytes, h, vkg_ctx.info.name, lim);
     }
     vkg_storage *s = calloc(1, sizeof *s);
-    if (!s) return vkg_fail_null(VKG_ERR_OUT_OF_MEMORY, "%s: out of host memory", what);
+    if (!s) return vkg_fail_null(VKG_ERR_OUT_OF_MEMORY, "%s: out of host memory", what_str(aw, wbuf, sizeof wbuf));
     vkg_block *b = NULL;
     VkDeviceSize off = 0;
     uint64_t serial = 0;
@@ -262,7 +278,8 @@ vkg_storage *vkg_storage_new(VkDeviceSize bytes, bool host_write, const char *wh
             return vkg_fail_null(r == VK_ERROR_DEVICE_LOST ? VKG_ERR_DEVICE_LOST : VKG_ERR_OUT_OF_MEMORY,
                                  "%s: out of device memory allocating %llu bytes (%s): %s in use by live tensors, "
                                  "heap %s, %u Vulkan allocations (%s)",
-                                 what, (unsigned long long)bytes, h, used, heap, vkg_ctx.mem.allocations,
+                                 what_str(aw, wbuf, sizeof wbuf), (unsigned long long)bytes, h, used, heap,
+                                 vkg_ctx.mem.allocations,
                                  vkg_vk_result_name(r));
         }
         carve(size, host_write, &b, &off, &serial); /* the new block qualifies; an in-flight range elsewhere must not */
@@ -277,6 +294,15 @@ vkg_storage *vkg_storage_new(VkDeviceSize bytes, bool host_write, const char *wh
     vkg_ctx.mem.in_use += size;
     if (vkg_ctx.mem.in_use > vkg_ctx.mem.peak) vkg_ctx.mem.peak = vkg_ctx.mem.in_use;
     return s;
+}
+
+vkg_storage *vkg_storage_new(VkDeviceSize bytes, bool host_write, const char *what) {
+    return storage_new(bytes, host_write, &(alloc_what){ .what = what });
+}
+
+vkg_storage *vkg_storage_new_tensor(VkDeviceSize bytes, bool host_write, const char *op, vkg_shape shape,
+                                    vkg_dtype dtype) {
+    return storage_new(bytes, host_write, &(alloc_what){ .op = op, .shape = shape, .dtype = dtype });
 }
 
 void vkg_storage_release(vkg_storage *s) {

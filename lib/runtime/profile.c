@@ -257,8 +257,26 @@ static void counts(const vkg_dispatch_desc *d, double *flops, double *bytes) {
     }
 }
 
+/* The variant of the previous dispatch: a chain of the same kernel formats its name once. */
+static struct {
+    const char *shader;
+    uint32_t spec[VKG_MAX_SPEC], local_size;
+    int nspec, nvariants;
+} last_variant = { .nspec = -1 };
+
+static bool same_variant(const vkg_dispatch_desc *d) {
+    if (d->shader == last_variant.shader && d->nspec == last_variant.nspec && d->local_size == last_variant.local_size &&
+        P.nvariants == last_variant.nvariants && memcmp(d->spec, last_variant.spec, (size_t)d->nspec * sizeof *d->spec) == 0)
+        return true;
+    last_variant.shader = d->shader;
+    last_variant.nspec = d->nspec;
+    last_variant.local_size = d->local_size;
+    memcpy(last_variant.spec, d->spec, sizeof last_variant.spec);
+    return false;
+}
+
 void vkg_profile_dispatch_begin(const vkg_frame *f, const vkg_dispatch_desc *d) {
-    if (P.nvariants < MAX_VARIANTS) { /* the variant trace is always kept: it is cheap */
+    if (P.nvariants < MAX_VARIANTS && !same_variant(d)) { /* the variant trace is always kept: it is cheap */
         char v[96];
         int n = snprintf(v, sizeof v, "%s", d->shader);
         for (int i = 0; i < d->nspec && n < (int)sizeof v; i++)
@@ -268,6 +286,7 @@ void vkg_profile_dispatch_begin(const vkg_frame *f, const vkg_dispatch_desc *d) 
         bool seen = false;
         for (int i = 0; i < P.nvariants && !seen; i++) seen = strcmp(P.variants[i], v) == 0;
         if (!seen) snprintf(P.variants[P.nvariants++], sizeof P.variants[0], "%s", v);
+        last_variant.nvariants = P.nvariants;
     }
     if (!P.pool) return;
     int fi = frame_index(f);

@@ -41,6 +41,9 @@ typedef struct vkg_storage {
 } vkg_storage;
 
 vkg_storage *vkg_storage_new(VkDeviceSize bytes, bool host_write, const char *what);
+/* The same for a tensor: messages name "op: tensor (shape) dtype", formatted only on failure. */
+vkg_storage *vkg_storage_new_tensor(VkDeviceSize bytes, bool host_write, const char *op, vkg_shape shape,
+                                    vkg_dtype dtype);
 void vkg_storage_release(vkg_storage *s);
 vkg_status vkg_allocator_init(void);
 void vkg_allocator_shutdown(void);

@@ -195,9 +195,7 @@ vkg_tensor *vkg_tensor_alloc(vkg_shape shape, vkg_dtype dtype, bool host_write, 
     int64_t n = vkg_shape_numel(shape);
     size_t es = vkg_dtype_size(dtype);
     if (n > INT64_MAX / (int64_t)es) return vkg_fail_null(VKG_ERR_TOO_LARGE, "%s: tensor too large", op);
-    char what[256], b[160];
-    snprintf(what, sizeof what, "%s: tensor %s %s", op, vkg_shape_str(shape, b, sizeof b), vkg_dtype_name(dtype));
-    vkg_storage *s = vkg_storage_new((VkDeviceSize)n * es, host_write, what);
+    vkg_storage *s = vkg_storage_new_tensor((VkDeviceSize)n * es, host_write, op, shape, dtype);
     if (!s) return NULL;
     vkg_tensor *t = tensor_struct(shape, dtype, op);
     if (!t) {
