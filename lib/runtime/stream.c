@@ -141,7 +141,7 @@ static vkg_status submit(VkCommandBuffer extra) {
         if (r != VK_SUCCESS) return vkg_vk_fail(r, "vkResetFences");
         f->serial = ++vkg_ctx.next_serial;
         f->dispatches = 0;
-        vkg_explain_submit(f);
+        vkg_explain_why(NULL); /* the explain and profile hooks write into an open command buffer: none here */
     }
     if (extra) cmds[n++] = extra;
     VkSubmitInfo si = { .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = n, .pCommandBuffers = cmds };
