@@ -874,7 +874,12 @@ def version_word(v):  # "1.13.0a0" -> Vulkan-style major << 22 | minor << 12 | p
     return "0x%08x" % ((n[0] << 22) | (n[1] << 12) | n[2])
 
 
-def device_json(dev, threads):
+def config_label(threads, policy):
+    """How PyTorch ran: "1 thread", "2 threads", "2 threads with OMP_WAIT_POLICY=passive"."""
+    return "%s thread%s%s" % (threads, "" if threads == 1 else "s", " with OMP_WAIT_POLICY=%s" % policy if policy else "")
+
+
+def device_json(dev, threads, policy):
     cpu = read_first("/proc/cpuinfo", "model name")
     deb = debian_torch_version()
     tv = torch.__version__ + (" (Debian %s)" % deb if deb else "")
@@ -900,7 +905,7 @@ def device_json(dev, threads):
         "vendor": {"GenuineIntel": "Intel", "AuthenticAMD": "AMD"}.get(vendor, vendor or platform.machine()),
         "vendor_id": "0x0000", "device_id": "0x0000",
         "driver_name": "pytorch",
-        "driver_info": "%s, CPU, %d thread%s, %s" % (tv, threads, "" if threads == 1 else "s", blas_name()),
+        "driver_info": "%s, CPU, %s, %s" % (tv, config_label(threads, policy), blas_name()),
         "driver_version": version_word(torch.__version__), "api_version": "0.0.0",
         "device_uuid": "0" * 32, "pipeline_cache_uuid": "0" * 32,
         "subgroup_size": 1, "fp16": False, "unified_memory": True,
@@ -912,7 +917,7 @@ def host_json():
     u = os.uname()
     env = {}
     for v in ("VKG_DEVICE", "LP_NUM_THREADS", "VK_DRIVER_FILES", "VK_ICD_FILENAMES", "VKG_BATCH",
-              "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES"):
+              "OMP_NUM_THREADS", "OMP_WAIT_POLICY", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES"):
         if v in os.environ:
             env[v] = os.environ[v]
     return {"cpu": read_first("/proc/cpuinfo", "model name"), "cores": os.sysconf("SC_NPROCESSORS_ONLN"),
@@ -964,7 +969,7 @@ def cmd_run(a):
         torch.backends.cudnn.allow_tf32 = False
     st = {"suite": a.suite, "filter": a.filter or "", "min_time_s": a.min_time, "min_reps": 5, "max_reps": 1000,
           "warmup": 1, "rep_target_s": 0.005, "peak_target_s": 0.05 if a.suite == "quick" else 0.1,
-          "threads": a.threads, "device": a.device}
+          "threads": a.threads, "omp_wait_policy": a.omp_wait_policy or "", "device": a.device}
     created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     cases = [c for c in CASES if selected(c, suite_bit, a.filter)]
     results = []
@@ -982,12 +987,12 @@ def cmd_run(a):
     report = {
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "created": created,
         "vkgrad": {"version": vkgrad_version(), "git_commit": git_commit()},
-        "device": device_json(dev, a.threads), "host": host_json(), "settings": st,
+        "device": device_json(dev, a.threads, a.omp_wait_policy), "host": host_json(), "settings": st,
         "peak": {"fp32_gflops": None, "fp16_gflops": None, "copy_gbps": None},
         "shaders": [],
         "cases": results,
         "pytorch": {"version": torch.__version__, "debian_package": debian_torch_version(),
-                    "device": a.device, "threads": a.threads, "blas": blas_name() if dev.type == "cpu" else "",
+                    "device": a.device, "threads": a.threads, "omp_wait_policy": a.omp_wait_policy or "", "blas": blas_name() if dev.type == "cpu" else "",
                     "python": platform.python_version(), "tf32": False,
                     "script": "bench/pytorch/vkgrad_bench_torch.py"},
     }
@@ -1012,7 +1017,7 @@ def cmd_best(a):
             print("vkgrad_bench_torch best: %s: not a %s report" % (p, SCHEMA), file=sys.stderr)
             return 1
     base = json.loads(json.dumps(reps[0]))
-    label = lambda r: "%s thread%s" % (r["settings"].get("threads", "?"), "" if r["settings"].get("threads") == 1 else "s")
+    label = lambda r: config_label(r["settings"].get("threads", "?"), r["settings"].get("omp_wait_policy"))
     out_cases = []
     for c0 in base["cases"]:
         cands = []
@@ -1033,15 +1038,19 @@ def cmd_best(a):
         r, c = min(ok, key=lambda rc: rc[1][key]["median"])
         c = json.loads(json.dumps(c))
         if len(ok) > 1:
-            alts = ", ".join("%s %.4g ms" % (label(x), y[key]["median"]) for x, y in ok)
+            alts = ", ".join("%s (%.4g ms)" % (label(x), y[key]["median"]) for x, y in ok)
             c["note"] = ("best of %s: %s" % (alts, label(r))) + ("; " + c["note"] if c["note"] else "")
         out_cases.append(c)
     base["cases"] = out_cases
     threads = [r["settings"].get("threads") for r in reps]
-    base["settings"]["threads"] = threads
-    base["device"]["driver_info"] = re.sub(r"\d+ threads?", "best of %s threads per case" % " and ".join(str(t) for t in threads),
-                                           base["device"]["driver_info"])
-    base["pytorch"]["threads"] = threads
+    policies = [r["settings"].get("omp_wait_policy", "") for r in reps]
+    base["settings"]["threads"], base["settings"]["omp_wait_policy"] = threads, policies
+    base["device"]["driver_info"] = re.sub(r"\d+ threads?( with OMP_WAIT_POLICY=\w+)?",
+                                           "best per case of " + " / ".join(label(r) for r in reps),
+                                           base["device"]["driver_info"], count=1)
+    base["pytorch"]["threads"], base["pytorch"]["omp_wait_policy"] = threads, policies
+    # the environment the reports share (each one's thread variables are in its own report)
+    base["host"]["env"] = {k: v for k, v in base["host"]["env"].items() if all(r["host"]["env"].get(k) == v for r in reps)}
     base["pytorch"]["best_of"] = list(a.reports)
     write_json(base, a.out)
     print("report: %s (best of %s per case)" % (a.out, ", ".join(a.reports)))
@@ -1175,6 +1184,9 @@ def main(argv):
     r.add_argument("--min-time", type=float, default=1.0, help="seconds of timed repetitions per case (default 1)")
     r.add_argument("--threads", type=int, default=1, help="CPU threads: torch.set_num_threads, OMP_NUM_THREADS, "
                                                           "OPENBLAS_NUM_THREADS, MKL_NUM_THREADS (default 1)")
+    r.add_argument("--omp-wait-policy", choices=("passive", "active"),
+                   help="OMP_WAIT_POLICY for PyTorch's OpenMP threads (default: libgomp's, which spins a while); "
+                        "passive threads sleep at once, which matters when other processes share the cores")
     r.add_argument("--device", default="cpu", help="cpu (default) or cuda (cuda:N)")
     r.add_argument("--list", action="store_true", help="list the suite's cases and stop")
     r.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -1197,6 +1209,8 @@ def main(argv):
         ap.error("--threads must be at least 1")
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(a.threads)  # before the libraries start their thread pools
+    if a.omp_wait_policy:
+        os.environ["OMP_WAIT_POLICY"] = a.omp_wait_policy
     global torch, F, np
     try:
         import numpy
