@@ -191,6 +191,66 @@ VKG_TEST(graph, staging_and_pooled_descriptors) {
     check_bitwise(&(vkg_optim_desc){ .kind = VKG_OPTIM_ADAM, .lr = 1e-2 }, false, "exp_avg_sq");
 }
 
+/* Replays queued back to back, nothing read between them: each run's optimizer values go through
+ * a stage slot of its own while earlier runs are still in flight. Same parameters as eager. */
+static void back_to_back(bool graph, float *out, size_t n) {
+    vkg_optim *opt = vkg_optim_new(&(vkg_optim_desc){ .kind = VKG_OPTIM_ADAMW, .lr = 1e-2, .weight_decay = 0.05 });
+    mlp m = mlp_new(opt);
+    float xh[BATCH * IN];
+    int32_t yh[BATCH];
+    batch(3, xh, yh);
+    vkg_tensor *x = vkg_from_data(VKG_SHAPE(BATCH, IN), xh);
+    vkg_tensor *y = vkg_from_data_dtype(VKG_SHAPE(BATCH), VKG_I32, yh);
+    vkg_graph *g = graph ? vkg_graph_new() : NULL;
+    vkg_tensor *loss = NULL;
+    for (int k = 0; k < 3 * STEPS; k++) {
+        if (k % 4 == 3) vkg_optim_set_lr(opt, 1e-2 / (double)(k + 1));
+        if (graph && k == 0) cr_assert_eq(vkg_graph_capture_begin(g), VKG_OK, "%s", vkg_last_error());
+        if (!graph || k == 0) {
+            vkg_scope_begin();
+            vkg_tensor *l = step(&m, opt, x, y);
+            cr_assert_not_null(l, "step %d: %s", k, vkg_last_error());
+            if (graph) loss = vkg_keep(l);
+            vkg_scope_end();
+            if (graph) cr_assert_eq(vkg_graph_capture_end(g), VKG_OK, "%s", vkg_last_error());
+        } else {
+            cr_assert_eq(vkg_graph_replay(g), VKG_OK, "replay %d: %s", k, vkg_last_error());
+        }
+    }
+    cr_assert_eq(vkg_optim_step_count(opt, "b2"), 3 * STEPS);
+    const vkg_tensor *ps[] = { m.w1, m.b1, m.w2, m.b2 };
+    size_t off = 0;
+    for (int i = 0; i < 4; i++) {
+        size_t c = (size_t)vkg_numel(ps[i]);
+        cr_assert_leq(off + c, n);
+        cr_assert_eq(vkg_tensor_read(ps[i], out + off, c * sizeof(float)), VKG_OK, "%s", vkg_last_error());
+        off += c;
+    }
+    vkg_graph_free(g);
+    vkg_free(loss);
+    vkg_optim_free(opt);
+}
+
+VKG_TEST(graph, back_to_back_replays_equal_eager) {
+    static float eager[IN * HID + HID + HID * OUT + OUT], replay[IN * HID + HID + HID * OUT + OUT];
+    back_to_back(false, eager, sizeof eager / sizeof *eager);
+    back_to_back(true, replay, sizeof replay / sizeof *replay);
+    for (size_t i = 0; i < sizeof eager / sizeof *eager; i++)
+        cr_assert_eq(memcmp(&eager[i], &replay[i], sizeof(float)), 0, "element %zu: eager %.9g, replay %.9g", i,
+                     (double)eager[i], (double)replay[i]);
+}
+
+VKG_TEST(graph, back_to_back_replays_staging_pooled) {
+    vkg_shutdown();
+    cr_assert_eq(vkg_init(&(vkg_init_desc){ .validate = true, .force_staging = true, .no_push_descriptor = true,
+                                            .cache_dir = getenv("VKG_TEST_CACHE") }),
+                 VKG_OK, "%s", vkg_last_error());
+    static float eager[IN * HID + HID + HID * OUT + OUT], replay[IN * HID + HID + HID * OUT + OUT];
+    back_to_back(false, eager, sizeof eager / sizeof *eager);
+    back_to_back(true, replay, sizeof replay / sizeof *replay);
+    cr_assert_eq(memcmp(eager, replay, sizeof eager), 0, "parameters differ");
+}
+
 /* Eager work between replays sees the replayed values, and replays see eager writes. */
 VKG_TEST(graph, eager_work_around_replays) {
     vkg_tensor *a = vkg_from_data(VKG_SHAPE(4), (float[]){ 1, 2, 3, 4 });
