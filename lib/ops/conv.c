@@ -3,6 +3,8 @@
  * later performance pass picks kernel variants per device. x is read in place through its
  * strides; weights, biases and incoming gradients are made contiguous. */
 #include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "ops/conv_internal.h"
 #include "ops/ops.h"
@@ -52,6 +54,152 @@ static vkg_status conv_dispatch(const char *shader, vkg_op op, const char *name,
 
 static void strides_of(const vkg_tensor *x, int32_t *xs) {
     for (int i = 0; i < 4; i++) xs[i] = (int32_t)x->strides[i];
+}
+
+/* ---- the matmul path (groups 1) ----------------------------------------------------------------
+ * conv2d as matmuls over the unfolded input: cols (nb, C kh kw, OH OW) for a chunk of nb images
+ * (shaders/conv_im2col.comp), then y[n] = w (K, C kh kw) @ cols[n], dcols[n] = w^T @ g[n] folded
+ * back by a gather (conv_col2im.comp), and dw = sum over n of g[n] @ cols[n]^T: all on the
+ * tuned matmul kernels, where the direct kernels reach a few percent of them. The unfolded copy
+ * is kh kw times x's bytes, so images go in chunks that keep it and the matmul's batched
+ * weight gradient under UNFOLD_BYTES. Grouped convolutions keep the direct kernels, and so does
+ * VKG_CONV_VARIANT=direct (for comparisons and tests). */
+#define UNFOLD_BYTES ((int64_t)48 << 20)
+
+static bool unfold_path(int groups) {
+    const char *v = getenv("VKG_CONV_VARIANT");
+    return groups == 1 && !(v && strcmp(v, "direct") == 0);
+}
+
+/* Images per chunk: per_image floats each (at least 1). VKG_CONV_UNFOLD_BYTES=N lowers the
+ * bound, so that tests run the chunked path at small sizes. */
+static int64_t unfold_chunk(int64_t N, int64_t per_image) {
+    const char *v = getenv("VKG_CONV_UNFOLD_BYTES");
+    int64_t bytes = v && atoll(v) > 0 ? atoll(v) : UNFOLD_BYTES;
+    int64_t nb = bytes / (4 * (per_image > 0 ? per_image : 1));
+    return nb < 1 ? 1 : nb > N ? N : nb;
+}
+
+static vkg_tensor *unfold(vkg_tensor *x, int64_t n0, int64_t nb, const vkg_conv2d_desc *d, int64_t kh, int64_t kw,
+                          int64_t OH, int64_t OW, const char *name) {
+    int64_t C = x->shape.d[1], ckk = C * kh * kw, P = OH * OW;
+    if (nb * ckk * P >= (int64_t)1 << 31) return vkg_fail_null(VKG_ERR_TOO_LARGE, "%s: one image unfolds to 2^31 values or more", name);
+    vkg_tensor *xv = vkg_narrow(x, 0, n0, nb);
+    vkg_tensor *cols = xv ? vkg_tensor_alloc(VKG_SHAPE(nb, ckk, P), VKG_F32, false, name) : NULL;
+    if (cols) {
+        vkg_conv_push pc = { (uint32_t)nb, (uint32_t)C, (uint32_t)x->shape.d[2], (uint32_t)x->shape.d[3], 0,
+                             (uint32_t)OH, (uint32_t)OW, 1, (uint32_t)kh, (uint32_t)kw, (uint32_t)d->stride[0],
+                             (uint32_t)d->stride[1], (uint32_t)d->padding[0], (uint32_t)d->padding[1],
+                             (uint32_t)d->dilation[0], (uint32_t)d->dilation[1], .items = (uint32_t)(nb * ckk * P) };
+        strides_of(xv, pc.xs);
+        vkg_tensor *bind[2] = { cols, xv };
+        if (conv_dispatch("conv_im2col", VKG_OP_CONV2D, name, &pc, bind, 2, 1, 0.0, VKG_COST_SMALL) != VKG_OK) {
+            vkg_free(cols);
+            cols = NULL;
+        }
+    }
+    vkg_free(xv);
+    return cols;
+}
+
+/* y = conv2d(x, w) + bias through the matmul path; wc and bc contiguous. */
+static vkg_status unfold_forward(vkg_tensor *y, vkg_tensor *x, vkg_tensor *wc, vkg_tensor *bc,
+                                 const vkg_conv2d_desc *d, const char *name) {
+    int64_t N = x->shape.d[0], K = wc->shape.d[0], kh = wc->shape.d[2], kw = wc->shape.d[3];
+    int64_t OH = y->shape.d[2], OW = y->shape.d[3], P = OH * OW, ckk = vkg_numel(wc) / K;
+    int64_t per = unfold_chunk(N, ckk * P + K * P);
+    vkg_status st = VKG_OK;
+    vkg_no_grad_begin();
+    vkg_tensor *w2 = vkg_reshape(wc, VKG_SHAPE(K, ckk)), *b2 = bc ? vkg_reshape(bc, VKG_SHAPE(K, 1)) : NULL;
+    if (!w2 || (bc && !b2)) st = vkg_last_status();
+    for (int64_t n0 = 0; n0 < N && st == VKG_OK; n0 += per) {
+        int64_t nb = N - n0 < per ? N - n0 : per;
+        vkg_tensor *cols = unfold(x, n0, nb, d, kh, kw, OH, OW, name);
+        vkg_tensor *prod = cols ? vkg_matmul(w2, cols) : NULL;            /* (nb, K, P) */
+        vkg_tensor *out = prod && b2 ? vkg_add(prod, b2) : prod;
+        vkg_tensor *ys = out ? vkg_narrow(y, 0, n0, nb) : NULL;
+        vkg_tensor *dst = ys ? vkg_reshape(ys, VKG_SHAPE(nb, K, P)) : NULL;
+        st = dst ? vkg_copy_into(dst, out) : vkg_last_status();
+        vkg_free(dst);
+        vkg_free(ys);
+        if (out != prod) vkg_free(out);
+        vkg_free(prod);
+        vkg_free(cols);
+    }
+    vkg_free(w2);
+    vkg_free(b2);
+    vkg_no_grad_end();
+    return st;
+}
+
+/* dx through the matmul path: dcols = w^T @ g per chunk, folded back by conv_col2im. */
+static vkg_status unfold_grad_input(vkg_tensor *dx, vkg_tensor *gc, vkg_tensor *wc, const vkg_conv2d_desc *d,
+                                    const char *name) {
+    int64_t N = dx->shape.d[0], C = dx->shape.d[1], K = wc->shape.d[0], kh = wc->shape.d[2], kw = wc->shape.d[3];
+    int64_t OH = gc->shape.d[2], OW = gc->shape.d[3], P = OH * OW, ckk = C * kh * kw;
+    int64_t per = unfold_chunk(N, ckk * P + C * dx->shape.d[2] * dx->shape.d[3]);
+    vkg_status st = VKG_OK;
+    vkg_no_grad_begin();
+    vkg_tensor *w2 = vkg_reshape(wc, VKG_SHAPE(K, ckk)), *wt = w2 ? vkg_transpose(w2, 0, 1) : NULL;
+    if (!wt) st = vkg_last_status();
+    for (int64_t n0 = 0; n0 < N && st == VKG_OK; n0 += per) {
+        int64_t nb = N - n0 < per ? N - n0 : per;
+        vkg_tensor *gs = vkg_narrow(gc, 0, n0, nb), *gv = gs ? vkg_reshape(gs, VKG_SHAPE(nb, K, P)) : NULL;
+        vkg_tensor *dcols = gv ? vkg_matmul(wt, gv) : NULL;                /* (nb, C kh kw, P) */
+        vkg_tensor *dxs = dcols ? vkg_narrow(dx, 0, n0, nb) : NULL;
+        if (dxs) {
+            vkg_conv_push pc = { (uint32_t)nb, (uint32_t)C, (uint32_t)dx->shape.d[2], (uint32_t)dx->shape.d[3],
+                                 (uint32_t)K, (uint32_t)OH, (uint32_t)OW, 1, (uint32_t)kh, (uint32_t)kw,
+                                 (uint32_t)d->stride[0], (uint32_t)d->stride[1], (uint32_t)d->padding[0],
+                                 (uint32_t)d->padding[1], (uint32_t)d->dilation[0], (uint32_t)d->dilation[1],
+                                 .items = (uint32_t)vkg_numel(dxs) };
+            vkg_tensor *bind[2] = { dxs, dcols };
+            st = conv_dispatch("conv_col2im", VKG_OP_CONV2D, name, &pc, bind, 2, 1, 0.0,
+                               (uint64_t)(kh * (kw + 1)) + 4);
+        } else {
+            st = vkg_last_status();
+        }
+        vkg_free(dxs);
+        vkg_free(dcols);
+        vkg_free(gv);
+        vkg_free(gs);
+    }
+    vkg_free(wt);
+    vkg_free(w2);
+    vkg_no_grad_end();
+    return st;
+}
+
+/* dw through the matmul path: the sum over images of g[n] @ cols[n]^T, chunk by chunk, in order. */
+static vkg_tensor *unfold_grad_weight(vkg_tensor *gc, vkg_tensor *x, vkg_shape ws, const vkg_conv2d_desc *d,
+                                      const char *name) {
+    int64_t N = x->shape.d[0], K = ws.d[0], kh = ws.d[2], kw = ws.d[3], ckk = ws.d[1] * kh * kw;
+    int64_t OH = gc->shape.d[2], OW = gc->shape.d[3], P = OH * OW;
+    int64_t per = unfold_chunk(N, ckk * P + K * ckk);
+    vkg_tensor *acc = NULL;
+    vkg_no_grad_begin();
+    for (int64_t n0 = 0; n0 < N; n0 += per) {
+        int64_t nb = N - n0 < per ? N - n0 : per;
+        vkg_tensor *cols = unfold(x, n0, nb, d, kh, kw, OH, OW, name);
+        vkg_tensor *ct = cols ? vkg_transpose(cols, 1, 2) : NULL;
+        vkg_tensor *gs = ct ? vkg_narrow(gc, 0, n0, nb) : NULL, *gv = gs ? vkg_reshape(gs, VKG_SHAPE(nb, K, P)) : NULL;
+        vkg_tensor *part = gv ? vkg_matmul(gv, ct) : NULL;                 /* (nb, K, C kh kw) */
+        vkg_tensor *sum = part ? vkg_sum(part, 0, false) : NULL;
+        vkg_tensor *next = !sum ? NULL : acc ? vkg_add(acc, sum) : sum;
+        if (sum != next) vkg_free(sum);
+        vkg_free(part);
+        vkg_free(gv);
+        vkg_free(gs);
+        vkg_free(ct);
+        vkg_free(cols);
+        if (acc != next) vkg_free(acc);
+        acc = next;
+        if (!acc) break;
+    }
+    vkg_tensor *dw = acc ? vkg_reshape(acc, ws) : NULL;
+    if (dw != acc) vkg_free(acc);
+    vkg_no_grad_end();
+    return dw;
 }
 
 /* Options with the defaults filled in; false (message) when one is out of range. */
@@ -120,7 +268,10 @@ vkg_tensor *vkg_conv2d(vkg_tensor *x, vkg_tensor *weight, vkg_tensor *bias, cons
     if (vkg_numel(y) > 0) {
         vkg_tensor *wc = vkg_contiguous(weight), *bc = bias ? vkg_contiguous(bias) : NULL;
         vkg_status st = (!wc || (bias && !bc)) ? vkg_last_status() : VKG_OK;
-        if (st == VKG_OK) {
+        if (st == VKG_OK && unfold_path(d.groups)) {
+            st = unfold_forward(y, x, wc, bc, &d, op);
+            variant_last = "im2col+matmul";
+        } else if (st == VKG_OK) {
             int64_t Kg = K / d.groups;
             int64_t items = N * d.groups * ((Kg + KB - 1) / KB) * OH * ((OW + PB - 1) / PB);
             vkg_conv_push pc = { (uint32_t)N, (uint32_t)C, (uint32_t)H, (uint32_t)W, (uint32_t)K, (uint32_t)OH,
@@ -153,7 +304,9 @@ vkg_tensor *vkg_conv2d_grad_input(vkg_tensor *g, vkg_tensor *weight, vkg_shape x
     if (!dx || vkg_numel(dx) == 0) return dx;
     vkg_tensor *gc = vkg_contiguous(g), *wc = vkg_contiguous(weight);
     vkg_status st = (!gc || !wc) ? vkg_last_status() : VKG_OK;
-    if (st == VKG_OK) {
+    if (st == VKG_OK && unfold_path(d->groups)) {
+        st = unfold_grad_input(dx, gc, wc, d, "conv2d backward (input)");
+    } else if (st == VKG_OK) {
         int64_t C = xs.d[1], Cg = C / d->groups;
         vkg_conv_push pc = { (uint32_t)xs.d[0], (uint32_t)C, (uint32_t)xs.d[2], (uint32_t)xs.d[3],
                              (uint32_t)g->shape.d[1], (uint32_t)g->shape.d[2], (uint32_t)g->shape.d[3],
@@ -186,6 +339,12 @@ vkg_tensor *vkg_conv2d_grad_weight(vkg_tensor *g, vkg_tensor *x, vkg_shape ws, c
     if (!g || !x) return NULL;
     int64_t numel = vkg_shape_numel(ws);
     if (numel == 0) return vkg_tensor_alloc(ws, VKG_F32, false, name);
+    if (unfold_path(d->groups) && vkg_numel(g) > 0) {
+        vkg_tensor *gc = vkg_contiguous(g);
+        vkg_tensor *dw = gc ? unfold_grad_weight(gc, x, ws, d, name) : NULL;
+        if (gc && gc != g) vkg_free(gc);
+        return dw;
+    }
     int64_t K = ws.d[0], Kg = K / d->groups, OH = g->shape.d[2], OW = g->shape.d[3];
     uint64_t base = (uint64_t)(d->groups * ((Kg + KB - 1) / KB) * ws.d[1] * ws.d[2] * ws.d[3]);
     uint64_t rows = (uint64_t)(x->shape.d[0] * OH), row_cost = 2 + (uint64_t)OW;
