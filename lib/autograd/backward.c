@@ -2,6 +2,7 @@
  * node's output and adds dL/dx into its inputs through vkg_ag_accumulate, which also undoes
  * broadcasting. The matching C references are in lib/ops/reference.c (vkg_ref_*_backward). */
 #include "autograd/autograd.h"
+#include "ops/ops.h"
 
 const char *vkg_node_name(int op) {
     if (op >= 0 && op < VKG_OP_COUNT) return vkg_op_table[op].name;
@@ -27,36 +28,13 @@ static vkg_tensor *winner_mask(vkg_tensor *a, vkg_tensor *b, float s, bool scala
     return vkg_add(win, vkg_mul_scalar(tie, 0.5f));
 }
 
-static vkg_status unary_rule(vkg_tensor *y, const vkg_node *n, vkg_tensor *g) {
+static vkg_status unary_rule(const vkg_node *n, vkg_tensor *g) {
     vkg_tensor *x = n->in[0], *gx = NULL;
     switch ((vkg_op)n->op) {
-    case VKG_OP_NEG: gx = vkg_neg(g); break;
-    case VKG_OP_ABS: gx = vkg_mul(g, vkg_sub(vkg_gt_scalar(x, 0.0f), vkg_lt_scalar(x, 0.0f))); break;
-    case VKG_OP_EXP: gx = vkg_mul(g, y); break;
-    case VKG_OP_LOG: gx = vkg_div(g, x); break;
-    case VKG_OP_SQRT: gx = vkg_div(vkg_mul_scalar(g, 0.5f), y); break;
-    case VKG_OP_RSQRT: gx = vkg_mul(g, vkg_mul_scalar(vkg_pow(y, 3.0f), -0.5f)); break;
-    case VKG_OP_TANH: gx = vkg_mul(g, vkg_sub(vkg_ones(VKG_SCALAR), vkg_mul(y, y))); break;
-    case VKG_OP_SIGMOID: gx = vkg_mul(g, vkg_mul(y, vkg_sub(vkg_ones(VKG_SCALAR), y))); break;
-    case VKG_OP_RELU: gx = vkg_mul(g, vkg_gt_scalar(x, 0.0f)); break;
-    case VKG_OP_GELU: {
-        /* y = x/2 (1 + tanh u), u = c (x + k x^3): y' = (1 + t)/2 + x/2 (1 - t^2) c (1 + 3k x^2) */
-        const float c = 0.7978845608028654f, k = 0.044715f;
-        vkg_tensor *x2 = vkg_mul(x, x);
-        vkg_tensor *u = vkg_mul_scalar(vkg_add(x, vkg_mul_scalar(vkg_mul(x2, x), k)), c);
-        vkg_tensor *t = vkg_tanh(u);
-        vkg_tensor *left = vkg_mul_scalar(vkg_add_scalar(t, 1.0f), 0.5f);
-        vkg_tensor *sech2 = vkg_sub(vkg_ones(VKG_SCALAR), vkg_mul(t, t));
-        vkg_tensor *du = vkg_mul_scalar(vkg_add_scalar(vkg_mul_scalar(x2, 3.0f * k), 1.0f), c);
-        vkg_tensor *right = vkg_mul(vkg_mul_scalar(x, 0.5f), vkg_mul(sech2, du));
-        gx = vkg_mul(g, vkg_add(left, right));
+    case VKG_OP_NEG: case VKG_OP_ABS: case VKG_OP_EXP: case VKG_OP_LOG: case VKG_OP_SQRT: case VKG_OP_RSQRT:
+    case VKG_OP_TANH: case VKG_OP_SIGMOID: case VKG_OP_RELU: case VKG_OP_GELU: case VKG_OP_SILU:
+        gx = vkg_unary_grad((vkg_op)n->op, x, g); /* g f'(x), one fused pass */
         break;
-    }
-    case VKG_OP_SILU: { /* y = x s: y' = s (1 + x (1 - s)) */
-        vkg_tensor *s = vkg_sigmoid(x);
-        gx = vkg_mul(g, vkg_mul(s, vkg_add_scalar(vkg_mul(x, vkg_sub(vkg_ones(VKG_SCALAR), s)), 1.0f)));
-        break;
-    }
     case VKG_OP_POW: gx = vkg_mul(g, vkg_mul_scalar(vkg_pow(x, n->s - 1.0f), n->s)); break;
     default: return vkg_fail(VKG_ERR_INVALID, "autograd: %s has no backward rule", vkg_node_name(n->op));
     }
@@ -163,7 +141,7 @@ vkg_status vkg_backward_rule(vkg_tensor *t, vkg_tensor *g) {
     const vkg_node *n = t->node;
     if (n->op >= VKG_NODE_RESHAPE) return view_rule(n, g);
     switch (vkg_op_table[n->op].kind) {
-    case VKG_KIND_UNARY: return unary_rule(t, n, g);
+    case VKG_KIND_UNARY: return unary_rule(n, g);
     case VKG_KIND_BINARY: return binary_rule(n, g);
     case VKG_KIND_TERNARY: { /* where(c, a, b): c has no gradient */
         vkg_tensor *zero = vkg_zeros(VKG_SCALAR);

@@ -270,6 +270,17 @@ static vkg_tensor *unary(vkg_op op, vkg_tensor *x, float s) {
     return y;
 }
 
+/* dx = g f'(x) in one fused pass (shaders/unary_backward.comp), for every unary op but pow. */
+vkg_tensor *vkg_unary_grad(vkg_op op, vkg_tensor *x, vkg_tensor *g) {
+    static char names[VKG_OP_COUNT][48];
+    if (!x || !g) return NULL;
+    if (!op_is(op, VKG_KIND_UNARY) || op == VKG_OP_POW)
+        return vkg_fail_null(VKG_ERR_INVALID, "vkg_unary_grad: op %d has no fused backward", (int)op);
+    if (!names[op][0]) snprintf(names[op], sizeof names[op], "%s backward", vkg_op_table[op].name);
+    operands o = { .nin = 2, .in = { x, g }, .out = x->shape };
+    return run_elementwise("unary_backward", op, names[op], &o, 0, 0.0f);
+}
+
 /* Comparisons have no gradient: their outputs never record a node. */
 static bool differentiable(vkg_op op) { return op != VKG_OP_LT && op != VKG_OP_GT && op != VKG_OP_EQ; }
 

@@ -1,0 +1,55 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// dx = g f'(x) for a unary op in one pass, where the chain rule written with tensor ops takes up
+// to 14 (tanh-form GELU): each pass reads and writes every element, so on a bandwidth-bound
+// device one fused pass is worth ten. The op is specialization constant 1, with unary.comp's
+// codes (VKG_OP_LIST, lib/include/vkgrad/ops.h: change both). Inputs: a = x, b = g.
+#include "elementwise.glsl"
+
+layout(constant_id = 1) const uint OP = 0;
+layout(std430, binding = 0) writeonly buffer Y { float dx[]; };
+layout(std430, binding = 1) readonly buffer A { float x[]; };
+layout(std430, binding = 2) readonly buffer B { float g[]; };
+layout(std430, binding = 3) readonly buffer C { float unused[]; };
+
+float grad(float v, float gv) {
+    switch (OP) {
+    case 0: return -gv;                                                   // neg
+    case 1: return gv * ((v > 0.0 ? 1.0 : 0.0) - (v < 0.0 ? 1.0 : 0.0));  // abs
+    case 2: return gv * exp(v);                                           // exp
+    case 3: return gv / v;                                                // log
+    case 4: return (gv * 0.5) / sqrt(v);                                  // sqrt
+    case 5: {                                                             // rsqrt
+        float r = inversesqrt(v);
+        return gv * (r * r * r * -0.5);
+    }
+    case 6: {                                                             // tanh
+        float t = safe_tanh(v);
+        return gv * (1.0 - t * t);
+    }
+    case 7: {                                                             // sigmoid
+        float s = safe_sigmoid(v);
+        return gv * (s * (1.0 - s));
+    }
+    case 8: return gv * (v > 0.0 ? 1.0 : 0.0);                            // relu
+    case 9: {                                                             // gelu, tanh form
+        // y = x/2 (1 + tanh u), u = c (x + k x^3): y' = (1 + t)/2 + x/2 (1 - t^2) c (1 + 3k x^2)
+        const float c = 0.7978845608028654, k = 0.044715;
+        float x2 = v * v;
+        float t = safe_tanh(c * (v + k * x2 * v));
+        float left = (t + 1.0) * 0.5;
+        float right = (v * 0.5) * ((1.0 - t * t) * ((x2 * (3.0 * k) + 1.0) * c));
+        return gv * (left + right);
+    }
+    case 10: {                                                            // silu: s (1 + x (1 - s))
+        float s = safe_sigmoid(v);
+        return gv * (s * (v * (1.0 - s) + 1.0));
+    }
+    }
+    return gv;
+}
+
+void main() {
+    for (uint i = gl_GlobalInvocationID.x; i < pc.n; i += GRID_STRIDE)
+        dx[pc.out_off + i] = grad(x[src_index(i, pc.st0, pc.off.x)], g[src_index(i, pc.st1, pc.off.y)]);
+}
