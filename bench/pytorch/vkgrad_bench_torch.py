@@ -41,6 +41,8 @@ CASES = [
     ("peak/copy 64MiB vec4", "peak", Q | M, "copybw", None, (64,), 0),
     ("launch/dispatch x500", "launch", Q | M, "dispatch", None, (500,), 0),
     ("launch/submit round trip", "launch", Q | M, "roundtrip", None, (), 0),
+    ("host/eager chain 10000 adds vs raw Vulkan", "launch", M, "host", None, (10000, 0), 5),
+    ("host/mlp replay vs eager step", "launch", M | MODELS, "host", None, (128, 1), 0),
     ("matmul/64", "matmul", Q | M, "matmul", None, (0, 64, 64, 64), 0),
     ("matmul/128", "matmul", M, "matmul", None, (0, 128, 128, 128), 0),
     ("matmul/256", "matmul", Q | M, "matmul", None, (0, 256, 256, 256), 0),
@@ -661,6 +663,8 @@ def setup_model(spec, p, dev):
     return s
 
 
+SKIP_HOST = ("vkgrad's own host overhead as a ratio (its eager path against a raw-Vulkan loop, its graph "
+             "replay against its eager step): PyTorch has no such pair")
 SKIP_PEAK = ("a Vulkan shader probe (bench_fma.comp, bench_copy.comp): PyTorch runs no such kernel; "
              "the matmul cases show its compute rate")
 
@@ -674,9 +678,18 @@ def setup_case(case, dev, st):
         else:
             s.settings = "%s x8 chains, wg 256, m=-1 a=1, target %.0f ms" % (
                 "f16vec4" if kind == "fma16" else "vec4", st["peak_target_s"] * 1e3)
-        raise_with = CaseError(SKIP_PEAK, status="skipped")
-        raise_with.inst = s
-        raise raise_with
+        e = CaseError(SKIP_PEAK, status="skipped")
+        e.inst = s
+        raise e
+    if kind == "host":  # skipped, with host.c's settings text so that compare lists the row
+        s = Inst()
+        if p[1] == 0:
+            s.settings = "%d dependent adds of 64 floats + 1 read-back" % p[0]
+        else:
+            s.settings = "MLP 784-512-256-10, batch %d, Adam; %d steps each" % (p[0], max(st["min_reps"], 20))
+        e = CaseError(SKIP_HOST, status="skipped")
+        e.inst = s
+        raise e
     if kind in ("dispatch", "roundtrip"):
         return setup_launch(kind, p, dev)
     if kind == "matmul":
