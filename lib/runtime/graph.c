@@ -33,6 +33,8 @@ struct vkg_graph {
     vkg_frame frame;             /* cmd: the secondary command buffer; pools: its own sets */
     graph_use *uses;             /* every storage bound by a captured dispatch             */
     int nuses, capuses;
+    int *shared;                 /* the uses some tensor also holds: a run stamps only them */
+    int nshared;
     vkg_graph_hook *hooks;
     int nhooks, caphooks;
     int64_t replays;
@@ -139,6 +141,12 @@ vkg_status vkg_graph_stage_write(vkg_graph *g, int id, const void *src) {
 
 /* The primaries around the captured step (after a successful capture). */
 static vkg_status record_primaries(vkg_graph *g) {
+    /* a storage that no tensor holds any more (the step's temporaries) cannot be read, written
+     * or freed by anyone until the graph lets go of it: runs need not stamp it */
+    g->shared = malloc((size_t)(g->nuses ? g->nuses : 1) * sizeof *g->shared);
+    if (!g->shared) return vkg_fail(VKG_ERR_OUT_OF_MEMORY, "graph capture: out of host memory");
+    for (int i = 0; i < g->nuses; i++)
+        if (g->uses[i].s->refs > 1) g->shared[g->nshared++] = i;
     if (g->nstages && vkg_ctx.map_storage) {
         g->stage_mem = vkg_storage_new(G_PRIMS * g->slot_bytes, true, "graph stages");
         if (!g->stage_mem) return vkg_last_status();
@@ -186,12 +194,16 @@ static void release(vkg_graph *g, bool at_shutdown) {
     g->nhooks = g->caphooks = 0;
     for (int i = 0; i < g->nuses; i++) {
         vkg_storage *s = g->uses[i].s;
-        /* a capture that never ran overwrote the serials of eager work: assume the latest */
+        /* a capture that never ran overwrote the serials of eager work: assume the latest; the
+         * storages only the graph held were not stamped per run */
         uint64_t serial = g->replays ? g->last_serial : vkg_ctx.next_serial;
-        if (s->last_serial == VKG_SERIAL_CAPTURE) s->last_serial = serial;
-        if (s->written_serial == VKG_SERIAL_CAPTURE) s->written_serial = serial;
+        if (s->last_serial == VKG_SERIAL_CAPTURE || s->refs == 1) s->last_serial = serial;
+        if (s->written_serial == VKG_SERIAL_CAPTURE || (s->refs == 1 && g->uses[i].write)) s->written_serial = serial;
         vkg_storage_release(s);
     }
+    free(g->shared);
+    g->shared = NULL;
+    g->nshared = 0;
     free(g->uses);
     g->uses = NULL;
     g->nuses = g->capuses = 0;
@@ -280,9 +292,10 @@ static vkg_status run(vkg_graph *g) {
     st = vkg_stream_submit_graph(g->prim[i], g->frame.dispatches, &serial);
     /* what the step used is in use by this batch; what it wrote, written by it (a failed submit
      * then marks those values lost) */
-    for (int k = 0; k < g->nuses; k++) {
-        g->uses[k].s->last_serial = serial;
-        if (g->uses[k].write) g->uses[k].s->written_serial = serial;
+    for (int k = 0; k < g->nshared; k++) {
+        const graph_use *u = &g->uses[g->shared[k]];
+        u->s->last_serial = serial;
+        if (u->write) u->s->written_serial = serial;
     }
     if (g->stage_mem) g->stage_mem->last_serial = serial;
     g->prim_serial[i] = serial;
