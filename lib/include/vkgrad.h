@@ -217,6 +217,7 @@ vkg_tensor *vkg_copy(vkg_tensor *t);                       /* always a new conti
 #include "vkgrad/nn.h"
 #include "vkgrad/optim.h"
 #include "vkgrad/custom.h"
+#include "vkgrad/graph.h"
 
 #ifdef __cplusplus
 }
