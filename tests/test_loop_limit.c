@@ -1,8 +1,8 @@
 /* Ops at sizes past lavapipe's loop limit. llvmpipe ends every loop of a shader invocation, without
  * an error, once the invocation has run 65535 loop iterations in all; each kernel below would
  * have walked more than that alone (a matmul's K, a long softmax row, a layer norm's dw over many
- * rows, an embedding's backward over many indices, a whole-tensor reduction is in test_ops.c, a
- * conv2d weight gradient in test_conv_ops.c). Each result is checked against the C reference,
+ * rows, an embedding's backward over many indices, attention over 2100 keys; a whole-tensor
+ * reduction is in test_ops.c, a conv2d weight gradient in test_conv_ops.c). Each result is checked against the C reference,
  * and what vkgrad cannot split is refused with a message that says why. */
 #include <math.h>
 #include <stdlib.h>
@@ -101,9 +101,28 @@ VKG_TEST(loop_limit, what_cannot_be_split_is_refused) {
     cr_assert_null(vkg_cross_entropy(logits, target, NULL));
     cr_assert(strstr(vkg_last_error(), "loop iterations") != NULL, "%s", vkg_last_error());
     cr_assert(strstr(vkg_last_error(), "cross_entropy") != NULL, "%s", vkg_last_error());
-    /* attention walks every key for one query */
-    vkg_tensor *q = vkg_zeros(VKG_SHAPE(1, 1, 3000, 32));
+    /* the fused attention kernel walks every key for one query */
+    vkg_tensor *q = vkg_zeros(VKG_SHAPE(1, 1, 2100, 32));
+    setenv("VKG_ATTENTION_VARIANT", "fused", 1);
     cr_assert_null(vkg_scaled_dot_product_attention(q, q, q, NULL));
+    unsetenv("VKG_ATTENTION_VARIANT");
     cr_assert(strstr(vkg_last_error(), "loop iterations") != NULL, "%s", vkg_last_error());
+    vkg_scope_end();
+}
+
+/* where the scores fit in memory, lavapipe's attention goes through batched matmuls, which
+ * have no such limit */
+VKG_TEST(loop_limit, long_attention_through_matmuls) {
+    if (!vkg_device()->max_loop_iterations) return;
+    vkg_scope_begin();
+    int64_t T = 2100, D = 32;
+    vkg_shape s = VKG_SHAPE(1, 1, T, D);
+    float *q, *k, *v;
+    vkg_tensor *tq = filled(s, SEED + 9, &q), *tk = filled(s, SEED + 10, &k), *tv = filled(s, SEED + 11, &v);
+    float *got = vkgt_read(vkg_scaled_dot_product_attention(tq, tk, tv, &(vkg_attention_desc){ .causal = true }));
+    float *want = malloc((size_t)(T * D) * sizeof *want);
+    vkg_ref_sdpa(want, NULL, q, k, v, NULL, VKG_SHAPE(0), 1, 1, T, T, D, D, true, 1.0f / sqrtf((float)D));
+    vkgt_assert_close(got, want, (size_t)(T * D), 1e-4f, 1e-5f, "causal attention over 2100 keys");
+    free(q), free(k), free(v), free(got), free(want);
     vkg_scope_end();
 }
