@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/runtime.h"
+#include "runtime/graph_internal.h"
 
 #define DEFAULT_BLOCK ((VkDeviceSize)64 << 20)
 
@@ -249,7 +249,11 @@ static vkg_storage *storage_new(VkDeviceSize bytes, bool host_write, const alloc
                              "(maxStorageBufferRange %s); split the tensor",
                              what_str(aw, wbuf, sizeof wbuf), (unsigned long long)bytes, h, vkg_ctx.info.name, lim);
     }
-    vkg_storage *s = calloc(1, sizeof *s);
+    /* during a capture, the step's freed temporaries serve its later tensors (not host writes:
+     * those would land before the step) */
+    vkg_storage *s = host_write ? NULL : vkg_graph_storage_reuse(size);
+    if (s) return s;
+    s = calloc(1, sizeof *s);
     if (!s) return vkg_fail_null(VKG_ERR_OUT_OF_MEMORY, "%s: out of host memory", what_str(aw, wbuf, sizeof wbuf));
     vkg_block *b = NULL;
     VkDeviceSize off = 0;
@@ -306,7 +310,11 @@ vkg_storage *vkg_storage_new_tensor(VkDeviceSize bytes, bool host_write, const c
 }
 
 void vkg_storage_release(vkg_storage *s) {
-    if (!s || --s->refs > 0) return;
+    if (!s) return;
+    if (--s->refs > 0) {
+        if (s->refs == 1 && vkg_stream_capturing()) vkg_graph_storage_unused(s);
+        return;
+    }
     vkg_block *b = s->block;
     range_insert(b, s->off, s->size, s->last_serial);
     b->live--;

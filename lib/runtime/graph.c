@@ -35,6 +35,9 @@ struct vkg_graph {
     int nuses, capuses;
     int *shared;                 /* the uses some tensor also holds: a run stamps only them */
     int nshared;
+    vkg_storage **spare;         /* during the capture: storages whose tensors were freed,
+                                    given to the capture's later allocations (stream order) */
+    int nspare, capspare;
     vkg_graph_hook *hooks;
     int nhooks, caphooks;
     int64_t replays;
@@ -98,6 +101,34 @@ vkg_status vkg_graph_note(vkg_storage *s, bool write) {
 }
 
 bool vkg_graph_holds(const vkg_storage *s) { return capturing && find_use(capturing, s) >= 0; }
+
+void vkg_graph_storage_unused(vkg_storage *s) {
+    vkg_graph *g = capturing;
+    if (!g || s->refs != 1 || find_use(g, s) < 0) return; /* not the graph's alone */
+    if (g->nspare == g->capspare) {
+        int cap = g->capspare ? 2 * g->capspare : 64;
+        vkg_storage **ns = realloc(g->spare, (size_t)cap * sizeof *ns);
+        if (!ns) return; /* it stays the graph's, unused: only memory */
+        g->spare = ns;
+        g->capspare = cap;
+    }
+    g->spare[g->nspare++] = s;
+}
+
+vkg_storage *vkg_graph_storage_reuse(VkDeviceSize size) {
+    vkg_graph *g = capturing;
+    if (!g) return NULL;
+    int best = -1;
+    for (int i = 0; i < g->nspare; i++)
+        if (g->spare[i]->size >= size && g->spare[i]->size <= 2 * size &&
+            (best < 0 || g->spare[i]->size < g->spare[best]->size))
+            best = i;
+    if (best < 0) return NULL;
+    vkg_storage *s = g->spare[best];
+    g->spare[best] = g->spare[--g->nspare];
+    s->refs++;
+    return s;
+}
 
 vkg_status vkg_graph_hook_add(vkg_graph *g, vkg_graph_hook hook) {
     if (g->nhooks == g->caphooks) {
@@ -204,6 +235,9 @@ static void release(vkg_graph *g, bool at_shutdown) {
     free(g->shared);
     g->shared = NULL;
     g->nshared = 0;
+    free(g->spare);
+    g->spare = NULL;
+    g->nspare = g->capspare = 0;
     free(g->uses);
     g->uses = NULL;
     g->nuses = g->capuses = 0;
@@ -312,6 +346,7 @@ vkg_status vkg_graph_capture_end(vkg_graph *g) {
     vkg_stream_capture_set(NULL);
     capturing = NULL;
     g->frame.recording = false;
+    g->nspare = 0; /* the spare storages stay the graph's */
     VkResult r = vkEndCommandBuffer(g->frame.cmd);
     vkg_status failed = vkg_last_status();
     if (failed != VKG_OK && refusal[0] && strcmp(vkg_last_error(), refusal) == 0) failed = VKG_OK;

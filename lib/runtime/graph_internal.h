@@ -39,6 +39,11 @@ double vkg_stream_wait_seconds(void);
 /* During a capture: the graph keeps s (a reference) and notes whether the step writes it. */
 vkg_status vkg_graph_note(vkg_storage *s, bool write);
 bool vkg_graph_holds(const vkg_storage *s);   /* s is used by the capture in progress        */
+/* The allocator, during a capture: s lost a reference (a tensor freed); if only the graph holds
+ * it now, the capture's later allocations may take it, as eager ones take freed ranges. */
+void vkg_graph_storage_unused(vkg_storage *s);
+/* A storage of at least size bytes that only the graph holds, with a new reference; or NULL. */
+vkg_storage *vkg_graph_storage_reuse(VkDeviceSize size);
 void vkg_graph_capture_failed(void);         /* a refused call inside the capture spoils it */
 void vkg_graphs_shutdown(void);              /* frees every live graph; device idle         */
 /* The graph being captured, or NULL. */
