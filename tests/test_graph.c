@@ -312,6 +312,33 @@ VKG_TEST(graph, capture_reuses_freed_temporaries) {
     vkg_graph_free(g);
 }
 
+/* ... but never bytes that every run reads as they were: a host upload made inside the capture,
+ * or a tensor from before it, freed inside the capture, are not given to later tensors. */
+VKG_TEST(graph, keeps_host_values_and_earlier_tensors) {
+    vkg_tensor *x = vkg_from_data(VKG_SHAPE(4), (float[]){ 1, 2, 3, 4 });
+    vkg_graph *g = vkg_graph_new();
+    cr_assert_eq(vkg_graph_capture_begin(g), VKG_OK);
+    vkg_tensor *c = vkg_from_data(VKG_SHAPE(4), (float[]){ 10, 20, 30, 40 });
+    vkg_tensor *t = vkg_add(x, c);
+    vkg_free(c);
+    vkg_free(x);
+    vkg_tensor *u = vkg_mul_scalar(t, 2.0f);
+    vkg_free(t);
+    vkg_tensor *v = vkg_add_scalar(u, 1.0f);
+    vkg_free(u);
+    vkg_tensor *w = vkg_add_scalar(v, 1.0f);
+    vkg_free(v);
+    cr_assert_eq(vkg_graph_capture_end(g), VKG_OK, "%s", vkg_last_error());
+    for (int r = 0; r < 3; r++) {
+        float got[4];
+        cr_assert_eq(vkg_tensor_read(w, got, sizeof got), VKG_OK, "%s", vkg_last_error());
+        for (int i = 0; i < 4; i++)
+            cr_assert_eq(got[i], 22.0f * (float)(i + 1) + 2.0f, "run %d, element %d: %g", r, i, (double)got[i]);
+        cr_assert_eq(vkg_graph_replay(g), VKG_OK, "%s", vkg_last_error());
+    }
+    vkg_graph_free(g);
+}
+
 /* ---- refusals ---------------------------------------------------------------------------------- */
 static vkg_graph *small_graph(vkg_tensor **x, vkg_tensor **y) {
     *x = vkg_from_data(VKG_SHAPE(2, 3), (float[]){ 1, 2, 3, 4, 5, 6 });

@@ -292,6 +292,7 @@ static vkg_storage *storage_new(VkDeviceSize bytes, bool host_write, const alloc
     s->off = off;
     s->size = size;
     s->refs = 1;
+    s->capture_born = vkg_graph_capture_gen();
     /* the bytes may still be in use by unfinished work (a range freed in stream order): a host
      * write into the new tensor (vkg_tensor_write) waits for that work */
     s->last_serial = serial;

@@ -14,6 +14,7 @@
 typedef struct graph_use {
     vkg_storage *s;
     bool read, write;
+    bool first_write;            /* the capture's first access to it wrote it */
 } graph_use;
 
 typedef enum graph_state { G_EMPTY = 0, G_CAPTURING, G_READY } graph_state;
@@ -53,6 +54,7 @@ struct vkg_graph {
 
 static vkg_graph *live;
 static vkg_graph *capturing;
+static uint64_t capture_gen;     /* counts captures: vkg_storage.capture_born */
 /* The last refusal of a graph call during a capture: it does not spoil the capture, while any
  * other failure there (an op's) does. */
 static char refusal[256];
@@ -93,7 +95,7 @@ vkg_status vkg_graph_note(vkg_storage *s, bool write) {
         }
         s->refs++; /* kept until vkg_graph_free: replays rewrite these bytes */
         i = g->nuses++;
-        g->uses[i] = (graph_use){ .s = s };
+        g->uses[i] = (graph_use){ .s = s, .first_write = write };
     }
     if (write) g->uses[i].write = true;
     else g->uses[i].read = true;
@@ -102,9 +104,16 @@ vkg_status vkg_graph_note(vkg_storage *s, bool write) {
 
 bool vkg_graph_holds(const vkg_storage *s) { return capturing && find_use(capturing, s) >= 0; }
 
+uint64_t vkg_graph_capture_gen(void) { return capturing ? capture_gen : 0; }
+
 void vkg_graph_storage_unused(vkg_storage *s) {
     vkg_graph *g = capturing;
-    if (!g || s->refs != 1 || find_use(g, s) < 0) return; /* not the graph's alone */
+    if (!g || s->refs != 1 || s->capture_born != capture_gen) return;
+    /* only the graph holds it, and every run makes its contents afresh: it was allocated in this
+     * capture, and first written by a dispatch (a host upload or a tensor from before the
+     * capture holds values that every run reads, which must stay) */
+    int i = find_use(g, s);
+    if (i < 0 || !g->uses[i].first_write) return;
     if (g->nspare == g->capspare) {
         int cap = g->capspare ? 2 * g->capspare : 64;
         vkg_storage **ns = realloc(g->spare, (size_t)cap * sizeof *ns);
@@ -304,6 +313,7 @@ vkg_status vkg_graph_capture_begin(vkg_graph *g) {
     g->frame.serial = VKG_SERIAL_CAPTURE;
     g->state = G_CAPTURING;
     capturing = g;
+    capture_gen++;
     vkg_clear_error(); /* a failure of any op inside the capture spoils it (checked at the end) */
     refusal[0] = '\0';
     vkg_stream_capture_set(&g->frame);

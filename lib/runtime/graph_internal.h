@@ -42,6 +42,8 @@ bool vkg_graph_holds(const vkg_storage *s);   /* s is used by the capture in pro
 /* The allocator, during a capture: s lost a reference (a tensor freed); if only the graph holds
  * it now, the capture's later allocations may take it, as eager ones take freed ranges. */
 void vkg_graph_storage_unused(vkg_storage *s);
+/* The capture in progress, for vkg_storage.capture_born (0: none). */
+uint64_t vkg_graph_capture_gen(void);
 /* A storage of at least size bytes that only the graph holds, with a new reference; or NULL. */
 vkg_storage *vkg_graph_storage_reuse(VkDeviceSize size);
 void vkg_graph_capture_failed(void);         /* a refused call inside the capture spoils it */

@@ -38,6 +38,7 @@ typedef struct vkg_storage {
     int refs;
     uint64_t last_serial;        /* batch that last bound it                                   */
     uint64_t written_serial;     /* batch that last wrote it (0: written by the host)          */
+    uint64_t capture_born;       /* the graph capture that made it and no host wrote (graph.c) */
 } vkg_storage;
 
 vkg_storage *vkg_storage_new(VkDeviceSize bytes, bool host_write, const char *what);
@@ -94,6 +95,8 @@ struct vkg_tensor {
     struct vkg_tensor *grad;         /* accumulated gradient of a leaf (owned by this tensor) */
     vkg_node *node;                  /* what made it, when it requires grad                  */
     struct vkg_tensor *gacc;         /* gradient being accumulated during one backward       */
+    bool gacc_private;               /* gacc was made by the engine for this tensor alone (no
+                                        other tensor's gradient is it): a rule may add into it */
 };
 
 /* Records the node of an op's output when grad mode is on and an input requires grad. in may

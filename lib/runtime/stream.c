@@ -473,8 +473,12 @@ static vkg_status transfer(vkg_storage *s, VkDeviceSize off, uint8_t *host, size
                                      "vkg_graph_capture_end; read its tensors after that");
         }
     }
-    if (upload) vkg_ctx.stats.bytes_uploaded += bytes;
-    else vkg_ctx.stats.bytes_read_back += bytes;
+    if (upload) {
+        vkg_ctx.stats.bytes_uploaded += bytes;
+        s->capture_born = 0; /* host values: a capture must not give its bytes to another tensor */
+    } else {
+        vkg_ctx.stats.bytes_read_back += bytes;
+    }
     if (vkg_ctx.map_storage) {
         if (s->last_serial > vkg_ctx.completed_serial) {
             vkg_explain_why(upload ? "host write to bytes the device may still use" : "read-back needs the results");
