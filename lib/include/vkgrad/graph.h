@@ -21,9 +21,11 @@
  *   vkg_graph_free(g);
  *
  * What a replay repeats: every dispatch recorded between capture_begin and capture_end, on the
- * same device memory. Every storage those dispatches use stays allocated until vkg_graph_free,
- * even where its tensor is freed (temporaries of the step), so nothing else can be placed there.
- * Tensors made during the capture keep their handles: keep the ones you read (the loss) alive.
+ * same device memory, as one submit (with any eager work recorded before it). Every storage
+ * those dispatches use stays allocated until vkg_graph_free, even where its tensor is freed, so
+ * nothing outside the graph can be placed there; a temporary freed inside the capture serves the
+ * capture's later tensors, as freed memory serves an eager step's. Tensors made during the
+ * capture keep their handles: keep the ones you read (the loss) alive.
  *
  * What changes per replay: the contents of the tensors the step reads (write them in place with
  * vkg_graph_input_copy / vkg_graph_input_write, or vkg_tensor_write), and the optimizer's
@@ -34,7 +36,9 @@
  * ops (scalars, shapes) are those of the capture.
  *
  * Inside a capture the host cannot see results: vkg_tensor_read, vkg_item and vkg_sync fail with
- * a clear message (the captured work runs at capture_end). Run one eager step before capturing,
+ * a clear message (the captured work runs at capture_end), and so does a host write into a
+ * tensor the capture already uses; such a failure, or any op's, makes capture_end fail and leave
+ * the graph empty. Run one eager step before capturing,
  * so that lazy work that waits for the device (pipeline creation is fine, matmul autotuning is
  * not) is done. VKG_PROFILE does not time the dispatches inside a graph; VKG_SYNC does not wait
  * inside it. A graph is freed by vkg_graph_free or by vkg_shutdown (its handle is then invalid). */
