@@ -54,7 +54,7 @@ class CaseTable(unittest.TestCase):
             v = subprocess.run([BENCH, "run", "--suite", suite, "--list"], capture_output=True, text=True, check=True)
             want = [line.replace("(not yet available)", "").strip() for line in v.stdout.splitlines() if line.strip()]
             got = run("run", "--suite", suite, "--list").stdout.split("\n")
-            self.assertEqual([g for g in got if g], want, suite)
+            self.assertEqual([g for g in got if g], want, "%s: %s --list (rebuilt since cases.c changed?)" % (suite, BENCH))
 
 
 class Validate(unittest.TestCase):
