@@ -133,7 +133,7 @@ typedef struct vkg_train_options {
     int64_t stop_after;       /* tests: act as if SIGINT came during step stop_after (0: never)  */
     bool skip_eval;           /* no evaluation at the end                                         */
     bool quiet;               /* no progress lines                                                */
-    bool no_graph;            /* MLP, CNN: eager steps, not a captured step replayed */
+    bool no_graph;            /* eager steps, not a captured step replayed (not LSTM) */
     const char *sample;       /* LMs: after training (or from the checkpoint), sample from it    */
     vkg_sample_desc sample_desc;
 } vkg_train_options;

@@ -28,7 +28,7 @@ static void usage(FILE *f) {
             "  --save-every N     also save every N steps\n"
             "  --eval-only        load --checkpoint, evaluate (and sample), no training\n"
             "  --no-eval          skip the evaluation at the end\n"
-            "  --no-graph         MLP, CNN: record every step eagerly instead of replaying a captured step\n"
+            "  --no-graph         record every step eagerly instead of replaying a captured one (not lstm)\n"
             "  --eval-batches N   language models: validation batches (default 20)\n"
             "  --log-every N      steps between progress lines (default 50)\n"
             "  --sample PROMPT    language models: generate after training (or with --eval-only)\n"

@@ -58,7 +58,7 @@ typedef struct trainer {
     bool have_text;
     uint8_t *bx, *by;
     int32_t *ix, *iy;
-    /* the classifiers' captured step (vkgrad/graph.h): its inputs, refreshed in place, its loss */
+    /* the captured step (vkgrad/graph.h): its inputs, refreshed in place, and its loss */
     vkg_graph *graph;
     vkg_tensor *gx, *gy, *gloss;
 } trainer;
@@ -96,7 +96,7 @@ static vkg_optim *make_optim(const vkg_train_options *o, vkg_model *m) {
     return opt;
 }
 
-/* One classifier step through the graph: the run's first step is eager (pipelines, autotuning), the
+/* One training step through the graph: the run's first step is eager (pipelines, autotuning), the
  * second is captured (and run), later ones replay it with the batch copied into its inputs. The
  * batch shape is fixed (drop_last), so one capture serves the whole run. */
 static vkg_status graph_step(trainer *t, int64_t step, int64_t start, vkg_tensor *x, vkg_tensor *y, bool log,
@@ -356,7 +356,7 @@ vkg_status vkg_train_run(const vkg_train_options *o, vkg_train_result *r) {
             fflush(stdout);
         }
         int64_t log_every = o->log_every > 0 ? o->log_every : o->test ? 1 : 50;
-        bool use_graph = (o->kind == VKG_MODEL_MLP || o->kind == VKG_MODEL_CNN) && !o->no_graph;
+        bool use_graph = o->kind != VKG_MODEL_LSTM && !o->no_graph;
         double t0 = now_s(), tlog = t0;
         int64_t slog = start;
         for (int64_t step = start; step < total; step++) {
