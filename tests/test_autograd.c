@@ -246,6 +246,30 @@ VKG_TEST(autograd, views_and_broadcasting) {
     free(gb);
 }
 
+/* Slices of a tensor inside the graph add their gradients into one gradient of it, in place:
+ * overlapping slices, a strided one, and a whole use of the same tensor all count. */
+VKG_TEST(autograd, slices_of_a_node_accumulate) {
+    float v[8], w[8];
+    for (int i = 0; i < 8; i++) v[i] = (float)i - 3.0f, w[i] = 0.5f * (float)i + 1.0f;
+    vkg_tensor *a = vkg_requires_grad(vkg_from_data(VKG_SHAPE(8), v), true);
+    vkg_tensor *wt = vkg_from_data(VKG_SHAPE(8), w);
+    vkg_scope_begin();
+    vkg_tensor *x = vkg_mul_scalar(a, 3.0f);                           /* a node, not a leaf */
+    vkg_tensor *l1 = vkg_sum_all(vkg_mul(vkg_narrow(x, 0, 0, 5), vkg_narrow(wt, 0, 0, 5)));
+    vkg_tensor *l2 = vkg_sum_all(vkg_mul_scalar(vkg_narrow(x, 0, 3, 5), 2.0f));   /* overlaps 3, 4 */
+    vkg_tensor *l3 = vkg_sum_all(vkg_slice(x, 0, 1, 8, 3));                        /* 1, 4, 7 */
+    vkg_tensor *l4 = vkg_sum_all(vkg_mul(x, wt));                                  /* all of x */
+    vkg_tensor *loss = vkg_add(vkg_add(l1, l2), vkg_add(l3, l4));
+    cr_assert_eq(vkg_backward(loss), VKG_OK, "%s", vkg_last_error());
+    vkg_scope_end();
+    float *ga = grad_of(a);
+    for (int i = 0; i < 8; i++) {
+        float dx = (i < 5 ? w[i] : 0.0f) + (i >= 3 ? 2.0f : 0.0f) + (i % 3 == 1 ? 1.0f : 0.0f) + w[i];
+        cr_assert_float_eq(ga[i], 3.0f * dx, 1e-5f, "a[%d]: %g, want %g", i, (double)ga[i], (double)(3.0f * dx));
+    }
+    free(ga);
+}
+
 VKG_TEST(autograd, no_grad_and_detach) {
     vkg_tensor *w = vkg_requires_grad(vkg_ones(VKG_SHAPE(4)), true);
     vkg_scope_begin();

@@ -56,6 +56,7 @@ vkg_status vkg_ag_accumulate(vkg_tensor *u, vkg_tensor *gu) {
     gu = vkg_sum_to_shape(gu, u->shape);
     if (!gu) return vkg_last_status();
     if (u->node) { /* inside the graph: summed here until its own rule runs */
+        u->gacc_private = u->gacc != NULL; /* a sum is a new tensor; gu itself may be shared */
         u->gacc = u->gacc ? vkg_add(u->gacc, gu) : gu;
         return u->gacc ? VKG_OK : vkg_last_status();
     }
@@ -165,17 +166,20 @@ vkg_status vkg_backward_desc_run(vkg_tensor *y, const vkg_backward_desc *desc) {
     vkg_no_grad_begin();
     if (st == VKG_OK) {
         y->gacc = gy ? gy : vkg_ones(y->shape);
+        y->gacc_private = false;
         if (!y->gacc) st = vkg_last_status();
     }
     for (int i = post.n - 1; i >= 0 && st == VKG_OK; i--) {
         vkg_tensor *t = post.t[i];
         vkg_tensor *g = t->gacc;
         t->gacc = NULL;
+        t->gacc_private = false;
         if (g) st = vkg_backward_rule(t, g);
     }
     vkg_no_grad_end();
     for (int i = 0; i < post.n; i++) {
         post.t[i]->gacc = NULL;
+        post.t[i]->gacc_private = false;
         if (!d.retain_graph && st == VKG_OK) vkg_node_release(post.t[i]->node);
     }
     free(post.t);

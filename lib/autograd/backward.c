@@ -125,13 +125,31 @@ static vkg_status view_rule(const vkg_node *n, vkg_tensor *g) {
         for (int i = 0; i < x->shape.ndim; i++) inv[n->ip[i]] = i;
         return vkg_ag_accumulate(x, vkg_permute(g, inv));
     }
-    case VKG_NODE_SLICE: { /* zeros, with g written into the slice's place */
-        vkg_tensor *gx = vkg_zeros(x->shape);
-        if (!gx) return vkg_last_status();
-        int64_t len = g->shape.d[n->axis];
-        vkg_tensor *v = vkg_slice(gx, n->axis, n->ip[0], n->ip[0] + (len ? (len - 1) * n->ip[1] + 1 : 0), n->ip[1]);
-        vkg_status st = v ? vkg_copy_into(v, g) : vkg_last_status();
-        return st == VKG_OK ? vkg_ag_accumulate(x, gx) : st;
+    case VKG_NODE_SLICE: {
+        int64_t len = g->shape.d[n->axis], end = n->ip[0] + (len ? (len - 1) * n->ip[1] + 1 : 0);
+        if (!x->requires_grad) return VKG_OK;
+        if (!x->node) { /* a leaf: zeros with g in the slice's place, accumulated as usual */
+            vkg_tensor *gx = vkg_zeros(x->shape);
+            vkg_tensor *v = gx ? vkg_slice(gx, n->axis, n->ip[0], end, n->ip[1]) : NULL;
+            vkg_status st = v ? vkg_copy_into(v, g) : vkg_last_status();
+            vkg_free(v);
+            return st == VKG_OK ? vkg_ag_accumulate(x, gx) : st;
+        }
+        /* inside the graph: g is added into the slice's place of x's gradient, which is made
+         * once, so the pieces of a split (q, k and v of one projection) cost one pass over
+         * their own elements each, not a full-size zeros and add each */
+        if (!x->gacc || !x->gacc_private) {
+            vkg_tensor *base = x->gacc ? vkg_copy(x->gacc) : vkg_zeros(x->shape);
+            if (!base) return vkg_last_status();
+            x->gacc = base;
+            x->gacc_private = true;
+        }
+        vkg_tensor *v = vkg_slice(x->gacc, n->axis, n->ip[0], end, n->ip[1]);
+        vkg_tensor *sum = v ? vkg_add(v, g) : NULL;
+        vkg_status st = sum ? vkg_copy_into(v, sum) : vkg_last_status();
+        vkg_free(sum);
+        vkg_free(v);
+        return st;
     }
     default: return vkg_fail(VKG_ERR_INVALID, "autograd: %s has no backward rule", vkg_node_name(n->op));
     }
