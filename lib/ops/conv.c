@@ -62,13 +62,14 @@ static void strides_of(const vkg_tensor *x, int32_t *xs) {
  * back by a gather (conv_col2im.comp), and dw = sum over n of g[n] @ cols[n]^T: all on the
  * tuned matmul kernels, where the direct kernels reach a few percent of them. The unfolded copy
  * is kh kw times x's bytes, so images go in chunks that keep it and the matmul's batched
- * weight gradient under UNFOLD_BYTES. Grouped convolutions keep the direct kernels, and so does
- * VKG_CONV_VARIANT=direct (for comparisons and tests). */
+ * weight gradient under UNFOLD_BYTES. Grouped convolutions keep the direct kernels, and so do
+ * images whose unfolding alone passes that bound, and VKG_CONV_VARIANT=direct (comparisons, tests). */
 #define UNFOLD_BYTES ((int64_t)48 << 20)
 
-static bool unfold_path(int groups) {
+/* unfolded: C kh kw x OH OW values of one image, which must fit a chunk */
+static bool unfold_path(int groups, int64_t unfolded) {
     const char *v = getenv("VKG_CONV_VARIANT");
-    return groups == 1 && !(v && strcmp(v, "direct") == 0);
+    return groups == 1 && 4 * unfolded <= UNFOLD_BYTES && !(v && strcmp(v, "direct") == 0);
 }
 
 /* Images per chunk: per_image floats each (at least 1). VKG_CONV_UNFOLD_BYTES=N lowers the
@@ -268,7 +269,7 @@ vkg_tensor *vkg_conv2d(vkg_tensor *x, vkg_tensor *weight, vkg_tensor *bias, cons
     if (vkg_numel(y) > 0) {
         vkg_tensor *wc = vkg_contiguous(weight), *bc = bias ? vkg_contiguous(bias) : NULL;
         vkg_status st = (!wc || (bias && !bc)) ? vkg_last_status() : VKG_OK;
-        if (st == VKG_OK && unfold_path(d.groups)) {
+        if (st == VKG_OK && unfold_path(d.groups, C * kh * kw * OH * OW)) {
             st = unfold_forward(y, x, wc, bc, &d, op);
             variant_last = "im2col+matmul";
         } else if (st == VKG_OK) {
@@ -304,7 +305,7 @@ vkg_tensor *vkg_conv2d_grad_input(vkg_tensor *g, vkg_tensor *weight, vkg_shape x
     if (!dx || vkg_numel(dx) == 0) return dx;
     vkg_tensor *gc = vkg_contiguous(g), *wc = vkg_contiguous(weight);
     vkg_status st = (!gc || !wc) ? vkg_last_status() : VKG_OK;
-    if (st == VKG_OK && unfold_path(d->groups)) {
+    if (st == VKG_OK && unfold_path(d->groups, vkg_numel(weight) / weight->shape.d[0] * g->shape.d[2] * g->shape.d[3])) {
         st = unfold_grad_input(dx, gc, wc, d, "conv2d backward (input)");
     } else if (st == VKG_OK) {
         int64_t C = xs.d[1], Cg = C / d->groups;
@@ -339,7 +340,7 @@ vkg_tensor *vkg_conv2d_grad_weight(vkg_tensor *g, vkg_tensor *x, vkg_shape ws, c
     if (!g || !x) return NULL;
     int64_t numel = vkg_shape_numel(ws);
     if (numel == 0) return vkg_tensor_alloc(ws, VKG_F32, false, name);
-    if (unfold_path(d->groups) && vkg_numel(g) > 0) {
+    if (unfold_path(d->groups, ws.d[1] * ws.d[2] * ws.d[3] * g->shape.d[2] * g->shape.d[3]) && vkg_numel(g) > 0) {
         vkg_tensor *gc = vkg_contiguous(g);
         vkg_tensor *dw = gc ? unfold_grad_weight(gc, x, ws, d, name) : NULL;
         if (gc && gc != g) vkg_free(gc);
