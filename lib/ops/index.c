@@ -199,7 +199,7 @@ vkg_tensor *vkg_index_grad(vkg_op op, vkg_shape xs, int axis, vkg_tensor *index,
         pc.klen = klen == entries ? 0u : (uint32_t)klen;
         if (vkg_dispatch(&(vkg_dispatch_desc){ .shader = "index_backward", .op = op, .name = name,
                                                .spec = { vkg_op_table[op].code }, .nspec = 1, .local_size = LOCAL,
-                                               .groups = { vkg_groups_for_cost((uint64_t)n, LOCAL, klen + 16) },
+                                               .groups = { vkg_groups_for_cost((uint64_t)n, LOCAL, (op == VKG_OP_GATHER ? entries : klen) + 16) },
                                                .bind = { dx, gc, a, l }, .nout = 1, .push = &pc,
                                                .push_size = sizeof pc }) != VKG_OK)
             goto fail;
