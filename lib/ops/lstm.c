@@ -25,6 +25,18 @@ static bool is2(const vkg_tensor *t, int64_t r, int64_t c) {
     return t->shape.ndim == 2 && t->shape.d[0] == r && t->shape.d[1] == c;
 }
 
+/* The seven inputs of the cell and of the sequence op (optional ones NULL): each given one must
+ * be f32; s gets each one's shape for the shape message ("NULL" for an absent one). */
+static bool check_inputs(vkg_tensor *const all[7], const char *const names[7], const char *op, char s[7][64]) {
+    for (int i = 0; i < 7; i++)
+        if (all[i] && !vkg_require_f32(all[i], op, names[i])) return false;
+    for (int i = 0; i < 7; i++) {
+        if (all[i]) vkg_shape_str(all[i]->shape, s[i], sizeof s[i]);
+        else snprintf(s[i], sizeof s[i], "NULL");
+    }
+    return true;
+}
+
 vkg_status vkg_lstm_cell(vkg_tensor *x, vkg_tensor *h, vkg_tensor *c, vkg_tensor *w_ih, vkg_tensor *w_hh,
                          vkg_tensor *b_ih, vkg_tensor *b_hh, vkg_tensor **h_out, vkg_tensor **c_out) {
     const char *op = "vkg_lstm_cell";
@@ -34,13 +46,8 @@ vkg_status vkg_lstm_cell(vkg_tensor *x, vkg_tensor *h, vkg_tensor *c, vkg_tensor
     if (!h_out || !c_out) return vkg_fail(VKG_ERR_INVALID, "%s: h_out and c_out must not be NULL", op);
     vkg_tensor *all[7] = { x, h, c, w_ih, w_hh, b_ih, b_hh };
     static const char *names[7] = { "x", "h", "c", "w_ih", "w_hh", "b_ih", "b_hh" };
-    for (int i = 0; i < 7; i++)
-        if (all[i] && !vkg_require_f32(all[i], op, names[i])) return vkg_last_status();
     char s[7][64];
-    for (int i = 0; i < 7; i++) {
-        if (all[i]) vkg_shape_str(all[i]->shape, s[i], sizeof s[i]);
-        else snprintf(s[i], sizeof s[i], "NULL");
-    }
+    if (!check_inputs(all, names, op, s)) return vkg_last_status();
     bool ok = x->shape.ndim == 2 && h->shape.ndim == 2;
     int64_t B = ok ? x->shape.d[0] : 0, I = ok ? x->shape.d[1] : 0, Hd = ok ? h->shape.d[1] : 0;
     ok = ok && is2(h, B, Hd) && is2(c, B, Hd) && is2(w_ih, 4 * Hd, I) && is2(w_hh, 4 * Hd, Hd);
@@ -223,13 +230,8 @@ vkg_status vkg_lstm(vkg_tensor *x, vkg_tensor *h0, vkg_tensor *c0, vkg_tensor *w
     if (!out) return vkg_fail(VKG_ERR_INVALID, "%s: out must not be NULL", op);
     vkg_tensor *all[7] = { x, h0, c0, w_ih, w_hh, b_ih, b_hh };
     static const char *names[7] = { "x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh" };
-    for (int i = 0; i < 7; i++)
-        if (all[i] && !vkg_require_f32(all[i], op, names[i])) return vkg_last_status();
     char s[7][64];
-    for (int i = 0; i < 7; i++) {
-        if (all[i]) vkg_shape_str(all[i]->shape, s[i], sizeof s[i]);
-        else snprintf(s[i], sizeof s[i], "NULL");
-    }
+    if (!check_inputs(all, names, op, s)) return vkg_last_status();
     bool ok = x->shape.ndim == 3 && w_hh->shape.ndim == 2 && x->shape.d[1] >= 1;
     int64_t B = ok ? x->shape.d[0] : 0, T = ok ? x->shape.d[1] : 0, I = ok ? x->shape.d[2] : 0;
     int64_t Hd = ok ? w_hh->shape.d[1] : 0;
