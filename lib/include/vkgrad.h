@@ -104,6 +104,9 @@ typedef struct vkg_device_info {
     uint32_t max_loop_iterations;      /* loop iterations one shader invocation may run in all
                                           before the driver ends its loops; 0: no limit known
                                           (lavapipe/llvmpipe: 65535)                         */
+    uint64_t max_tensor_bytes;         /* the largest tensor one storage holds: the binding
+                                          range and the allocation size, whichever is less,
+                                          rounded down to the binding offset alignment       */
 } vkg_device_info;
 
 /* Every device the loader sees (no vkg_init needed). Returns the count, or -1 with an error. */

@@ -240,14 +240,20 @@ static vkg_storage *storage_new(VkDeviceSize bytes, bool host_write, const alloc
     VkDeviceSize size = bytes < 16 ? 16 : bytes;
     if (size > UINT64_MAX - align) return vkg_fail_null(VKG_ERR_TOO_LARGE, "%s: %llu bytes is too large", what_str(aw, wbuf, sizeof wbuf), (unsigned long long)bytes);
     size = (size + align - 1) / align * align;
-    if (size > vkg_ctx.info.max_storage_buffer_range) {
+    if (size > vkg_ctx.info.max_tensor_bytes) {
+        /* name the limit that binds: on NVIDIA the allocation size is the smaller one */
+        bool range = !vkg_ctx.info.max_allocation_size ||
+                     vkg_ctx.info.max_storage_buffer_range <= vkg_ctx.info.max_allocation_size;
         char h[32], lim[32];
         human(bytes, h, sizeof h);
-        human(vkg_ctx.info.max_storage_buffer_range, lim, sizeof lim);
+        human(range ? vkg_ctx.info.max_storage_buffer_range : vkg_ctx.info.max_allocation_size, lim, sizeof lim);
         return vkg_fail_null(VKG_ERR_TOO_LARGE,
-                             "%s: %llu bytes (%s) is more than one storage binding can address on %s "
-                             "(maxStorageBufferRange %s); split the tensor",
-                             what_str(aw, wbuf, sizeof wbuf), (unsigned long long)bytes, h, vkg_ctx.info.name, lim);
+                             "%s: %llu bytes (%s) is more than one %s on %s (%s %s, largest tensor %llu bytes); "
+                             "split the tensor",
+                             what_str(aw, wbuf, sizeof wbuf), (unsigned long long)bytes, h,
+                             range ? "storage binding can address" : "memory allocation can hold", vkg_ctx.info.name,
+                             range ? "maxStorageBufferRange" : "maxMemoryAllocationSize", lim,
+                             (unsigned long long)vkg_ctx.info.max_tensor_bytes);
     }
     /* during a capture, the step's freed temporaries serve its later tensors (not host writes:
      * those would land before the step) */

@@ -133,6 +133,11 @@ static void probe(VkPhysicalDevice pd, int index, vkg_device_info *d) {
     VkPhysicalDeviceProperties2 pm = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &m3 };
     vkGetPhysicalDeviceProperties2(pd, &pm);
     d->max_allocation_size = m3.maxMemoryAllocationSize;
+    /* a storage is bound whole, its size rounded up to the offset alignment (allocator.c) */
+    uint64_t align = p->limits.minStorageBufferOffsetAlignment < 16 ? 16 : p->limits.minStorageBufferOffsetAlignment;
+    uint64_t most = d->max_storage_buffer_range;
+    if (d->max_allocation_size && d->max_allocation_size < most) most = d->max_allocation_size;
+    d->max_tensor_bytes = most / align * align;
 
     VkPhysicalDevice16BitStorageFeatures s16 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES };
     VkPhysicalDeviceShaderFloat16Int8Features f16 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES, .pNext = &s16 };
