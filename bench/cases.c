@@ -427,7 +427,9 @@ bool vkgb_inst_setup(vkgb_inst *s, const vkgb_case *c, char *why, size_t whysize
         if (!s->ref) { ok = setup_fail(why, whysize, "reference"); break; }
         vkg_ref_randn(s->ref, s->nout, &(vkg_rand_desc){ .seed = 42 });
         s->bytes = 4.0 * (double)s->nout;
-        s->rtol = 0, s->atol = 0; /* bitwise, as the random ops promise */
+        /* bitwise on lavapipe (tests/test_random.c checks that); a device whose sqrt is not
+         * correctly rounded is a few ulps off (vkgrad/random.h), up to 16 on an NVIDIA H100 */
+        s->rtol = 1e-5f, s->atol = 1e-6f;
         snprintf(s->shape, sizeof s->shape, "f32 (%lld,) seed 42", (long long)p[0]);
         break;
     }

@@ -108,8 +108,9 @@ VKG_TEST(random, device_matches_reference) {
             got = read_bytes(vkg_randn(shape, &dn), 4);
             vkgt_assert_close(got, want, n, 1e-5f, 1e-6f, "randn");
             /* the shader evaluates the same unfused f32 steps; lavapipe's add, mul and sqrt are
-             * correctly rounded, so here randn is bitwise equal too (random.h) */
-            assert_same_bits(got, want, n, "randn", d);
+             * correctly rounded, so there randn is bitwise equal too (random.h); NVIDIA's sqrt is
+             * not, and an H100 was 16 ulps off on a value near 0 */
+            if (strstr(vkg_device()->driver_name, "llvmpipe")) assert_same_bits(got, want, n, "randn", d);
             free(got);
             free(want);
             free(wanti);
