@@ -457,6 +457,11 @@ void vkg_explain_barrier(int k, bool earlier_write, bool write) {
        write ? "writes" : "reads", earlier_write ? "command wrote" : "command read", kind);
 }
 
+void vkg_explain_copy(const char *what, uint64_t bytes) {
+    if (!P.explain) return;
+    ex("copy %s: %llu bytes\n", what, (unsigned long long)bytes);
+}
+
 void vkg_explain_why(const char *why) { P.why = why; }
 
 void vkg_explain_submit(const vkg_frame *f) {

@@ -178,6 +178,9 @@ void vkg_grid_reset(void);  /* vkg_init: read the device and the variables again
  * budget and that outputs x chunks invocations fill the device. Returns the chunk count; *per
  * gets the rows of each chunk (the last may have fewer). */
 uint64_t vkg_split_rows(uint64_t rows, uint64_t row_cost, uint64_t outputs, uint64_t *per);
+/* Whether rows reductions (rows of R elements, r_stride apart along the row) should run a
+ * workgroup per row rather than an invocation per row. */
+bool vkg_rows_by_workgroup(uint64_t rows, uint64_t R, int64_t r_stride);
 
 /* ---- the context ---------------------------------------------------------------------------- */
 typedef enum vkg_log_level { VKG_LOG_ERROR = 0, VKG_LOG_WARN, VKG_LOG_INFO, VKG_LOG_DEBUG } vkg_log_level;
@@ -292,6 +295,9 @@ void vkg_profile_dispatch_end(const vkg_frame *f);
 void vkg_explain_dispatch(const vkg_dispatch_desc *d, uint32_t local_size, uint32_t nbind);
 /* A barrier is recorded because binding k conflicts with an access since the last barrier. */
 void vkg_explain_barrier(int k, bool earlier_write, bool write);
+/* A copy by the queue (upload or read-back through the staging ring, device to device): its
+ * barrier lines follow it, not the dispatch before. */
+void vkg_explain_copy(const char *what, uint64_t bytes);
 void vkg_explain_why(const char *why);             /* the trigger of the next submit           */
 void vkg_explain_submit(const vkg_frame *f);       /* before vkQueueSubmit                     */
 /* Which kernels (shader, constants, workgroup size) were dispatched since the last call: the

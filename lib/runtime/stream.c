@@ -502,6 +502,7 @@ static vkg_status transfer(vkg_storage *s, VkDeviceSize off, uint8_t *host, size
         const vkg_block *b = s->block;
         VkDeviceSize doff = s->off + off;
         /* during a capture the hazard list is the graph's: order this eager copy by barriers */
+        vkg_explain_copy(upload ? "upload through the staging ring" : "read-back through the staging ring", n);
         if (capture) global_barrier(f->cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT);
         else order_accesses(f->cmd, &b, &doff, &n, &upload, 1);
         VkBufferCopy c = { upload ? roff : doff, upload ? doff : roff, n };
@@ -560,6 +561,7 @@ vkg_status vkg_stream_copy(vkg_storage *dst, VkDeviceSize dst_off, vkg_storage *
     const vkg_block *blocks[2] = { dst->block, src->block };
     VkDeviceSize offs[2] = { dst->off + dst_off, src->off + src_off }, sizes[2] = { bytes, bytes };
     bool writes[2] = { true, false };
+    vkg_explain_copy("device to device", bytes);
     if (capture) full_barrier(f->cmd); /* the hazard list is the graph's */
     else order_accesses(f->cmd, blocks, offs, sizes, writes, 2);
     VkBufferCopy c = { offs[1], offs[0], bytes };
