@@ -27,13 +27,13 @@ typedef struct vkg_nn_rows_backward_push {
 
 #define LOCAL 64 /* a power of two: the workgroup variant's tree needs it */
 
-/* Variant 1 (a workgroup per row) pays off only when the rows are too few to fill the device. */
-/* Variant 1 (a workgroup per row) when rows are too few to fill the device, or too long for one
- * invocation to walk three times within lavapipe's loop limit; its invocations walk R / LOCAL
- * each, which must fit too (else a clear error). Returns the group count, 0 on that error. */
-static uint32_t rows_grid(uint64_t rows, int64_t R, const char *fn, uint32_t *variant) {
+/* Variant 1 (a workgroup per row) when rows are too few to fill the device or contiguous on a
+ * GPU (vkg_rows_by_workgroup), or too long for one invocation to walk three times within
+ * lavapipe's loop limit; its invocations walk R / LOCAL each, which must fit too (else a clear
+ * error). Returns the group count, 0 on that error. */
+static uint32_t rows_grid(uint64_t rows, int64_t R, int64_t r_stride, const char *fn, uint32_t *variant) {
     uint64_t cost = 3 * (uint64_t)R + 8, lane_cost = 3 * (((uint64_t)R + LOCAL - 1) / LOCAL) + 16;
-    *variant = (rows < 256 && R >= 512) || cost > vkg_loop_budget() / 2 ? 1u : 0u;
+    *variant = vkg_rows_by_workgroup(rows, (uint64_t)R, r_stride) || cost > vkg_loop_budget() / 2 ? 1u : 0u;
     if (*variant == 0) return vkg_groups_for_cost(rows, LOCAL, cost);
     if (vkg_loop_check(lane_cost, fn, "a row") != VKG_OK) return 0;
     return vkg_groups_for_cost(rows, 1, lane_cost);
@@ -85,7 +85,7 @@ static vkg_tensor *rows_op(vkg_op op, vkg_tensor *x, int axis, bool keepdim, int
                                     (int32_t)r.so,     (int32_t)r.sr,  (int32_t)r.si,     (uint32_t)y->offset,
                                     denom };
             uint64_t rows = (uint64_t)(r.outer * r.inner);
-            uint32_t variant, groups = rows_grid(rows, r.R, fn, &variant);
+            uint32_t variant, groups = rows_grid(rows, r.R, r.sr, fn, &variant);
             vkg_status st = !groups ? vkg_last_status() : vkg_dispatch(&(vkg_dispatch_desc){
                 .shader = "nn_rows", .op = op, .name = fn, .spec = { vkg_op_table[op].code, variant }, .nspec = 2,
                 .local_size = LOCAL, .groups = { groups }, .bind = { y, xr },
@@ -134,7 +134,7 @@ vkg_tensor *vkg_nn_rows_backward(vkg_op op, vkg_tensor *a, int axis, vkg_tensor 
                                          (int32_t)r.si,       (uint32_t)dx->offset, (uint32_t)dyc->offset,
                                          auxc ? (uint32_t)auxc->offset : 0, denom };
         uint64_t rows = (uint64_t)(r.outer * r.inner);
-        uint32_t variant, groups = rows_grid(rows, r.R, fn, &variant);
+        uint32_t variant, groups = rows_grid(rows, r.R, r.sr, fn, &variant);
         st = !groups ? vkg_last_status()
                      : vkg_dispatch(&(vkg_dispatch_desc){ .shader = "nn_rows_backward", .op = op, .name = fn,
                                                 .spec = { vkg_op_table[op].code, variant }, .nspec = 2,

@@ -25,12 +25,15 @@ static vkg_status reduce_dispatch(vkg_op op, const char *name, uint32_t variant,
                                               .nout = 1, .push = pc, .push_size = sizeof *pc });
 }
 
-/* Rows so long that one workgroup's invocations would each loop past the budget: a first pass
- * reduces chunks of the row (a workgroup each) to (value, index) pairs, a second combines them in
- * chunk order. */
+/* Long rows are split into chunks of this many elements, 64 per lane. A fixed size, so the order
+ * of the sums (and so the result) depends on the shape alone, the same on every device (unless
+ * VKG_LOOP_BUDGET forces a smaller chunk). */
+#define SPLIT_CHUNK ((uint64_t)LOCAL * 64)
+
+/* Rows split in chunks: a first pass reduces each chunk (a workgroup each) to a (value, index)
+ * pair, a second combines them in chunk order. */
 static vkg_status reduce_split(vkg_op op, const char *name, vkg_reduce_push pc, const vkg_tensor *y,
-                               const vkg_tensor *x, uint64_t nout, uint64_t budget) {
-    uint64_t chunk = (uint64_t)LOCAL * (budget / 2);
+                               const vkg_tensor *x, uint64_t nout, uint64_t chunk) {
     uint64_t nchunk = (pc.R + chunk - 1) / chunk;
     vkg_tensor *pv = vkg_tensor_alloc(VKG_SHAPE((int64_t)(nout * nchunk)), VKG_F32, false, name);
     vkg_tensor *pi = pv ? vkg_tensor_alloc(VKG_SHAPE((int64_t)(nout * nchunk)), VKG_I32, false, name) : NULL;
@@ -41,7 +44,7 @@ static vkg_status reduce_split(vkg_op op, const char *name, vkg_reduce_push pc, 
         p1.nchunk = (uint32_t)nchunk;
         p1.out_off = (uint32_t)pv->offset;
         p1.idx_off = (uint32_t)pi->offset;
-        st = reduce_dispatch(op, name, SPLIT, &p1, vkg_groups_for_cost(nout * nchunk, 1, budget / 2 + 16), pv, x, pi, pv);
+        st = reduce_dispatch(op, name, SPLIT, &p1, vkg_groups_for_cost(nout * nchunk, 1, chunk / LOCAL + 16), pv, x, pi, pv);
     }
     if (st == VKG_OK) {
         vkg_reduce_push p2 = pc;
@@ -87,16 +90,21 @@ static vkg_tensor *reduce(vkg_op op, vkg_tensor *x, int axis, bool keepdim, bool
     int64_t nout = outer * inner;
     if (y && nout > 0) {
         vkg_reduce_push pc = { (uint32_t)outer, (uint32_t)R, (uint32_t)inner, (uint32_t)xc->offset, (uint32_t)y->offset, 0, 0, 0 };
-        /* A workgroup per output pays off when outputs are too few to fill the device; it is
-         * also needed for long rows: lavapipe ends an invocation's loops after 65535 iterations,
-         * so one invocation must not walk a long row alone (a workgroup splits it 128 ways), and
-         * rows longer than 128 times that are split across workgroups. */
+        /* A workgroup per output pays off when outputs are too few to fill the device, and on
+         * GPUs for contiguous rows (vkg_rows_by_workgroup); it is also needed for long rows:
+         * lavapipe ends an invocation's loops after 65535 iterations, so one invocation must not
+         * walk a long row alone (a workgroup splits it 128 ways). Rows of 4 chunks or more are
+         * split across workgroups: a few outputs then still give every core or multiprocessor
+         * work (the mean of 1024 x 1024 took 0.36 ms on an H100 in one workgroup). */
         uint64_t budget = vkg_loop_budget(), per_lane = ((uint64_t)R + LOCAL - 1) / LOCAL + 16;
         uint64_t long_row = budget / 2 < 32768 ? budget / 2 : 32768;
-        uint32_t variant = ((nout < 256 && R >= 512) || (uint64_t)R > long_row) ? PER_WORKGROUP : PER_INVOCATION;
+        uint32_t variant = (vkg_rows_by_workgroup((uint64_t)nout, (uint64_t)R, inner) || (uint64_t)R > long_row)
+                               ? PER_WORKGROUP : PER_INVOCATION;
+        bool split = (uint64_t)R >= 4 * SPLIT_CHUNK || per_lane > budget / 2;
+        uint64_t chunk = budget / 2 < SPLIT_CHUNK / LOCAL ? (uint64_t)LOCAL * (budget / 2) : SPLIT_CHUNK;
         vkg_status st;
-        if (variant == PER_WORKGROUP && per_lane > budget / 2)
-            st = reduce_split(op, name, pc, y, xc, (uint64_t)nout, budget);
+        if (variant == PER_WORKGROUP && split)
+            st = reduce_split(op, name, pc, y, xc, (uint64_t)nout, chunk);
         else if (variant == PER_WORKGROUP)
             st = reduce_dispatch(op, name, variant, &pc, vkg_groups_for_cost((uint64_t)nout, 1, per_lane), y, xc, y, y);
         else
