@@ -25,9 +25,11 @@ static vkg_status reduce_dispatch(vkg_op op, const char *name, uint32_t variant,
                                               .nout = 1, .push = pc, .push_size = sizeof *pc });
 }
 
-/* Long rows are split into chunks of this many elements, 64 per lane. A fixed size, so the order
- * of the sums (and so the result) depends on the shape alone, the same on every device (unless
- * VKG_LOOP_BUDGET forces a smaller chunk). */
+/* On GPUs long rows are split into chunks of this many elements, 64 per lane, so that a few
+ * outputs still give every multiprocessor work (the mean of 1024 x 1024 took 0.36 ms on an H100
+ * in one workgroup, 0.012 ms in 128). lavapipe splits only rows too long for its loop budget:
+ * there the chunks' extra barrier trees cost more than the second core gains (the same mean
+ * 10-25% slower split, measured side by side with the other core busy). */
 #define SPLIT_CHUNK ((uint64_t)LOCAL * 64)
 
 /* Rows split in chunks: a first pass reduces each chunk (a workgroup each) to a (value, index)
@@ -93,15 +95,15 @@ static vkg_tensor *reduce(vkg_op op, vkg_tensor *x, int axis, bool keepdim, bool
         /* A workgroup per output pays off when outputs are too few to fill the device, and on
          * GPUs for contiguous rows (vkg_rows_by_workgroup); it is also needed for long rows:
          * lavapipe ends an invocation's loops after 65535 iterations, so one invocation must not
-         * walk a long row alone (a workgroup splits it 128 ways). Rows of 4 chunks or more are
-         * split across workgroups: a few outputs then still give every core or multiprocessor
-         * work (the mean of 1024 x 1024 took 0.36 ms on an H100 in one workgroup). */
+         * walk a long row alone (a workgroup splits it 128 ways); rows longer than 128 times
+         * that, and on GPUs rows of 4 chunks or more, are split across workgroups. */
         uint64_t budget = vkg_loop_budget(), per_lane = ((uint64_t)R + LOCAL - 1) / LOCAL + 16;
         uint64_t long_row = budget / 2 < 32768 ? budget / 2 : 32768;
         uint32_t variant = (vkg_rows_by_workgroup((uint64_t)nout, (uint64_t)R, inner) || (uint64_t)R > long_row)
                                ? PER_WORKGROUP : PER_INVOCATION;
-        bool split = (uint64_t)R >= 4 * SPLIT_CHUNK || per_lane > budget / 2;
-        uint64_t chunk = budget / 2 < SPLIT_CHUNK / LOCAL ? (uint64_t)LOCAL * (budget / 2) : SPLIT_CHUNK;
+        bool gpu = vkg_ctx.info.type != VKG_DEVICE_CPU, over = per_lane > budget / 2;
+        bool split = over || (gpu && (uint64_t)R >= 4 * SPLIT_CHUNK);
+        uint64_t chunk = over ? (uint64_t)LOCAL * (budget / 2) : SPLIT_CHUNK;
         vkg_status st;
         if (variant == PER_WORKGROUP && split)
             st = reduce_split(op, name, pc, y, xc, (uint64_t)nout, chunk);
