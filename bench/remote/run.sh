@@ -1,0 +1,52 @@
+#!/bin/bash
+# On the GPU machine, from a copy of the repository root with bench/remote/pack.sh's OUTDIR:
+# installs the carried loader (dpkg -x into /, as root), finds the driver's ICD file, then runs
+# vkgrad-info, the test binaries and tutorials (validation layer on), the three suites and the
+# same suites in PyTorch on CUDA, writing reports and logs to RESULTS.
+#   bench/remote/run.sh PACKDIR RESULTS        (MIN_TIME: --min-time for the suites, default 0.5)
+set -u
+PACK=$1 RES=$2 MT=${MIN_TIME:-0.5}
+mkdir -p "$RES/logs"
+for f in "$PACK"/debs/*.deb; do dpkg -x "$f" /; done
+ldconfig
+P=$(mktemp -d)
+tar xJf "$PACK/vkgrad.tar.xz" -C "$P"
+tar xf "$PACK/datasets.tar" -C /
+export LD_LIBRARY_PATH=$P/lib VK_LAYER_PATH=$P/layers
+for f in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.json \
+         /etc/vulkan/icd.d/nvidia_icd.json; do
+  [ -f "$f" ] && { export VK_DRIVER_FILES=$f; break; }
+done
+B=$P/bin
+echo "driver file: ${VK_DRIVER_FILES:-none found}"
+"$B/vkgrad-info" || { VK_LOADER_DEBUG=error,driver "$B/vkgrad-info" 2>&1 | tail -30; exit 1; }
+
+# the test binaries and their ctest variants (tests/CMakeLists.txt), and the tutorials, 6 at a time
+tests="runtime tensor ops loop_limit errors faults autograd seq_ops conv_ops nn_ops optim graph nn custom
+random profile loader checkpoint bench models safetensors datasets cifar idx"
+{
+  for t in $tests; do echo "$t -- $B/test_$t --jobs 4"; done
+  echo "ops_sync_validation VKG_VALIDATE=full -- $B/test_ops --jobs 4"
+  echo "ops_staging_pooled VKG_FORCE_STAGING=1 VKG_NO_PUSH_DESCRIPTOR=1 -- $B/test_ops --jobs 4"
+  echo "ops_small_grid VKG_MAX_GROUPS=1 VKG_LOOP_BUDGET=4096 -- $B/test_ops --jobs 4"
+  echo "ops_split_k VKG_MATMUL_SPLIT_K=4 -- $B/test_ops --jobs 4"
+  echo "seq_fused_attention VKG_ATTENTION_VARIANT=fused -- $B/test_seq_ops --jobs 4"
+  echo "conv_direct VKG_CONV_VARIANT=direct -- $B/test_conv_ops --jobs 4"
+  echo "profile_staging VKG_FORCE_STAGING=1 -- $B/test_profile --jobs 4"
+  for t in "$B"/tutorial-*; do echo "$(basename "$t") VKG_VALIDATE=1 -- $t --test"; done
+} > "$RES/logs/list"
+one() { # NAME [VAR=VALUE ...] -- COMMAND...
+  local n=$1; shift; local e=()
+  while [ "$1" != "--" ]; do e+=("$1"); shift; done; shift
+  VKG_TEST_CACHE=$(mktemp -d) timeout 300 env "${e[@]}" "$@" > "$RES/logs/$n.log" 2>&1
+  echo "$n rc=$?"
+}
+export -f one; export RES
+xargs -P 6 -L 1 bash -c 'one "$@"' _ < "$RES/logs/list" | sort > "$RES/logs/summary"
+grep -c "rc=0" "$RES/logs/summary" | sed 's/$/ passed/'; grep -v "rc=0" "$RES/logs/summary"
+
+for s in quick micro models; do
+  "$B/vkgrad-bench" run --suite "$s" --min-time "$MT" --quiet --out "$RES/vkgrad-$s.json"
+  python3 bench/pytorch/vkgrad_bench_torch.py run --suite "$s" --device cuda --min-time "$MT" --quiet \
+    --out "$RES/torch-$s.json"
+done
