@@ -2,12 +2,15 @@
  * an error, once the invocation has run 65535 loop iterations in all; each kernel below would
  * have walked more than that alone (a matmul's K, a long softmax row, a layer norm's dw over many
  * rows, an embedding's backward over many indices, attention over 2100 keys; a whole-tensor
- * reduction is in test_ops.c, a conv2d weight gradient in test_conv_ops.c). Each result is checked against the C reference,
+ * reduction is in test_ops.c, a conv2d weight gradient in test_conv_ops.c; max pooling with its
+ * grid squeezed to one workgroup, where each invocation's share is sized by the kernel's cost). Each result is checked against the C reference,
  * and what vkgrad cannot split is refused with a message that says why. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/runtime.h"
+#include "vkgrad/conv_ops.h"
 #include "vkgrad/nn_ops.h"
 #include "vkgrad/seq_ops.h"
 #include "support.h"
@@ -125,4 +128,27 @@ VKG_TEST(loop_limit, long_attention_through_matmuls) {
     vkgt_assert_close(got, want, (size_t)(T * D), 1e-4f, 1e-5f, "causal attention over 2100 keys");
     free(q), free(k), free(v), free(got), free(want);
     vkg_scope_end();
+}
+
+/* The grid of a max pool is sized from its cost per output (loop iterations): with one workgroup
+ * the share of each invocation is as large as that cost allows, so a cost set too low runs the
+ * invocation past the limit and the last outputs of each share are never written. 2x2 windows
+ * cost 11 iterations on lavapipe, where 8 were counted: the reference CNN's evaluation at batch
+ * 500 lost images 486-499 of every batch that way. */
+VKG_TEST(loop_limit, max_pool_with_one_workgroup) {
+    setenv("VKG_MAX_GROUPS", "1", 1);
+    vkg_grid_reset();
+    vkg_scope_begin();
+    vkg_shape xs = VKG_SHAPE(96, 16, 32, 32); /* 393,216 outputs: 6,144 per invocation at cost 8 */
+    float *x;
+    vkg_tensor *tx = filled(xs, SEED + 7, &x);
+    vkg_pool2d_desc d = { .kernel = { 2, 2 } };
+    size_t n = (size_t)96 * 16 * 16 * 16;
+    float *got = vkgt_read(vkg_max_pool2d(tx, &d)), *want = malloc(n * sizeof *want);
+    int32_t *wi = malloc(n * sizeof *wi);
+    vkg_ref_max_pool2d(want, wi, x, xs, &d);
+    cr_assert_eq(memcmp(got, want, n * sizeof *got), 0, "max pooling of (96, 16, 32, 32) with one workgroup");
+    free(x), free(got), free(want), free(wi);
+    vkg_scope_end();
+    unsetenv("VKG_MAX_GROUPS");
 }

@@ -427,7 +427,8 @@ static vkg_tensor *pool2d(vkg_op op, vkg_tensor *x, const vkg_pool2d_desc *desc,
         strides_of(x, pc.xs);
         vkg_tensor *bind[3] = { y, x, idx ? idx : y };
         if (conv_dispatch("pool2d", op, name, &pc, bind, 3, idx ? 2 : 1, (double)vkg_numel(y) * d.kernel[0] * d.kernel[1],
-                          (uint64_t)d.kernel[0] * (uint64_t)(d.kernel[1] + 1) + 2) != VKG_OK) {
+                          /* the window's two loops and their exits: 2x2 runs 11 on lavapipe */
+                          (uint64_t)(d.kernel[0] + 1) * (uint64_t)(d.kernel[1] + 2) + 2) != VKG_OK) {
             vkg_free(y);
             vkg_free(idx);
             return NULL;
