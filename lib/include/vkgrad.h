@@ -144,7 +144,12 @@ void vkg_set_validation_hook(vkg_validation_hook hook, void *user);
 /* ---- tensors ------------------------------------------------------------------------------ */
 #define VKG_MAX_DIMS 8
 
-typedef enum vkg_dtype { VKG_F32 = 0, VKG_I32, VKG_U8, VKG_DTYPE_COUNT } vkg_dtype;
+/* VKG_F16 is IEEE binary16, 2 bytes an element (host data as uint16_t bits). It is a storage
+ * type on every device: shaders read and write it as packed halves in 32-bit words with integer
+ * bit conversions (no storageBuffer16BitAccess, no shaderFloat16 needed), and compute in f32.
+ * Only vkg_to_dtype (f32 <-> f16), vkg_copy/vkg_contiguous, views, read-back, write and
+ * checkpoints take f16 tensors; every other op takes f32 and refuses f16 with a message. */
+typedef enum vkg_dtype { VKG_F32 = 0, VKG_I32, VKG_U8, VKG_F16, VKG_DTYPE_COUNT } vkg_dtype;
 
 typedef struct vkg_shape {
     int ndim;

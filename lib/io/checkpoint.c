@@ -32,6 +32,7 @@ static bool dtype_to_st(vkg_dtype dt, vkg_st_dtype *out) {
     case VKG_F32: *out = VKG_ST_F32; return true;
     case VKG_I32: *out = VKG_ST_I32; return true;
     case VKG_U8: *out = VKG_ST_U8; return true;
+    case VKG_F16: *out = VKG_ST_F16; return true;
     default: return false;
     }
 }

@@ -98,8 +98,9 @@ static vkg_status copy_views(vkg_tensor *dst, vkg_tensor *src, const char *name)
 
 vkg_tensor *vkg_copy(vkg_tensor *t) {
     if (!t) return NULL;
-    if (t->dtype == VKG_U8)
-        return vkg_fail_null(VKG_ERR_INVALID, "vkg_copy: u8 tensors cannot be copied on the device yet");
+    if (t->dtype == VKG_U8 || t->dtype == VKG_F16)
+        return vkg_fail_null(VKG_ERR_INVALID, "vkg_copy: %s tensors cannot be copied on the device yet",
+                             vkg_dtype_name(t->dtype));
     vkg_tensor *y = vkg_tensor_alloc(t->shape, t->dtype, false, "vkg_copy");
     if (!y) return NULL;
     if (copy_views(y, t, "vkg_copy") != VKG_OK) {
@@ -115,6 +116,11 @@ vkg_status vkg_copy_into(vkg_tensor *dst, vkg_tensor *src) {
     if (dst->dtype != src->dtype || dst->shape.ndim != src->shape.ndim || vkg_numel(dst) != vkg_numel(src))
         return vkg_fail(VKG_ERR_INVALID, "vkg_copy_into: destination %s and source %s differ", vkg_desc(dst, a, sizeof a),
                         vkg_desc(src, b, sizeof b));
+    /* copy.comp moves 32-bit words: an f16 (or u8) view is not one element a word, and a strided
+     * f16 destination would have two invocations writing halves of one word */
+    if (vkg_dtype_size(dst->dtype) != 4)
+        return vkg_fail(VKG_ERR_INVALID, "vkg_copy_into: %s tensors cannot be written into a view",
+                        vkg_dtype_name(dst->dtype));
     return copy_views(dst, src, "vkg_copy_into");
 }
 

@@ -6,15 +6,17 @@
 #include <string.h>
 
 #include "runtime/runtime.h"
+#include "vkgrad/reference.h"
 
 /* ---- shapes --------------------------------------------------------------------------------- */
-size_t vkg_dtype_size(vkg_dtype dt) { return dt == VKG_U8 ? 1 : 4; }
+size_t vkg_dtype_size(vkg_dtype dt) { return dt == VKG_U8 ? 1 : dt == VKG_F16 ? 2 : 4; }
 
 const char *vkg_dtype_name(vkg_dtype dt) {
     switch (dt) {
     case VKG_F32: return "f32";
     case VKG_I32: return "i32";
     case VKG_U8: return "u8";
+    case VKG_F16: return "f16";
     default: return "?";
     }
 }
@@ -340,7 +342,12 @@ float vkg_item(const vkg_tensor *t) {
                  (long long)vkg_numel(t));
         return NAN;
     }
-    union { float f; int32_t i; uint8_t u; } v = { 0 };
+    union { float f; int32_t i; uint8_t u; uint16_t h; } v = { 0 };
     if (vkg_tensor_read(t, &v, vkg_dtype_size(t->dtype)) != VKG_OK) return NAN;
-    return t->dtype == VKG_F32 ? v.f : t->dtype == VKG_I32 ? (float)v.i : (float)v.u;
+    switch (t->dtype) {
+    case VKG_F32: return v.f;
+    case VKG_I32: return (float)v.i;
+    case VKG_F16: return vkg_ref_f16_to_f32(v.h);
+    default: return (float)v.u;
+    }
 }

@@ -45,6 +45,16 @@ extern "C" {
 VKG_REF_DECLARE_(float, VKG_REF_F32_)
 VKG_REF_DECLARE_(double, VKG_REF_F64_)
 
+/* IEEE binary16 <-> binary32, bit for bit what IEEE 754 conversion gives (and x86 F16C):
+ * round to nearest, ties to even; magnitudes from 65520 up become inf; results below 2^-14 are
+ * subnormal halves, below or at 2^-25 zero (signed); f32 subnormals become (signed) zero; a NaN
+ * stays a NaN, quieted (quiet bit set), with the payload's high bits kept. The shaders
+ * (shaders/cast.comp) run the same integer code. */
+uint16_t vkg_ref_f32_to_f16(float x);
+float vkg_ref_f16_to_f32(uint16_t h);
+/* y[i] = x[i] converted, n contiguous elements; dtypes VKG_F32 or VKG_F16 (uint16_t bits). */
+void vkg_ref_to_dtype(void *y, vkg_dtype yt, const void *x, vkg_dtype xt, size_t n);
+
 /* Row-major element index of `index` of shape `to` in a tensor of shape `from` broadcast to it. */
 int64_t vkg_ref_broadcast_index(int64_t index, vkg_shape to, vkg_shape from);
 
