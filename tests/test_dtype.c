@@ -165,3 +165,179 @@ VKG_TEST(dtype, f16_checkpoint) {
     unlink(path);
     rmdir(dir);
 }
+
+/* ---- vkg_to_dtype on the device, bit for bit ------------------------------------------------ */
+static void assert_bits16(const uint16_t *got, const uint16_t *want, size_t n, const char *what) {
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(got[i], want[i], "%s: element %zu is %04x, the reference %04x", what, i, got[i], want[i]);
+}
+
+static void assert_bits32(const float *got, const float *want, size_t n, const char *what) {
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(fbits(got[i]), fbits(want[i]), "%s: element %zu is %08x, the reference %08x", what, i,
+                     fbits(got[i]), fbits(want[i]));
+}
+
+/* f16 -> f32 of all 65536 halves (NaNs, infinities, subnormals, both zeros). */
+VKG_TEST(dtype, to_f32_every_half) {
+    vkg_scope_begin();
+    uint16_t *h = malloc(65536 * sizeof *h);
+    float *got = malloc(65536 * sizeof *got), *want = malloc(65536 * sizeof *want);
+    for (uint32_t i = 0; i < 65536; i++) h[i] = (uint16_t)i;
+    vkg_ref_to_dtype(want, VKG_F32, h, VKG_F16, 65536);
+    vkg_tensor *y = vkg_to_dtype(vkg_from_data_dtype(VKG_SHAPE(65536), VKG_F16, h), VKG_F32);
+    cr_assert_not_null(y, "%s", vkg_last_error());
+    cr_assert_eq(vkg_tensor_dtype(y), VKG_F32);
+    cr_assert_eq(vkg_tensor_read(y, got, 65536 * sizeof *got), VKG_OK);
+    assert_bits32(got, want, 65536, "f16 -> f32, every half");
+    free(h);
+    free(got);
+    free(want);
+    vkg_scope_end();
+}
+
+/* f32 -> f16 on a dense sweep: around every half, the half itself, one ulp either side, the
+ * tie to the next half and one ulp either side of the tie; every 4099th float of the 2^32;
+ * NaNs with payloads; f32 subnormals. */
+VKG_TEST(dtype, to_f16_dense_sweep) {
+    vkg_scope_begin();
+    size_t cap = 65536 * 6 + (1u << 20) + 64, n = 0;
+    uint32_t *u = malloc(cap * sizeof *u);
+    for (uint32_t h = 0; h < 65536; h++) {
+        if ((h & 0x7c00u) == 0x7c00u) continue;
+        uint32_t f = fbits(vkg_ref_f16_to_f32((uint16_t)h));
+        uint32_t next = fbits(vkg_ref_f16_to_f32((uint16_t)(h + 1))); /* same sign, one half up */
+        uint32_t tie = f + (next - f) / 2;                               /* exact: halves are f32 */
+        if ((h & 0x7fffu) == 0x7bffu) tie = f + 0x1000u;                 /* 65520 */
+        uint32_t c[6] = { f, f + 1, f - 1, tie, tie + 1, tie - 1 };
+        for (int k = 0; k < 6; k++) u[n++] = c[k];
+    }
+    for (uint64_t v = 0; v < (1ull << 32); v += 4099) u[n++] = (uint32_t)v;
+    const uint32_t extra[] = { 0x7f800001u, 0xffbfffffu, 0x7fc00001u, 0x7fffffffu, 0x00000001u, 0x807fffffu,
+                               0x7f800000u, 0xff800000u, 0x7f7fffffu, 0x00000000u, 0x80000000u };
+    for (size_t k = 0; k < sizeof extra / sizeof extra[0]; k++) u[n++] = extra[k];
+    float *x = (float *)u;
+    uint16_t *got = malloc(n * sizeof *got), *want = malloc(n * sizeof *want);
+    vkg_ref_to_dtype(want, VKG_F16, x, VKG_F32, n);
+    vkg_tensor *y = vkg_to_dtype(vkg_from_data(VKG_SHAPE((int64_t)n), x), VKG_F16);
+    cr_assert_not_null(y, "%s", vkg_last_error());
+    cr_assert_eq(vkg_tensor_read(y, got, n * sizeof *got), VKG_OK);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(got[i], want[i], "f32 %08x -> f16 %04x on the device, %04x in the reference", u[i], got[i],
+                     want[i]);
+    free(u);
+    free(got);
+    free(want);
+    vkg_scope_end();
+}
+
+/* Sizes that are not multiples of the workgroup (odd ones leave half a word), 0-d and empty
+ * tensors, and views: transposed, strided, an f16 view at an odd element offset. */
+VKG_TEST(dtype, to_dtype_shapes_and_views) {
+    const vkg_shape shapes[] = { VKG_SCALAR, VKG_SHAPE(0), VKG_SHAPE(1), VKG_SHAPE(3), VKG_SHAPE(129),
+                                 VKG_SHAPE(257, 3), VKG_SHAPE(7, 11, 5) };
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        vkg_scope_begin();
+        vkg_shape s = shapes[k];
+        size_t n = (size_t)vkg_shape_numel(s);
+        float *x = malloc((n + 1) * sizeof *x), *back = malloc((n + 1) * sizeof *back), *wb = malloc((n + 1) * sizeof *wb);
+        uint16_t *h = malloc((n + 1) * sizeof *h), *want = malloc((n + 1) * sizeof *want);
+        vkgt_fill(x, n, -70000.0f, 70000.0f, 1000 + k); /* some overflow to inf */
+        for (size_t i = 0; i < n; i += 3) x[i] *= 1e-9f;  /* and some subnormal halves */
+        vkg_ref_to_dtype(want, VKG_F16, x, VKG_F32, n);
+        vkg_tensor *t = vkg_from_data(s, x);
+        vkg_tensor *y = vkg_to_dtype(t, VKG_F16);
+        cr_assert_not_null(y, "%s", vkg_last_error());
+        cr_assert_eq(vkg_ndim(y), s.ndim);
+        cr_assert_eq(vkg_tensor_read(y, h, n * sizeof *h), VKG_OK);
+        assert_bits16(h, want, n, "f32 -> f16");
+        cr_assert_eq(vkg_to_dtype(y, VKG_F16), y, "same dtype: the tensor itself");
+        vkg_tensor *z = vkg_to_dtype(y, VKG_F32);
+        vkg_ref_to_dtype(wb, VKG_F32, want, VKG_F16, n);
+        cr_assert_eq(vkg_tensor_read(z, back, n * sizeof *back), VKG_OK);
+        assert_bits32(back, wb, n, "f16 -> f32");
+        free(x);
+        free(back);
+        free(wb);
+        free(h);
+        free(want);
+        vkg_scope_end();
+    }
+    vkg_scope_begin();
+    /* a (9, 13) f32 tensor seen transposed and with every third column */
+    float x[9 * 13];
+    vkgt_fill(x, 9 * 13, -3.0f, 3.0f, 77);
+    vkg_tensor *t = vkg_from_data(VKG_SHAPE(9, 13), x);
+    vkg_tensor *views[] = { vkg_transpose(t, 0, 1), vkg_slice(t, 1, 1, 13, 3), vkg_narrow(vkg_flatten(t), 0, 1, 100) };
+    for (int v = 0; v < 3; v++) {
+        cr_assert(!vkg_is_contiguous(views[v]) || v == 2);
+        size_t n = (size_t)vkg_numel(views[v]);
+        float hv[9 * 13], hb[9 * 13], wb[9 * 13];
+        uint16_t h16[9 * 13], w16[9 * 13], c16[9 * 13];
+        cr_assert_eq(vkg_tensor_read(views[v], hv, sizeof hv), VKG_OK);
+        vkg_ref_to_dtype(w16, VKG_F16, hv, VKG_F32, n);
+        vkg_tensor *y = vkg_to_dtype(views[v], VKG_F16);
+        cr_assert_eq(vkg_tensor_read(y, h16, sizeof h16), VKG_OK);
+        assert_bits16(h16, w16, n, "f32 view -> f16");
+        /* f16 views: y transposed / sliced / at an odd offset, back to f32 and copied as f16 */
+        vkg_tensor *yv = v == 0 ? vkg_transpose(y, 0, 1) : v == 1 ? vkg_slice(y, 0, 1, vkg_dim(y, 0), 2)
+                                                                   : vkg_narrow(y, 0, 3, 51);
+        size_t m = (size_t)vkg_numel(yv);
+        cr_assert_eq(vkg_tensor_read(yv, c16, sizeof c16), VKG_OK); /* host gather of the view */
+        vkg_ref_to_dtype(wb, VKG_F32, c16, VKG_F16, m);
+        cr_assert_eq(vkg_tensor_read(vkg_to_dtype(yv, VKG_F32), hb, sizeof hb), VKG_OK);
+        assert_bits32(hb, wb, m, "f16 view -> f32");
+        vkg_tensor *cc = vkg_contiguous(yv);
+        cr_assert(vkg_is_contiguous(cc) && vkg_tensor_dtype(cc) == VKG_F16, "%s", vkg_last_error());
+        cr_assert_eq(vkg_tensor_read(cc, h16, sizeof h16), VKG_OK);
+        assert_bits16(h16, c16, m, "f16 copy of a view");
+    }
+    /* a non-viewable reshape of an f16 view copies */
+    vkg_tensor *r = vkg_reshape(vkg_transpose(vkg_to_dtype(t, VKG_F16), 0, 1), VKG_SHAPE(-1));
+    cr_assert_not_null(r, "%s", vkg_last_error());
+    cr_assert_eq(vkg_numel(r), 9 * 13);
+    /* what is refused */
+    vkg_set_error_handler(vkg_error_handler_silent, NULL);
+    cr_assert_null(vkg_to_dtype(t, VKG_I32));
+    cr_assert(strstr(vkg_last_error(), "vkg_to_dtype"), "%s", vkg_last_error());
+    cr_assert_null(vkg_to_dtype(t, (vkg_dtype)99));
+    cr_assert_null(vkg_to_dtype(NULL, VKG_F16));
+    vkg_set_error_handler(NULL, NULL);
+    vkg_scope_end();
+}
+
+/* The gradient of a cast is the upstream gradient cast back: through x -> f16 -> f32 and
+ * L = sum(y * w), dL/dx = f32(f16(w)), bit for bit; an f16 tensor used twice sums its two
+ * gradients in f32 and stores the sum in f16. */
+VKG_TEST(dtype, to_dtype_backward) {
+    enum { N = 131 };
+    float x[N], w1[N], w2[N], want[N], got[N];
+    vkgt_fill(x, N, -100.0f, 100.0f, 5);
+    vkgt_fill(w1, N, -1.0f, 1.0f, 6);
+    vkgt_fill(w2, N, -1.0f, 1.0f, 7);
+    vkg_tensor *xt = vkg_requires_grad(vkg_from_data(VKG_SHAPE(N), x), true);
+    vkg_scope_begin();
+    vkg_tensor *h = vkg_to_dtype(xt, VKG_F16);
+    cr_assert(vkg_tensor_requires_grad(h));
+    vkg_tensor *loss = vkg_sum_all(vkg_mul(vkg_to_dtype(h, VKG_F32), vkg_from_data(VKG_SHAPE(N), w1)));
+    cr_assert_eq(vkg_backward(loss), VKG_OK, "%s", vkg_last_error());
+    cr_assert_eq(vkg_tensor_read(vkg_grad(xt), got, sizeof got), VKG_OK);
+    for (int i = 0; i < N; i++) want[i] = vkg_ref_f16_to_f32(vkg_ref_f32_to_f16(w1[i]));
+    assert_bits32(got, want, N, "dx through f32 -> f16 -> f32");
+    vkg_scope_end();
+    vkg_zero_grad(xt);
+    vkg_scope_begin();
+    h = vkg_to_dtype(xt, VKG_F16);
+    vkg_tensor *l1 = vkg_sum_all(vkg_mul(vkg_to_dtype(h, VKG_F32), vkg_from_data(VKG_SHAPE(N), w1)));
+    vkg_tensor *l2 = vkg_sum_all(vkg_mul(vkg_to_dtype(h, VKG_F32), vkg_from_data(VKG_SHAPE(N), w2)));
+    cr_assert_eq(vkg_backward(vkg_add(l1, l2)), VKG_OK, "%s", vkg_last_error());
+    cr_assert_eq(vkg_tensor_read(vkg_grad(xt), got, sizeof got), VKG_OK);
+    for (int i = 0; i < N; i++) {
+        float a = vkg_ref_f16_to_f32(vkg_ref_f32_to_f16(w1[i])), b = vkg_ref_f16_to_f32(vkg_ref_f32_to_f16(w2[i]));
+        /* the engine adds the second use into the first: (a + b) or (b + a), the same in IEEE */
+        want[i] = vkg_ref_f16_to_f32(vkg_ref_f32_to_f16(a + b));
+    }
+    assert_bits32(got, want, N, "dx with the f16 tensor used twice");
+    vkg_scope_end();
+    vkg_free(xt);
+}

@@ -57,7 +57,10 @@ vkg_status vkg_ag_accumulate(vkg_tensor *u, vkg_tensor *gu) {
     if (!gu) return vkg_last_status();
     if (u->node) { /* inside the graph: summed here until its own rule runs */
         u->gacc_private = u->gacc != NULL; /* a sum is a new tensor; gu itself may be shared */
-        u->gacc = u->gacc ? vkg_add(u->gacc, gu) : gu;
+        if (u->gacc && gu->dtype == VKG_F16) /* an f16 tensor used twice: add in f32, store f16 */
+            u->gacc = vkg_to_dtype(vkg_add(vkg_to_dtype(u->gacc, VKG_F32), vkg_to_dtype(gu, VKG_F32)), VKG_F16);
+        else
+            u->gacc = u->gacc ? vkg_add(u->gacc, gu) : gu;
         return u->gacc ? VKG_OK : vkg_last_status();
     }
     /* a leaf: its gradient outlives the step, so it is a fresh tensor owned by the leaf */

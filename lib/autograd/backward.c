@@ -158,6 +158,7 @@ static vkg_status view_rule(const vkg_node *n, vkg_tensor *g) {
 vkg_status vkg_backward_rule(vkg_tensor *t, vkg_tensor *g) {
     const vkg_node *n = t->node;
     if (n->op >= VKG_NODE_RESHAPE) return view_rule(n, g);
+    if (n->op == VKG_OP_TO_DTYPE) return vkg_ag_accumulate(n->in[0], vkg_to_dtype(g, n->in[0]->dtype));
     switch (vkg_op_table[n->op].kind) {
     case VKG_KIND_UNARY: return unary_rule(n, g);
     case VKG_KIND_BINARY: return binary_rule(n, g);

@@ -98,12 +98,13 @@ static vkg_status copy_views(vkg_tensor *dst, vkg_tensor *src, const char *name)
 
 vkg_tensor *vkg_copy(vkg_tensor *t) {
     if (!t) return NULL;
-    if (t->dtype == VKG_U8 || t->dtype == VKG_F16)
-        return vkg_fail_null(VKG_ERR_INVALID, "vkg_copy: %s tensors cannot be copied on the device yet",
-                             vkg_dtype_name(t->dtype));
+    if (t->dtype == VKG_U8)
+        return vkg_fail_null(VKG_ERR_INVALID, "vkg_copy: u8 tensors cannot be copied on the device yet");
     vkg_tensor *y = vkg_tensor_alloc(t->shape, t->dtype, false, "vkg_copy");
     if (!y) return NULL;
-    if (copy_views(y, t, "vkg_copy") != VKG_OK) {
+    /* f16: cast.comp gathers halves (a word of output per invocation); copy.comp moves words */
+    vkg_status st = t->dtype == VKG_F16 ? vkg_cast_into(y, t, VKG_OP_COPY, "vkg_copy") : copy_views(y, t, "vkg_copy");
+    if (st != VKG_OK) {
         vkg_free(y);
         return NULL;
     }

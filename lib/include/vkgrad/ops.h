@@ -67,7 +67,8 @@ typedef enum vkg_op_kind {
     X(RAND,     rand,     VKG_KIND_RANDOM,  0, false)    \
     X(RANDN,    randn,    VKG_KIND_RANDOM,  1, false)    \
     X(RANDINT,  randint,  VKG_KIND_RANDOM,  2, false)    \
-    X(BERNOULLI, bernoulli, VKG_KIND_RANDOM, 3, false)
+    X(BERNOULLI, bernoulli, VKG_KIND_RANDOM, 3, false) \
+    X(TO_DTYPE, to_dtype, VKG_KIND_COPY,    1, true)
 
 /* Each group of ops keeps its rows in its own file, so that groups grow independently. */
 #include "vkgrad/op_list_nn.h"   /* VKG_OP_LIST_NN   */
@@ -161,6 +162,15 @@ vkg_tensor *vkg_matmul(vkg_tensor *a, vkg_tensor *b);
  * the tuning file beside the pipeline cache (default), or time the candidates on first use of
  * a shape class and write the file (bench/MATMUL.md). For bench reports and the profiler. */
 const char *vkg_matmul_variant_last(void);
+
+/* ---- dtype conversion ------------------------------------------------------------------------
+ * t itself when it already has dtype dt, else a new contiguous tensor: f32 <-> f16 (IEEE
+ * binary16, round to nearest even, overflow to inf, subnormals kept, NaN quieted: exactly
+ * vkg_ref_f32_to_f16 / vkg_ref_f16_to_f32 in vkgrad/reference.h, on every device). Any view is
+ * read in place. Differentiable: the gradient is the upstream gradient cast back to t's dtype.
+ * f16 here is storage: the shader converts with integer ops and every op that computes takes
+ * f32, so a mixed-precision step stores in f16 and computes in f32 (vkgrad/optim.h). */
+vkg_tensor *vkg_to_dtype(vkg_tensor *t, vkg_dtype dt);
 
 /* ---- fill ----------------------------------------------------------------------------------- */
 vkg_tensor *vkg_fill_(vkg_tensor *t, float value);  /* in place on a contiguous tensor; returns t */
