@@ -453,3 +453,140 @@ VKG_TEST(optim, lr_schedules) {
     cr_expect(fabs(vkg_lr_cosine(1.0, 500, 10, 110, 0.01) - 0.01) < 1e-15);
     cr_expect(fabs(vkg_lr_cosine(2.0, 0, 0, 100, 0.0) - 2.0) < 1e-15); /* no warm-up */
 }
+
+/* ---- dynamic loss scaling ------------------------------------------------------------------------ */
+/* loss = sum(relu(x @ w) * c) + sum(b^2) with the gradients left in w and b. */
+static void scaler_backward(vkg_loss_scaler *sc, vkg_tensor *w, vkg_tensor *b, vkg_tensor *x, vkg_tensor *c) {
+    vkg_tensor *loss = vkg_add(vkg_sum_all(vkg_mul(vkg_relu(vkg_add(vkg_matmul(x, w), b)), c)), vkg_sum_all(vkg_mul(b, b)));
+    cr_assert_eq(vkg_backward(sc ? vkg_loss_scaler_scale(sc, loss) : loss), VKG_OK, "%s", vkg_last_error());
+}
+
+/* Gradients of the scaled loss, unscaled, are the gradients of the loss itself, bit for bit:
+ * the scale is a power of two and nothing overflows. */
+VKG_TEST(optim, loss_scaler_unscaled_gradients_equal) {
+    float hx[5 * 7], hw[7 * 4], hb[4], hc[5 * 4];
+    vkgt_fill(hx, 35, -1.0f, 1.0f, 1);
+    vkgt_fill(hw, 28, -1.0f, 1.0f, 2);
+    vkgt_fill(hb, 4, -0.5f, 0.5f, 3);
+    vkgt_fill(hc, 20, -2.0f, 2.0f, 4);
+    vkg_tensor *w = vkg_requires_grad(vkg_from_data(VKG_SHAPE(7, 4), hw), true);
+    vkg_tensor *b = vkg_requires_grad(vkg_from_data(VKG_SHAPE(4), hb), true);
+    vkg_tensor *x = vkg_from_data(VKG_SHAPE(5, 7), hx), *c = vkg_from_data(VKG_SHAPE(5, 4), hc);
+    vkg_optim *opt = vkg_optim_new(&(vkg_optim_desc){ .kind = VKG_OPTIM_SGD, .lr = 0.1 });
+    vkg_optim_add_params(opt, (const char *[]){ "w", "b" }, (vkg_tensor *[]){ w, b }, 2);
+    vkg_loss_scaler *sc = vkg_loss_scaler_new(NULL);
+    cr_assert_not_null(sc, "%s", vkg_last_error());
+    cr_assert_eq(vkg_loss_scaler_get_scale(sc), 65536.0);
+    vkg_scope_begin();
+    scaler_backward(NULL, w, b, x, c);
+    float *gw = vkgt_read(vkg_grad(w)), *gb = vkgt_read(vkg_grad(b));
+    vkg_optim_zero_grad(opt);
+    scaler_backward(sc, w, b, x, c);
+    float *sw = vkgt_read(vkg_grad(w));
+    cr_assert_eq(sw[0], gw[0] * 65536.0f, "the backward saw the scaled loss");
+    free(sw);
+    cr_assert_eq(vkg_loss_scaler_unscale(sc, opt), VKG_OK, "%s", vkg_last_error());
+    float *uw = vkgt_read(vkg_grad(w)), *ub = vkgt_read(vkg_grad(b));
+    cr_assert_arr_eq(uw, gw, sizeof hw, "unscaled dw differs from dw");
+    cr_assert_arr_eq(ub, gb, sizeof hb, "unscaled db differs from db");
+    vkg_set_error_handler(vkg_error_handler_silent, NULL);
+    cr_assert_neq(vkg_loss_scaler_unscale(sc, opt), VKG_OK, "unscaling twice is refused");
+    vkg_set_error_handler(NULL, NULL);
+    bool stepped = false;
+    cr_assert_eq(vkg_loss_scaler_step(sc, opt, &stepped), VKG_OK, "%s", vkg_last_error());
+    cr_assert(stepped && !vkg_loss_scaler_found_inf(sc));
+    float *pw = vkgt_read(w);
+    for (int i = 0; i < 28; i++) cr_assert_eq(pw[i], hw[i] - 0.1f * gw[i], "w[%d] after the step", i);
+    cr_assert_eq(vkg_loss_scaler_growth_tracker(sc), 1);
+    free(gw);
+    free(gb);
+    free(uw);
+    free(ub);
+    free(pw);
+    vkg_scope_end();
+    vkg_loss_scaler_free(sc);
+    vkg_optim_free(opt);
+}
+
+/* An inf (or NaN) in one gradient: the step is skipped (parameters, state and step count as
+ * they were), the scale halves and the growth count restarts; the next finite step goes on. */
+VKG_TEST(optim, loss_scaler_skips_inf_and_backs_off) {
+    float hx[5 * 7], hw[7 * 4], hb[4], hc[5 * 4];
+    vkgt_fill(hx, 35, -1.0f, 1.0f, 1);
+    vkgt_fill(hw, 28, -1.0f, 1.0f, 2);
+    vkgt_fill(hb, 4, -0.5f, 0.5f, 3);
+    vkgt_fill(hc, 20, -2.0f, 2.0f, 4);
+    vkg_tensor *w = vkg_requires_grad(vkg_from_data(VKG_SHAPE(7, 4), hw), true);
+    vkg_tensor *b = vkg_requires_grad(vkg_from_data(VKG_SHAPE(4), hb), true);
+    vkg_tensor *x = vkg_from_data(VKG_SHAPE(5, 7), hx), *c = vkg_from_data(VKG_SHAPE(5, 4), hc);
+    vkg_optim *opt = vkg_optim_new(&(vkg_optim_desc){ .kind = VKG_OPTIM_ADAM, .lr = 0.01 });
+    vkg_optim_add_params(opt, (const char *[]){ "w", "b" }, (vkg_tensor *[]){ w, b }, 2);
+    vkg_loss_scaler *sc = vkg_loss_scaler_new(&(vkg_loss_scaler_desc){ .growth_interval = 100 });
+    const float bad[2] = { INFINITY, NAN };
+    for (int k = 0; k < 2; k++) {
+        vkg_scope_begin();
+        vkg_optim_zero_grad(opt);
+        scaler_backward(sc, w, b, x, c);
+        bool stepped = true;
+        cr_assert_eq(vkg_loss_scaler_step(sc, opt, &stepped), VKG_OK, "%s", vkg_last_error());
+        cr_assert(stepped);
+        float *w1 = vkgt_read(w), *b1 = vkgt_read(b), *m1 = vkgt_read(vkg_optim_state(opt, "b", "exp_avg"));
+        int64_t steps = vkg_optim_step_count(opt, "b");
+        double scale = vkg_loss_scaler_get_scale(sc);
+        cr_assert_gt(vkg_loss_scaler_growth_tracker(sc), 0);
+        /* the next backward, with one element of db replaced by inf or NaN */
+        vkg_optim_zero_grad(opt);
+        scaler_backward(sc, w, b, x, c);
+        float *db = vkgt_read(vkg_grad(b));
+        db[2] = bad[k];
+        cr_assert_eq(vkg_tensor_write(vkg_grad(b), db, sizeof hb), VKG_OK);
+        cr_assert_eq(vkg_loss_scaler_step(sc, opt, &stepped), VKG_OK, "%s", vkg_last_error());
+        cr_assert(!stepped, "a step with %s in a gradient must be skipped", k ? "NaN" : "inf");
+        cr_assert(vkg_loss_scaler_found_inf(sc));
+        cr_assert_eq(vkg_loss_scaler_get_scale(sc), scale * 0.5);
+        cr_assert_eq(vkg_loss_scaler_growth_tracker(sc), 0);
+        cr_assert_eq(vkg_optim_step_count(opt, "b"), steps);
+        float *w2 = vkgt_read(w), *b2 = vkgt_read(b), *m2 = vkgt_read(vkg_optim_state(opt, "b", "exp_avg"));
+        cr_assert_arr_eq(w2, w1, sizeof hw, "w moved on a skipped step");
+        cr_assert_arr_eq(b2, b1, sizeof hb, "b moved on a skipped step");
+        cr_assert_arr_eq(m2, m1, sizeof hb, "Adam's state moved on a skipped step");
+        free(w1); free(b1); free(m1); free(w2); free(b2); free(m2); free(db);
+        vkg_scope_end();
+    }
+    cr_assert_eq(vkg_loss_scaler_get_scale(sc), 65536.0 / 4.0);
+    vkg_loss_scaler_free(sc);
+    vkg_optim_free(opt);
+}
+
+/* The scale grows by growth_factor after growth_interval finite steps in a row, and a refused
+ * description says why. */
+VKG_TEST(optim, loss_scaler_growth) {
+    vkg_tensor *p = vkg_requires_grad(vkg_from_data(VKG_SHAPE(3), (float[]){ 1, 2, 3 }), true);
+    vkg_optim *opt = vkg_optim_new(&(vkg_optim_desc){ .kind = VKG_OPTIM_SGD, .lr = 0.01 });
+    vkg_optim_add(opt, "p", p);
+    vkg_loss_scaler *sc = vkg_loss_scaler_new(&(vkg_loss_scaler_desc){ .init_scale = 8, .growth_interval = 3 });
+    const double want_scale[7] = { 8, 8, 16, 16, 16, 32, 32 };
+    const int64_t want_tracker[7] = { 1, 2, 0, 1, 2, 0, 1 };
+    for (int k = 0; k < 7; k++) {
+        vkg_scope_begin();
+        vkg_optim_zero_grad(opt);
+        cr_assert_eq(vkg_backward(vkg_loss_scaler_scale(sc, vkg_sum_all(vkg_mul(p, p)))), VKG_OK);
+        bool stepped;
+        cr_assert_eq(vkg_loss_scaler_step(sc, opt, &stepped), VKG_OK, "%s", vkg_last_error());
+        cr_assert(stepped);
+        cr_assert_eq(vkg_loss_scaler_get_scale(sc), want_scale[k], "step %d: scale %g", k, vkg_loss_scaler_get_scale(sc));
+        cr_assert_eq(vkg_loss_scaler_growth_tracker(sc), want_tracker[k]);
+        vkg_scope_end();
+    }
+    cr_assert_eq(vkg_optim_step_count(opt, "p"), 7);
+    vkg_loss_scaler_free(sc);
+    /* the defaults are torch's GradScaler's; bad values are refused */
+    vkg_set_error_handler(vkg_error_handler_silent, NULL);
+    cr_assert_null(vkg_loss_scaler_new(&(vkg_loss_scaler_desc){ .backoff_factor = 1.5 }));
+    cr_assert_null(vkg_loss_scaler_new(&(vkg_loss_scaler_desc){ .growth_factor = 0.5 }));
+    cr_assert_null(vkg_loss_scaler_new(&(vkg_loss_scaler_desc){ .init_scale = -1 }));
+    cr_assert_null(vkg_loss_scaler_new(&(vkg_loss_scaler_desc){ .growth_interval = -3 }));
+    cr_assert(strstr(vkg_last_error(), "growth_interval"), "%s", vkg_last_error());
+    vkg_set_error_handler(NULL, NULL);
+    vkg_optim_free(opt);
+}

@@ -125,6 +125,50 @@ vkg_tensor *vkg_clip_grad_norm_tensor(vkg_tensor *const *params, int n, float ma
 /* The same, returning the total norm (one read back); NAN with a message on error. */
 float vkg_clip_grad_norm(vkg_tensor *const *params, int n, float max_norm);
 
+/* ---- dynamic loss scaling for mixed precision (torch.cuda.amp.GradScaler) -----------------------
+ *
+ *   vkg_loss_scaler *sc = vkg_loss_scaler_new(NULL);       // 2^16, x2 after 2000 good steps, x0.5
+ *   ... each step, in its scope:
+ *   vkg_optim_zero_grad(opt);
+ *   vkg_backward(vkg_loss_scaler_scale(sc, loss));          // gradients of loss * scale
+ *   vkg_loss_scaler_unscale(sc, opt);                       // optional: before clipping
+ *   vkg_clip_grad_norm(params, n, 1.0f);                    // optional: sees true gradients
+ *   bool stepped;
+ *   vkg_loss_scaler_step(sc, opt, &stepped);                // steps only if all are finite
+ *
+ * Scaling keeps small f16-stored gradients from flushing to zero; with f32 gradients (vkgrad
+ * computes in f32) it changes nothing but the exponent, exactly, as long as nothing
+ * overflows. Unscaling multiplies every gradient by 1/scale in place and ORs an inf/NaN flag on
+ * the device (shaders/optim_unscale.comp: one dispatch per gradient, one flag); the step reads
+ * that flag (one read-back, so the step waits for the backward: not for captured graphs), calls
+ * vkg_optim_step only when it is clear, then updates the scale: x backoff_factor and the
+ * tracker reset on inf/NaN, x growth_factor after growth_interval finite steps in a row. A
+ * skipped step leaves parameters, optimizer state and step counts as they were. */
+typedef struct vkg_loss_scaler_desc {   /* zero = default */
+    double init_scale;        /* 65536 (2^16)                                                   */
+    double growth_factor;     /* 2                                                              */
+    double backoff_factor;    /* 0.5                                                            */
+    int64_t growth_interval;  /* 2000                                                           */
+} vkg_loss_scaler_desc;
+
+typedef struct vkg_loss_scaler vkg_loss_scaler;
+
+vkg_loss_scaler *vkg_loss_scaler_new(const vkg_loss_scaler_desc *desc);  /* NULL: defaults */
+void vkg_loss_scaler_free(vkg_loss_scaler *s);
+/* loss * scale (differentiable), in the current scope. */
+vkg_tensor *vkg_loss_scaler_scale(vkg_loss_scaler *s, vkg_tensor *loss);
+/* Unscales every gradient of opt's parameters in place and records the inf/NaN check; at most
+ * once between steps. Nothing is read back. */
+vkg_status vkg_loss_scaler_unscale(vkg_loss_scaler *s, vkg_optim *opt);
+/* Unscales (unless done), reads the flag, steps opt when every gradient is finite (*stepped,
+ * may be NULL, says whether it did) and updates the scale. */
+vkg_status vkg_loss_scaler_step(vkg_loss_scaler *s, vkg_optim *opt, bool *stepped);
+double vkg_loss_scaler_get_scale(const vkg_loss_scaler *s);
+int64_t vkg_loss_scaler_growth_tracker(const vkg_loss_scaler *s);
+bool vkg_loss_scaler_found_inf(const vkg_loss_scaler *s);   /* what the last step saw */
+/* For resuming from a checkpoint: the scale and the count of finite steps since its last change. */
+vkg_status vkg_loss_scaler_set_state(vkg_loss_scaler *s, double scale, int64_t growth_tracker);
+
 /* ---- learning-rate schedules: plain functions of the step (0-based) -------------------------- */
 /* torch.optim.lr_scheduler.StepLR: base_lr * gamma^floor(step / step_size). */
 double vkg_lr_step_decay(double base_lr, int64_t step, int64_t step_size, double gamma);
