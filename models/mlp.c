@@ -33,11 +33,21 @@ vkg_mlp_model *vkg_mlp_model_new(vkg_module *module, const vkg_mlp_config *cfg) 
     return m;
 }
 
+/* A linear layer; with amp, its weight is rounded through f16 storage on the way to the matmul
+ * (the f32 weight stays the master copy the optimizer updates; its gradient is the f16-rounded
+ * gradient of the rounded weight, cast back: vkg_to_dtype's rule). */
+static vkg_tensor *linear(const vkg_mlp_model *m, const vkg_linear *l, vkg_tensor *x) {
+    if (!m->cfg.amp) return vkg_linear_forward(l, x);
+    vkg_tensor *w = vkg_to_dtype(vkg_to_dtype(l->weight, VKG_F16), VKG_F32);   // (out, in), f16 values
+    vkg_tensor *y = vkg_matmul(x, vkg_transpose(w, 0, 1));
+    return l->bias ? vkg_add(y, l->bias) : y;
+}
+
 /* x (B, 28, 28) or (B, 784) -> logits (B, classes) */
 vkg_tensor *vkg_mlp_model_forward(const vkg_mlp_model *m, vkg_tensor *x) {
     if (!x) return NULL;
     vkg_tensor *h = vkg_reshape(x, VKG_SHAPE(vkg_dim(x, 0), m->cfg.in));   // (B, 784)
-    h = vkg_relu(vkg_linear_forward(m->fc1, h));                            // (B, hidden1)
-    h = vkg_relu(vkg_linear_forward(m->fc2, h));                            // (B, hidden2)
-    return vkg_linear_forward(m->fc3, h);                                   // (B, classes)
+    h = vkg_relu(linear(m, m->fc1, h));                                     // (B, hidden1)
+    h = vkg_relu(linear(m, m->fc2, h));                                     // (B, hidden2)
+    return linear(m, m->fc3, h);                                            // (B, classes)
 }

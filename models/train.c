@@ -29,6 +29,8 @@ static void usage(FILE *f) {
             "  --eval-only        load --checkpoint, evaluate (and sample), no training\n"
             "  --no-eval          skip the evaluation at the end\n"
             "  --no-graph         record every step eagerly instead of replaying a captured one (not lstm)\n"
+            "  --amp              mlp: weights stored through f16 in the forward, dynamic loss scaling;\n"
+            "                     f32 compute, so no faster on lavapipe (eager steps)\n"
             "  --eval-batches N   language models: validation batches (default 20)\n"
             "  --log-every N      steps between progress lines (default 50)\n"
             "  --sample PROMPT    language models: generate after training (or with --eval-only)\n"
@@ -73,6 +75,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--eval-only")) o.eval_only = true;
         else if (!strcmp(a, "--no-eval")) o.skip_eval = true;
         else if (!strcmp(a, "--no-graph")) o.no_graph = true;
+        else if (!strcmp(a, "--amp")) o.amp = true;
         else if (!strcmp(a, "--test")) o.test = true;
         else if (!strcmp(a, "--quiet")) o.quiet = true;
         else {

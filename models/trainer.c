@@ -46,6 +46,7 @@ typedef struct trainer {
     const vkg_train_options *o;
     vkg_model *model;
     vkg_optim *optim;
+    vkg_loss_scaler *scaler;   /* --amp */
     bool lm;
     int64_t batch, context;
     int64_t eval_batch;     /* LMs: validation batches are 32 x context (4 with --test), whatever --batch */
@@ -71,7 +72,11 @@ static vkg_status fail(const char *what) {
 
 static vkg_model *make_model(const vkg_train_options *o) {
     switch (o->kind) {
-    case VKG_MODEL_MLP: { vkg_mlp_config c = vkg_mlp_config_default(o->test); return vkg_model_new(o->kind, &c, o->seed); }
+    case VKG_MODEL_MLP: {
+        vkg_mlp_config c = vkg_mlp_config_default(o->test);
+        c.amp = o->amp;
+        return vkg_model_new(o->kind, &c, o->seed);
+    }
     case VKG_MODEL_CNN: { vkg_cnn_config c = vkg_cnn_config_default(o->test); return vkg_model_new(o->kind, &c, o->seed); }
     case VKG_MODEL_LSTM: { vkg_lstm_config c = vkg_lstm_config_default(o->test); return vkg_model_new(o->kind, &c, o->seed); }
     case VKG_MODEL_GPT: { vkg_gpt_config c = vkg_gpt_config_default(o->test); return vkg_model_new(o->kind, &c, o->seed); }
@@ -303,12 +308,20 @@ vkg_status vkg_train_run(const vkg_train_options *o, vkg_train_result *r) {
     t.batch = o->batch > 0 ? o->batch : t.lm ? 32 : 128;
     if (o->test && o->batch <= 0) t.batch = t.lm ? 4 : 32;
     vkg_status st = VKG_OK;
+    if (o->amp && o->kind != VKG_MODEL_MLP) {
+        fprintf(stderr, "vkgrad-train: --amp is implemented for the mlp only\n");
+        return VKG_ERR_INVALID;
+    }
     t.model = make_model(o);
     if (!t.model) return fail("building the model");
     t.context = vkg_model_context(t.model);
     t.optim = make_optim(o, t.model);
     if (!t.optim) {
         st = fail("the optimizer");
+        goto done;
+    }
+    if (o->amp && !(t.scaler = vkg_loss_scaler_new(NULL))) {
+        st = fail("the loss scaler");
         goto done;
     }
     if ((st = data_open(&t)) != VKG_OK) goto done;
@@ -356,7 +369,7 @@ vkg_status vkg_train_run(const vkg_train_options *o, vkg_train_result *r) {
             fflush(stdout);
         }
         int64_t log_every = o->log_every > 0 ? o->log_every : o->test ? 1 : 50;
-        bool use_graph = o->kind != VKG_MODEL_LSTM && !o->no_graph;
+        bool use_graph = o->kind != VKG_MODEL_LSTM && !o->no_graph && !o->amp;
         double t0 = now_s(), tlog = t0;
         int64_t slog = start;
         for (int64_t step = start; step < total; step++) {
@@ -375,6 +388,13 @@ vkg_status vkg_train_run(const vkg_train_options *o, vkg_train_result *r) {
             float lossv = NAN;
             if (st == VKG_OK && use_graph) {
                 st = graph_step(&t, step, start, x, y, log, &lossv);
+            } else if (st == VKG_OK && t.scaler) { /* --amp: the step is skipped when a gradient overflowed */
+                vkg_optim_zero_grad(t.optim);
+                vkg_tensor *loss = vkg_model_loss(t.model, x, y);
+                if (!loss || vkg_backward(vkg_loss_scaler_scale(t.scaler, loss)) != VKG_OK ||
+                    vkg_loss_scaler_step(t.scaler, t.optim, NULL) != VKG_OK)
+                    st = fail("training step");
+                else if (log) lossv = vkg_item(loss);
             } else if (st == VKG_OK) {
                 vkg_optim_zero_grad(t.optim);
                 vkg_tensor *loss = vkg_model_loss(t.model, x, y);
@@ -458,6 +478,7 @@ done:
     graph_free(&t);
     data_close(&t);
     vkg_optim_free(t.optim);
+    vkg_loss_scaler_free(t.scaler);
     vkg_model_free(t.model);
     fflush(stdout);
     return st;
