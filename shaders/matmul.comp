@@ -18,7 +18,9 @@ layout(push_constant) uniform Push {
     ivec4 a_mat;    // A row stride, col stride, offset
     ivec4 b_mat;    // B row stride, col stride, offset
     uvec4 c_off;    // C offset
+    ivec4 epi;      // bias offset, bias stride (matmul_epilogue.glsl)
 } pc;
+#include "matmul_epilogue.glsl"
 
 const uint TM = 4;
 const uint TN = 4;
@@ -50,9 +52,12 @@ void main() {
                     for (uint j = 0; j < TN; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]);
             }
             uint cbase = pc.c_off.x + bt * M * N;
+            float bj[TN];   // the epilogue's bias, once per column
+            for (uint j = 0; j < TN; j++) bj[j] = epi_bias(min(col0 + j, N - 1u));
             for (uint i = 0; i < TM; i++)
                 for (uint j = 0; j < TN; j++)
-                    if (row0 + i < M && col0 + j < N) c[cbase + (row0 + i) * N + col0 + j] = acc[i][j];
+                    if (row0 + i < M && col0 + j < N)
+                        c[cbase + (row0 + i) * N + col0 + j] = epi_apply(acc[i][j], bj[j]);
         }
     }
 }

@@ -28,7 +28,9 @@ layout(push_constant) uniform Push {
     ivec4 a_mat;    // A row stride, col stride, offset
     ivec4 b_mat;    // B row stride, col stride, offset
     uvec4 c_off;    // C offset
+    ivec4 epi;      // bias offset, bias stride (matmul_epilogue.glsl)
 } pc;
+#include "matmul_epilogue.glsl"
 
 shared float As[BK * BM];   // [kk][row]
 shared float Bs[BK * BN];   // [kk][col]
@@ -66,10 +68,12 @@ void main() {
             barrier();
         }
         uint cbase = pc.c_off.x + bt * M * N;
+        float bj[TN];   // the epilogue's bias, once per column
+        for (uint j = 0; j < TN; j++) bj[j] = epi_bias(min(colb + tx + j * WX, N - 1u));
         for (uint i = 0; i < TM; i++)
             for (uint j = 0; j < TN; j++) {
                 uint m = rowb + ty + i * WY, n = colb + tx + j * WX;
-                if (m < M && n < N) c[cbase + m * N + n] = acc[i][j];
+                if (m < M && n < N) c[cbase + m * N + n] = epi_apply(acc[i][j], bj[j]);
             }
     }
 }

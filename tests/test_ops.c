@@ -437,6 +437,127 @@ VKG_TEST(ops, matmul_against_reference) {
     check_matmul_k_tail(64, 30, 64, SEED);
 }
 
+/* ---- matmul_bias_act: the epilogue in every kernel ---------------------------------------
+ * act(a @ b + bias) against the C reference with each kernel forced, and bitwise against the
+ * unfused ops (matmul, add, relu) run on the same kernel: the epilogue does the same float add
+ * and max as they do. The bias is a strided view with an offset (every second element of a
+ * larger tensor, from the third), so the kernels' bias offset and stride are exercised. Under
+ * VKG_MATMUL_SPLIT_K=4 (ctest ops_split_k) the default choice runs the epilogue after the sum. */
+static const char *const act_names[] = { "none", "relu" };
+
+static void check_matmul_bias_act(vkg_shape as, vkg_shape bs, layout la, layout lb, bool with_bias, vkg_activation act,
+                                  uint64_t seed, bool vec4) {
+    vkg_scope_begin();
+    input a = make_input(as, -1.0f, 1.0f, seed, la);
+    input b = make_input(bs, -1.0f, 1.0f, seed + 1, lb);
+    int64_t K = as.d[as.ndim - 1], N = bs.ndim == 1 ? 1 : bs.d[bs.ndim - 1];
+    float *hbias = NULL;
+    vkg_tensor *bias = NULL;
+    if (with_bias) {
+        size_t nbig = (size_t)(2 * N + 3);
+        float *big = malloc(nbig * sizeof *big);
+        vkgt_fill(big, nbig, -1.0f, 1.0f, seed + 2);
+        hbias = malloc((size_t)(N ? N : 1) * sizeof *hbias);
+        for (int64_t j = 0; j < N; j++) hbias[j] = big[3 + 2 * j];
+        bias = vkg_slice(vkg_from_data(VKG_SHAPE((int64_t)nbig), big), 0, 3, 3 + 2 * N, 2);
+        cr_assert_not_null(bias, "%s", vkg_last_error());
+        free(big);
+    }
+    char sa[64], sb[64], what[224];
+    snprintf(what, sizeof what, "matmul_bias_act %s @ %s (layouts %d %d), bias %d, %s", vkg_shape_str(as, sa, sizeof sa),
+             vkg_shape_str(bs, sb, sizeof sb), la, lb, with_bias, act_names[act]);
+    bool sg8 = vkg_device()->subgroup_size == 8;
+    for (size_t v = 0; v < sizeof matmul_variants / sizeof *matmul_variants; v++) {
+        const char *name = matmul_variants[v];
+        setenv("VKG_MATMUL_VARIANT", name, 1);
+        vkg_tensor *c = vkg_matmul_bias_act(a.t, b.t, bias, act);
+        cr_assert_not_null(c, "%s [%s]: %s", what, name, vkg_last_error());
+        const char *used = vkg_matmul_variant_last();
+        size_t n = (size_t)vkg_numel(c);
+        if (*name && n > 0 && K > 0)
+            cr_assert(strcmp(used, name) == 0 || (strcmp(used, "general") == 0 && !(vec4 || !strstr(name, "reg"))) ||
+                          (!sg8 && strcmp(name, "reg_sg") == 0 && (strcmp(used, "reg") == 0 || strcmp(used, "general") == 0)),
+                      "%s: asked for %s, %s ran", what, name, used);
+        vkg_tensor *u = vkg_matmul(a.t, b.t);
+        if (bias) u = vkg_add(u, bias);
+        if (act == VKG_ACTIVATION_RELU) u = vkg_relu(u);
+        cr_assert_not_null(u, "%s unfused: %s", what, vkg_last_error());
+        cr_assert_eq(vkg_ndim(c), vkg_ndim(u));
+        float *got = vkgt_read(c), *unfused = vkgt_read(u), *want = malloc((n ? n : 1) * sizeof(float));
+        vkg_ref_matmul_bias_act(want, a.host, as, b.host, bs, hbias, act);
+        char w2[300];
+        snprintf(w2, sizeof w2, "%s [%s ran %s]", what, *name ? name : "default", used);
+        vkgt_assert_close(got, want, n, 1e-5f, 2e-6f * (float)(K + 1), w2);
+        for (size_t i = 0; i < n; i++)
+            cr_assert(got[i] == unfused[i] || (isnan(got[i]) && isnan(unfused[i])),
+                      "%s: element %zu is %.9g fused, %.9g unfused", w2, i, got[i], unfused[i]);
+        free(got);
+        free(unfused);
+        free(want);
+        vkg_free(c);
+    }
+    unsetenv("VKG_MATMUL_VARIANT");
+    free(hbias);
+    free(a.host);
+    free(b.host);
+    vkg_scope_end();
+    covered[VKG_OP_MATMUL_BIAS_ACT] = true;
+}
+
+VKG_TEST(ops, matmul_bias_act_against_reference) {
+    for (int act = VKG_ACTIVATION_NONE; act <= VKG_ACTIVATION_RELU; act++)
+        for (int wb = 0; wb < 2; wb++) {
+            if (!wb && act == VKG_ACTIVATION_NONE) continue; /* that is vkg_matmul */
+            vkg_activation ac = (vkg_activation)act;
+            uint64_t sd = SEED + 10 * (uint64_t)act + (uint64_t)wb;
+            check_matmul_bias_act(VKG_SHAPE(5, 7), VKG_SHAPE(7, 3), CONTIG, CONTIG, wb, ac, sd, false);
+            check_matmul_bias_act(VKG_SHAPE(65, 33), VKG_SHAPE(33, 17), CONTIG, CONTIG, wb, ac, sd, false);
+            check_matmul_bias_act(VKG_SHAPE(65, 33), VKG_SHAPE(33, 17), TRANSPOSED, TRANSPOSED, wb, ac, sd, false);
+            check_matmul_bias_act(VKG_SHAPE(31, 40), VKG_SHAPE(40, 9), STRIDED, CONTIG, wb, ac, sd, false);
+            check_matmul_bias_act(VKG_SHAPE(3, 5, 7), VKG_SHAPE(3, 7, 4), CONTIG, CONTIG, wb, ac, sd, false); /* batched */
+            check_matmul_bias_act(VKG_SHAPE(2, 1, 5, 7), VKG_SHAPE(3, 7, 4), CONTIG, TRANSPOSED, wb, ac, sd, false);
+            check_matmul_bias_act(VKG_SHAPE(7), VKG_SHAPE(7, 3), CONTIG, CONTIG, wb, ac, sd, false);  /* 1-D @ 2-D */
+            check_matmul_bias_act(VKG_SHAPE(5, 7), VKG_SHAPE(7), CONTIG, CONTIG, wb, ac, sd, false);  /* bias (1) */
+            check_matmul_bias_act(VKG_SHAPE(2, 1, 3, 1, 4, 5), VKG_SHAPE(1, 2, 1, 3, 5, 6), CONTIG, CONTIG, wb, ac, sd,
+                                  false); /* batch dims that do not fold: gathered copies */
+            check_matmul_bias_act(VKG_SHAPE(3, 0), VKG_SHAPE(0, 4), CONTIG, CONTIG, wb, ac, sd, false); /* K = 0 */
+            check_matmul_bias_act(VKG_SHAPE(0, 5), VKG_SHAPE(5, 4), CONTIG, CONTIG, wb, ac, sd, false); /* empty */
+            /* vec4-readable: reg and reg_sg run, edges in M and N, A^T and B^T in place */
+            check_matmul_bias_act(VKG_SHAPE(37, 20), VKG_SHAPE(20, 52), CONTIG, CONTIG, wb, ac, sd, true);
+            check_matmul_bias_act(VKG_SHAPE(130, 96), VKG_SHAPE(96, 200), CONTIG, TRANSPOSED, wb, ac, sd, true);
+            check_matmul_bias_act(VKG_SHAPE(36, 24), VKG_SHAPE(24, 44), TRANSPOSED, TRANSPOSED, wb, ac, sd, true);
+            check_matmul_bias_act(VKG_SHAPE(2, 1, 8, 12), VKG_SHAPE(3, 12, 16), CONTIG, CONTIG, wb, ac, sd, true);
+        }
+}
+
+/* What vkg_matmul_bias_act refuses, each with a message that names it and the shapes. */
+VKG_TEST(ops, matmul_bias_act_refuses) {
+    vkg_scope_begin();
+    vkg_tensor *a = vkg_ones(VKG_SHAPE(4, 3)), *b = vkg_ones(VKG_SHAPE(3, 5));
+    const struct { vkg_tensor *bias; int act; const char *says; } bad[] = {
+        { vkg_ones(VKG_SHAPE(4)), VKG_ACTIVATION_NONE, "bias is (4,) but b is (3, 5): bias must be (5,)" },
+        { vkg_ones(VKG_SHAPE(1, 5)), VKG_ACTIVATION_RELU, "bias is (1, 5)" },
+        { vkg_ones(VKG_SCALAR), VKG_ACTIVATION_RELU, "bias must be (5,)" },
+        { vkg_empty_dtype(VKG_SHAPE(5), VKG_I32), VKG_ACTIVATION_RELU, "bias" },
+        { NULL, 7, "act 7" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        vkg_clear_error();
+        cr_assert_null(vkg_matmul_bias_act(a, b, bad[i].bias, (vkg_activation)bad[i].act), "case %zu", i);
+        cr_assert(strstr(vkg_last_error(), "vkg_matmul_bias_act") || strstr(vkg_last_error(), "matmul_bias_act"),
+                  "case %zu: %s", i, vkg_last_error());
+        cr_assert(strstr(vkg_last_error(), bad[i].says), "case %zu: %s", i, vkg_last_error());
+    }
+    vkg_clear_error();
+    cr_assert_null(vkg_matmul_bias_act(vkg_ones(VKG_SHAPE(4, 2)), b, NULL, VKG_ACTIVATION_RELU));
+    cr_assert(strstr(vkg_last_error(), "inner sizes 2 != 3"), "%s", vkg_last_error());
+    vkg_clear_error(); /* NULL in, NULL out, no message */
+    cr_assert_null(vkg_matmul_bias_act(NULL, b, NULL, VKG_ACTIVATION_RELU));
+    cr_assert_null(vkg_matmul_bias_act(a, NULL, vkg_ones(VKG_SHAPE(5)), VKG_ACTIVATION_RELU));
+    cr_assert_str_empty(vkg_last_error());
+    vkg_scope_end();
+}
+
 /* VKG_TUNE=full times the candidates on first use of a shape class and writes the choice beside
  * the pipeline cache; the result is the same, and a second process (cached) reads the file. */
 VKG_TEST(ops, matmul_autotune) {

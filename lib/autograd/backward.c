@@ -91,8 +91,7 @@ static vkg_status reduce_rule(vkg_tensor *y, const vkg_node *n, vkg_tensor *g) {
 
 /* dA = dC B^T, dB = A^T dC, with 1-D operands promoted as the forward did and the batch
  * dims summed back to each operand's own. */
-static vkg_status matmul_rule(const vkg_node *n, vkg_tensor *g) {
-    vkg_tensor *a = n->in[0], *b = n->in[1];
+static vkg_status matmul_grads(vkg_tensor *a, vkg_tensor *b, vkg_tensor *g) {
     vkg_tensor *a2 = a->shape.ndim == 1 ? vkg_unsqueeze(a, 0) : a;
     vkg_tensor *b2 = b->shape.ndim == 1 ? vkg_unsqueeze(b, -1) : b;
     vkg_shape full = g->shape;
@@ -112,6 +111,17 @@ static vkg_status matmul_rule(const vkg_node *n, vkg_tensor *g) {
         vkg_tensor *gb = vkg_sum_to_shape(vkg_matmul(vkg_transpose(a2, -1, -2), g2), b2->shape);
         st = vkg_ag_accumulate(b, vkg_reshape(gb, b->shape));
     }
+    return st;
+}
+
+/* y = act(z), z = a @ b + bias: dz = dy relu'(y) (y > 0 exactly where z > 0, so the output the
+ * rule is given is the mask: nothing else was saved), then matmul's rule on dz, and dbias = dz
+ * summed over every dim but the last (vkg_ag_accumulate sums what the bias was broadcast over). */
+static vkg_status matmul_bias_act_rule(vkg_tensor *y, const vkg_node *n, vkg_tensor *g) {
+    vkg_tensor *gz = n->ip[0] == VKG_ACTIVATION_RELU ? vkg_unary_grad(VKG_OP_RELU, y, g) : g;
+    if (!gz) return vkg_last_status();
+    vkg_status st = matmul_grads(n->in[0], n->in[1], gz);
+    if (st == VKG_OK && n->nin > 2) st = vkg_ag_accumulate(n->in[2], gz);
     return st;
 }
 
@@ -168,7 +178,8 @@ vkg_status vkg_backward_rule(vkg_tensor *t, vkg_tensor *g) {
         return st == VKG_OK ? vkg_ag_accumulate(n->in[2], vkg_where(n->in[0], zero, g)) : st;
     }
     case VKG_KIND_REDUCE: return reduce_rule(t, n, g);
-    case VKG_KIND_MATMUL: return matmul_rule(n, g);
+    case VKG_KIND_MATMUL:
+        return n->op == VKG_OP_MATMUL_BIAS_ACT ? matmul_bias_act_rule(t, n, g) : matmul_grads(n->in[0], n->in[1], g);
     case VKG_KIND_COPY: return vkg_ag_accumulate(n->in[0], g);
     case VKG_KIND_NN: return vkg_backward_nn(t, g);
     case VKG_KIND_CONV: return vkg_backward_conv(t, g);

@@ -1,6 +1,7 @@
 /* matmul with PyTorch's semantics: 1-D operands are promoted to matrices and the added dim is
  * dropped from the result; batch dims broadcast; both operands are read through their
- * strides, so a transposed view costs no copy. */
+ * strides, so a transposed view costs no copy. matmul_bias_act adds an epilogue to the same
+ * kernels: C = act(A @ B + bias), applied as C is stored (shaders/matmul_epilogue.glsl). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,24 @@ typedef struct vkg_matmul_push {
     int32_t a_bst[4], b_bst[4];
     int32_t a_mat[4], b_mat[4];
     uint32_t c_off[4];
+    int32_t epi[4];          /* bias offset, bias stride: read only when the epilogue adds a bias */
 } vkg_matmul_push;
+
+/* The epilogue: add bias (NULL: none) over C's last dim, then act. Plain matmuls have code 0
+ * and keep their specialization constants (no EPI: the default 0 makes the epilogue's code dead,
+ * so their kernels are the same); an epilogue sets the kernel's EPI constant (id 7: bit 0 bias,
+ * bits 1-2 the activation). Binding 3 is the bias, and A again where there is none (never read):
+ * the validation layer counts the bias buffer as used by every specialization. */
+typedef struct mm_epi {
+    vkg_tensor *bias;
+    vkg_activation act;
+} mm_epi;
+
+static const mm_epi MM_PLAIN = { NULL, VKG_ACTIVATION_NONE };
+
+static uint32_t epi_code(const mm_epi *e) {
+    return (e->bias ? 1u : 0u) | (e->act == VKG_ACTIVATION_RELU ? 2u : 0u);
+}
 
 #define TILE 64 /* 16 x 16 invocations, 4 x 4 outputs each: shaders/matmul.comp */
 
@@ -112,10 +130,10 @@ static mm_variant mm_variant_by_name(const char *s) {
 
 /* Records C = A @ B with variant v and tile shape cf. */
 static vkg_status mm_record(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const vkg_matmul_push *pc, int a_dim,
-                            int b_dim, mm_variant v, mm_config cf) {
+                            int b_dim, mm_variant v, mm_config cf, const mm_epi *e) {
     uint32_t M = pc->mnk[0], N = pc->mnk[1], nbatch = pc->mnk[3];
-    vkg_dispatch_desc d = { .op = VKG_OP_MATMUL, .name = "matmul", .bind = { c, a, b }, .nout = 1, .push = pc,
-                            .push_size = sizeof *pc };
+    vkg_dispatch_desc d = { .op = VKG_OP_MATMUL, .name = "matmul", .bind = { c, a, b, e->bias ? e->bias : a },
+                            .nout = 1, .push = pc, .push_size = sizeof *pc };
     uint64_t tr = TILE, tc = TILE;
     switch (v) {
     case MM_GENERAL:
@@ -148,6 +166,13 @@ static vkg_status mm_record(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const v
         tc = (uint64_t)cf.tn * cf.wx;
         break;
     default: break;
+    }
+    uint32_t code = epi_code(e);
+    if (code) { /* spec[0..5] the variant's (zero where it has none), spec[6] = EPI */
+        d.op = VKG_OP_MATMUL_BIAS_ACT;
+        d.name = "matmul_bias_act";
+        d.spec[6] = code;
+        d.nspec = 7;
     }
     uint64_t gx = (N + tc - 1) / tc, gy = (M + tr - 1) / tr;
     const uint32_t *lim = vkg_ctx.info.max_workgroup_count;
@@ -244,7 +269,7 @@ static double now_s(void) {
 
 /* Times each candidate for this call and returns the fastest in *best; c holds some result. */
 static vkg_status tune(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const vkg_matmul_push *pc, int a_dim,
-                       int b_dim, mm_choice *best) {
+                       int b_dim, const mm_epi *ep, mm_choice *best) {
     mm_choice cand[12];
     int n = 0;
     bool vec4 = a_dim >= 0 && b_dim >= 0;
@@ -270,7 +295,7 @@ static vkg_status tune(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const vkg_ma
         double t = INFINITY;
         for (int rep = 0; rep < 3 && st == VKG_OK; rep++) { /* rep 0 warms up: pipeline creation */
             double t0 = now_s();
-            st = mm_record(c, a, b, pc, a_dim, b_dim, cand[i].v, cand[i].cf);
+            st = mm_record(c, a, b, pc, a_dim, b_dim, cand[i].v, cand[i].cf, ep);
             if (st == VKG_OK) st = vkg_sync();
             if (rep > 0 && now_s() - t0 < t) t = now_s() - t0;
         }
@@ -287,7 +312,7 @@ static vkg_status tune(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const vkg_ma
 
 /* Records and submits C = A @ B with the variant chosen for this device and these operands. */
 static vkg_status matmul_dispatch(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const vkg_matmul_push *pc,
-                                  int a_dim, int b_dim) {
+                                  int a_dim, int b_dim, const mm_epi *ep) {
     bool vec4 = a_dim >= 0 && b_dim >= 0;
     /* the rule: CPU devices the register-blocked kernel, GPUs the tiled one */
     mm_variant v = vkg_ctx.info.type == VKG_DEVICE_CPU ? (vec4 ? (sg8_ok() ? MM_REG_SG : MM_REG) : MM_GENERAL)
@@ -300,10 +325,10 @@ static vkg_status matmul_dispatch(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, c
         v = f;
         if ((v == MM_REG || v == MM_REG_SG) && !vec4) v = MM_GENERAL;
         if (v == MM_REG_SG && !sg8_ok()) v = MM_REG;
-        return mm_record(c, a, b, pc, a_dim, b_dim, v, mm_config_for(v, pc));
+        return mm_record(c, a, b, pc, a_dim, b_dim, v, mm_config_for(v, pc), ep);
     }
     const char *mode = getenv("VKG_TUNE");
-    if (mode && strcmp(mode, "off") == 0) return mm_record(c, a, b, pc, a_dim, b_dim, v, mm_config_for(v, pc));
+    if (mode && strcmp(mode, "off") == 0) return mm_record(c, a, b, pc, a_dim, b_dim, v, mm_config_for(v, pc), ep);
     bool full = mode && strcmp(mode, "full") == 0;
     if (mode && *mode && !full && strcmp(mode, "cached") != 0)
         return vkg_fail(VKG_ERR_INVALID, "VKG_TUNE=%s: want off, cached or full", mode);
@@ -314,7 +339,7 @@ static vkg_status matmul_dispatch(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, c
         if (memcmp(T.c[i].key, key, sizeof key) == 0) e = &T.c[i];
     if (full && (!e || !e->tuned)) {
         mm_choice best = { .v = v, .cf = mm_config_for(v, pc) };
-        vkg_status st = tune(c, a, b, pc, a_dim, b_dim, &best);
+        vkg_status st = tune(c, a, b, pc, a_dim, b_dim, ep, &best);
         if (st != VKG_OK) return st;
         if (!e && T.n < (int)(sizeof T.c / sizeof *T.c)) e = &T.c[T.n++];
         if (e) {
@@ -323,10 +348,10 @@ static vkg_status matmul_dispatch(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, c
             e->tuned = true;
             tune_save();
         }
-        return mm_record(c, a, b, pc, a_dim, b_dim, best.v, best.cf);
+        return mm_record(c, a, b, pc, a_dim, b_dim, best.v, best.cf, ep);
     }
-    if (e) return mm_record(c, a, b, pc, a_dim, b_dim, e->v, e->cf);
-    return mm_record(c, a, b, pc, a_dim, b_dim, v, mm_config_for(v, pc));
+    if (e) return mm_record(c, a, b, pc, a_dim, b_dim, e->v, e->cf, ep);
+    return mm_record(c, a, b, pc, a_dim, b_dim, v, mm_config_for(v, pc), ep);
 }
 
 /* Batch dims of an operand, aligned right against the broadcast batch shape. */
@@ -354,7 +379,24 @@ static int split_k(int64_t M, int64_t N, int64_t K, int an, int bn) {
     return S;
 }
 
-static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b) {
+/* The epilogue as separate ops on a finished product c (which it frees when it makes a new
+ * tensor): for the paths that sum partial products after the kernels ran (split-K, K slices)
+ * and for K = 0. No node: the caller records one for the whole op. */
+static vkg_tensor *epilogue_ops(vkg_tensor *c, const mm_epi *e) {
+    if (!c || epi_code(e) == 0) return c;
+    vkg_no_grad_begin();
+    vkg_tensor *r = e->bias ? vkg_add(c, e->bias) : c;
+    if (r && e->act == VKG_ACTIVATION_RELU) {
+        vkg_tensor *y = vkg_relu(r);
+        if (r != c) vkg_free(r);
+        r = y;
+    }
+    vkg_no_grad_end();
+    if (r != c) vkg_free(c);
+    return r;
+}
+
+static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b, const mm_epi *ep) {
     if (!a || !b) return NULL;
     if (!vkg_require_f32(a, "matmul", "a") || !vkg_require_f32(b, "matmul", "b")) return NULL;
     char x[160], y[160];
@@ -381,7 +423,7 @@ static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b) {
         for (int64_t k0 = 0; k0 < K && (k0 == 0 || sum); k0 += (int64_t)step) {
             int64_t len = K - k0 < (int64_t)step ? K - k0 : (int64_t)step;
             vkg_tensor *av = vkg_narrow(a, an - 1, k0, len), *bv = vkg_narrow(b, bn == 1 ? 0 : bn - 2, k0, len);
-            vkg_tensor *p = av && bv ? matmul_forward(av, bv) : NULL;
+            vkg_tensor *p = av && bv ? matmul_forward(av, bv, &MM_PLAIN) : NULL;
             vkg_tensor *s2 = !p ? NULL : sum ? vkg_add(sum, p) : p;
             vkg_free(av);
             vkg_free(bv);
@@ -390,7 +432,7 @@ static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b) {
             sum = s2;
         }
         vkg_no_grad_end();
-        return sum;
+        return epilogue_ops(sum, ep); /* after the whole sum */
     }
     int S = split_k(M, N, K, an, bn);
     if (S > 1) {
@@ -400,7 +442,7 @@ static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b) {
         vkg_tensor *a3 = vkg_view(a, VKG_SHAPE(M, S, K / S)), *b3 = vkg_view(b, VKG_SHAPE(S, K / S, N));
         vkg_tensor *at = a3 ? vkg_transpose(a3, 0, 1) : NULL, *r = NULL;
         if (at && b3) {
-            vkg_tensor *p = matmul_forward(at, b3);
+            vkg_tensor *p = matmul_forward(at, b3, &MM_PLAIN);
             r = p ? vkg_sum(p, 0, false) : NULL;
             vkg_free(p);
         } else {
@@ -411,7 +453,7 @@ static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b) {
         vkg_free(b3);
         vkg_free(at);
         vkg_no_grad_end();
-        if (S > 1) return r;
+        if (S > 1) return epilogue_ops(r, ep); /* after the sum over the slices */
     }
     int a_nb = an > 2 ? an - 2 : 0, b_nb = bn > 2 ? bn - 2 : 0;
     vkg_shape as = { .ndim = a_nb }, bsh = { .ndim = b_nb }, batch;
@@ -457,7 +499,7 @@ static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b) {
             cp[k] = v ? vkg_copy(v) : NULL;
             vkg_free(v);
         }
-        vkg_tensor *r = (cp[0] && cp[1]) ? matmul_forward(cp[0], cp[1]) : NULL;
+        vkg_tensor *r = (cp[0] && cp[1]) ? matmul_forward(cp[0], cp[1], ep) : NULL;
         if (cp[0] != a) vkg_free(cp[0]);
         if (cp[1] != b) vkg_free(cp[1]);
         return r;
@@ -471,13 +513,14 @@ static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b) {
     }
     if (K == 0) {
         mm_last = "fill";
-        return vkg_fill_(c, 0.0f);
+        return epilogue_ops(vkg_fill_(c, 0.0f), ep);
     }
     vkg_matmul_push pc = { .mnk = { (uint32_t)M, (uint32_t)N, (uint32_t)K, (uint32_t)nbatch },
                            .bshape = { 1, 1, 1, 1 },
                            .a_mat = { (int32_t)a_rs, (int32_t)a_cs, (int32_t)a->offset },
                            .b_mat = { (int32_t)b_rs, (int32_t)b_cs, (int32_t)b->offset },
-                           .c_off = { (uint32_t)c->offset } };
+                           .c_off = { (uint32_t)c->offset },
+                           .epi = { ep->bias ? (int32_t)ep->bias->offset : 0, ep->bias ? (int32_t)ep->bias->strides[0] : 0 } };
     for (int i = 0; i < nb; i++) { /* right-align into the 3 slots */
         int slot = 3 - nb + i;
         pc.bshape[slot] = (uint32_t)bdim[i];
@@ -485,7 +528,7 @@ static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b) {
         pc.b_bst[slot] = (int32_t)sb[i];
     }
     int a_dim = vec4_dim(a, M, K, a_rs, a_cs, sa, bdim, nb), b_dim = vec4_dim(b, K, N, b_rs, b_cs, sb, bdim, nb);
-    if (matmul_dispatch(c, a, b, &pc, a_dim, b_dim) != VKG_OK) {
+    if (matmul_dispatch(c, a, b, &pc, a_dim, b_dim, ep) != VKG_OK) {
         vkg_free(c);
         return NULL;
     }
@@ -493,7 +536,32 @@ static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b) {
 }
 
 vkg_tensor *vkg_matmul(vkg_tensor *a, vkg_tensor *b) {
-    vkg_tensor *c = matmul_forward(a, b);
+    vkg_tensor *c = matmul_forward(a, b, &MM_PLAIN);
     vkg_node_record(c, VKG_OP_MATMUL, (vkg_tensor *[]){ a, b }, 2); /* backward: lib/autograd */
+    return c;
+}
+
+vkg_tensor *vkg_matmul_bias_act(vkg_tensor *a, vkg_tensor *b, vkg_tensor *bias, vkg_activation act) {
+    if (!a || !b) return NULL;
+    if (act != VKG_ACTIVATION_NONE && act != VKG_ACTIVATION_RELU)
+        return vkg_fail_null(VKG_ERR_INVALID, "vkg_matmul_bias_act: act %d is not VKG_ACTIVATION_NONE or "
+                                              "VKG_ACTIVATION_RELU", (int)act);
+    if (!bias && act == VKG_ACTIVATION_NONE) return vkg_matmul(a, b); /* nothing to fuse */
+    if (bias) {
+        if (!vkg_require_f32(bias, "matmul_bias_act", "bias")) return NULL;
+        /* C's last dim is b's last (a 1-D b adds none: then N = 1) */
+        int64_t N = b->shape.ndim == 1 ? 1 : b->shape.ndim >= 2 ? b->shape.d[b->shape.ndim - 1] : 0;
+        if (bias->shape.ndim != 1 || bias->shape.d[0] != N || b->shape.ndim == 0) {
+            char x[160], y[160];
+            return vkg_fail_null(VKG_ERR_INVALID, "vkg_matmul_bias_act: bias is %s but b is %s: bias must be (%lld,), "
+                                                  "one value per column of the product",
+                                 vkg_shape_str(bias->shape, x, sizeof x), vkg_shape_str(b->shape, y, sizeof y),
+                                 (long long)N);
+        }
+    }
+    mm_epi e = { bias, act };
+    vkg_tensor *c = matmul_forward(a, b, &e);
+    vkg_node *n = vkg_node_record(c, VKG_OP_MATMUL_BIAS_ACT, (vkg_tensor *[]){ a, b, bias }, bias ? 3 : 2);
+    if (n) n->ip[0] = act; /* backward (lib/autograd): the mask comes from c itself */
     return c;
 }

@@ -2,6 +2,7 @@
  * and the autograd rules are tested against. The code is in reference_impl.h, compiled once in
  * float (vkg_ref_*) and once in double (vkg_ref_*_f64, for finite-difference gradient checks). */
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "vkgrad.h"

@@ -74,7 +74,12 @@ typedef enum vkg_op_kind {
 #include "vkgrad/op_list_nn.h"   /* VKG_OP_LIST_NN   */
 #include "vkgrad/op_list_conv.h" /* VKG_OP_LIST_CONV */
 #include "vkgrad/op_list_seq.h"  /* VKG_OP_LIST_SEQ  */
-#define VKG_OP_LIST(X) VKG_OP_LIST_CORE(X) VKG_OP_LIST_NN(X) VKG_OP_LIST_CONV(X) VKG_OP_LIST_SEQ(X)
+/* Fused ops: one kernel doing the work of several rows above, with its own reference and
+ * backward. matmul_bias_act is the matmul kernels with an epilogue (code unused, as matmul's). */
+#define VKG_OP_LIST_FUSED(X)                                                      \
+    X(MATMUL_BIAS_ACT, matmul_bias_act, VKG_KIND_MATMUL, 0, true)
+#define VKG_OP_LIST(X) \
+    VKG_OP_LIST_CORE(X) VKG_OP_LIST_NN(X) VKG_OP_LIST_CONV(X) VKG_OP_LIST_SEQ(X) VKG_OP_LIST_FUSED(X)
 
 typedef enum vkg_op {
 #define VKG_OP_ENUM_(NAME, name, kind, code, bw) VKG_OP_##NAME,
@@ -162,6 +167,21 @@ vkg_tensor *vkg_matmul(vkg_tensor *a, vkg_tensor *b);
  * the tuning file beside the pipeline cache (default), or time the candidates on first use of
  * a shape class and write the file (bench/MATMUL.md). For bench reports and the profiler. */
 const char *vkg_matmul_variant_last(void);
+
+/* matmul with an epilogue, in the same kernels: y = act(a @ b + bias).
+ *
+ *   vkg_tensor *h = vkg_matmul_bias_act(x, vkg_transpose(w, 0, 1), b, VKG_ACTIVATION_RELU);
+ *
+ * bias is (N), N the last dim of b (1 for a 1-D b), added to every row of the product (every
+ * batch too), or NULL for none; act is VKG_ACTIVATION_NONE or VKG_ACTIVATION_RELU (other
+ * activations: apply the op after, e.g. vkg_gelu). The bias and the activation are applied as
+ * the kernel stores the product, so no (..., M, N) temporary is written and read again; where the
+ * product is a sum of partial products (split-K, K slices for lavapipe's loop limit), they run
+ * after the sum as vkg_add and vkg_relu. Equal to vkg_relu(vkg_add(vkg_matmul(a, b), bias)) up to
+ * the rounding of the product; the backward saves the output y, whose sign is relu's mask. With
+ * neither bias nor act it is vkg_matmul. */
+typedef enum vkg_activation { VKG_ACTIVATION_NONE = 0, VKG_ACTIVATION_RELU } vkg_activation;
+vkg_tensor *vkg_matmul_bias_act(vkg_tensor *a, vkg_tensor *b, vkg_tensor *bias, vkg_activation act);
 
 /* ---- dtype conversion ------------------------------------------------------------------------
  * t itself when it already has dtype dt, else a new contiguous tensor: f32 <-> f16 (IEEE
