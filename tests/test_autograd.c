@@ -173,6 +173,59 @@ VKG_TEST(autograd, matmul_and_copy_gradcheck) {
     gradcheck(&(gc_case){ .op = VKG_OP_COPY, .nin = 1, .shape = { VKG_SHAPE(6, 5) }, .transposed = { true } }, SEED);
 }
 
+/* matmul_bias_act: inputs a, b and (with a bias) bias (N); the reference backward takes the
+ * output, as the device rule does (relu's mask from y). */
+typedef struct bias_act_case {
+    vkg_shape as, bs;
+    bool bias;
+    vkg_activation act;
+} bias_act_case;
+
+static void ba_init(int i, double *x, size_t n, void *ctx) {
+    (void)ctx;
+    make_values(x, n, VKG_OP_MATMUL_BIAS_ACT, i, SEED + 31 * (uint64_t)i + n);
+}
+static vkg_tensor *ba_device(vkg_tensor **in, void *ctx) {
+    const bias_act_case *c = ctx;
+    return vkg_matmul_bias_act(in[0], in[1], c->bias ? in[2] : NULL, c->act);
+}
+static void ba_forward(double *y, vkg_shape ys, double *const *x, void *ctx) {
+    const bias_act_case *c = ctx;
+    (void)ys;
+    vkg_ref_matmul_bias_act_f64(y, x[0], c->as, x[1], c->bs, c->bias ? x[2] : NULL, c->act);
+}
+static void ba_backward(double *const *dx, vkg_shape ys, double *const *x, const double *dy, void *ctx) {
+    const bias_act_case *c = ctx;
+    size_t n = (size_t)vkg_shape_numel(ys);
+    double *y = malloc((n ? n : 1) * sizeof *y);
+    ba_forward(y, ys, x, ctx);
+    vkg_ref_matmul_bias_act_backward_f64(dx[0], dx[1], c->bias ? dx[2] : NULL, x[0], c->as, x[1], c->bs, c->act, y, dy);
+    free(y);
+}
+
+VKG_TEST(autograd, matmul_bias_act_gradcheck) {
+    /* shapes off the workgroup sizes; transposed views; batched (the bias's gradient sums the
+     * batch too); a 1-D a; a 1-D b (bias (1)) */
+    const vkg_shape a[] = { VKG_SHAPE(5, 7), VKG_SHAPE(6, 9), VKG_SHAPE(2, 3, 4), VKG_SHAPE(2, 1, 3, 4), VKG_SHAPE(7),
+                            VKG_SHAPE(5, 7), VKG_SHAPE(37, 20) };
+    const vkg_shape b[] = { VKG_SHAPE(7, 3), VKG_SHAPE(9, 4), VKG_SHAPE(4, 5), VKG_SHAPE(5, 4, 2), VKG_SHAPE(7, 3),
+                            VKG_SHAPE(7), VKG_SHAPE(20, 13) };
+    for (int act = VKG_ACTIVATION_NONE; act <= VKG_ACTIVATION_RELU; act++)
+        for (int wb = 0; wb < 2; wb++)
+            for (int k = 0; k < (int)(sizeof a / sizeof *a); k++) {
+                if (!wb && act == VKG_ACTIVATION_NONE) continue; /* vkg_matmul's check */
+                bias_act_case c = { a[k], b[k], wb, (vkg_activation)act };
+                vkg_shape bias = VKG_SHAPE(b[k].ndim == 1 ? 1 : b[k].d[b[k].ndim - 1]);
+                char name[64];
+                snprintf(name, sizeof name, "matmul_bias_act case %d bias %d %s", k, wb, act ? "relu" : "none");
+                bool tr = k == 1 || k == 6;
+                vkgt_gc g = { .name = name, .nin = wb ? 3 : 2, .shape = { a[k], b[k], bias },
+                              .transposed = { tr, tr }, .init = ba_init, .device = ba_device, .forward = ba_forward,
+                              .backward = ba_backward, .ctx = &c, .seed = SEED + (uint64_t)(100 * act + 10 * wb + k) };
+                vkgt_gradcheck(&g);
+            }
+}
+
 VKG_TEST(autograd, every_differentiable_op_is_checked) {
     /* the gradchecks above ran in other processes: repeat one per kind here, then check the table */
     for (int op = 0; op < VKG_OP_COUNT; op++) {

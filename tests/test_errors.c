@@ -86,7 +86,9 @@ VKG_TEST(errors, null_propagates_silently) {
         case VKG_KIND_BINARY: r = vkg_binary((vkg_op)op, NULL, x) ? (void *)1 : vkg_binary((vkg_op)op, x, NULL); break;
         case VKG_KIND_TERNARY: r = vkg_where(NULL, x, x); break;
         case VKG_KIND_REDUCE: r = vkg_reduce((vkg_op)op, NULL, 0, false); break;
-        case VKG_KIND_MATMUL: r = vkg_matmul(NULL, x); break;
+        case VKG_KIND_MATMUL:
+            r = op == VKG_OP_MATMUL_BIAS_ACT ? vkg_matmul_bias_act(NULL, x, x, VKG_ACTIVATION_RELU) : vkg_matmul(NULL, x);
+            break;
         case VKG_KIND_COPY: r = vkg_copy(NULL); break;
         case VKG_KIND_FILL: r = vkg_fill_(NULL, 1.0f); break;
         case VKG_KIND_RANDOM: break; /* no tensor input to be NULL */

@@ -44,6 +44,28 @@ VKG_TEST(loop_limit, matmul_with_a_long_inner_dimension) {
     vkg_scope_end();
 }
 
+/* the same with the epilogue: products of K slices are summed first, then bias and relu */
+VKG_TEST(loop_limit, matmul_bias_act_with_a_long_inner_dimension) {
+    vkg_scope_begin();
+    float *a, *b, *bias;
+    vkg_tensor *ta = filled(VKG_SHAPE(3, PAST), SEED, &a), *tb = filled(VKG_SHAPE(PAST, 5), SEED + 1, &b);
+    vkg_tensor *tbias = filled(VKG_SHAPE(5), SEED + 2, &bias);
+    float *got = vkgt_read(vkg_matmul_bias_act(ta, tb, tbias, VKG_ACTIVATION_RELU)), want[15];
+    int zeros = 0;
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 5; j++) {
+            double s = 0;
+            for (int k = 0; k < PAST; k++) s += (double)a[(size_t)i * PAST + k] * b[(size_t)k * 5 + j];
+            s += bias[j];
+            want[i * 5 + j] = s > 0 ? (float)s : 0.0f;
+            zeros += s <= 0;
+        }
+    cr_assert(zeros > 0 && zeros < 15, "the case should have both signs (%d zeros)", zeros);
+    vkgt_assert_close(got, want, 15, 1e-4f, 1e-3f, "relu((3, 70001) @ (70001, 5) + bias)");
+    free(a), free(b), free(bias), free(got);
+    vkg_scope_end();
+}
+
 VKG_TEST(loop_limit, softmax_of_a_long_row) {
     vkg_scope_begin();
     float *x;
