@@ -223,6 +223,67 @@ VKG_TEST(nn, mlp_gradients_match_finite_differences) {
     vkg_module_free(m);
 }
 
+/* vkg_linear_forward (bias in the matmul's epilogue) and vkg_linear_forward_relu (bias and ReLU)
+ * give bitwise the values and the gradients of the unfused ops, with a bias and without, on 2-D
+ * and 3-D inputs of sizes off the kernels' tiles. */
+static void linear_grads(vkg_linear *l, const float *xv, vkg_shape xs, const float *wv, int mode, float **out, int nout) {
+    vkg_scope_begin();
+    vkg_zero_grad(l->weight);
+    if (l->bias) vkg_zero_grad(l->bias);
+    vkg_tensor *x = vkg_requires_grad(vkg_from_data(xs, xv), true), *y;
+    vkg_tensor *wt = vkg_transpose(l->weight, 0, 1);
+    switch (mode) {
+    case 0: y = vkg_linear_forward(l, x); break;
+    case 1: y = vkg_linear_forward_relu(l, x); break;
+    case 2: y = l->bias ? vkg_add(vkg_matmul(x, wt), l->bias) : vkg_matmul(x, wt); break;
+    default: y = vkg_relu(l->bias ? vkg_add(vkg_matmul(x, wt), l->bias) : vkg_matmul(x, wt)); break;
+    }
+    cr_assert_not_null(y, "%s", vkg_last_error());
+    vkg_tensor *loss = vkg_sum_all(vkg_mul(y, vkg_from_data(vkg_tensor_shape(y), wv)));
+    cr_assert_eq(vkg_backward(loss), VKG_OK, "%s", vkg_last_error());
+    out[0] = vkgt_read(y);
+    out[1] = vkgt_read(vkg_grad(x));
+    out[2] = vkgt_read(vkg_grad(l->weight));
+    if (nout > 3) out[3] = vkgt_read(vkg_grad(l->bias));
+    vkg_scope_end();
+}
+
+VKG_TEST(nn, linear_fused_epilogue_matches_unfused_ops) {
+    vkg_module *m = vkg_module_new(&(vkg_module_desc){ .seed = 31 });
+    vkg_linear *lb = vkg_linear_new(m, "fc", &(vkg_linear_desc){ .in = 37, .out = 29 });
+    vkg_linear *ln = vkg_linear_new(m, "nb", &(vkg_linear_desc){ .in = 37, .out = 29, .no_bias = true });
+    cr_assert(lb && ln, "%s", vkg_last_error());
+    const vkg_shape shapes[] = { VKG_SHAPE(13, 37), VKG_SHAPE(2, 5, 37) };
+    float xv[2 * 5 * 37], wv[2 * 5 * 29];
+    vkgt_fill(xv, 2 * 5 * 37, -2.0f, 2.0f, 32);
+    vkgt_fill(wv, 2 * 5 * 29, -1.0f, 1.0f, 33);
+    for (int k = 0; k < 2; k++)
+        for (int hb = 0; hb < 2; hb++)
+            for (int relu = 0; relu < 2; relu++) {
+                vkg_linear *l = hb ? lb : ln;
+                int nout = hb ? 4 : 3;
+                float *fused[4] = { 0 }, *ref[4] = { 0 };
+                linear_grads(l, xv, shapes[k], wv, relu, fused, nout);
+                linear_grads(l, xv, shapes[k], wv, 2 + relu, ref, nout);
+                int64_t rows = vkg_shape_numel(shapes[k]) / 37;
+                const int64_t n[4] = { rows * 29, rows * 37, 29 * 37, 29 };
+                const char *what[4] = { "y", "dx", "dweight", "dbias" };
+                int zeros = 0;
+                for (int64_t i = 0; i < n[0]; i++) zeros += fused[0][i] == 0.0f;
+                if (relu) cr_assert(zeros > 0 && zeros < n[0], "relu should cut some outputs: %d of %lld", zeros, (long long)n[0]);
+                for (int t = 0; t < nout; t++) {
+                    for (int64_t i = 0; i < n[t]; i++)
+                        cr_assert(fused[t][i] == ref[t][i], "shape %d bias %d relu %d: %s[%lld] %.9g fused, %.9g unfused",
+                                  k, hb, relu, what[t], (long long)i, (double)fused[t][i], (double)ref[t][i]);
+                    free(fused[t]);
+                    free(ref[t]);
+                }
+            }
+    cr_assert_null(vkg_linear_forward_relu(lb, vkg_zeros(VKG_SHAPE(2, 36))));
+    cr_assert(strstr(vkg_last_error(), "vkg_linear_forward_relu: x is (2, 36)"), "%s", vkg_last_error());
+    vkg_module_free(m);
+}
+
 /* ---- host double helpers ---------------------------------------------------------------------- */
 /* y (M, out) = x (M, in) W^T + b (b may be NULL) */
 static void linear_d(double *y, const double *x, const double *w, const double *b, int M, int in, int out) {

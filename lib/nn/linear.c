@@ -1,6 +1,7 @@
 /* Linear: y = x W^T + b, with PyTorch's default initialisation (kaiming_uniform_(a = sqrt(5))
  * for W, which is U(-1/sqrt(in), 1/sqrt(in)), and the same bound for b). The transpose is a
- * view that matmul reads in place. */
+ * view that matmul reads in place; the bias (and, in vkg_linear_forward_relu, the ReLU) is the
+ * matmul kernel's epilogue (vkg_matmul_bias_act), so y is written once. */
 #include <math.h>
 
 #include "nn/nn_internal.h"
@@ -24,13 +25,20 @@ vkg_linear *vkg_linear_new(vkg_module *m, const char *name, const vkg_linear_des
     return l;
 }
 
-vkg_tensor *vkg_linear_forward(const vkg_linear *l, vkg_tensor *x) {
+static vkg_tensor *linear_forward(const vkg_linear *l, vkg_tensor *x, vkg_activation act, const char *fn) {
     if (!x) return NULL;
-    if (!l) return vkg_fail_null(VKG_ERR_INVALID, "vkg_linear_forward: the layer is NULL");
+    if (!l) return vkg_fail_null(VKG_ERR_INVALID, "%s: the layer is NULL", fn);
     char s[160];
     if (x->shape.ndim < 1 || x->shape.d[x->shape.ndim - 1] != l->in)
-        return vkg_fail_null(VKG_ERR_INVALID, "vkg_linear_forward: x is %s but the layer takes (..., %lld)",
+        return vkg_fail_null(VKG_ERR_INVALID, "%s: x is %s but the layer takes (..., %lld)", fn,
                              vkg_shape_str(x->shape, s, sizeof s), (long long)l->in);
-    vkg_tensor *y = vkg_matmul(x, vkg_transpose(l->weight, 0, 1));
-    return l->bias ? vkg_add(y, l->bias) : y;
+    return vkg_matmul_bias_act(x, vkg_transpose(l->weight, 0, 1), l->bias, act);
+}
+
+vkg_tensor *vkg_linear_forward(const vkg_linear *l, vkg_tensor *x) {
+    return linear_forward(l, x, VKG_ACTIVATION_NONE, "vkg_linear_forward");
+}
+
+vkg_tensor *vkg_linear_forward_relu(const vkg_linear *l, vkg_tensor *x) {
+    return linear_forward(l, x, VKG_ACTIVATION_RELU, "vkg_linear_forward_relu");
 }

@@ -77,6 +77,10 @@ typedef struct vkg_linear {
 
 vkg_linear *vkg_linear_new(vkg_module *m, const char *name, const vkg_linear_desc *desc);
 vkg_tensor *vkg_linear_forward(const vkg_linear *l, vkg_tensor *x);   /* (..., out) */
+/* relu(x W^T + b), the bias and the ReLU fused into the matmul kernel (vkg_matmul_bias_act):
+ * the same values and gradients as vkg_relu(vkg_linear_forward(l, x)), with one pass over the
+ * (..., out) output instead of three. vkg_linear_forward fuses the bias alone. */
+vkg_tensor *vkg_linear_forward_relu(const vkg_linear *l, vkg_tensor *x);
 
 
 /* ---- LayerNorm over the last dim -------------------------------------------------------------
