@@ -2,7 +2,8 @@
 #extension GL_GOOGLE_include_directive : require
 // C = A @ B, batched with broadcast batch dims, A and B read through strides (so transposed
 // views need no copy). Each invocation computes a TM x TN block in registers; the workgroup
-// is 16 x 16 invocations. Push constants mirror vkg_matmul_push in lib/ops/matmul.c.
+// is 16 x 16 invocations. Push constants mirror vkg_matmul_push in lib/ops/matmul.c. The store
+// applies the epilogue (bias, relu) when EPI asks: matmul_epilogue.glsl.
 #include "common.glsl"
 
 layout(local_size_y = 16) in;

@@ -12,7 +12,8 @@
 // SG = 1 (subgroup size 8 only): the 8 lanes of a subgroup share their TM rows of A; each
 // lane loads 1/8 of the A chunk and the others get it by subgroupShuffle, because on lavapipe
 // every storage-buffer load is a per-lane loop, far dearer than a shuffle with a constant lane.
-// Push constants mirror vkg_matmul_push in lib/ops/matmul.c (same block as matmul.comp).
+// Push constants mirror vkg_matmul_push in lib/ops/matmul.c (same block as matmul.comp). The store
+// applies the epilogue (bias, relu) when EPI asks: matmul_epilogue.glsl.
 #include "common.glsl"
 
 layout(local_size_y_id = 6) in;

@@ -6,7 +6,8 @@
 // shared words). Operands are read through their strides (any layout, transposed views in
 // place); out-of-range elements are staged as 0, so edges need no padding. On lavapipe the
 // barriers and shared-memory traffic cost more than they save: see matmul_reg.comp.
-// Push constants mirror vkg_matmul_push in lib/ops/matmul.c (same block as matmul.comp).
+// Push constants mirror vkg_matmul_push in lib/ops/matmul.c (same block as matmul.comp). The store
+// applies the epilogue (bias, relu) when EPI asks: matmul_epilogue.glsl.
 #include "common.glsl"
 
 layout(local_size_y_id = 6) in;
