@@ -3,7 +3,7 @@
 // C = A @ B, batched with broadcast batch dims, A and B read through strides (so transposed
 // views need no copy). Each invocation computes a TM x TN block in registers; the workgroup
 // is 16 x 16 invocations. Push constants mirror vkg_matmul_push in lib/ops/matmul.c. The store
-// applies the epilogue (bias, relu) when EPI asks: matmul_epilogue.glsl.
+// applies the epilogue (bias, relu) in the module built with MM_EPILOGUE: matmul_epilogue.glsl.
 #include "common.glsl"
 
 layout(local_size_y = 16) in;
@@ -19,9 +19,13 @@ layout(push_constant) uniform Push {
     ivec4 a_mat;    // A row stride, col stride, offset
     ivec4 b_mat;    // B row stride, col stride, offset
     uvec4 c_off;    // C offset
+#ifdef MM_EPILOGUE
     ivec4 epi;      // bias offset, bias stride (matmul_epilogue.glsl)
+#endif
 } pc;
+#ifdef MM_EPILOGUE
 #include "matmul_epilogue.glsl"
+#endif
 
 const uint TM = 4;
 const uint TN = 4;
@@ -53,12 +57,18 @@ void main() {
                     for (uint j = 0; j < TN; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]);
             }
             uint cbase = pc.c_off.x + bt * M * N;
+#ifdef MM_EPILOGUE
             float bj[TN];   // the epilogue's bias, once per column
             for (uint j = 0; j < TN; j++) bj[j] = epi_bias(min(col0 + j, N - 1u));
             for (uint i = 0; i < TM; i++)
                 for (uint j = 0; j < TN; j++)
                     if (row0 + i < M && col0 + j < N)
                         c[cbase + (row0 + i) * N + col0 + j] = epi_apply(acc[i][j], bj[j]);
+#else
+            for (uint i = 0; i < TM; i++)
+                for (uint j = 0; j < TN; j++)
+                    if (row0 + i < M && col0 + j < N) c[cbase + (row0 + i) * N + col0 + j] = acc[i][j];
+#endif
         }
     }
 }

@@ -1,9 +1,11 @@
-// The epilogue every matmul kernel applies as it stores C: C = act(A @ B + bias), bias a
-// vector over N (C's last dim) read through an offset and a stride, act none or relu.
-// Include after the Push block (it reads pc.epi). EPI = 0, the plain matmul's value, makes
-// every branch below dead after specialization: the plain kernels store acc as before (no
-// "+ 0.0", which would turn -0 into +0) and never read binding 3 (lib/ops/matmul.c binds A
-// there, since the validation layer counts it as used whatever the constant).
+// The epilogue the matmul kernels apply as they store C: C = act(A @ B + bias), bias a vector
+// over N (C's last dim) read through an offset and a stride, act none or relu. Each kernel's
+// .comp is compiled twice (shaders/CMakeLists.txt): as itself, with no trace of this, and with
+// MM_EPILOGUE defined as <name>_epi, which includes this after the Push block (it reads
+// pc.epi) and binds the bias at binding 3. The plain modules keep 3 bindings because the
+// validation layer counts binding 3 as used whatever EPI is, and a 4-binding layout for every
+// plain matmul made GPU-assisted validation's instrumented reg kernels take minutes to compile
+// in lavapipe's LLVM (ctest ops_sync_validation: 17 s to a timeout).
 layout(constant_id = 7) const uint EPI = 0;   // bit 0: add bias[n]; bits 1-2: 0 none, 1 relu
 const bool EPI_BIAS = (EPI & 1u) != 0u;
 const bool EPI_RELU = ((EPI >> 1) & 3u) == 1u;

@@ -13,7 +13,7 @@
 // lane loads 1/8 of the A chunk and the others get it by subgroupShuffle, because on lavapipe
 // every storage-buffer load is a per-lane loop, far dearer than a shuffle with a constant lane.
 // Push constants mirror vkg_matmul_push in lib/ops/matmul.c (same block as matmul.comp). The store
-// applies the epilogue (bias, relu) when EPI asks: matmul_epilogue.glsl.
+// applies the epilogue (bias, relu) in the module built with MM_EPILOGUE: matmul_epilogue.glsl.
 #include "common.glsl"
 
 layout(local_size_y_id = 6) in;
@@ -35,9 +35,13 @@ layout(push_constant) uniform Push {
     ivec4 a_mat;    // A row stride, col stride, offset
     ivec4 b_mat;    // B row stride, col stride, offset
     uvec4 c_off;    // C offset
+#ifdef MM_EPILOGUE
     ivec4 epi;      // bias offset, bias stride (matmul_epilogue.glsl)
+#endif
 } pc;
+#ifdef MM_EPILOGUE
 #include "matmul_epilogue.glsl"
+#endif
 
 float acc[TM][TN];
 float av[TM][4];   // A[row0 + i][k0 + kk]
@@ -152,12 +156,18 @@ void main() {
         }
         if (row0 < M && col0 < N) {
             uint cbase = pc.c_off.x + bt * M * N;
+#ifdef MM_EPILOGUE
             float bj[TN];   // the epilogue's bias, once per column
             for (uint j = 0; j < TN; j++) bj[j] = epi_bias(min(col0 + j, N - 1u));
             for (uint i = 0; i < TM; i++)
                 for (uint j = 0; j < TN; j++)
                     if (row0 + i < M && col0 + j < N)
                         c[cbase + (row0 + i) * N + col0 + j] = epi_apply(acc[i][j], bj[j]);
+#else
+            for (uint i = 0; i < TM; i++)
+                for (uint j = 0; j < TN; j++)
+                    if (row0 + i < M && col0 + j < N) c[cbase + (row0 + i) * N + col0 + j] = acc[i][j];
+#endif
         }
     }
 }

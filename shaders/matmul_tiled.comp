@@ -7,7 +7,7 @@
 // place); out-of-range elements are staged as 0, so edges need no padding. On lavapipe the
 // barriers and shared-memory traffic cost more than they save: see matmul_reg.comp.
 // Push constants mirror vkg_matmul_push in lib/ops/matmul.c (same block as matmul.comp). The store
-// applies the epilogue (bias, relu) when EPI asks: matmul_epilogue.glsl.
+// applies the epilogue (bias, relu) in the module built with MM_EPILOGUE: matmul_epilogue.glsl.
 #include "common.glsl"
 
 layout(local_size_y_id = 6) in;
@@ -29,9 +29,13 @@ layout(push_constant) uniform Push {
     ivec4 a_mat;    // A row stride, col stride, offset
     ivec4 b_mat;    // B row stride, col stride, offset
     uvec4 c_off;    // C offset
+#ifdef MM_EPILOGUE
     ivec4 epi;      // bias offset, bias stride (matmul_epilogue.glsl)
+#endif
 } pc;
+#ifdef MM_EPILOGUE
 #include "matmul_epilogue.glsl"
+#endif
 
 shared float As[BK * BM];   // [kk][row]
 shared float Bs[BK * BN];   // [kk][col]
@@ -69,12 +73,18 @@ void main() {
             barrier();
         }
         uint cbase = pc.c_off.x + bt * M * N;
+#ifdef MM_EPILOGUE
         float bj[TN];   // the epilogue's bias, once per column
         for (uint j = 0; j < TN; j++) bj[j] = epi_bias(min(colb + tx + j * WX, N - 1u));
+#endif
         for (uint i = 0; i < TM; i++)
             for (uint j = 0; j < TN; j++) {
                 uint m = rowb + ty + i * WY, n = colb + tx + j * WX;
+#ifdef MM_EPILOGUE
                 if (m < M && n < N) c[cbase + m * N + n] = epi_apply(acc[i][j], bj[j]);
+#else
+                if (m < M && n < N) c[cbase + m * N + n] = acc[i][j];
+#endif
             }
     }
 }

@@ -22,11 +22,11 @@ typedef struct vkg_matmul_push {
     int32_t epi[4];          /* bias offset, bias stride: read only when the epilogue adds a bias */
 } vkg_matmul_push;
 
-/* The epilogue: add bias (NULL: none) over C's last dim, then act. Plain matmuls have code 0
- * and keep their specialization constants (no EPI: the default 0 makes the epilogue's code dead,
- * so their kernels are the same); an epilogue sets the kernel's EPI constant (id 7: bit 0 bias,
- * bits 1-2 the activation). Binding 3 is the bias, and A again where there is none (never read):
- * the validation layer counts the bias buffer as used by every specialization. */
+/* The epilogue: add bias (NULL: none) over C's last dim, then act. Plain matmuls (code 0) run
+ * the kernels as they were (3 bindings). An epilogue runs the same kernel built with
+ * MM_EPILOGUE, "<shader>_epi" (shaders/matmul_epilogue.glsl), with its EPI specialization
+ * constant (id 7: bit 0 bias, bits 1-2 the activation) and the bias at binding 3, A there when
+ * there is no bias (never read, but the validation layer wants every declared binding bound). */
 typedef struct mm_epi {
     vkg_tensor *bias;
     vkg_activation act;
@@ -132,8 +132,8 @@ static mm_variant mm_variant_by_name(const char *s) {
 static vkg_status mm_record(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const vkg_matmul_push *pc, int a_dim,
                             int b_dim, mm_variant v, mm_config cf, const mm_epi *e) {
     uint32_t M = pc->mnk[0], N = pc->mnk[1], nbatch = pc->mnk[3];
-    vkg_dispatch_desc d = { .op = VKG_OP_MATMUL, .name = "matmul", .bind = { c, a, b, e->bias ? e->bias : a },
-                            .nout = 1, .push = pc, .push_size = sizeof *pc };
+    vkg_dispatch_desc d = { .op = VKG_OP_MATMUL, .name = "matmul", .bind = { c, a, b }, .nout = 1, .push = pc,
+                            .push_size = sizeof *pc };
     uint64_t tr = TILE, tc = TILE;
     switch (v) {
     case MM_GENERAL:
@@ -169,8 +169,12 @@ static vkg_status mm_record(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const v
     }
     uint32_t code = epi_code(e);
     if (code) { /* spec[0..5] the variant's (zero where it has none), spec[6] = EPI */
+        static const char *const epi_shader[MM_COUNT] = { "matmul_epi", "matmul_reg_epi", "matmul_reg_epi",
+                                                          "matmul_tiled_epi" };
+        d.shader = epi_shader[v];
         d.op = VKG_OP_MATMUL_BIAS_ACT;
         d.name = "matmul_bias_act";
+        d.bind[3] = e->bias ? e->bias : a;
         d.spec[6] = code;
         d.nspec = 7;
     }
