@@ -177,9 +177,9 @@ const char *vkg_matmul_variant_last(void);
  * activations: apply the op after, e.g. vkg_gelu). The bias and the activation are applied as
  * the kernel stores the product, so no (..., M, N) temporary is written and read again; where the
  * product is a sum of partial products (split-K, K slices for lavapipe's loop limit), they run
- * after the sum as vkg_add and vkg_relu. Equal to vkg_relu(vkg_add(vkg_matmul(a, b), bias)) up to
- * the rounding of the product; the backward saves the output y, whose sign is relu's mask. With
- * neither bias nor act it is vkg_matmul. */
+ * after the sum as vkg_add and vkg_relu. The same float operations as
+ * vkg_relu(vkg_add(vkg_matmul(a, b), bias)), so the same values, bit for bit; the backward saves
+ * the output y, whose sign is relu's mask. With neither bias nor act it is vkg_matmul. */
 typedef enum vkg_activation { VKG_ACTIVATION_NONE = 0, VKG_ACTIVATION_RELU } vkg_activation;
 vkg_tensor *vkg_matmul_bias_act(vkg_tensor *a, vkg_tensor *b, vkg_tensor *bias, vkg_activation act);
 
