@@ -254,9 +254,9 @@ VKG_TEST(nn, linear_fused_epilogue_matches_unfused_ops) {
     vkg_linear *ln = vkg_linear_new(m, "nb", &(vkg_linear_desc){ .in = 37, .out = 29, .no_bias = true });
     cr_assert(lb && ln, "%s", vkg_last_error());
     const vkg_shape shapes[] = { VKG_SHAPE(13, 37), VKG_SHAPE(2, 5, 37) };
-    float xv[2 * 5 * 37], wv[2 * 5 * 29];
-    vkgt_fill(xv, 2 * 5 * 37, -2.0f, 2.0f, 32);
-    vkgt_fill(wv, 2 * 5 * 29, -1.0f, 1.0f, 33);
+    float xv[13 * 37], wv[13 * 29]; /* the larger of the two shapes' rows: 13 */
+    vkgt_fill(xv, 13 * 37, -2.0f, 2.0f, 32);
+    vkgt_fill(wv, 13 * 29, -1.0f, 1.0f, 33);
     for (int k = 0; k < 2; k++)
         for (int hb = 0; hb < 2; hb++)
             for (int relu = 0; relu < 2; relu++) {
