@@ -7,20 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ops/bits.h"
 #include "support.h"
 #include "vkgrad/checkpoint.h"
-
-static uint32_t fbits(float x) {
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    return u;
-}
-
-static float bitsf(uint32_t u) {
-    float x;
-    memcpy(&x, &u, sizeof x);
-    return x;
-}
 
 /* ---- the C reference ------------------------------------------------------------------------ */
 VKG_TEST(dtype, reference_known_values) {
@@ -48,16 +37,16 @@ VKG_TEST(dtype, reference_known_values) {
         { 0x7fa00000u, 0x7f00 },                                       /* payload's high bits kept */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        uint16_t h = vkg_ref_f32_to_f16(bitsf(cases[i].f));
+        uint16_t h = vkg_ref_f32_to_f16(vkg_bits_to_f32(cases[i].f));
         cr_assert_eq(h, cases[i].h, "f32 %08x -> f16 %04x, want %04x", cases[i].f, h, cases[i].h);
     }
-    cr_assert_eq(fbits(vkg_ref_f16_to_f32(0x0001)), 0x33800000u);
-    cr_assert_eq(fbits(vkg_ref_f16_to_f32(0x03ff)), 0x387fc000u);
-    cr_assert_eq(fbits(vkg_ref_f16_to_f32(0x8200)), 0xb8000000u);  /* -2^-15 */
-    cr_assert_eq(fbits(vkg_ref_f16_to_f32(0x7bff)), 0x477fe000u);
-    cr_assert_eq(fbits(vkg_ref_f16_to_f32(0xfc00)), 0xff800000u);
-    cr_assert_eq(fbits(vkg_ref_f16_to_f32(0x7c01)), 0x7fc02000u);  /* signalling NaN: quieted */
-    cr_assert_eq(fbits(vkg_ref_f16_to_f32(0x7e00)), 0x7fc00000u);
+    cr_assert_eq(vkg_f32_to_bits(vkg_ref_f16_to_f32(0x0001)), 0x33800000u);
+    cr_assert_eq(vkg_f32_to_bits(vkg_ref_f16_to_f32(0x03ff)), 0x387fc000u);
+    cr_assert_eq(vkg_f32_to_bits(vkg_ref_f16_to_f32(0x8200)), 0xb8000000u);  /* -2^-15 */
+    cr_assert_eq(vkg_f32_to_bits(vkg_ref_f16_to_f32(0x7bff)), 0x477fe000u);
+    cr_assert_eq(vkg_f32_to_bits(vkg_ref_f16_to_f32(0xfc00)), 0xff800000u);
+    cr_assert_eq(vkg_f32_to_bits(vkg_ref_f16_to_f32(0x7c01)), 0x7fc02000u);  /* signalling NaN: quieted */
+    cr_assert_eq(vkg_f32_to_bits(vkg_ref_f16_to_f32(0x7e00)), 0x7fc00000u);
 }
 
 /* Every half: exact in f32, and back to the same half (NaNs come back quieted). Where the
@@ -68,7 +57,7 @@ VKG_TEST(dtype, reference_round_trip_and_compiler) {
         float f = vkg_ref_f16_to_f32((uint16_t)h);
         bool nan = (h & 0x7c00u) == 0x7c00u && (h & 0x3ffu);
         uint16_t back = vkg_ref_f32_to_f16(f);
-        cr_assert_eq(back, nan ? (uint16_t)(h | 0x200u) : (uint16_t)h, "half %04x -> %08x -> %04x", h, fbits(f), back);
+        cr_assert_eq(back, nan ? (uint16_t)(h | 0x200u) : (uint16_t)h, "half %04x -> %08x -> %04x", h, vkg_f32_to_bits(f), back);
         if (!nan) cr_assert_eq(f, f); /* not a NaN */
 #ifdef __FLT16_MAX__
         _Float16 c;
@@ -76,12 +65,12 @@ VKG_TEST(dtype, reference_round_trip_and_compiler) {
         memcpy(&c, &hb, sizeof c);
         float cf = (float)c;
         if (nan) cr_assert(isnan(cf) && isnan(f));
-        else cr_assert_eq(fbits(cf), fbits(f), "half %04x: compiler %08x, reference %08x", h, fbits(cf), fbits(f));
+        else cr_assert_eq(vkg_f32_to_bits(cf), vkg_f32_to_bits(f), "half %04x: compiler %08x, reference %08x", h, vkg_f32_to_bits(cf), vkg_f32_to_bits(f));
 #endif
     }
 #ifdef __FLT16_MAX__
     for (uint64_t u = 0; u < (1ull << 32); u += 4099) { /* every exponent, many mantissas */
-        float f = bitsf((uint32_t)u);
+        float f = vkg_bits_to_f32((uint32_t)u);
         if (isnan(f)) continue;
         _Float16 c = (_Float16)f;
         uint16_t cb;
@@ -174,8 +163,8 @@ static void assert_bits16(const uint16_t *got, const uint16_t *want, size_t n, c
 
 static void assert_bits32(const float *got, const float *want, size_t n, const char *what) {
     for (size_t i = 0; i < n; i++)
-        cr_assert_eq(fbits(got[i]), fbits(want[i]), "%s: element %zu is %08x, the reference %08x", what, i,
-                     fbits(got[i]), fbits(want[i]));
+        cr_assert_eq(vkg_f32_to_bits(got[i]), vkg_f32_to_bits(want[i]), "%s: element %zu is %08x, the reference %08x", what, i,
+                     vkg_f32_to_bits(got[i]), vkg_f32_to_bits(want[i]));
 }
 
 /* f16 -> f32 of all 65536 halves (NaNs, infinities, subnormals, both zeros). */
@@ -205,8 +194,8 @@ VKG_TEST(dtype, to_f16_dense_sweep) {
     uint32_t *u = malloc(cap * sizeof *u);
     for (uint32_t h = 0; h < 65536; h++) {
         if ((h & 0x7c00u) == 0x7c00u) continue;
-        uint32_t f = fbits(vkg_ref_f16_to_f32((uint16_t)h));
-        uint32_t next = fbits(vkg_ref_f16_to_f32((uint16_t)(h + 1))); /* same sign, one half up */
+        uint32_t f = vkg_f32_to_bits(vkg_ref_f16_to_f32((uint16_t)h));
+        uint32_t next = vkg_f32_to_bits(vkg_ref_f16_to_f32((uint16_t)(h + 1))); /* same sign, one half up */
         uint32_t tie = f + (next - f) / 2;                               /* exact: halves are f32 */
         if ((h & 0x7fffu) == 0x7bffu) tie = f + 0x1000u;                 /* 65520 */
         uint32_t c[6] = { f, f + 1, f - 1, tie, tie + 1, tie - 1 };

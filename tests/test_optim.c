@@ -461,17 +461,33 @@ static void scaler_backward(vkg_loss_scaler *sc, vkg_tensor *w, vkg_tensor *b, v
     cr_assert_eq(vkg_backward(sc ? vkg_loss_scaler_scale(sc, loss) : loss), VKG_OK, "%s", vkg_last_error());
 }
 
+/* The problem both scaler tests step: w (7, 4) and b (4) with gradients, inputs x (5, 7) and c
+ * (5, 4); hw and hb hold the parameters' first values. */
+typedef struct scaler_problem {
+    float hw[7 * 4], hb[4];
+    vkg_tensor *w, *b, *x, *c;
+} scaler_problem;
+
+static scaler_problem scaler_problem_new(void) {
+    scaler_problem p;
+    float hx[5 * 7], hc[5 * 4];
+    vkgt_fill(hx, 35, -1.0f, 1.0f, 1);
+    vkgt_fill(p.hw, 28, -1.0f, 1.0f, 2);
+    vkgt_fill(p.hb, 4, -0.5f, 0.5f, 3);
+    vkgt_fill(hc, 20, -2.0f, 2.0f, 4);
+    p.w = vkg_requires_grad(vkg_from_data(VKG_SHAPE(7, 4), p.hw), true);
+    p.b = vkg_requires_grad(vkg_from_data(VKG_SHAPE(4), p.hb), true);
+    p.x = vkg_from_data(VKG_SHAPE(5, 7), hx);
+    p.c = vkg_from_data(VKG_SHAPE(5, 4), hc);
+    return p;
+}
+
 /* Gradients of the scaled loss, unscaled, are the gradients of the loss itself, bit for bit:
  * the scale is a power of two and nothing overflows. */
 VKG_TEST(optim, loss_scaler_unscaled_gradients_equal) {
-    float hx[5 * 7], hw[7 * 4], hb[4], hc[5 * 4];
-    vkgt_fill(hx, 35, -1.0f, 1.0f, 1);
-    vkgt_fill(hw, 28, -1.0f, 1.0f, 2);
-    vkgt_fill(hb, 4, -0.5f, 0.5f, 3);
-    vkgt_fill(hc, 20, -2.0f, 2.0f, 4);
-    vkg_tensor *w = vkg_requires_grad(vkg_from_data(VKG_SHAPE(7, 4), hw), true);
-    vkg_tensor *b = vkg_requires_grad(vkg_from_data(VKG_SHAPE(4), hb), true);
-    vkg_tensor *x = vkg_from_data(VKG_SHAPE(5, 7), hx), *c = vkg_from_data(VKG_SHAPE(5, 4), hc);
+    scaler_problem p = scaler_problem_new();
+    vkg_tensor *w = p.w, *b = p.b, *x = p.x, *c = p.c;
+    const float *hw = p.hw;
     vkg_optim *opt = vkg_optim_new(&(vkg_optim_desc){ .kind = VKG_OPTIM_SGD, .lr = 0.1 });
     vkg_optim_add_params(opt, (const char *[]){ "w", "b" }, (vkg_tensor *[]){ w, b }, 2);
     vkg_loss_scaler *sc = vkg_loss_scaler_new(NULL);
@@ -487,8 +503,8 @@ VKG_TEST(optim, loss_scaler_unscaled_gradients_equal) {
     free(sw);
     cr_assert_eq(vkg_loss_scaler_unscale(sc, opt), VKG_OK, "%s", vkg_last_error());
     float *uw = vkgt_read(vkg_grad(w)), *ub = vkgt_read(vkg_grad(b));
-    cr_assert_arr_eq(uw, gw, sizeof hw, "unscaled dw differs from dw");
-    cr_assert_arr_eq(ub, gb, sizeof hb, "unscaled db differs from db");
+    cr_assert_arr_eq(uw, gw, sizeof p.hw, "unscaled dw differs from dw");
+    cr_assert_arr_eq(ub, gb, sizeof p.hb, "unscaled db differs from db");
     vkg_set_error_handler(vkg_error_handler_silent, NULL);
     cr_assert_neq(vkg_loss_scaler_unscale(sc, opt), VKG_OK, "unscaling twice is refused");
     vkg_set_error_handler(NULL, NULL);
@@ -511,14 +527,8 @@ VKG_TEST(optim, loss_scaler_unscaled_gradients_equal) {
 /* An inf (or NaN) in one gradient: the step is skipped (parameters, state and step count as
  * they were), the scale halves and the growth count restarts; the next finite step goes on. */
 VKG_TEST(optim, loss_scaler_skips_inf_and_backs_off) {
-    float hx[5 * 7], hw[7 * 4], hb[4], hc[5 * 4];
-    vkgt_fill(hx, 35, -1.0f, 1.0f, 1);
-    vkgt_fill(hw, 28, -1.0f, 1.0f, 2);
-    vkgt_fill(hb, 4, -0.5f, 0.5f, 3);
-    vkgt_fill(hc, 20, -2.0f, 2.0f, 4);
-    vkg_tensor *w = vkg_requires_grad(vkg_from_data(VKG_SHAPE(7, 4), hw), true);
-    vkg_tensor *b = vkg_requires_grad(vkg_from_data(VKG_SHAPE(4), hb), true);
-    vkg_tensor *x = vkg_from_data(VKG_SHAPE(5, 7), hx), *c = vkg_from_data(VKG_SHAPE(5, 4), hc);
+    scaler_problem p = scaler_problem_new();
+    vkg_tensor *w = p.w, *b = p.b, *x = p.x, *c = p.c;
     vkg_optim *opt = vkg_optim_new(&(vkg_optim_desc){ .kind = VKG_OPTIM_ADAM, .lr = 0.01 });
     vkg_optim_add_params(opt, (const char *[]){ "w", "b" }, (vkg_tensor *[]){ w, b }, 2);
     vkg_loss_scaler *sc = vkg_loss_scaler_new(&(vkg_loss_scaler_desc){ .growth_interval = 100 });
@@ -539,7 +549,7 @@ VKG_TEST(optim, loss_scaler_skips_inf_and_backs_off) {
         scaler_backward(sc, w, b, x, c);
         float *db = vkgt_read(vkg_grad(b));
         db[2] = bad[k];
-        cr_assert_eq(vkg_tensor_write(vkg_grad(b), db, sizeof hb), VKG_OK);
+        cr_assert_eq(vkg_tensor_write(vkg_grad(b), db, sizeof p.hb), VKG_OK);
         cr_assert_eq(vkg_loss_scaler_step(sc, opt, &stepped), VKG_OK, "%s", vkg_last_error());
         cr_assert(!stepped, "a step with %s in a gradient must be skipped", k ? "NaN" : "inf");
         cr_assert(vkg_loss_scaler_found_inf(sc));
@@ -547,9 +557,9 @@ VKG_TEST(optim, loss_scaler_skips_inf_and_backs_off) {
         cr_assert_eq(vkg_loss_scaler_growth_tracker(sc), 0);
         cr_assert_eq(vkg_optim_step_count(opt, "b"), steps);
         float *w2 = vkgt_read(w), *b2 = vkgt_read(b), *m2 = vkgt_read(vkg_optim_state(opt, "b", "exp_avg"));
-        cr_assert_arr_eq(w2, w1, sizeof hw, "w moved on a skipped step");
-        cr_assert_arr_eq(b2, b1, sizeof hb, "b moved on a skipped step");
-        cr_assert_arr_eq(m2, m1, sizeof hb, "Adam's state moved on a skipped step");
+        cr_assert_arr_eq(w2, w1, sizeof p.hw, "w moved on a skipped step");
+        cr_assert_arr_eq(b2, b1, sizeof p.hb, "b moved on a skipped step");
+        cr_assert_arr_eq(m2, m1, sizeof p.hb, "Adam's state moved on a skipped step");
         free(w1); free(b1); free(m1); free(w2); free(b2); free(m2); free(db);
         vkg_scope_end();
     }

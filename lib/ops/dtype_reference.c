@@ -5,21 +5,10 @@
 
 #include "vkgrad.h"
 #include "vkgrad/reference.h"
-
-static uint32_t f32_bits(float x) {
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    return u;
-}
-
-static float bits_f32(uint32_t u) {
-    float x;
-    memcpy(&x, &u, sizeof x);
-    return x;
-}
+#include "ops/bits.h"
 
 uint16_t vkg_ref_f32_to_f16(float x) {
-    uint32_t u = f32_bits(x);
+    uint32_t u = vkg_f32_to_bits(x);
     uint32_t sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;
     if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00u | ((a >> 13) & 0x3ffu)); /* NaN, quieted */
     if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* >= 65520 (half-way past 65504): inf */
@@ -37,15 +26,15 @@ uint16_t vkg_ref_f32_to_f16(float x) {
 
 float vkg_ref_f16_to_f32(uint16_t hb) {
     uint32_t h = hb, sign = (h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
-    if (e == 0x1fu) return bits_f32(sign | 0x7f800000u | (m ? 0x400000u | (m << 13) : 0u)); /* inf, NaN */
+    if (e == 0x1fu) return vkg_bits_to_f32(sign | 0x7f800000u | (m ? 0x400000u | (m << 13) : 0u)); /* inf, NaN */
     if (e == 0) {
-        if (m == 0) return bits_f32(sign);
+        if (m == 0) return vkg_bits_to_f32(sign);
         /* subnormal m 2^-24: normalise so that the top set bit p lands on the implicit 1 */
         int p = 9;
         while (!(m & (1u << p))) p--;
-        return bits_f32(sign | ((uint32_t)(103 + p) << 23) | ((m << (10 - p)) & 0x3ffu) << 13);
+        return vkg_bits_to_f32(sign | ((uint32_t)(103 + p) << 23) | ((m << (10 - p)) & 0x3ffu) << 13);
     }
-    return bits_f32(sign | ((e + 112u) << 23) | (m << 13));
+    return vkg_bits_to_f32(sign | ((e + 112u) << 23) | (m << 13));
 }
 
 void vkg_ref_to_dtype(void *y, vkg_dtype yt, const void *x, vkg_dtype xt, size_t n) {

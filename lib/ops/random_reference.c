@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "vkgrad.h"
+#include "ops/bits.h"
 
 #define PHILOX_M0 0xD2511F53u
 #define PHILOX_M1 0xCD9E8D57u
@@ -51,21 +52,14 @@ static void seed_key(const vkg_rand_desc *d, uint32_t ctr[4], uint32_t key[2], u
 
 static float u24(uint32_t w) { return (float)(w >> 8) * 0x1p-24f; }
 
-static float f32_bits(uint32_t b) {
-    float f;
-    memcpy(&f, &b, sizeof f);
-    return f;
-}
-
 /* Natural log of u in (0, 1] (normal floats only): Cephes logf. m in [sqrt(1/2), sqrt(2)) - 1 and
  * the exponent are exact; the polynomial is evaluated step by step. */
 static float poly_log(float u) {
-    uint32_t bits;
-    memcpy(&bits, &u, sizeof bits);
+    uint32_t bits = vkg_f32_to_bits(u);
     int e = (int)(bits >> 23) - 126;                               /* u = m 2^e, m in [0.5, 1) */
-    float m = f32_bits((bits & 0x007FFFFFu) | 0x3F000000u);
+    float m = vkg_bits_to_f32((bits & 0x007FFFFFu) | 0x3F000000u);
     float x;
-    if (m < f32_bits(0x3F3504F3u)) { /* sqrt(1/2) */
+    if (m < vkg_bits_to_f32(0x3F3504F3u)) { /* sqrt(1/2) */
         e -= 1;
         x = m + m;
         x = x - 1.0f;
@@ -73,31 +67,31 @@ static float poly_log(float u) {
         x = m - 1.0f;
     }
     float z = x * x;
-    float y = f32_bits(0x3D9021BBu) * x;
-    y = y + f32_bits(0xBDEBD1B8u);
+    float y = vkg_bits_to_f32(0x3D9021BBu) * x;
+    y = y + vkg_bits_to_f32(0xBDEBD1B8u);
     y = y * x;
-    y = y + f32_bits(0x3DEF251Au);
+    y = y + vkg_bits_to_f32(0x3DEF251Au);
     y = y * x;
-    y = y + f32_bits(0xBDFE5D4Fu);
+    y = y + vkg_bits_to_f32(0xBDFE5D4Fu);
     y = y * x;
-    y = y + f32_bits(0x3E11E9BFu);
+    y = y + vkg_bits_to_f32(0x3E11E9BFu);
     y = y * x;
-    y = y + f32_bits(0xBE2AAE50u);
+    y = y + vkg_bits_to_f32(0xBE2AAE50u);
     y = y * x;
-    y = y + f32_bits(0x3E4CCEACu);
+    y = y + vkg_bits_to_f32(0x3E4CCEACu);
     y = y * x;
-    y = y + f32_bits(0xBE7FFFFCu);
+    y = y + vkg_bits_to_f32(0xBE7FFFFCu);
     y = y * x;
-    y = y + f32_bits(0x3EAAAAAAu);
+    y = y + vkg_bits_to_f32(0x3EAAAAAAu);
     y = y * x;
     y = y * z;
     float fe = (float)e;
-    float t = f32_bits(0xB95E8083u) * fe; /* -2.12194440e-4: ln 2 - 0.693359375 */
+    float t = vkg_bits_to_f32(0xB95E8083u) * fe; /* -2.12194440e-4: ln 2 - 0.693359375 */
     y = y + t;
     t = 0.5f * z;
     y = y - t;
     float r = x + y;
-    t = f32_bits(0x3F318000u) * fe; /* 0.693359375 */
+    t = vkg_bits_to_f32(0x3F318000u) * fe; /* 0.693359375 */
     r = r + t;
     return r;
 }
@@ -111,19 +105,19 @@ void vkg_ref_box_muller(uint32_t a, uint32_t b, float z[2]) {
     uint32_t w = b >> 8;                            /* u2 = w 2^-24 */
     uint32_t k = (w + (1u << 21)) >> 22;            /* 0 .. 4 */
     float q = (float)((int32_t)w - (int32_t)(k << 22)) * 0x1p-22f; /* in [-0.5, 0.5] */
-    float x = q * f32_bits(0x3FC90FDBu);            /* pi / 2 */
+    float x = q * vkg_bits_to_f32(0x3FC90FDBu);            /* pi / 2 */
     float x2 = x * x;
-    float s = f32_bits(0xB94CA1F9u) * x2;           /* Cephes sinf */
-    s = s + f32_bits(0x3C08839Eu);
+    float s = vkg_bits_to_f32(0xB94CA1F9u) * x2;           /* Cephes sinf */
+    s = s + vkg_bits_to_f32(0x3C08839Eu);
     s = s * x2;
-    s = s + f32_bits(0xBE2AAAA3u);
+    s = s + vkg_bits_to_f32(0xBE2AAAA3u);
     s = s * x2;
     s = s * x;
     s = s + x;
-    float c = f32_bits(0x37CCF5CEu) * x2;           /* Cephes cosf */
-    c = c + f32_bits(0xBAB6061Au);
+    float c = vkg_bits_to_f32(0x37CCF5CEu) * x2;           /* Cephes cosf */
+    c = c + vkg_bits_to_f32(0xBAB6061Au);
     c = c * x2;
-    c = c + f32_bits(0x3D2AAAA5u);
+    c = c + vkg_bits_to_f32(0x3D2AAAA5u);
     c = c * x2;
     c = c * x2;
     float h = 0.5f * x2;
