@@ -53,7 +53,10 @@ static void check_conv(const conv_case *c, uint64_t seed) {
     vkg_tensor *y = vkg_conv2d(x, w, b, &c->d);
     cr_assert_not_null(y, "%s", vkg_last_error());
     const char *forced = getenv("VKG_CONV_VARIANT");
-    bool direct = G > 1 || (forced && strcmp(forced, "direct") == 0);
+    /* the rule: groups, or a short C kh kw on a CPU device, go direct (unless forced to unfold) */
+    bool unfold = forced && strcmp(forced, "unfold") == 0;
+    bool thin = vkg_device()->type == VKG_DEVICE_CPU && (c->C / G) * c->kh * c->kw < 32;
+    bool direct = G > 1 || (forced && strcmp(forced, "direct") == 0) || (thin && !unfold);
     cr_assert_str_eq(vkg_conv2d_variant_last(), direct ? "direct4x4" : "im2col+matmul");
     vkg_shape ys = vkg_tensor_shape(y);
     size_t ny = (size_t)vkg_shape_numel(ys);

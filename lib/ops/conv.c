@@ -66,10 +66,16 @@ static void strides_of(const vkg_tensor *x, int32_t *xs) {
  * images whose unfolding alone passes that bound, and VKG_CONV_VARIANT=direct (comparisons, tests). */
 #define UNFOLD_BYTES ((int64_t)48 << 20)
 
-/* unfolded: C kh kw x OH OW values of one image, which must fit a chunk */
-static bool unfold_path(int groups, int64_t unfolded) {
+/* k: C kh kw, the unfolded matmul's inner length; unfolded: k x OH OW values of one image, which
+ * must fit a chunk. On CPU devices a short k goes direct: the unfolded copy is k times the input
+ * for a matmul too thin to pay for it (the CNN's first layer, C = 1, 3x3: 47 ms direct against
+ * 117 ms unfolded on lavapipe; its second, k = 288, 142 ms unfolded against 265 direct). VKG_CONV_VARIANT=direct or
+ * unfold forces either where it applies (comparisons, tests). */
+static bool unfold_path(int groups, int64_t k, int64_t unfolded) {
     const char *v = getenv("VKG_CONV_VARIANT");
-    return groups == 1 && 4 * unfolded <= UNFOLD_BYTES && !(v && strcmp(v, "direct") == 0);
+    if (groups != 1 || 4 * unfolded > UNFOLD_BYTES || (v && strcmp(v, "direct") == 0)) return false;
+    if (v && strcmp(v, "unfold") == 0) return true;
+    return !(vkg_ctx.info.type == VKG_DEVICE_CPU && k < 32);
 }
 
 /* Images per chunk: per_image floats each (at least 1). VKG_CONV_UNFOLD_BYTES=N lowers the
@@ -269,7 +275,7 @@ vkg_tensor *vkg_conv2d(vkg_tensor *x, vkg_tensor *weight, vkg_tensor *bias, cons
     if (vkg_numel(y) > 0) {
         vkg_tensor *wc = vkg_contiguous(weight), *bc = bias ? vkg_contiguous(bias) : NULL;
         vkg_status st = (!wc || (bias && !bc)) ? vkg_last_status() : VKG_OK;
-        if (st == VKG_OK && unfold_path(d.groups, C * kh * kw * OH * OW)) {
+        if (st == VKG_OK && unfold_path(d.groups, C * kh * kw, C * kh * kw * OH * OW)) {
             st = unfold_forward(y, x, wc, bc, &d, op);
             variant_last = "im2col+matmul";
         } else if (st == VKG_OK) {
@@ -305,7 +311,8 @@ vkg_tensor *vkg_conv2d_grad_input(vkg_tensor *g, vkg_tensor *weight, vkg_shape x
     if (!dx || vkg_numel(dx) == 0) return dx;
     vkg_tensor *gc = vkg_contiguous(g), *wc = vkg_contiguous(weight);
     vkg_status st = (!gc || !wc) ? vkg_last_status() : VKG_OK;
-    if (st == VKG_OK && unfold_path(d->groups, vkg_numel(weight) / weight->shape.d[0] * g->shape.d[2] * g->shape.d[3])) {
+    if (st == VKG_OK && unfold_path(d->groups, vkg_numel(weight) / weight->shape.d[0],
+                                    vkg_numel(weight) / weight->shape.d[0] * g->shape.d[2] * g->shape.d[3])) {
         st = unfold_grad_input(dx, gc, wc, d, "conv2d backward (input)");
     } else if (st == VKG_OK) {
         int64_t C = xs.d[1], Cg = C / d->groups;
@@ -340,7 +347,7 @@ vkg_tensor *vkg_conv2d_grad_weight(vkg_tensor *g, vkg_tensor *x, vkg_shape ws, c
     if (!g || !x) return NULL;
     int64_t numel = vkg_shape_numel(ws);
     if (numel == 0) return vkg_tensor_alloc(ws, VKG_F32, false, name);
-    if (unfold_path(d->groups, ws.d[1] * ws.d[2] * ws.d[3] * g->shape.d[2] * g->shape.d[3]) && vkg_numel(g) > 0) {
+    if (unfold_path(d->groups, ws.d[1] * ws.d[2] * ws.d[3], ws.d[1] * ws.d[2] * ws.d[3] * g->shape.d[2] * g->shape.d[3]) && vkg_numel(g) > 0) {
         vkg_tensor *gc = vkg_contiguous(g);
         vkg_tensor *dw = gc ? unfold_grad_weight(gc, x, ws, d, name) : NULL;
         if (gc && gc != g) vkg_free(gc);
