@@ -47,6 +47,6 @@ vkg_tensor *vkg_cnn_model_forward(const vkg_cnn_model *m, vkg_tensor *x) {
     h = vkg_pool2d_forward(m->pool, vkg_relu(vkg_conv2d_forward(m->conv1, h)));   // (B, c1, 14, 14)
     h = vkg_pool2d_forward(m->pool, vkg_relu(vkg_conv2d_forward(m->conv2, h)));   // (B, c2, 7, 7)
     h = vkg_reshape(h, VKG_SHAPE(B, m->cfg.c2 * 7 * 7));                           // (B, c2 * 49)
-    h = vkg_relu(vkg_linear_forward(m->fc1, h));                                   // (B, hidden)
+    h = vkg_linear_forward_relu(m->fc1, h);                                        // (B, hidden)
     return vkg_linear_forward(m->fc2, h);                                          // (B, classes)
 }

@@ -33,21 +33,20 @@ vkg_mlp_model *vkg_mlp_model_new(vkg_module *module, const vkg_mlp_config *cfg) 
     return m;
 }
 
-/* A linear layer; with amp, its weight is rounded through f16 storage on the way to the matmul
+/* A linear layer and its activation, fused into the matmul's epilogue; with amp, its weight is rounded through f16 storage on the way to the matmul
  * (the f32 weight stays the master copy the optimizer updates; its gradient is the f16-rounded
  * gradient of the rounded weight, cast back: vkg_to_dtype's rule). */
-static vkg_tensor *linear(const vkg_mlp_model *m, const vkg_linear *l, vkg_tensor *x) {
-    if (!m->cfg.amp) return vkg_linear_forward(l, x);
+static vkg_tensor *linear(const vkg_mlp_model *m, const vkg_linear *l, vkg_tensor *x, vkg_activation act) {
+    if (!m->cfg.amp) return act == VKG_ACTIVATION_RELU ? vkg_linear_forward_relu(l, x) : vkg_linear_forward(l, x);
     vkg_tensor *w = vkg_to_dtype(vkg_to_dtype(l->weight, VKG_F16), VKG_F32);   // (out, in), f16 values
-    vkg_tensor *y = vkg_matmul(x, vkg_transpose(w, 0, 1));
-    return l->bias ? vkg_add(y, l->bias) : y;
+    return vkg_matmul_bias_act(x, vkg_transpose(w, 0, 1), l->bias, act);
 }
 
 /* x (B, 28, 28) or (B, 784) -> logits (B, classes) */
 vkg_tensor *vkg_mlp_model_forward(const vkg_mlp_model *m, vkg_tensor *x) {
     if (!x) return NULL;
     vkg_tensor *h = vkg_reshape(x, VKG_SHAPE(vkg_dim(x, 0), m->cfg.in));   // (B, 784)
-    h = vkg_relu(linear(m, m->fc1, h));                                     // (B, hidden1)
-    h = vkg_relu(linear(m, m->fc2, h));                                     // (B, hidden2)
-    return linear(m, m->fc3, h);                                            // (B, classes)
+    h = linear(m, m->fc1, h, VKG_ACTIVATION_RELU);                          // (B, hidden1)
+    h = linear(m, m->fc2, h, VKG_ACTIVATION_RELU);                          // (B, hidden2)
+    return linear(m, m->fc3, h, VKG_ACTIVATION_NONE);                       // (B, classes)
 }
