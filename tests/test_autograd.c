@@ -270,6 +270,48 @@ VKG_TEST(autograd, accumulates_uses_and_calls) {
     cr_assert_leq(m.in_use, 64, "only x remains: %llu bytes", (unsigned long long)m.in_use);
 }
 
+/* A leaf keeps a gradient the backward made without copying it (autograd.c, grad_adoptable):
+ * two leaves handed one gradient, the caller's grad_output and a transposed weight's gradient
+ * must still each end up with a buffer of their own. */
+VKG_TEST(autograd, leaf_gradients_do_not_share_buffers) {
+    vkg_tensor *a = vkg_requires_grad(vkg_from_data(VKG_SHAPE(3), (float[]){ 1, 2, 3 }), true);
+    vkg_tensor *b = vkg_requires_grad(vkg_from_data(VKG_SHAPE(3), (float[]){ 4, 5, 6 }), true);
+    vkg_tensor *gy = vkg_from_data(VKG_SHAPE(3), (float[]){ 1, 2, 3 });
+    vkg_scope_begin();
+    /* add's rule hands the same gradient to a and b */
+    cr_assert_eq(vkg_backward(vkg_sum_all(vkg_add(a, b))), VKG_OK, "%s", vkg_last_error());
+    cr_assert_not_null(vkg_fill_(vkg_grad(a), 7.0f));
+    float *gb = grad_of(b);
+    for (int i = 0; i < 3; i++) cr_assert_eq(gb[i], 1.0f, "b's gradient changed with a's: %g", (double)gb[i]);
+    free(gb);
+    vkg_zero_grad(a);
+    vkg_zero_grad(b);
+    /* grad_output passed straight through to a leaf, whether the output is the leaf or an add */
+    cr_assert_eq(vkg_backward_desc_run(a, &(vkg_backward_desc){ .grad_output = gy }), VKG_OK, "%s", vkg_last_error());
+    cr_assert_eq(vkg_backward_desc_run(vkg_add(b, vkg_zeros(VKG_SHAPE(3))), &(vkg_backward_desc){ .grad_output = gy }),
+                 VKG_OK, "%s", vkg_last_error());
+    vkg_scope_end();
+    cr_assert_not_null(vkg_fill_(gy, -1.0f));
+    float *ga = grad_of(a);
+    gb = grad_of(b);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(ga[i], (float)(i + 1), "a's gradient follows the caller's grad_output: %g", (double)ga[i]);
+        cr_assert_eq(gb[i], (float)(i + 1), "b's gradient follows the caller's grad_output: %g", (double)gb[i]);
+    }
+    free(ga);
+    free(gb);
+    /* a weight used as W^T over batched rows: its gradient is contiguous, and right */
+    vkg_tensor *w = vkg_requires_grad(vkg_from_data(VKG_SHAPE(2, 3), (float[]){ 1, 2, 3, 4, 5, 6 }), true);
+    vkg_tensor *x = vkg_from_data(VKG_SHAPE(2, 2, 3), (float[]){ 1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1 });
+    vkg_scope_begin();
+    cr_assert_eq(vkg_backward(vkg_sum_all(vkg_matmul(x, vkg_transpose(w, 0, 1)))), VKG_OK, "%s", vkg_last_error());
+    vkg_scope_end();
+    cr_assert(vkg_is_contiguous(vkg_grad(w)));
+    float *gw = grad_of(w); /* every row of w gets the sum of x's rows: (2, 2, 2) */
+    for (int i = 0; i < 6; i++) cr_assert_eq(gw[i], 2.0f, "dw[%d] = %g", i, (double)gw[i]);
+    free(gw);
+}
+
 VKG_TEST(autograd, views_and_broadcasting) {
     float v[12];
     for (int i = 0; i < 12; i++) v[i] = (float)i;

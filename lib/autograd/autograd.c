@@ -50,6 +50,22 @@ vkg_tensor *vkg_sum_to_shape(vkg_tensor *g, vkg_shape s) {
     return g;
 }
 
+/* The caller's grad_output during a backward: the one gradient the engine did not make. */
+static const vkg_storage *caller_grad;
+
+/* Whether a leaf may keep gu's buffer as its gradient instead of a copy (a copy per parameter
+ * per step was a fifth of the MLP's step on lavapipe). gu must be made by this backward (not
+ * the caller's grad_output), lie contiguous over its whole buffer and not already be another
+ * leaf's gradient (a gradient handed to two leaves is copied for the second). Other tensors on
+ * the buffer are the rules' temporaries (a transposed view, the product before it): no one
+ * writes them, since a rule adds in place only into a sum the engine made for it. */
+static bool grad_adoptable(const vkg_tensor *u, const vkg_tensor *gu) {
+    VkDeviceSize bytes = (VkDeviceSize)vkg_numel(gu) * vkg_dtype_size(gu->dtype);
+    return !u->grad && gu->dtype == u->dtype && gu->storage && gu->storage != caller_grad &&
+           !gu->storage->leaf_grad && gu->offset == 0 && vkg_is_contiguous(gu) && bytes <= gu->storage->size &&
+           gu->storage->size - bytes < 256; /* not a small gradient pinning a large buffer */
+}
+
 vkg_status vkg_ag_accumulate(vkg_tensor *u, vkg_tensor *gu) {
     if (!u || !u->requires_grad) return VKG_OK;
     if (!gu) return vkg_last_status() != VKG_OK ? vkg_last_status() : vkg_fail(VKG_ERR_INVALID, "autograd: no gradient");
@@ -63,9 +79,11 @@ vkg_status vkg_ag_accumulate(vkg_tensor *u, vkg_tensor *gu) {
             u->gacc = u->gacc ? vkg_add(u->gacc, gu) : gu;
         return u->gacc ? VKG_OK : vkg_last_status();
     }
-    /* a leaf: its gradient outlives the step, so it is a fresh tensor owned by the leaf */
-    vkg_tensor *g = u->grad ? vkg_add(u->grad, gu) : vkg_copy(gu);
+    /* a leaf: its gradient outlives the step, so it is a tensor owned by the leaf */
+    bool adopt = grad_adoptable(u, gu);
+    vkg_tensor *g = adopt ? vkg_tensor_view_of(gu, gu->shape, gu->strides, 0) : u->grad ? vkg_add(u->grad, gu) : vkg_copy(gu);
     if (!g) return vkg_last_status();
+    if (adopt) g->storage->leaf_grad = true;
     if (vkg_ndim(g) != u->shape.ndim) g = vkg_reshape(g, u->shape);
     set_grad(u, g);
     return VKG_OK;
@@ -158,10 +176,12 @@ vkg_status vkg_backward_desc_run(vkg_tensor *y, const vkg_backward_desc *desc) {
                                          "grad_output (vkg_backward_desc_run)",
                         vkg_shape_str(y->shape, b, sizeof b));
     }
+    caller_grad = gy ? gy->storage : NULL;
     if (!y->node) { /* a leaf: its gradient is dL/dy itself */
         vkg_no_grad_begin();
         vkg_status st = vkg_ag_accumulate(y, gy ? gy : vkg_ones(y->shape));
         vkg_no_grad_end();
+        caller_grad = NULL;
         return st;
     }
     order post = { 0 };
@@ -180,6 +200,7 @@ vkg_status vkg_backward_desc_run(vkg_tensor *y, const vkg_backward_desc *desc) {
         if (g) st = vkg_backward_rule(t, g);
     }
     vkg_no_grad_end();
+    caller_grad = NULL;
     for (int i = 0; i < post.n; i++) {
         post.t[i]->gacc = NULL;
         post.t[i]->gacc_private = false;

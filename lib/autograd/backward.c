@@ -89,6 +89,20 @@ static vkg_status reduce_rule(vkg_tensor *y, const vkg_node *n, vkg_tensor *g) {
     }
 }
 
+/* dB = A^T dC summed over the batch dims B does not have. For a 2-D B (a layer's weight) the
+ * batch and row dims of A and dC fold into one K of a single product, instead of a product per
+ * batch and a sum over them (the transformer's (B, T, C) activations). Where B is a transposed
+ * view, as a weight (N, K) used as W^T is, dB is computed as (dC^T A)^T, so that its transpose,
+ * the weight's gradient, is contiguous and the weight takes it without a copy. */
+static vkg_tensor *matmul_grad_b(vkg_tensor *a2, vkg_tensor *b2, vkg_tensor *g2) {
+    if (b2->shape.ndim != 2 || a2->shape.ndim < 2) return vkg_sum_to_shape(vkg_matmul(vkg_transpose(a2, -1, -2), g2), b2->shape);
+    vkg_tensor *af = vkg_reshape(a2, VKG_SHAPE(-1, a2->shape.d[a2->shape.ndim - 1]));
+    vkg_tensor *gf = vkg_reshape(g2, VKG_SHAPE(-1, g2->shape.d[g2->shape.ndim - 1]));
+    bool transposed = b2->strides[0] == 1 && b2->strides[1] == b2->shape.d[0] && b2->shape.d[0] > 1;
+    if (transposed) return vkg_transpose(vkg_matmul(vkg_transpose(gf, 0, 1), af), 0, 1);
+    return vkg_matmul(vkg_transpose(af, 0, 1), gf);
+}
+
 /* dA = dC B^T, dB = A^T dC, with 1-D operands promoted as the forward did and the batch
  * dims summed back to each operand's own. */
 static vkg_status matmul_grads(vkg_tensor *a, vkg_tensor *b, vkg_tensor *g) {
@@ -107,10 +121,7 @@ static vkg_status matmul_grads(vkg_tensor *a, vkg_tensor *b, vkg_tensor *g) {
         vkg_tensor *ga = vkg_sum_to_shape(vkg_matmul(g2, vkg_transpose(b2, -1, -2)), a2->shape);
         st = vkg_ag_accumulate(a, vkg_reshape(ga, a->shape));
     }
-    if (st == VKG_OK && b->requires_grad) {
-        vkg_tensor *gb = vkg_sum_to_shape(vkg_matmul(vkg_transpose(a2, -1, -2), g2), b2->shape);
-        st = vkg_ag_accumulate(b, vkg_reshape(gb, b->shape));
-    }
+    if (st == VKG_OK && b->requires_grad) st = vkg_ag_accumulate(b, vkg_reshape(matmul_grad_b(a2, b2, g2), b->shape));
     return st;
 }
 

@@ -39,6 +39,7 @@ typedef struct vkg_storage {
     uint64_t last_serial;        /* batch that last bound it                                   */
     uint64_t written_serial;     /* batch that last wrote it (0: written by the host)          */
     uint64_t capture_born;       /* the graph capture that made it and no host wrote (graph.c) */
+    bool leaf_grad;              /* a leaf's gradient holds it: no other leaf may (autograd.c)  */
 } vkg_storage;
 
 vkg_storage *vkg_storage_new(VkDeviceSize bytes, bool host_write, const char *what);
