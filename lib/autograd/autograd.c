@@ -44,6 +44,15 @@ vkg_tensor *vkg_detach(vkg_tensor *t) {
 }
 
 vkg_tensor *vkg_sum_to_shape(vkg_tensor *g, vkg_shape s) {
+    /* the leading dims s lacks fold into one where that is a view, so they cost one reduction
+     * (a bias's gradient over (B, T, N) is one pass, not a pass per dim) */
+    if (g && g->shape.ndim > s.ndim + 1 && vkg_is_contiguous(g)) {
+        int extra = g->shape.ndim - s.ndim;
+        vkg_shape f = { .ndim = s.ndim + 1, .d = { 1 } };
+        for (int i = 0; i < extra; i++) f.d[0] *= g->shape.d[i];
+        for (int i = 0; i < s.ndim; i++) f.d[i + 1] = g->shape.d[extra + i];
+        g = vkg_reshape(g, f);
+    }
     while (g && g->shape.ndim > s.ndim) g = vkg_sum(g, 0, false);
     for (int i = 0; g && i < s.ndim; i++)
         if (s.d[i] == 1 && g->shape.d[i] != 1) g = vkg_sum(g, i, true);
