@@ -134,15 +134,17 @@ vkg_mha_layer *vkg_mha_new(vkg_module *m, const char *name, const vkg_mha_desc *
     return l;
 }
 
-/* x (B, T, E) projected by rows [i E, (i + 1) E) of in_proj and split into heads: (B, h, T, Dh). */
+/* x (B, T, E) projected by rows [i E, (i + 1) E) of in_proj and split into heads: (B, h, T, Dh),
+ * a view. The heads are not copied out: the attention's batched matmuls read them in place
+ * (strided batch dims) and the fused kernel gathers them itself. */
 static vkg_tensor *project(const vkg_mha_layer *l, vkg_tensor *x, int i) {
     int64_t E = l->embed, Dh = E / l->heads;
     vkg_tensor *w = vkg_narrow(l->in_proj_weight, 0, i * E, E);
-    vkg_tensor *y = vkg_matmul(x, vkg_transpose(w, 0, 1));
-    if (l->in_proj_bias) y = vkg_add(y, vkg_narrow(l->in_proj_bias, 0, i * E, E));
+    vkg_tensor *bias = l->in_proj_bias ? vkg_narrow(l->in_proj_bias, 0, i * E, E) : NULL;
+    vkg_tensor *y = vkg_matmul_bias_act(x, vkg_transpose(w, 0, 1), bias, VKG_ACTIVATION_NONE);
     if (!y) return NULL;
     y = vkg_reshape(y, VKG_SHAPE(x->shape.d[0], x->shape.d[1], l->heads, Dh));
-    return vkg_contiguous(vkg_transpose(y, 1, 2));
+    return vkg_transpose(y, 1, 2);
 }
 
 vkg_tensor *vkg_mha_forward(const vkg_mha_layer *l, vkg_tensor *query, vkg_tensor *key, vkg_tensor *value,
@@ -165,13 +167,13 @@ vkg_tensor *vkg_mha_forward(const vkg_mha_layer *l, vkg_tensor *query, vkg_tenso
     vkg_tensor *q, *k, *v;
     if (key == query && value == query) { /* self-attention: one matmul for q, k and v */
         int64_t Dh = E / l->heads;
-        vkg_tensor *qkv = vkg_matmul(query, vkg_transpose(l->in_proj_weight, 0, 1));   /* (B, T, 3E) */
-        if (l->in_proj_bias) qkv = vkg_add(qkv, l->in_proj_bias);
+        vkg_tensor *qkv = vkg_matmul_bias_act(query, vkg_transpose(l->in_proj_weight, 0, 1), l->in_proj_bias,
+                                              VKG_ACTIVATION_NONE);                       /* (B, T, 3E) */
         vkg_tensor *part[3];
         for (int i = 0; i < 3; i++) {
             vkg_tensor *y = vkg_reshape(vkg_narrow(qkv, 2, i * E, E),
                                         VKG_SHAPE(query->shape.d[0], query->shape.d[1], l->heads, Dh));
-            part[i] = vkg_contiguous(vkg_transpose(y, 1, 2));                            /* (B, h, T, Dh) */
+            part[i] = vkg_transpose(y, 1, 2);                                           /* (B, h, T, Dh) */
         }
         q = part[0], k = part[1], v = part[2];
     } else {
