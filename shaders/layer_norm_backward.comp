@@ -8,15 +8,22 @@
 //      rows in order: out[c, 0, d] = sum dy xh,  out[c, 1, d] = sum dy    out: (chunks, 2, D)
 //      (the host adds the chunks in order: lib/ops/layer_norm.c)
 // x is read through strides like the forward; dy is contiguous (rows, D). flags bit 0: w present.
+// VEC4 (specialization constant 2), OP 0 only: vec4 loads and stores where the forward's VEC4
+// conditions hold for x, dy, w and the output (shaders/layer_norm.comp says why).
 // Push constants mirror vkg_layer_norm_backward_push in lib/ops/layer_norm.c: change both.
 #include "common.glsl"
 
 layout(constant_id = 1) const uint OP = 0;
+layout(constant_id = 2) const bool VEC4 = false;
 layout(std430, binding = 0) writeonly buffer O { float o[]; };
 layout(std430, binding = 1) readonly buffer X { float x[]; };
 layout(std430, binding = 2) readonly buffer DY { float dy[]; };
 layout(std430, binding = 3) readonly buffer S { float stats[]; };
 layout(std430, binding = 4) readonly buffer W { float w[]; };
+layout(std430, binding = 0) writeonly buffer O4 { vec4 o4[]; };
+layout(std430, binding = 1) readonly buffer X4 { vec4 x4[]; };
+layout(std430, binding = 2) readonly buffer DY4 { vec4 dy4[]; };
+layout(std430, binding = 4) readonly buffer W4 { vec4 w4[]; };
 
 layout(push_constant) uniform Push {
     uint rows, D, x_off, out_off;
@@ -30,8 +37,30 @@ layout(push_constant) uniform Push {
 
 float weight(uint d) { return (pc.flags & 1u) != 0u ? w[int(pc.w_off) + int(d) * pc.w_st] : 1.0; }
 
+vec4 weight4(uint d) { return (pc.flags & 1u) != 0u ? w4[pc.w_off / 4u + d] : vec4(1.0); }
+float hsum(vec4 v) { return (v.x + v.y) + (v.z + v.w); }
+
+void row_vec4(uint i) {
+    uint base = (pc.x_off + i * uint(pc.s_row)) / 4u, gb = (pc.dy_off + i * pc.D) / 4u, n = pc.D / 4u;
+    float mean = stats[pc.stats_off + 2u * i], rstd = stats[pc.stats_off + 2u * i + 1u];
+    vec4 mg = vec4(0.0), mgx = vec4(0.0);
+    for (uint d = 0u; d < n; d++) {
+        vec4 g = dy4[gb + d] * weight4(d);
+        mg += g;
+        mgx += g * (x4[base + d] - mean) * rstd;
+    }
+    float m1 = hsum(mg) / float(pc.D), m2 = hsum(mgx) / float(pc.D);
+    uint ob = (pc.out_off + i * pc.D) / 4u;
+    for (uint d = 0u; d < n; d++) {
+        vec4 xh = (x4[base + d] - mean) * rstd;
+        o4[ob + d] = rstd * (dy4[gb + d] * weight4(d) - m1 - xh * m2);
+    }
+}
+
 void main() {
-    if (OP == 0u) {
+    if (OP == 0u && VEC4) {
+        for (uint i = gl_GlobalInvocationID.x; i < pc.rows; i += GRID_STRIDE) row_vec4(i);
+    } else if (OP == 0u) {
         for (uint i = gl_GlobalInvocationID.x; i < pc.rows; i += GRID_STRIDE) {
             int base = int(pc.x_off) + int(i) * pc.s_row;
             uint gb = pc.dy_off + i * pc.D;

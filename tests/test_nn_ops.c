@@ -274,8 +274,10 @@ VKG_TEST(nn_ops, cross_entropy_out_of_range_target_is_nan) {
 
 VKG_TEST(nn_ops, layer_norm_forward) {
     vkg_scope_begin();
-    const vkg_shape ss[] = { VKG_SHAPE(37, 129), VKG_SHAPE(3, 5, 7), VKG_SHAPE(300, 2), VKG_SHAPE(1, 1) };
-    for (int k = 0; k < 4; k++) {
+    /* D a multiple of 4 takes the kernels' vec4 path (also through the gradchecks below) */
+    const vkg_shape ss[] = { VKG_SHAPE(37, 129), VKG_SHAPE(3, 5, 7), VKG_SHAPE(300, 2), VKG_SHAPE(1, 1),
+                             VKG_SHAPE(33, 128), VKG_SHAPE(2, 3, 12) };
+    for (int k = 0; k < 6; k++) {
         vkg_shape s = ss[k];
         int64_t D = s.d[s.ndim - 1], rows = vkg_shape_numel(s) / D;
         size_t n = (size_t)vkg_shape_numel(s);
@@ -551,6 +553,51 @@ VKG_TEST(nn_ops, layer_norm_gradcheck) {
     gradcheck((nn_case){ .op = VKG_OP_LAYER_NORM, .nin = 3, .shape = { VKG_SHAPE(2, 3, 5), VKG_SHAPE(5), VKG_SHAPE(5) },
                          .has_w = true, .has_b = true },
               SEED + 90);
+    gradcheck((nn_case){ .op = VKG_OP_LAYER_NORM, .nin = 3, .shape = { VKG_SHAPE(3, 8), VKG_SHAPE(8), VKG_SHAPE(8) },
+                         .has_w = true, .has_b = true },
+              SEED + 91);
+}
+
+/* Rows that are views: a column window of a wider tensor, starting at a multiple of 4 floats
+ * (the vec4 path) and not (the scalar one), with w and b views as well; forward and backward
+ * against the reference on the same values. */
+VKG_TEST(nn_ops, layer_norm_of_column_windows) {
+    vkg_scope_begin();
+    enum { R = 5, W = 20, D = 12 };
+    float *all = rnd(R * W, -3, 5, SEED + 92), *pw = rnd(W, 0.5f, 2, SEED + 93), *pb = rnd(W, -1, 1, SEED + 94);
+    for (int start = 2; start <= 4; start += 2) {
+        float x[R * D], want[R * D], dy[R * D];
+        for (int i = 0; i < R; i++)
+            for (int d = 0; d < D; d++) {
+                x[i * D + d] = all[i * W + start + d];
+                dy[i * D + d] = 0.1f * (float)(i - d);
+            }
+        vkg_ref_layer_norm(want, NULL, NULL, x, pw + start, pb + start, R, D, 1e-5f);
+        vkg_tensor *xt = vkg_requires_grad(vkg_from_data(VKG_SHAPE(R, W), all), true);
+        vkg_tensor *wt = vkg_from_data(VKG_SHAPE(W), pw), *bt = vkg_from_data(VKG_SHAPE(W), pb);
+        vkg_tensor *y = vkg_layer_norm(vkg_narrow(xt, 1, start, D), vkg_narrow(wt, 0, start, D), vkg_narrow(bt, 0, start, D),
+                                       VKG_LAYER_NORM_EPS);
+        expect_close(y, want, R * D, 1e-4f, 2e-5f, "layer_norm of a column window");
+        cr_assert_eq(vkg_backward_desc_run(y, &(vkg_backward_desc){ .grad_output = vkg_from_data(VKG_SHAPE(R, D), dy) }),
+                     VKG_OK, "%s", vkg_last_error());
+        double xd[R * D], dyd[R * D], wd[D], dxd[R * D] = { 0 };
+        for (int i = 0; i < R * D; i++) xd[i] = x[i], dyd[i] = dy[i];
+        for (int d = 0; d < D; d++) wd[d] = pw[start + d];
+        vkg_ref_layer_norm_backward_f64(dxd, NULL, NULL, xd, wd, R, D, 1e-5, dyd);
+        float *g = vkgt_read(vkg_grad(xt));
+        for (int i = 0; i < R; i++)
+            for (int d = 0; d < W; d++) {
+                float got = g[i * W + d];
+                float exp = d >= start && d < start + D ? (float)dxd[i * D + d - start] : 0.0f;
+                cr_assert(fabsf(got - exp) <= 1e-4f + 1e-4f * fabsf(exp), "dx[%d][%d] = %g, want %g (start %d)", i, d,
+                          (double)got, (double)exp, start);
+            }
+        free(g);
+    }
+    free(all);
+    free(pw);
+    free(pb);
+    vkg_scope_end();
 }
 
 /* Runs in its own process: repeats one small check per op, so that every differentiable nn op

@@ -51,6 +51,9 @@ static bool check_param(vkg_tensor *p, const char *what, vkg_tensor *x) {
     return false;
 }
 
+/* The shaders' VEC4 paths read w and b as vec4: absent, or stride 1 from a multiple of 4. */
+static bool vec4_param(const vkg_tensor *p) { return !p || (p->strides[0] == 1 && p->offset % 4 == 0); }
+
 vkg_tensor *vkg_layer_norm(vkg_tensor *x, vkg_tensor *weight, vkg_tensor *bias, float eps) {
     const char *fn = "vkg_layer_norm";
     if (!x) return NULL;
@@ -83,8 +86,11 @@ vkg_tensor *vkg_layer_norm(vkg_tensor *x, vkg_tensor *weight, vkg_tensor *bias, 
                                    .w_st = weight ? (int32_t)weight->strides[0] : 0,
                                    .b_st = bias ? (int32_t)bias->strides[0] : 0,
                                    .eps = eps };
+        bool vec4 = r.sr == 1 && r.so >= 0 && D % 4 == 0 && r.so % 4 == 0 && xr->offset % 4 == 0 &&
+                    y->offset % 4 == 0 && vec4_param(weight) && vec4_param(bias);
         vkg_status st = vkg_dispatch(&(vkg_dispatch_desc){
             .shader = "layer_norm", .op = VKG_OP_LAYER_NORM, .name = fn, .local_size = LOCAL,
+            .spec = { vec4 }, .nspec = 1,
             .groups = { vkg_groups_for_cost((uint64_t)rows, LOCAL, 3 * (uint64_t)D + 4) },
             .bind = { y, stats, xr, weight ? weight : xr, bias ? bias : xr }, .nout = 2, .push = &pc,
             .push_size = sizeof pc });
@@ -135,6 +141,8 @@ vkg_status vkg_nn_layer_norm_backward(vkg_tensor *x, vkg_tensor *w, vkg_tensor *
     /* dw and db sum over the rows: split into chunks (vkg_split_rows) whose (2, D) partial sums
      * are added in order, so that the rows of a long batch neither run past lavapipe's loop
      * limit nor leave a device with only D invocations to run */
+    bool vec4 = r.sr == 1 && r.so >= 0 && D % 4 == 0 && r.so % 4 == 0 && xr->offset % 4 == 0 &&
+                dyc->offset % 4 == 0 && vec4_param(w);
     uint64_t per, chunks = vkg_split_rows((uint64_t)rows, 1, (uint64_t)D, &per);
     if ((st = vkg_loop_check(2 * (uint64_t)D + 4, fn, "one row")) != VKG_OK) goto done;
     for (uint32_t op = 0; op < 2 && st == VKG_OK; op++) {
@@ -151,7 +159,8 @@ vkg_status vkg_nn_layer_norm_backward(vkg_tensor *x, vkg_tensor *w, vkg_tensor *
         pc.items = (uint32_t)(chunks * (uint64_t)D);
         uint64_t n = op == 0 ? (uint64_t)rows : pc.items, cost = op == 0 ? 2 * (uint64_t)D + 4 : per + 4;
         st = vkg_dispatch(&(vkg_dispatch_desc){ .shader = "layer_norm_backward", .op = VKG_OP_LAYER_NORM, .name = fn,
-                                                .spec = { op }, .nspec = 1, .local_size = LOCAL,
+                                                .spec = { op, op == 0 && vec4 && part->offset % 4 == 0 }, .nspec = 2,
+                                                .local_size = LOCAL,
                                                 .groups = { vkg_groups_for_cost(n, LOCAL, cost) },
                                                 .bind = { part, xr, dyc, stats, w ? w : xr }, .nout = 1, .push = &pc,
                                                 .push_size = sizeof pc });
