@@ -9,7 +9,11 @@
 //     Y and its index to I (the first pass for rows too long for one workgroup: lavapipe ends an
 //     invocation's loops after 65535 iterations);
 //   3 merge: one invocation per output combines its pc.nchunk (value, index) pairs, read from X
-//     and XI, in chunk order (the second pass).
+//     and XI, in chunk order (the second pass);
+//   4 columns: one invocation per (output, chunk of pc.chunk along R), writing like 2 (a first
+//     pass on CPU devices for few outputs side by side, inner > 1: a bias's gradient over the
+//     rows of a batch). Neighbouring lanes take neighbouring outputs, so they read neighbouring
+//     words, and there is no barrier tree (lavapipe pays for each barrier).
 // Push constants mirror vkg_reduce_push in lib/ops/reduce.c: change both.
 #include "common.glsl"
 
@@ -65,6 +69,17 @@ void main() {
             int ia = 0x7fffffff;
             for (uint r = 0; r < pc.R; r++) combine(acc, ia, x[base + r * pc.inner], int(r));
             store(o, acc, pc.R == 0u ? 0 : ia);
+        }
+    } else if (VARIANT == 4) {
+        for (uint it = gl_GlobalInvocationID.x; it < nout * pc.nchunk; it += GRID_STRIDE) {
+            uint c = it / nout, o = it % nout;
+            uint base = pc.in_off + (o / pc.inner) * pc.R * pc.inner + o % pc.inner;
+            uint r1 = min(pc.R, (c + 1u) * pc.chunk);
+            float acc = init_value();
+            int ia = 0x7fffffff;
+            for (uint r = c * pc.chunk; r < r1; r++) combine(acc, ia, x[base + r * pc.inner], int(r));
+            y[pc.out_off + o * pc.nchunk + c] = acc;
+            yi[pc.idx_off + o * pc.nchunk + c] = ia;
         }
     } else if (VARIANT == 3) {
         for (uint o = gl_GlobalInvocationID.x; o < nout; o += GRID_STRIDE) {

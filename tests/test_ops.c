@@ -298,6 +298,10 @@ VKG_TEST(ops, reduce_against_reference) {
         check_reduce(o, VKG_SHAPE(3, 4, 5), -1, false, CONTIG, SEED + 4);
         check_reduce(o, VKG_SHAPE(3, 4, 5), 0, false, CONTIG, SEED + 5);
         check_reduce(o, VKG_SHAPE(2, 3000), 1, false, CONTIG, SEED + 6);   /* workgroup per output  */
+        /* few outputs side by side: on CPU devices chunks of rows, an invocation each, merged */
+        check_reduce(o, VKG_SHAPE(300, 5), 0, false, CONTIG, SEED + 14);
+        check_reduce(o, VKG_SHAPE(4, 300, 6), 1, true, CONTIG, SEED + 15);
+        check_reduce(o, VKG_SHAPE(20000, 3), 0, false, CONTIG, SEED + 16);
         check_reduce(o, VKG_SHAPE(300, 70000), 1, false, CONTIG, SEED + 12); /* rows past lavapipe's 65535-iteration loop limit */
         /* a row of 9M: each of one workgroup's 128 lanes would still loop 70,313 times (an earlier
          * kernel did, and dropped the rest); split across workgroups, then merged */
