@@ -169,10 +169,12 @@ vkg_tensor *vkg_mha_forward(const vkg_mha_layer *l, vkg_tensor *query, vkg_tenso
         int64_t Dh = E / l->heads;
         vkg_tensor *qkv = vkg_matmul_bias_act(query, vkg_transpose(l->in_proj_weight, 0, 1), l->in_proj_bias,
                                               VKG_ACTIVATION_NONE);                       /* (B, T, 3E) */
+        /* a split, not three narrows: the backward writes each piece's gradient into its place
+         * once, where a narrow's adds it into a zeroed full-size gradient */
         vkg_tensor *part[3];
+        if (vkg_split(qkv, (const int64_t[]){ E, E, E }, 3, 2, part) != VKG_OK) return NULL;
         for (int i = 0; i < 3; i++) {
-            vkg_tensor *y = vkg_reshape(vkg_narrow(qkv, 2, i * E, E),
-                                        VKG_SHAPE(query->shape.d[0], query->shape.d[1], l->heads, Dh));
+            vkg_tensor *y = vkg_reshape(part[i], VKG_SHAPE(query->shape.d[0], query->shape.d[1], l->heads, Dh));
             part[i] = vkg_transpose(y, 1, 2);                                           /* (B, h, T, Dh) */
         }
         q = part[0], k = part[1], v = part[2];
