@@ -116,7 +116,8 @@ vkg_status vkg_nn_layer_norm_backward(vkg_tensor *x, vkg_tensor *w, vkg_tensor *
     vkg_tensor *xr = NULL, *dyc = NULL;
     vkg_status st = VKG_OK;
     if (dx) *dx = vkg_tensor_alloc(x->shape, VKG_F32, false, fn);
-    if (dwb) *dwb = vkg_zeros(VKG_SHAPE(2, D)); /* zeros: stays right when there are no rows */
+    if (dwb) /* the kernel writes every entry; zeros where there are no rows */
+        *dwb = vkg_numel(x) > 0 ? vkg_tensor_alloc(VKG_SHAPE(2, D), VKG_F32, false, fn) : vkg_zeros(VKG_SHAPE(2, D));
     if ((dx && !*dx) || (dwb && !*dwb)) {
         st = vkg_last_status();
         goto done;
