@@ -7,13 +7,20 @@
 // OP (specialization constant 1) is the op's code in
 // lib/include/vkgrad/op_list_nn.h: softmax 0, log_softmax 1, logsumexp 2, var 3, std 4 (change
 // both). y is contiguous: (outer, R, inner) for 0 and 1, (outer, inner) for the others.
+// VEC4 (specialization constant 3), softmax and log_softmax in variant 0 only: the host sets it
+// where rows are contiguous (inner 1, sr 1), R and every row's start multiples of 4; rows are
+// then read and written as vec4 (lavapipe moves a lane's vec4 for about the cost of a float:
+// shaders/layer_norm.comp).
 // Push constants mirror vkg_nn_rows_push in lib/ops/nn_rows.c: change both.
 #include "common.glsl"
 
 layout(constant_id = 1) const uint OP = 0;
 layout(constant_id = 2) const uint VARIANT = 0;
+layout(constant_id = 3) const bool VEC4 = false;
 layout(std430, binding = 0) writeonly buffer Y { float y[]; };
 layout(std430, binding = 1) readonly buffer X { float x[]; };
+layout(std430, binding = 0) writeonly buffer Y4 { vec4 y4[]; };
+layout(std430, binding = 1) readonly buffer X4 { vec4 x4[]; };
 
 layout(push_constant) uniform Push {
     uint outer, R, inner, x_off;
@@ -64,10 +71,35 @@ void row_by_workgroup(uint o) {
     }
 }
 
+// NaN wins, then the larger (the scalar loop's rule, per component)
+float max_of(vec4 m) { return max_nan(max_nan(max_nan(m.x, m.y), m.z), m.w); }
+
+void row_vec4(uint o) {
+    uint base = (pc.x_off + o * uint(pc.so)) / 4u, n = pc.R / 4u;
+    vec4 m4 = vec4(-INF);
+    for (uint r = 0u; r < n; r++) {
+        vec4 v = x4[base + r];
+        m4 = mix(m4, v, bvec4(uvec4(greaterThan(v, m4)) | uvec4(isnan(v))));
+    }
+    float m = max_of(m4);
+    vec4 s4 = vec4(0.0);
+    for (uint r = 0u; r < n; r++) s4 += exp(x4[base + r] - m);
+    float s = (s4.x + s4.y) + (s4.z + s4.w), ls = log(s);
+    uint yb = (pc.y_off + o * pc.R) / 4u;
+    for (uint r = 0u; r < n; r++) {
+        vec4 v = x4[base + r] - m;
+        y4[yb + r] = OP == 0u ? exp(v) / s : v - ls;
+    }
+}
+
 void main() {
     uint rows = pc.outer * pc.inner;
     if (VARIANT == 1u) {
         for (uint o = gl_WorkGroupID.x; o < rows; o += gl_NumWorkGroups.x) row_by_workgroup(o);
+        return;
+    }
+    if (VEC4) {
+        for (uint o = gl_GlobalInvocationID.x; o < rows; o += GRID_STRIDE) row_vec4(o);
         return;
     }
     for (uint o = gl_GlobalInvocationID.x; o < rows; o += GRID_STRIDE) {

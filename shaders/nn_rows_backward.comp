@@ -10,15 +10,21 @@
 // contiguous, (outer, R, inner) for 0 and 1 and (outer, inner) for the others; aux (outer, inner).
 // VARIANT (specialization constant 2): 0 one invocation per row, 1 one workgroup per row (few
 // long rows; sums through the fixed tree of nn_rows_wg.glsl).
+// VEC4 (specialization constant 3): softmax and log_softmax as vec4 rows, where the forward's
+// VEC4 conditions hold for a, dx and dy (shaders/nn_rows.comp).
 // Push constants mirror vkg_nn_rows_backward_push in lib/ops/nn_rows.c: change both.
 #include "common.glsl"
 
 layout(constant_id = 1) const uint OP = 0;
 layout(constant_id = 2) const uint VARIANT = 0;
+layout(constant_id = 3) const bool VEC4 = false;
 layout(std430, binding = 0) writeonly buffer DX { float dx[]; };
 layout(std430, binding = 1) readonly buffer A { float a[]; };
 layout(std430, binding = 2) readonly buffer DY { float dy[]; };
 layout(std430, binding = 3) readonly buffer AUX { float aux[]; };
+layout(std430, binding = 0) writeonly buffer DX4 { vec4 dx4[]; };
+layout(std430, binding = 1) readonly buffer A4 { vec4 a4[]; };
+layout(std430, binding = 2) readonly buffer DY4 { vec4 dy4[]; };
 
 layout(push_constant) uniform Push {
     uint outer, R, inner, a_off;
@@ -66,10 +72,26 @@ void row_by_workgroup(uint o) {
     }
 }
 
+void row_vec4(uint o) {
+    uint base = (pc.a_off + o * uint(pc.so)) / 4u, gb = (pc.dy_off + o * pc.R) / 4u, n = pc.R / 4u;
+    vec4 s4 = vec4(0.0);
+    for (uint r = 0u; r < n; r++) s4 += OP == 0u ? dy4[gb + r] * a4[base + r] : dy4[gb + r];
+    float s = (s4.x + s4.y) + (s4.z + s4.w);
+    uint xb = (pc.dx_off + o * pc.R) / 4u;
+    for (uint r = 0u; r < n; r++) {
+        vec4 v = a4[base + r], g = dy4[gb + r];
+        dx4[xb + r] = OP == 0u ? v * (g - s) : g - exp(v) * s;
+    }
+}
+
 void main() {
     uint rows = pc.outer * pc.inner;
     if (VARIANT == 1u) {
         for (uint o = gl_WorkGroupID.x; o < rows; o += gl_NumWorkGroups.x) row_by_workgroup(o);
+        return;
+    }
+    if (VEC4) {
+        for (uint o = gl_GlobalInvocationID.x; o < rows; o += GRID_STRIDE) row_vec4(o);
         return;
     }
     for (uint o = gl_GlobalInvocationID.x; o < rows; o += GRID_STRIDE) {

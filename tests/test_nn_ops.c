@@ -118,6 +118,8 @@ VKG_TEST(nn_ops, rows_forward) {
         { VKG_SHAPE(200, 3), 1, false },
         /* few long rows: the workgroup-per-row variant */
         { VKG_SHAPE(3001, 2), 0, false }, { VKG_SHAPE(3, 1000), -1, true },
+        /* contiguous rows of a multiple of 4: softmax and log_softmax take the vec4 path */
+        { VKG_SHAPE(37, 128), 1, false }, { VKG_SHAPE(5, 3, 12), -1, false },
     };
     const vkg_op ops[] = { VKG_OP_SOFTMAX, VKG_OP_LOG_SOFTMAX, VKG_OP_LOGSUMEXP, VKG_OP_VAR, VKG_OP_STD };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
@@ -519,7 +521,18 @@ VKG_TEST(nn_ops, rows_gradcheck) {
         gradcheck((nn_case){ .op = ops[j], .nin = 1, .shape = { VKG_SHAPE(600, 2) }, .axis = 0, .correction = 1,
                              .transposed = { true } },
                   SEED + 35 + (uint64_t)j);
+        /* contiguous rows of 8: the vec4 path of softmax and log_softmax */
+        gradcheck((nn_case){ .op = ops[j], .nin = 1, .shape = { VKG_SHAPE(3, 8) }, .axis = 1, .correction = 1 },
+                  SEED + 40 + (uint64_t)j);
     }
+    /* NaN wins the vec4 path's max whichever lane holds it; -inf entries give 0 */
+    vkg_scope_begin();
+    float v[16] = { 1, 2, 3, 4, 5, NAN, 7, 8, -INFINITY, 0, 1, -INFINITY, 2, 2, 2, 2 };
+    float *y = vkgt_read(vkg_softmax(vkg_from_data(VKG_SHAPE(2, 8), v), 1));
+    for (int i = 0; i < 8; i++) cr_assert(isnan(y[i]), "softmax of a row with NaN: y[%d] = %g", i, (double)y[i]);
+    cr_assert(y[8] == 0.0f && y[11] == 0.0f && y[9] > 0.0f, "-inf gives 0: %g %g", (double)y[8], (double)y[11]);
+    free(y);
+    vkg_scope_end();
 }
 
 VKG_TEST(nn_ops, losses_gradcheck) {

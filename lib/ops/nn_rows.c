@@ -57,6 +57,11 @@ static float var_denom(int64_t R, int correction) {
     return d > 0 ? (float)d : 0.0f;
 }
 
+/* The shaders' VEC4 paths: contiguous rows of a multiple of 4 that start at multiples of 4. */
+static bool rows_vec4(const vkg_nn_rows *r, int64_t off) {
+    return r->inner == 1 && r->sr == 1 && r->R % 4 == 0 && r->so >= 0 && r->so % 4 == 0 && off % 4 == 0;
+}
+
 static vkg_tensor *rows_op(vkg_op op, vkg_tensor *x, int axis, bool keepdim, int correction) {
     const char *name = vkg_op_table[op].name;
     char fn[48];
@@ -86,8 +91,9 @@ static vkg_tensor *rows_op(vkg_op op, vkg_tensor *x, int axis, bool keepdim, int
                                     denom };
             uint64_t rows = (uint64_t)(r.outer * r.inner);
             uint32_t variant, groups = rows_grid(rows, r.R, r.sr, fn, &variant);
+            bool vec4 = same_shape && variant == 0 && rows_vec4(&r, xr->offset) && y->offset % 4 == 0;
             vkg_status st = !groups ? vkg_last_status() : vkg_dispatch(&(vkg_dispatch_desc){
-                .shader = "nn_rows", .op = op, .name = fn, .spec = { vkg_op_table[op].code, variant }, .nspec = 2,
+                .shader = "nn_rows", .op = op, .name = fn, .spec = { vkg_op_table[op].code, variant, vec4 }, .nspec = 3,
                 .local_size = LOCAL, .groups = { groups }, .bind = { y, xr },
                 .nout = 1, .push = &pc, .push_size = sizeof pc });
             if (xr != x) vkg_free(xr);
@@ -135,9 +141,11 @@ vkg_tensor *vkg_nn_rows_backward(vkg_op op, vkg_tensor *a, int axis, vkg_tensor 
                                          auxc ? (uint32_t)auxc->offset : 0, denom };
         uint64_t rows = (uint64_t)(r.outer * r.inner);
         uint32_t variant, groups = rows_grid(rows, r.R, r.sr, fn, &variant);
+        bool vec4 = (op == VKG_OP_SOFTMAX || op == VKG_OP_LOG_SOFTMAX) && variant == 0 && rows_vec4(&r, ar->offset) &&
+                    dx->offset % 4 == 0 && dyc->offset % 4 == 0;
         st = !groups ? vkg_last_status()
                      : vkg_dispatch(&(vkg_dispatch_desc){ .shader = "nn_rows_backward", .op = op, .name = fn,
-                                                .spec = { vkg_op_table[op].code, variant }, .nspec = 2,
+                                                .spec = { vkg_op_table[op].code, variant, vec4 }, .nspec = 3,
                                                 .local_size = LOCAL, .groups = { groups },
                                                 .bind = { dx, ar, dyc, auxc ? auxc : dyc }, .nout = 1, .push = &pc,
                                                 .push_size = sizeof pc });
