@@ -8,13 +8,18 @@
 // A target equal to ignore gives loss 0 and valid 0; one outside [0, C) gives NaN (valid 1).
 // The reduction (sum, or sum / sum(valid)) is done by the caller in a fixed order.
 // Push constants mirror vkg_class_loss_push in lib/ops/loss.c: change both.
+// VEC4 (specialization constant 2), cross_entropy: the host sets it where x's rows are
+// contiguous, C and every row's start multiples of 4: the classes are read as vec4 (lavapipe
+// moves a lane's vec4 for about the cost of a float: shaders/layer_norm.comp).
 #include "common.glsl"
 
 layout(constant_id = 1) const uint OP = 0;
+layout(constant_id = 2) const bool VEC4 = false;
 layout(std430, binding = 0) writeonly buffer L { float loss[]; };
 layout(std430, binding = 1) writeonly buffer V { float valid[]; };
 layout(std430, binding = 2) readonly buffer X { float x[]; };
 layout(std430, binding = 3) readonly buffer T { int target[]; };
+layout(std430, binding = 2) readonly buffer X4 { vec4 x4[]; };
 
 layout(push_constant) uniform Push {
     uint N, C, x_off, t_off;
@@ -25,6 +30,8 @@ layout(push_constant) uniform Push {
 #define INF uintBitsToFloat(0x7f800000u)
 #define NAN uintBitsToFloat(0x7fc00000u)
 
+#include "class_loss_vec4.glsl"
+
 void main() {
     for (uint n = gl_GlobalInvocationID.x; n < pc.N; n += GRID_STRIDE) {
         int t = target[int(pc.t_off) + int(n) * pc.sT];
@@ -33,7 +40,10 @@ void main() {
         if (t == pc.ignore) l = 0.0;
         else if (t < 0 || t >= int(pc.C)) l = NAN;
         else if (OP == 1u) l = -x[base + t * pc.sC];
-        else {
+        else if (VEC4) {
+            vec2 ms = max_sumexp4(uint(base) / 4u);
+            l = ms.x + log(ms.y) - x[base + t];
+        } else {
             float m = -INF;
             for (uint c = 0u; c < pc.C; c++) {
                 float v = x[base + int(c) * pc.sC];

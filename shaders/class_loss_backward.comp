@@ -6,14 +6,19 @@
 // gn by mode: 0 g[n] (reduction none), 1 g[0] (sum), 2 g[0] / count[0] (mean). An ignored
 // sample's row is 0; a target outside [0, C) gives a NaN row. dx (N, C) is contiguous.
 // Push constants mirror vkg_class_loss_backward_push in lib/ops/loss.c: change both.
+// VEC4 (specialization constant 2): cross_entropy's rows as vec4 where the forward's VEC4
+// conditions hold for x and dx (shaders/class_loss.comp).
 #include "common.glsl"
 
 layout(constant_id = 1) const uint OP = 0;
+layout(constant_id = 2) const bool VEC4 = false;
 layout(std430, binding = 0) writeonly buffer DX { float dx[]; };
 layout(std430, binding = 1) readonly buffer X { float x[]; };
 layout(std430, binding = 2) readonly buffer T { int target[]; };
 layout(std430, binding = 3) readonly buffer G { float g[]; };
 layout(std430, binding = 4) readonly buffer K { float count[]; };
+layout(std430, binding = 0) writeonly buffer DX4 { vec4 dx4[]; };
+layout(std430, binding = 1) readonly buffer X4 { vec4 x4[]; };
 
 layout(push_constant) uniform Push {
     uint N, C, x_off, t_off;
@@ -26,6 +31,8 @@ layout(push_constant) uniform Push {
 
 #define INF uintBitsToFloat(0x7f800000u)
 #define NAN uintBitsToFloat(0x7fc00000u)
+
+#include "class_loss_vec4.glsl"
 
 void main() {
     for (uint n = gl_GlobalInvocationID.x; n < pc.N; n += GRID_STRIDE) {
@@ -46,6 +53,17 @@ void main() {
             continue;
         }
         int base = int(pc.x_off) + int(n) * pc.sN;
+        if (VEC4) {
+            uint b4 = uint(base) / 4u, o4 = ob / 4u;
+            vec2 ms = max_sumexp4(b4);
+            for (uint c = 0u; c < pc.C / 4u; c++) {
+                vec4 p = exp(x4[b4 + c] - ms.x) / ms.y;
+                // the target's class gets p - 1: compare the lane's four class numbers with t
+                vec4 hit = vec4(equal(ivec4(4 * int(c)) + ivec4(0, 1, 2, 3), ivec4(t)));
+                dx4[o4 + c] = gn * (p - hit);
+            }
+            continue;
+        }
         float m = -INF;
         for (uint c = 0u; c < pc.C; c++) {
             float v = x[base + int(c) * pc.sC];

@@ -184,8 +184,9 @@ VKG_TEST(nn_ops, rows_forward) {
 
 VKG_TEST(nn_ops, losses_forward) {
     vkg_scope_begin();
-    const int64_t Ns[] = { 1, 37, 200 }, Cs[] = { 5, 129, 3 };
-    for (int k = 0; k < 3; k++) {
+    /* C = 128 (contiguous): cross_entropy's vec4 path both ways */
+    const int64_t Ns[] = { 1, 37, 200, 33 }, Cs[] = { 5, 129, 3, 128 };
+    for (int k = 0; k < 4; k++) {
         int64_t N = Ns[k], C = Cs[k];
         float *x = rnd((size_t)(N * C), -5, 5, SEED + 40 + (uint64_t)k);
         float *lp = malloc((size_t)(N * C) * sizeof *lp);
@@ -545,6 +546,9 @@ VKG_TEST(nn_ops, losses_gradcheck) {
             gradcheck((nn_case){ .op = o, .nin = 2, .shape = { VKG_SHAPE(6, 4), VKG_SHAPE(6) }, .transposed = { true },
                                  .reduction = red, .has_ignore = true, .ignore = 1 },
                       SEED + 50 + (uint64_t)(r * 2 + op));
+            gradcheck((nn_case){ .op = o, .nin = 2, .shape = { VKG_SHAPE(7, 8), VKG_SHAPE(7) }, .reduction = red,
+                                 .has_ignore = true, .ignore = 2 },
+                      SEED + 56 + (uint64_t)(r * 2 + op));
         }
         gradcheck((nn_case){ .op = VKG_OP_MSE_LOSS, .nin = 2, .shape = { VKG_SHAPE(5, 7), VKG_SHAPE(5, 7) },
                              .transposed = { true, false }, .reduction = red },
