@@ -27,6 +27,8 @@ layout(push_constant) uniform Push {
     int so, sr, si;      // strides of x's outer, axis and inner parts, in elements
     uint y_off;
     float denom;         // var / std: max(R - correction, 0)
+    float scale;         // softmax family: x is read as x scale (1 for the public ops)
+    uint causal;         // softmax family: T; entries r > (row % T) read as -inf (0: none)
 } pc;
 
 #define INF uintBitsToFloat(0x7f800000u)
@@ -34,17 +36,23 @@ layout(push_constant) uniform Push {
 
 #include "nn_rows_wg.glsl"
 
+// The softmax family's view of x: scaled, and -inf past the query's own column where causal
+// (lib/ops/nn_internal.h, vkg_nn_softmax_scaled: attention's scores).
+uint causal_limit(uint ob) { return pc.causal == 0u ? 0xffffffffu : ob % pc.causal; }
+float xs(int base, uint r, uint lim) { return r > lim ? -INF : x[base + int(r) * pc.sr] * pc.scale; }
+
 // Variant 1: the workgroup's invocations take r = t, t + L, ... and combine through the tree.
 void row_by_workgroup(uint o) {
     uint t = gl_LocalInvocationID.x, L = gl_WorkGroupSize.x;
     uint ob = o / pc.inner, ii = o % pc.inner;
     int base = int(pc.x_off) + int(ob) * pc.so + int(ii) * pc.si;
     if (OP <= 2u) {
+        uint lim = causal_limit(ob);
         float m = -INF;
-        for (uint r = t; r < pc.R; r += L) m = max_nan(x[base + int(r) * pc.sr], m);
+        for (uint r = t; r < pc.R; r += L) m = max_nan(xs(base, r, lim), m);
         m = wg_reduce(m, true);
         float s = 0.0;
-        for (uint r = t; r < pc.R; r += L) s += exp(x[base + int(r) * pc.sr] - m);
+        for (uint r = t; r < pc.R; r += L) s += exp(xs(base, r, lim) - m);
         s = wg_reduce(s, false);
         if (OP == 2u) {
             if (t == 0u) y[pc.y_off + o] = isinf(m) ? m : m + log(s);
@@ -53,7 +61,7 @@ void row_by_workgroup(uint o) {
         float ls = log(s);
         uint yb = pc.y_off + ob * pc.R * pc.inner + ii;
         for (uint r = t; r < pc.R; r += L) {
-            float v = x[base + int(r) * pc.sr] - m;
+            float v = xs(base, r, lim) - m;
             y[yb + r * pc.inner] = OP == 0u ? exp(v) / s : v - ls;
         }
     } else {
@@ -74,20 +82,25 @@ void row_by_workgroup(uint o) {
 // NaN wins, then the larger (the scalar loop's rule, per component)
 float max_of(vec4 m) { return max_nan(max_nan(max_nan(m.x, m.y), m.z), m.w); }
 
+vec4 xs4(uint base, uint r, uint lim) {
+    vec4 v = x4[base + r] * pc.scale;
+    return mix(v, vec4(-INF), greaterThan(uvec4(4u * r) + uvec4(0u, 1u, 2u, 3u), uvec4(lim)));
+}
+
 void row_vec4(uint o) {
-    uint base = (pc.x_off + o * uint(pc.so)) / 4u, n = pc.R / 4u;
+    uint base = (pc.x_off + o * uint(pc.so)) / 4u, n = pc.R / 4u, lim = causal_limit(o);
     vec4 m4 = vec4(-INF);
     for (uint r = 0u; r < n; r++) {
-        vec4 v = x4[base + r];
+        vec4 v = xs4(base, r, lim);
         m4 = mix(m4, v, bvec4(uvec4(greaterThan(v, m4)) | uvec4(isnan(v))));
     }
     float m = max_of(m4);
     vec4 s4 = vec4(0.0);
-    for (uint r = 0u; r < n; r++) s4 += exp(x4[base + r] - m);
+    for (uint r = 0u; r < n; r++) s4 += exp(xs4(base, r, lim) - m);
     float s = (s4.x + s4.y) + (s4.z + s4.w), ls = log(s);
     uint yb = (pc.y_off + o * pc.R) / 4u;
     for (uint r = 0u; r < n; r++) {
-        vec4 v = x4[base + r] - m;
+        vec4 v = xs4(base, r, lim) - m;
         y4[yb + r] = OP == 0u ? exp(v) / s : v - ls;
     }
 }
@@ -106,13 +119,14 @@ void main() {
         uint ob = o / pc.inner, ii = o % pc.inner;
         int base = int(pc.x_off) + int(ob) * pc.so + int(ii) * pc.si;
         if (OP <= 2u) {
+            uint lim = causal_limit(ob);
             float m = -INF;
             for (uint r = 0u; r < pc.R; r++) {
-                float v = x[base + int(r) * pc.sr];
+                float v = xs(base, r, lim);
                 if (v > m || isnan(v)) m = v;
             }
             float s = 0.0;
-            for (uint r = 0u; r < pc.R; r++) s += exp(x[base + int(r) * pc.sr] - m);
+            for (uint r = 0u; r < pc.R; r++) s += exp(xs(base, r, lim) - m);
             if (OP == 2u) {
                 y[pc.y_off + o] = isinf(m) ? m : m + log(s);   // all -inf: -inf, like PyTorch
                 continue;
@@ -120,7 +134,7 @@ void main() {
             float ls = log(s);
             uint yb = pc.y_off + ob * pc.R * pc.inner + ii;
             for (uint r = 0u; r < pc.R; r++) {
-                float v = x[base + int(r) * pc.sr] - m;
+                float v = xs(base, r, lim) - m;
                 y[yb + r * pc.inner] = OP == 0u ? exp(v) / s : v - ls;
             }
         } else {

@@ -32,6 +32,7 @@ layout(push_constant) uniform Push {
     uint dx_off;
     uint dy_off, aux_off;
     float denom;         // var / std: max(R - correction, 0)
+    float scale;         // softmax, log_softmax: the forward's scale, a factor of dx
 } pc;
 
 #include "nn_rows_wg.glsl"
@@ -52,7 +53,7 @@ void row_by_workgroup(uint o) {
         s = wg_reduce(s, false);
         for (uint r = t; r < pc.R; r += L) {
             float v = a[base + int(r) * pc.sr], g = dy[gb + r * pc.inner];
-            dx[xb + r * pc.inner] = OP == 0u ? v * (g - s) : g - exp(v) * s;
+            dx[xb + r * pc.inner] = pc.scale * (OP == 0u ? v * (g - s) : g - exp(v) * s);
         }
     } else if (OP == 2u) {
         float g = dy[pc.dy_off + o], l = aux[pc.aux_off + o];
@@ -80,7 +81,7 @@ void row_vec4(uint o) {
     uint xb = (pc.dx_off + o * pc.R) / 4u;
     for (uint r = 0u; r < n; r++) {
         vec4 v = a4[base + r], g = dy4[gb + r];
-        dx4[xb + r] = OP == 0u ? v * (g - s) : g - exp(v) * s;
+        dx4[xb + r] = pc.scale * (OP == 0u ? v * (g - s) : g - exp(v) * s);
     }
 }
 
@@ -108,7 +109,7 @@ void main() {
             }
             for (uint r = 0u; r < pc.R; r++) {
                 float v = a[base + int(r) * pc.sr], g = dy[gb + r * pc.inner];
-                dx[xb + r * pc.inner] = OP == 0u ? v * (g - s) : g - exp(v) * s;
+                dx[xb + r * pc.inner] = pc.scale * (OP == 0u ? v * (g - s) : g - exp(v) * s);
             }
         } else if (OP == 2u) {
             float g = dy[pc.dy_off + o], l = aux[pc.aux_off + o];

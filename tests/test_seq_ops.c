@@ -428,6 +428,8 @@ static void attn_gradcheck(const char *name, attn_ctx c, bool transposed_k) {
 
 VKG_TEST(seq_ops, attention_gradcheck) {
     attn_gradcheck("attention", (attn_ctx){ 1, 2, 3, 5, 3, 4, .causal = false }, false);
+    attn_gradcheck("attention causal, S 8, scale 0.6", (attn_ctx){ 1, 2, 8, 8, 3, 4, .causal = true, .scale = 0.6f },
+                   false);
     attn_gradcheck("attention causal, k transposed", (attn_ctx){ 2, 1, 4, 4, 2, 3, .causal = true }, true);
     attn_gradcheck("attention masked (T, S), scale 0.7",
                    (attn_ctx){ 1, 2, 3, 4, 3, 2, .masked = true, .ms = VKG_SHAPE(3, 4), .scale = 0.7f }, false);
@@ -466,6 +468,9 @@ VKG_TEST(seq_ops, attention_matches_reference) {
     attn_compare((attn_ctx){ 2, 2, 7, 11, 8, 5, .masked = true, .ms = VKG_SHAPE(2, 1, 7, 11) }, SEED + 20);
     attn_compare((attn_ctx){ 1, 3, 5, 6, 4, 4, .masked = true, .ms = VKG_SHAPE(6), .scale = 0.3f }, SEED + 30);
     attn_compare((attn_ctx){ 1, 1, 130, 3, 2, 1, .causal = true }, SEED + 40);               /* T > S */
+    /* S a multiple of 4: the softmax's vec4 path, causal and with a scale of the caller's */
+    attn_compare((attn_ctx){ 2, 2, 12, 12, 8, 4, .causal = true, .scale = 0.4f }, SEED + 50);
+    attn_compare((attn_ctx){ 1, 2, 6, 16, 4, 4, .causal = true }, SEED + 60);                /* T < S */
 }
 
 VKG_TEST(seq_ops, causal_attention_ignores_the_future) {

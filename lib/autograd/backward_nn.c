@@ -15,10 +15,10 @@ static vkg_status rows_rule(vkg_tensor *y, const vkg_node *n, vkg_tensor *g) {
     vkg_tensor *gx;
     switch (op) {
     case VKG_OP_SOFTMAX:
-    case VKG_OP_LOG_SOFTMAX: gx = vkg_nn_rows_backward(op, y, n->axis, g, NULL, 0.0f); break;
+    case VKG_OP_LOG_SOFTMAX: gx = vkg_nn_rows_backward(op, y, n->axis, g, NULL, 0.0f, n->s); break;
     case VKG_OP_LOGSUMEXP:
-    case VKG_OP_STD: gx = vkg_nn_rows_backward(op, x, n->axis, g, y, denom); break;
-    default: gx = vkg_nn_rows_backward(op, x, n->axis, g, NULL, denom); break;
+    case VKG_OP_STD: gx = vkg_nn_rows_backward(op, x, n->axis, g, y, denom, 1.0f); break;
+    default: gx = vkg_nn_rows_backward(op, x, n->axis, g, NULL, denom, 1.0f); break;
     }
     return vkg_ag_accumulate(x, gx);
 }

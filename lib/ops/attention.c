@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/nn_internal.h"
 #include "ops/seq.h"
 
 #define LOCAL 64
@@ -64,7 +65,7 @@ static vkg_attention_push make_push(const vkg_tensor *q, const vkg_tensor *k, co
 }
 
 /* The matmul path: softmax(q k^T scale + causal) v as recorded ops (batched matmuls and a row
- * softmax), whose backward autograd derives. On a CPU device the tuned matmul kernels run the
+ * softmax that scales and masks the scores as it reads them), whose backward autograd derives. On a CPU device the tuned matmul kernels run the
  * products many times faster than the fused kernel's per-row gathers (GPT's attention, B 32, H 4,
  * T 64: see models/README.md), and its length is bound by memory, not by lavapipe's loop
  * limit. It keeps the (B, H, T, S) scores, so it is taken only while they stay small; a
@@ -81,18 +82,9 @@ static bool matmul_path(const int64_t *qd, const int64_t *kd, const vkg_tensor *
 }
 
 static vkg_tensor *attention_by_matmul(vkg_tensor *q, vkg_tensor *k, vkg_tensor *v, bool causal, float scale) {
-    int64_t T = q->shape.d[2], S = k->shape.d[2];
-    vkg_tensor *scores = vkg_mul_scalar(vkg_matmul(q, vkg_transpose(k, 2, 3)), scale);
-    if (causal) { /* query t sees keys s <= t: -inf above the diagonal, top-left aligned */
-        float *m = malloc((size_t)(T * S) * sizeof *m);
-        if (!m) return vkg_fail_null(VKG_ERR_OUT_OF_MEMORY, "vkg_scaled_dot_product_attention: out of host memory");
-        for (int64_t t = 0; t < T; t++)
-            for (int64_t s = 0; s < S; s++) m[t * S + s] = s <= t ? 0.0f : -INFINITY;
-        vkg_tensor *mt = vkg_from_data(VKG_SHAPE(T, S), m);
-        free(m);
-        scores = vkg_add(scores, mt);
-    }
-    return vkg_matmul(vkg_softmax(scores, -1), v);
+    /* the scale and the causal mask are applied as the softmax reads the scores */
+    vkg_tensor *scores = vkg_matmul(q, vkg_transpose(k, 2, 3));
+    return vkg_matmul(vkg_nn_softmax_scaled(scores, scale, causal), v);
 }
 
 vkg_tensor *vkg_scaled_dot_product_attention(vkg_tensor *q, vkg_tensor *k, vkg_tensor *v, const vkg_attention_desc *desc) {

@@ -35,8 +35,16 @@ bool vkg_nn_rows_of(const vkg_tensor *t, int axis, vkg_nn_rows *r);
 
 /* Backward of a softmax-family or var/std node over axis (shaders/nn_rows_backward.comp):
  * a is y (softmax, log_softmax) or x (the others), dy the output's gradient, aux the output
- * (logsumexp, std) or NULL; denom max(R - correction, 0). dx has a's shape. */
-vkg_tensor *vkg_nn_rows_backward(vkg_op op, vkg_tensor *a, int axis, vkg_tensor *dy, vkg_tensor *aux, float denom);
+ * (logsumexp, std) or NULL; denom max(R - correction, 0); scale the forward's (softmax family,
+ * else 1). dx has a's shape. */
+vkg_tensor *vkg_nn_rows_backward(vkg_op op, vkg_tensor *a, int axis, vkg_tensor *dy, vkg_tensor *aux, float denom,
+                                 float scale);
+
+/* softmax(x scale) over the last dim, and with causal the entries past the query's own (column
+ * s > row t of each (T, S) matrix, top-left aligned) -inf first: attention's scores in one
+ * pass, where a scale, a mask add and a softmax took three (and their backward). A softmax
+ * node: its backward is softmax's times scale. */
+vkg_tensor *vkg_nn_softmax_scaled(vkg_tensor *x, float scale, bool causal);
 
 /* Backward of cross_entropy / nll_loss: dx (N, C). count: the mean's divisor (mean only). */
 vkg_tensor *vkg_nn_class_loss_backward(vkg_op op, vkg_tensor *x, vkg_tensor *target, vkg_tensor *g,

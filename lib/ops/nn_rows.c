@@ -14,6 +14,8 @@ typedef struct vkg_nn_rows_push {
     int32_t so, sr, si;
     uint32_t y_off;
     float denom;
+    float scale;   /* softmax family: x is read as x scale                          */
+    uint32_t causal; /* softmax: T, entries r > (row % T) are -inf (0: none)           */
 } vkg_nn_rows_push;
 
 /* Mirrors the Push block of shaders/nn_rows_backward.comp: change both. */
@@ -23,6 +25,7 @@ typedef struct vkg_nn_rows_backward_push {
     uint32_t dx_off;
     uint32_t dy_off, aux_off;
     float denom;
+    float scale;   /* softmax, log_softmax: dx is multiplied by it (the forward's scale) */
 } vkg_nn_rows_backward_push;
 
 #define LOCAL 64 /* a power of two: the workgroup variant's tree needs it */
@@ -62,7 +65,9 @@ static bool rows_vec4(const vkg_nn_rows *r, int64_t off) {
     return r->inner == 1 && r->sr == 1 && r->R % 4 == 0 && r->so >= 0 && r->so % 4 == 0 && off % 4 == 0;
 }
 
-static vkg_tensor *rows_op(vkg_op op, vkg_tensor *x, int axis, bool keepdim, int correction) {
+/* scale and causal: vkg_nn_softmax_scaled's (1 and 0 for the public ops). */
+static vkg_tensor *rows_op(vkg_op op, vkg_tensor *x, int axis, bool keepdim, int correction, float scale,
+                           int64_t causal) {
     const char *name = vkg_op_table[op].name;
     char fn[48];
     snprintf(fn, sizeof fn, "vkg_%s", name);
@@ -88,7 +93,7 @@ static vkg_tensor *rows_op(vkg_op op, vkg_tensor *x, int axis, bool keepdim, int
         if (xr) {
             vkg_nn_rows_push pc = { (uint32_t)r.outer, (uint32_t)r.R,  (uint32_t)r.inner, (uint32_t)xr->offset,
                                     (int32_t)r.so,     (int32_t)r.sr,  (int32_t)r.si,     (uint32_t)y->offset,
-                                    denom };
+                                    denom,             scale,          (uint32_t)causal };
             uint64_t rows = (uint64_t)(r.outer * r.inner);
             uint32_t variant, groups = rows_grid(rows, r.R, r.sr, fn, &variant);
             bool vec4 = same_shape && variant == 0 && rows_vec4(&r, xr->offset) && y->offset % 4 == 0;
@@ -111,23 +116,30 @@ static vkg_tensor *rows_op(vkg_op op, vkg_tensor *x, int axis, bool keepdim, int
         n->axis = axis;
         n->keepdim = keepdim;
         n->ip[0] = correction;
+        n->s = scale;
     }
     return y;
 }
 
-vkg_tensor *vkg_softmax(vkg_tensor *x, int axis) { return rows_op(VKG_OP_SOFTMAX, x, axis, false, 0); }
-vkg_tensor *vkg_log_softmax(vkg_tensor *x, int axis) { return rows_op(VKG_OP_LOG_SOFTMAX, x, axis, false, 0); }
+vkg_tensor *vkg_softmax(vkg_tensor *x, int axis) { return rows_op(VKG_OP_SOFTMAX, x, axis, false, 0, 1.0f, 0); }
+vkg_tensor *vkg_log_softmax(vkg_tensor *x, int axis) { return rows_op(VKG_OP_LOG_SOFTMAX, x, axis, false, 0, 1.0f, 0); }
 vkg_tensor *vkg_logsumexp(vkg_tensor *x, int axis, bool keepdim) {
-    return rows_op(VKG_OP_LOGSUMEXP, x, axis, keepdim, 0);
+    return rows_op(VKG_OP_LOGSUMEXP, x, axis, keepdim, 0, 1.0f, 0);
 }
 vkg_tensor *vkg_var(vkg_tensor *x, int axis, bool keepdim, int correction) {
-    return rows_op(VKG_OP_VAR, x, axis, keepdim, correction);
+    return rows_op(VKG_OP_VAR, x, axis, keepdim, correction, 1.0f, 0);
 }
 vkg_tensor *vkg_std(vkg_tensor *x, int axis, bool keepdim, int correction) {
-    return rows_op(VKG_OP_STD, x, axis, keepdim, correction);
+    return rows_op(VKG_OP_STD, x, axis, keepdim, correction, 1.0f, 0);
 }
 
-vkg_tensor *vkg_nn_rows_backward(vkg_op op, vkg_tensor *a, int axis, vkg_tensor *dy, vkg_tensor *aux, float denom) {
+vkg_tensor *vkg_nn_softmax_scaled(vkg_tensor *x, float scale, bool causal) {
+    int64_t T = x && x->shape.ndim >= 2 ? x->shape.d[x->shape.ndim - 2] : 0;
+    return rows_op(VKG_OP_SOFTMAX, x, -1, false, 0, scale, causal ? T : 0);
+}
+
+vkg_tensor *vkg_nn_rows_backward(vkg_op op, vkg_tensor *a, int axis, vkg_tensor *dy, vkg_tensor *aux, float denom,
+                                 float scale) {
     const char *fn = "vkg_nn_rows_backward";
     vkg_tensor *dx = vkg_tensor_alloc(a->shape, VKG_F32, false, fn);
     if (!dx || vkg_numel(a) == 0) return dx;
@@ -138,7 +150,7 @@ vkg_tensor *vkg_nn_rows_backward(vkg_op op, vkg_tensor *a, int axis, vkg_tensor 
         vkg_nn_rows_backward_push pc = { (uint32_t)r.outer,   (uint32_t)r.R,   (uint32_t)r.inner,
                                          (uint32_t)ar->offset, (int32_t)r.so,  (int32_t)r.sr,
                                          (int32_t)r.si,       (uint32_t)dx->offset, (uint32_t)dyc->offset,
-                                         auxc ? (uint32_t)auxc->offset : 0, denom };
+                                         auxc ? (uint32_t)auxc->offset : 0, denom, scale };
         uint64_t rows = (uint64_t)(r.outer * r.inner);
         uint32_t variant, groups = rows_grid(rows, r.R, r.sr, fn, &variant);
         bool vec4 = (op == VKG_OP_SOFTMAX || op == VKG_OP_LOG_SOFTMAX) && variant == 0 && rows_vec4(&r, ar->offset) &&
