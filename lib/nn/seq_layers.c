@@ -169,14 +169,13 @@ vkg_tensor *vkg_mha_forward(const vkg_mha_layer *l, vkg_tensor *query, vkg_tenso
         int64_t Dh = E / l->heads;
         vkg_tensor *qkv = vkg_matmul_bias_act(query, vkg_transpose(l->in_proj_weight, 0, 1), l->in_proj_bias,
                                               VKG_ACTIVATION_NONE);                       /* (B, T, 3E) */
-        /* a split, not three narrows: the backward writes each piece's gradient into its place
-         * once, where a narrow's adds it into a zeroed full-size gradient */
-        vkg_tensor *part[3];
-        if (vkg_split(qkv, (const int64_t[]){ E, E, E }, 3, 2, part) != VKG_OK) return NULL;
-        for (int i = 0; i < 3; i++) {
-            vkg_tensor *y = vkg_reshape(part[i], VKG_SHAPE(query->shape.d[0], query->shape.d[1], l->heads, Dh));
-            part[i] = vkg_transpose(y, 1, 2);                                           /* (B, h, T, Dh) */
-        }
+        /* the heads are split out of (B, T, 3, h, Dh) views, so that every step back is a view
+         * too: each piece's gradient, a transposed (B, T, 1, h, Dh) view, is written into its
+         * place of qkv's gradient once. (Three narrows added each into a zeroed full-size
+         * gradient; a split before the reshape copied each to reshape it.) */
+        vkg_tensor *part[3], *heads = vkg_reshape(qkv, VKG_SHAPE(query->shape.d[0], query->shape.d[1], 3, l->heads, Dh));
+        if (vkg_split(heads, (const int64_t[]){ 1, 1, 1 }, 3, 2, part) != VKG_OK) return NULL;
+        for (int i = 0; i < 3; i++) part[i] = vkg_transpose(vkg_squeeze(part[i], 2), 1, 2); /* (B, h, T, Dh) */
         q = part[0], k = part[1], v = part[2];
     } else {
         q = project(l, query, 0), k = project(l, key, 1), v = project(l, value, 2);
