@@ -231,11 +231,11 @@ static vkg_status gather(vkg_loader *l, vkg_tensor *x, vkg_tensor *y, const vkg_
     vkg_loader_push pc = { rows, (uint32_t)l->size, first, flags };
     uint64_t n = (uint64_t)rows * (uint64_t)l->size;
     const vkg_tensor *ph = l->table; /* placeholder for read bindings not used */
-    bool words = l->d.images_dtype != VKG_U8;
+    bool words = l->d.images_dtype != VKG_U8, pixels4 = !words && l->size % 4 == 0;
     return vkg_dispatch(&(vkg_dispatch_desc){
         .shader = "loader_gather", .op = VKG_OP_COUNT, .name = "loader_gather",
-        .spec = { words ? MODE_WORDS : MODE_U8 }, .nspec = 1, .local_size = LOCAL,
-        .groups = { vkg_groups_for(n, LOCAL) },
+        .spec = { words ? MODE_WORDS : MODE_U8, pixels4 }, .nspec = 2, .local_size = LOCAL,
+        .groups = { vkg_groups_for(pixels4 ? n / 4 : n, LOCAL) },
         .bind = { x, y ? y : l->no_labels, data, (flags & GATHER_LABELS) && l->labels ? l->labels : ph,
                   (flags & GATHER_IN_ORDER) ? ph : l->order, l->table },
         .nout = 2, .push = &pc, .push_size = sizeof pc,

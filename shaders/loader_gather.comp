@@ -11,6 +11,10 @@
 #include "common.glsl"
 
 layout(constant_id = 1) const uint MODE = 0;   // 0: u8 bytes through the table; 1: 32-bit words copied
+// MODE 0 with items of a multiple of 4 bytes (Fashion-MNIST's 784): an invocation converts a
+// whole word, four pixels, and stores them as one uvec4 (one division and one data load per 4
+// pixels; lavapipe moves a lane's vector for about the cost of a word). Set by the host.
+layout(constant_id = 2) const bool WORDS = false;
 
 layout(std430, binding = 0) writeonly buffer X { uint x[]; };     // (rows, size) f32 bits
 layout(std430, binding = 1) writeonly buffer Y { int y[]; };      // (rows,)
@@ -18,6 +22,7 @@ layout(std430, binding = 2) readonly buffer D { uint data[]; };   // the dataset
 layout(std430, binding = 3) readonly buffer L { int labels[]; };  // (count,)
 layout(std430, binding = 4) readonly buffer O { uint order[]; };  // the epoch's order (count,)
 layout(std430, binding = 5) readonly buffer T { float table[]; }; // (256,)
+layout(std430, binding = 0) writeonly buffer X4 { uvec4 x4[]; };  // X as vec4s, for WORDS
 
 layout(push_constant) uniform Push {
     uint rows, size, first, flags;     // flags: 1 rows in order (streaming), 2 gather labels
@@ -25,9 +30,15 @@ layout(push_constant) uniform Push {
 
 uint item_of(uint r) { return (pc.flags & 1u) != 0u ? r : order[pc.first + r]; }
 
+uint pixel(uint word, uint k) { return floatBitsToUint(table[(word >> (8u * k)) & 0xFFu]); }
+
 void main() {
-    uint n = pc.rows * pc.size;
-    for (uint i = gl_GlobalInvocationID.x; i < n; i += GRID_STRIDE) {
+    uint n = pc.rows * pc.size, sw = pc.size / 4u;
+    for (uint w = gl_GlobalInvocationID.x; WORDS && w < n / 4u; w += GRID_STRIDE) {
+        uint r = w / sw, word = data[item_of(r) * sw + (w - r * sw)];
+        x4[w] = uvec4(pixel(word, 0u), pixel(word, 1u), pixel(word, 2u), pixel(word, 3u));
+    }
+    for (uint i = gl_GlobalInvocationID.x; !WORDS && i < n; i += GRID_STRIDE) {
         uint r = i / pc.size;
         uint src = item_of(r) * pc.size + (i - r * pc.size);
         if (MODE == 0u) {

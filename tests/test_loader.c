@@ -59,7 +59,7 @@ static int32_t label_of(const vkg_loader_desc *d, int64_t i) {
 
 /* Checks one batch against a host gather of `order` (the epoch's, from vkg_permutation). */
 static void check_batch(const vkg_loader_desc *d, const vkg_batch *b, const int64_t *order) {
-    int64_t bs = d->batch_size, first = b->index * bs;
+    int64_t bs = d->batch_size, first = b->index * bs, item_size = vkg_shape_numel(d->item_shape);
     cr_assert_eq(vkg_ndim(b->x), d->item_shape.ndim + 1);
     cr_assert_eq(vkg_dim(b->x, 0), b->size);
     for (int i = 0; i < d->item_shape.ndim; i++) cr_assert_eq(vkg_dim(b->x, i + 1), d->item_shape.d[i]);
@@ -73,14 +73,14 @@ static void check_batch(const vkg_loader_desc *d, const vkg_batch *b, const int6
     }
     for (int64_t r = 0; r < b->size; r++) {
         int64_t item = order[first + r];
-        for (int c = 0; c < ITEM; c++) {
-            float want = d->images_dtype == VKG_U8 ? convert(d, ((const uint8_t *)d->images)[item * ITEM + c])
-                                                   : ((const float *)d->images)[item * ITEM + c];
+        for (int64_t c = 0; c < item_size; c++) {
+            float want = d->images_dtype == VKG_U8 ? convert(d, ((const uint8_t *)d->images)[item * item_size + c])
+                                                   : ((const float *)d->images)[item * item_size + c];
             uint32_t gb, wb;
-            memcpy(&gb, &x[r * ITEM + c], 4);
+            memcpy(&gb, &x[r * item_size + c], 4);
             memcpy(&wb, &want, 4);
-            cr_assert_eq(gb, wb, "epoch %lld batch %lld row %lld (item %lld) col %d: %a, want %a", (long long)b->epoch,
-                         (long long)b->index, (long long)r, (long long)item, c, x[r * ITEM + c], want);
+            cr_assert_eq(gb, wb, "epoch %lld batch %lld row %lld (item %lld) col %lld: %a, want %a", (long long)b->epoch,
+                         (long long)b->index, (long long)r, (long long)item, (long long)c, x[r * item_size + c], want);
         }
         if (d->labels)
             cr_assert_eq(y[r], label_of(d, item), "epoch %lld batch %lld row %lld: label %d, want %d",
@@ -130,6 +130,18 @@ static void check_epochs(vkg_loader_desc d, int epochs, bool want_device) {
 VKG_TEST(loader, device_gather_equals_host_gather) {
     make_data();
     check_epochs(base_desc(), 2, true);
+}
+
+/* Items of 12 bytes: the kernel converts a word (four pixels) per invocation. */
+VKG_TEST(loader, u8_items_of_whole_words) {
+    make_data();
+    vkg_loader_desc d = base_desc();
+    d.item_shape = VKG_SHAPE(3, 4);
+    d.count = N * 15 / 12;
+    d.labels = NULL;
+    check_epochs(d, 2, true);
+    d.stream = true;
+    check_epochs(d, 1, false);
 }
 
 VKG_TEST(loader, normalised_u8_and_i32_labels) {
