@@ -4,12 +4,19 @@
 // coordinate on axis) and gather (OP 4: the index has the output's shape). x is read through
 // its strides (any view); an index outside [0, N) gives NaN. Codes of VKG_OP_LIST_SEQ: change both.
 // Push constants mirror vkg_index_push in lib/ops/index.c: change both.
+// ROWS (specialization constant 2), set by the host for OP 3 and 5 along axis 0 of a 2-D (M, D)
+// result whose rows are whole vec4s in x and y (x's rows contiguous, D and the offsets multiples
+// of 4): an invocation copies one vec4 of a picked row, with a division per 4 floats instead of
+// the coordinate walk per float (the language models' embeddings, on lavapipe).
 #include "common.glsl"
 
 layout(constant_id = 1) const uint OP = 3;
+layout(constant_id = 2) const bool ROWS = false;
 layout(std430, binding = 0) writeonly buffer Y { float y[]; };
 layout(std430, binding = 1) readonly buffer X { float x[]; };
 layout(std430, binding = 2) readonly buffer I { int idx[]; };
+layout(std430, binding = 0) writeonly buffer Y4 { vec4 y4[]; };
+layout(std430, binding = 1) readonly buffer X4 { vec4 x4[]; };
 
 layout(push_constant) uniform Push {
     uint n, ndim, axis, x_off;
@@ -18,7 +25,21 @@ layout(push_constant) uniform Push {
     ivec4 xst_lo, xst_hi;            // x's strides, elements
 } pc;
 
+void rows() {
+    uint d4 = pc.shape_lo.y / 4u;
+    for (uint w = gl_GlobalInvocationID.x; w < pc.n / 4u; w += GRID_STRIDE) {
+        uint row = w / d4;
+        int j = idx[pc.idx_off + row];
+        y4[pc.out_off / 4u + w] = j < 0 || uint(j) >= pc.N ? vec4(uintBitsToFloat(0x7fc00000u))
+                                                            : x4[(pc.x_off + uint(j * pc.xst_lo.x)) / 4u + w - row * d4];
+    }
+}
+
 void main() {
+    if (ROWS) {
+        rows();
+        return;
+    }
     uint shape[8] = uint[8](pc.shape_lo.x, pc.shape_lo.y, pc.shape_lo.z, pc.shape_lo.w,
                             pc.shape_hi.x, pc.shape_hi.y, pc.shape_hi.z, pc.shape_hi.w);
     int xst[8] = int[8](pc.xst_lo.x, pc.xst_lo.y, pc.xst_lo.z, pc.xst_lo.w,

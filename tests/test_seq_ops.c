@@ -335,6 +335,27 @@ static void index_gradcheck(const char *name, index_ctx c, vkg_shape xs, vkg_sha
                                .forward = index_forward, .backward = index_backward, .ctx = &c, .seed = SEED });
 }
 
+/* Rows of 12 floats: index_select along 0 and embedding copy whole vec4 rows (index.comp ROWS),
+ * from a full x and from a row window starting at a multiple of 4 floats and not. */
+VKG_TEST(seq_ops, index_rows_of_whole_vec4s) {
+    float *h;
+    vkg_shape xs = VKG_SHAPE(6, 16);
+    vkg_tensor *x = upload(xs, -1, 1, SEED + 5, &h);
+    int32_t idx[9] = { 5, 0, 0, 2, 4, 5, 1, 3, -1 };
+    float want[9 * 12];
+    for (int start = 0; start <= 4; start += 2) {
+        for (int r = 0; r < 9; r++)
+            for (int d = 0; d < 12; d++) want[r * 12 + d] = idx[r] < 0 ? NAN : h[idx[r] * 16 + start + d];
+        vkg_tensor *w = vkg_narrow(x, 1, start, 12);
+        char what[64];
+        snprintf(what, sizeof what, "index_select rows, columns from %d", start);
+        check(vkg_index_select(w, 0, upload_index(VKG_SHAPE(9), idx)), want, 9 * 12, 0, what);
+        snprintf(what, sizeof what, "embedding (3, 3), columns from %d", start);
+        check(vkg_embedding(w, upload_index(VKG_SHAPE(3, 3), idx)), want, 9 * 12, 0, what);
+    }
+    free(h);
+}
+
 VKG_TEST(seq_ops, index_gradcheck) {
     index_gradcheck("index_select axis 0", (index_ctx){ 0, 0, 5 }, VKG_SHAPE(5, 3), VKG_SHAPE(9), false);
     index_gradcheck("index_select axis 1, transposed", (index_ctx){ 0, 1, 4 }, VKG_SHAPE(3, 4), VKG_SHAPE(7), true);
@@ -343,6 +364,7 @@ VKG_TEST(seq_ops, index_gradcheck) {
     index_gradcheck("gather axis 0, transposed", (index_ctx){ 1, 0, 3 }, VKG_SHAPE(3, 5), VKG_SHAPE(4, 5), true);
     index_gradcheck("embedding", (index_ctx){ 2, 0, 6 }, VKG_SHAPE(6, 5), VKG_SHAPE(3, 7), false);
     index_gradcheck("embedding, transposed weight", (index_ctx){ 2, 0, 4 }, VKG_SHAPE(4, 3), VKG_SHAPE(11), true);
+    index_gradcheck("embedding, rows of 8", (index_ctx){ 2, 0, 5 }, VKG_SHAPE(5, 8), VKG_SHAPE(2, 6), false);
 }
 
 VKG_TEST(seq_ops, embedding_repeated_indices_sum_bitwise_reproducibly) {
