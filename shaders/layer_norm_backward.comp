@@ -5,7 +5,7 @@
 //   0  dx, one invocation per row:  g = dy w,  xh = (x - mean) rstd,
 //      dx = rstd (g - mean(g) - xh mean(g xh))                          out: (rows, D)
 //   1  dw and db, one invocation per (chunk of pc.per rows, column d), summed over the chunk's
-//      rows in order: out[c, 0, d] = sum dy xh,  out[c, 1, d] = sum dy    out: (chunks, 2, D)
+//      rows in order: out[0, c, d] = sum dy xh,  out[1, c, d] = sum dy    out: (2, chunks, D)
 //      (the host adds the chunks in order: lib/ops/layer_norm.c)
 // x is read through strides like the forward; dy is contiguous (rows, D). flags bit 0: w present.
 // VEC4 (specialization constant 2), OP 0 only: vec4 loads and stores where the forward's VEC4
@@ -89,8 +89,8 @@ void main() {
                 sw += g * xh;
                 sb += g;
             }
-            o[pc.out_off + 2u * c * pc.D + d] = sw;
-            o[pc.out_off + 2u * c * pc.D + pc.D + d] = sb;
+            o[pc.out_off + c * pc.D + d] = sw;
+            o[pc.out_off + pc.items + c * pc.D + d] = sb;
         }
     }
 }

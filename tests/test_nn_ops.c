@@ -575,6 +575,38 @@ VKG_TEST(nn_ops, layer_norm_gradcheck) {
               SEED + 91);
 }
 
+/* Many rows: dw and db are summed in chunks of rows (lib/ops/layer_norm.c) and come out as
+ * tensors of their own; both against the reference. */
+VKG_TEST(nn_ops, layer_norm_weight_gradients_over_many_rows) {
+    vkg_scope_begin();
+    enum { R = 257, D = 12 };
+    float *x = rnd(R * D, -3, 5, SEED + 95), *pw = rnd(D, 0.5f, 2, SEED + 96), *pb = rnd(D, -1, 1, SEED + 97);
+    float *dy = rnd(R * D, -1, 1, SEED + 98);
+    vkg_tensor *w = vkg_requires_grad(vkg_from_data(VKG_SHAPE(D), pw), true);
+    vkg_tensor *b = vkg_requires_grad(vkg_from_data(VKG_SHAPE(D), pb), true);
+    vkg_tensor *y = vkg_layer_norm(vkg_from_data(VKG_SHAPE(R, D), x), w, b, VKG_LAYER_NORM_EPS);
+    cr_assert_eq(vkg_backward_desc_run(y, &(vkg_backward_desc){ .grad_output = vkg_from_data(VKG_SHAPE(R, D), dy) }),
+                 VKG_OK, "%s", vkg_last_error());
+    double *xd = malloc(R * D * sizeof *xd), *dyd = malloc(R * D * sizeof *dyd), wd[D], dw[D] = { 0 }, db[D] = { 0 };
+    for (int i = 0; i < R * D; i++) xd[i] = x[i], dyd[i] = dy[i];
+    for (int d = 0; d < D; d++) wd[d] = pw[d];
+    vkg_ref_layer_norm_backward_f64(NULL, dw, db, xd, wd, R, D, 1e-5, dyd);
+    float *gw = vkgt_read(vkg_grad(w)), *gb = vkgt_read(vkg_grad(b));
+    for (int d = 0; d < D; d++) {
+        cr_assert(fabs(gw[d] - dw[d]) <= 1e-3 + 1e-4 * fabs(dw[d]), "dw[%d] = %g, want %g", d, (double)gw[d], dw[d]);
+        cr_assert(fabs(gb[d] - db[d]) <= 1e-3 + 1e-4 * fabs(db[d]), "db[%d] = %g, want %g", d, (double)gb[d], db[d]);
+    }
+    free(gw);
+    free(gb);
+    free(xd);
+    free(dyd);
+    free(x);
+    free(pw);
+    free(pb);
+    free(dy);
+    vkg_scope_end();
+}
+
 /* Rows that are views: a column window of a wider tensor, starting at a multiple of 4 floats
  * (the vec4 path) and not (the scalar one), with w and b views as well; forward and backward
  * against the reference on the same values. */

@@ -46,11 +46,12 @@ static vkg_status pointwise_loss_rule(const vkg_node *n, vkg_tensor *g) {
 static vkg_status layer_norm_rule(const vkg_node *n, vkg_tensor *g) {
     vkg_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *stats = n->in[3];
     bool want_wb = (w && w->requires_grad) || (b && b->requires_grad);
-    vkg_tensor *dx = NULL, *dwb = NULL;
-    vkg_status st = vkg_nn_layer_norm_backward(x, w, stats, g, x->requires_grad ? &dx : NULL, want_wb ? &dwb : NULL);
+    vkg_tensor *dx = NULL, *dw = NULL, *db = NULL;
+    vkg_status st = vkg_nn_layer_norm_backward(x, w, stats, g, x->requires_grad ? &dx : NULL, want_wb ? &dw : NULL,
+                                               want_wb ? &db : NULL);
     if (st == VKG_OK && dx) st = vkg_ag_accumulate(x, dx);
-    if (st == VKG_OK && w && w->requires_grad) st = vkg_ag_accumulate(w, vkg_squeeze(vkg_narrow(dwb, 0, 0, 1), 0));
-    if (st == VKG_OK && b && b->requires_grad) st = vkg_ag_accumulate(b, vkg_squeeze(vkg_narrow(dwb, 0, 1, 1), 0));
+    if (st == VKG_OK && w && w->requires_grad) st = vkg_ag_accumulate(w, dw);
+    if (st == VKG_OK && b && b->requires_grad) st = vkg_ag_accumulate(b, db);
     return st;
 }
 

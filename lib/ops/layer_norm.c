@@ -109,20 +109,23 @@ fail:
 }
 
 vkg_status vkg_nn_layer_norm_backward(vkg_tensor *x, vkg_tensor *w, vkg_tensor *stats, vkg_tensor *dy,
-                                      vkg_tensor **dx, vkg_tensor **dwb) {
+                                      vkg_tensor **dx, vkg_tensor **dw, vkg_tensor **db) {
     const char *fn = "vkg_layer_norm backward";
     int64_t D = x->shape.d[x->shape.ndim - 1], rows = stats->shape.d[0];
     vkg_nn_rows r;
-    vkg_tensor *xr = NULL, *dyc = NULL;
+    vkg_tensor *xr = NULL, *dyc = NULL, *part = NULL;
     vkg_status st = VKG_OK;
+    bool want_wb = dw && db;
     if (dx) *dx = vkg_tensor_alloc(x->shape, VKG_F32, false, fn);
-    if (dwb) /* the kernel writes every entry; zeros where there are no rows */
-        *dwb = vkg_numel(x) > 0 ? vkg_tensor_alloc(VKG_SHAPE(2, D), VKG_F32, false, fn) : vkg_zeros(VKG_SHAPE(2, D));
-    if ((dx && !*dx) || (dwb && !*dwb)) {
+    if (want_wb) *dw = *db = NULL;
+    if (dx && !*dx) {
         st = vkg_last_status();
         goto done;
     }
-    if (vkg_numel(x) == 0) goto done;
+    if (vkg_numel(x) == 0) {
+        if (want_wb && (!(*dw = vkg_zeros(VKG_SHAPE(D))) || !(*db = vkg_zeros(VKG_SHAPE(D))))) st = vkg_last_status();
+        goto done;
+    }
     xr = rows_view(x, &r);
     dyc = vkg_contiguous(dy);
     if (!xr || !dyc) {
@@ -139,44 +142,40 @@ vkg_status vkg_nn_layer_norm_backward(vkg_tensor *x, vkg_tensor *w, vkg_tensor *
                                         .w_off = w ? (uint32_t)w->offset : 0,
                                         .w_st = w ? (int32_t)w->strides[0] : 0,
                                         .flags = w ? 1u : 0u };
-    /* dw and db sum over the rows: split into chunks (vkg_split_rows) whose (2, D) partial sums
-     * are added in order, so that the rows of a long batch neither run past lavapipe's loop
-     * limit nor leave a device with only D invocations to run */
+    /* dw and db sum over the rows: split into chunks (vkg_split_rows) whose partial sums, (2,
+     * chunks, D), are added in order, so that the rows of a long batch neither run past
+     * lavapipe's loop limit nor leave a device with only D invocations to run. dw and db come
+     * out as tensors of their own, which the parameters keep without a copy. */
     bool vec4 = r.sr == 1 && r.so >= 0 && D % 4 == 0 && r.so % 4 == 0 && xr->offset % 4 == 0 &&
                 dyc->offset % 4 == 0 && vec4_param(w);
     uint64_t per, chunks = vkg_split_rows((uint64_t)rows, 1, (uint64_t)D, &per);
     if ((st = vkg_loop_check(2 * (uint64_t)D + 4, fn, "one row")) != VKG_OK) goto done;
     for (uint32_t op = 0; op < 2 && st == VKG_OK; op++) {
-        vkg_tensor *out = op == 0 ? (dx ? *dx : NULL) : (dwb ? *dwb : NULL);
+        vkg_tensor *out = op == 0 ? (dx ? *dx : NULL)
+                                  : want_wb ? (part = vkg_tensor_alloc(VKG_SHAPE(2, (int64_t)chunks, D), VKG_F32, false, fn))
+                                            : NULL;
+        if (op == 1 && want_wb && !out) st = vkg_last_status();
         if (!out) continue;
-        vkg_tensor *part = op == 1 && chunks > 1 ? vkg_tensor_alloc(VKG_SHAPE((int64_t)chunks, 2, D), VKG_F32, false, fn)
-                                                 : out;
-        if (!part) {
-            st = vkg_last_status();
-            break;
-        }
-        pc.out_off = (uint32_t)part->offset;
+        pc.out_off = (uint32_t)out->offset;
         pc.per = (uint32_t)per;
         pc.items = (uint32_t)(chunks * (uint64_t)D);
         uint64_t n = op == 0 ? (uint64_t)rows : pc.items, cost = op == 0 ? 2 * (uint64_t)D + 4 : per + 4;
         st = vkg_dispatch(&(vkg_dispatch_desc){ .shader = "layer_norm_backward", .op = VKG_OP_LAYER_NORM, .name = fn,
-                                                .spec = { op, op == 0 && vec4 && part->offset % 4 == 0 }, .nspec = 2,
+                                                .spec = { op, op == 0 && vec4 && out->offset % 4 == 0 }, .nspec = 2,
                                                 .local_size = LOCAL,
                                                 .groups = { vkg_groups_for_cost(n, LOCAL, cost) },
-                                                .bind = { part, xr, dyc, stats, w ? w : xr }, .nout = 1, .push = &pc,
+                                                .bind = { out, xr, dyc, stats, w ? w : xr }, .nout = 1, .push = &pc,
                                                 .push_size = sizeof pc });
-        if (part != out) {
-            vkg_tensor *sum = st == VKG_OK ? vkg_sum(part, 0, false) : NULL;
-            vkg_free(part);
-            if (!sum) {
-                st = vkg_last_status();
-                break;
-            }
-            vkg_free(*dwb);
-            *dwb = sum;
-        }
+    }
+    for (int i = 0; i < 2 && st == VKG_OK && part; i++) {
+        vkg_tensor *p = vkg_squeeze(vkg_narrow(part, 0, i, 1), 0);             /* (chunks, D) */
+        vkg_tensor *sum = chunks > 1 ? vkg_sum(p, 0, false) : vkg_squeeze(p, 0); /* (D) */
+        if (sum != p) vkg_free(p);
+        *(i == 0 ? dw : db) = sum;
+        if (!sum) st = vkg_last_status();
     }
 done:
+    vkg_free(part);
     if (xr && xr != x) vkg_free(xr);
     if (dyc && dyc != dy) vkg_free(dyc);
     if (st != VKG_OK) {
@@ -184,9 +183,10 @@ done:
             vkg_free(*dx);
             *dx = NULL;
         }
-        if (dwb) {
-            vkg_free(*dwb);
-            *dwb = NULL;
+        if (want_wb) {
+            vkg_free(*dw);
+            vkg_free(*db);
+            *dw = *db = NULL;
         }
     }
     return st;

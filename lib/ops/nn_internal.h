@@ -50,10 +50,10 @@ vkg_tensor *vkg_nn_softmax_scaled(vkg_tensor *x, float scale, bool causal);
 vkg_tensor *vkg_nn_class_loss_backward(vkg_op op, vkg_tensor *x, vkg_tensor *target, vkg_tensor *g,
                                        vkg_tensor *count, vkg_reduction reduction, int32_t ignore_index);
 
-/* Backward of layer_norm from its saved stats (rows, 2): dx (x's shape) and dwb (2, D) =
- * (dw, db); either pointer may be NULL when not wanted. */
+/* Backward of layer_norm from its saved stats (rows, 2): dx (x's shape), dw and db (D); dx, or
+ * dw and db together, may be NULL when not wanted. */
 vkg_status vkg_nn_layer_norm_backward(vkg_tensor *x, vkg_tensor *w, vkg_tensor *stats, vkg_tensor *dy,
-                                      vkg_tensor **dx, vkg_tensor **dwb);
+                                      vkg_tensor **dx, vkg_tensor **dw, vkg_tensor **db);
 
 /* A float kept bit for bit in a node's int64 parameter. */
 static inline int64_t vkg_nn_fbits(float f) {
