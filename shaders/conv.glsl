@@ -11,8 +11,16 @@ layout(push_constant) uniform Push {
     uvec4 off;            // offset of binding 0, 1, 2, 3, in elements
     uint flags;           // bit 0: conv2d has a bias
     uint items;           // work items of this dispatch (grid-stride)
-    uint per, base;       // conv2d_backward_weight: (n, oh) rows per chunk, items per chunk
+    uint per, base;       // conv2d_backward_weight: (n, oh) rows per chunk, items per chunk;
+                          // the run kernels (RUNS below): per = items per run
 } pc;
+
+// The run kernels (im2col, col2im, pooling) walk runs of pc.per consecutive items, the j-th run
+// being items [j per, min(items, (j + 1) per)): the divisions that split an item index into
+// (n, c, h, w) happen once per run, and a run's later items step counters. lavapipe runs each
+// integer division lane by lane (x86 has no vector divide), so per-item division dominated
+// these kernels. GPUs get runs of 1 item (lib/ops/conv.c), the coalesced grid-stride loop.
+#define RUNS (pc.items + pc.per - 1u) / pc.per
 
 // Element index of x[n, c, h, w] through the strides.
 uint x_index(uint n, uint c, int h, int w) {

@@ -3,31 +3,56 @@
 // The matmul path's input gradient (groups 1): dx[n, c, h, w] is the sum, over the kernel taps
 // (r, s) whose window covers (h, w), of dcols[n, (c, r, s), (oh, ow)], in tap order: a gather,
 // so no atomics and a reproducible result. Bindings: 0 dx contiguous (N, C, H, W) at off.x,
-// 1 dcols contiguous (N, C kh kw, OH OW) at off.y. Push constants: conv.glsl.
+// 1 dcols contiguous (N, C kh kw, OH OW) at off.y. Push constants: conv.glsl; each invocation
+// walks runs of items (RUNS there).
 #include "conv.glsl"
 
 layout(std430, binding = 0) writeonly buffer DX { float dx[]; };
 layout(std430, binding = 1) readonly buffer DCols { float dcols[]; };
 
+// The output index along one axis whose window tap at offset t (= input + padding - tap
+// dilation) lands on the input, or -1: stride 1 (uniform, the usual case) needs no division.
+int out_of(int t, uint stride, uint size) {
+    if (t < 0) return -1;
+    uint o = uint(t);
+    if (stride != 1u) {
+        if (o % stride != 0u) return -1;
+        o /= stride;
+    }
+    return o < size ? int(o) : -1;
+}
+
 void main() {
     uint P = pc.OH * pc.OW, taps = pc.kh * pc.kw;
-    for (uint it = gl_GlobalInvocationID.x; it < pc.items; it += GRID_STRIDE) {
+    for (uint j = gl_GlobalInvocationID.x; j < RUNS; j += GRID_STRIDE) {
+        uint it = j * pc.per, end = min(pc.items, it + pc.per);
         uint iw = it % pc.W, r = it / pc.W;
         uint ih = r % pc.H;
         r /= pc.H;
         uint c = r % pc.C, n = r / pc.C;
-        uint base = pc.off.y + (n * pc.C + c) * taps * P;
-        float acc = 0.0;
-        for (uint kr = 0u; kr < pc.kh; kr++) {
-            int th = int(ih + pc.ph) - int(kr * pc.dh);
-            if (th < 0 || th % int(pc.sh) != 0 || uint(th) / pc.sh >= pc.OH) continue;
-            uint oh = uint(th) / pc.sh;
-            for (uint ks = 0u; ks < pc.kw; ks++) {
-                int tw = int(iw + pc.pw) - int(ks * pc.dw);
-                if (tw < 0 || tw % int(pc.sw) != 0 || uint(tw) / pc.sw >= pc.OW) continue;
-                acc += dcols[base + (kr * pc.kw + ks) * P + oh * pc.OW + uint(tw) / pc.sw];
+        for (; it < end; it++) {
+            uint base = pc.off.y + (n * pc.C + c) * taps * P;
+            float acc = 0.0;
+            for (uint kr = 0u; kr < pc.kh; kr++) {
+                int oh = out_of(int(ih + pc.ph) - int(kr * pc.dh), pc.sh, pc.OH);
+                if (oh < 0) continue;
+                for (uint ks = 0u; ks < pc.kw; ks++) {
+                    int ow = out_of(int(iw + pc.pw) - int(ks * pc.dw), pc.sw, pc.OW);
+                    if (ow >= 0) acc += dcols[base + (kr * pc.kw + ks) * P + uint(oh) * pc.OW + uint(ow)];
+                }
             }
+            dx[pc.off.x + it] = acc;
+            // the next item: iw, then ih, c, n carry
+            iw++;
+            bool carry = iw == pc.W;
+            iw = carry ? 0u : iw;
+            ih += carry ? 1u : 0u;
+            carry = ih == pc.H;
+            ih = carry ? 0u : ih;
+            c += carry ? 1u : 0u;
+            carry = c == pc.C;
+            c = carry ? 0u : c;
+            n += carry ? 1u : 0u;
         }
-        dx[pc.off.x + it] = acc;
     }
 }

@@ -1,11 +1,11 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
-// max_pool2d and avg_pool2d forward, one output element per invocation. Specialization
-// constant 1 = OP, the op table's code (vkgrad/op_list_conv.h: max 1, avg 2; change both).
+// max_pool2d and avg_pool2d forward, one output element per item. Specialization constant 1 =
+// OP, the op table's code (vkgrad/op_list_conv.h: max 1, avg 2; change both).
 // Max skips padding and keeps the first index of ties (NaN wins, the first one), like PyTorch,
 // writing the argmax h * W + w; avg counts padding (count_include_pad).
 // Bindings: 0 y (N, C, OH, OW) contiguous, 1 x strided, 2 indices i32 (max; avg: unused).
-// Push constants: conv.glsl (K = C).
+// Push constants: conv.glsl (K = C); each invocation walks runs of items (RUNS there).
 #include "conv.glsl"
 
 layout(constant_id = 1) const uint OP = 1;
@@ -14,38 +14,50 @@ layout(std430, binding = 1) readonly buffer X { float x[]; };
 layout(std430, binding = 2) writeonly buffer I { int yi[]; };
 
 void main() {
-    for (uint it = gl_GlobalInvocationID.x; it < pc.items; it += GRID_STRIDE) {
-        uint ow = it % pc.OW;
-        uint r = it / pc.OW;
+    for (uint j = gl_GlobalInvocationID.x; j < RUNS; j += GRID_STRIDE) {
+        uint it = j * pc.per, end = min(pc.items, it + pc.per);
+        uint ow = it % pc.OW, r = it / pc.OW;
         uint oh = r % pc.OH;
         r /= pc.OH;
-        uint c = r % pc.C;
-        uint n = r / pc.C;
-        int h0 = int(oh * pc.sh) - int(pc.ph), w0 = int(ow * pc.sw) - int(pc.pw);
-        float acc = 0.0;
-        int best = -1;
-        for (uint kr = 0; kr < pc.kh; kr++) {
-            int ih = h0 + int(kr);
-            if (ih < 0 || ih >= int(pc.H)) continue;
-            for (uint ks = 0; ks < pc.kw; ks++) {
-                int iw = w0 + int(ks);
-                if (iw < 0 || iw >= int(pc.W)) continue;
-                float v = x[x_index(n, c, ih, iw)];
-                if (OP == 1) {
-                    if (best < 0 || v > acc || (isnan(v) && !isnan(acc))) {
-                        acc = v;
-                        best = ih * int(pc.W) + iw;
+        uint c = r % pc.C, n = r / pc.C;
+        for (; it < end; it++) {
+            int h0 = int(oh * pc.sh) - int(pc.ph), w0 = int(ow * pc.sw) - int(pc.pw);
+            float acc = 0.0;
+            int best = -1;
+            for (uint kr = 0; kr < pc.kh; kr++) {
+                int ih = h0 + int(kr);
+                if (ih < 0 || ih >= int(pc.H)) continue;
+                for (uint ks = 0; ks < pc.kw; ks++) {
+                    int iw = w0 + int(ks);
+                    if (iw < 0 || iw >= int(pc.W)) continue;
+                    float v = x[x_index(n, c, ih, iw)];
+                    if (OP == 1) {
+                        if (best < 0 || v > acc || (isnan(v) && !isnan(acc))) {
+                            acc = v;
+                            best = ih * int(pc.W) + iw;
+                        }
+                    } else {
+                        acc += v;
                     }
-                } else {
-                    acc += v;
                 }
             }
-        }
-        if (OP == 1) {
-            y[pc.off.x + it] = acc;
-            yi[pc.off.z + it] = best;
-        } else {
-            y[pc.off.x + it] = acc / float(pc.kh * pc.kw);
+            if (OP == 1) {
+                y[pc.off.x + it] = acc;
+                yi[pc.off.z + it] = best;
+            } else {
+                y[pc.off.x + it] = acc / float(pc.kh * pc.kw);
+            }
+            // the next item: ow, then oh, c, n carry
+            ow++;
+            bool carry = ow == pc.OW;
+            ow = carry ? 0u : ow;
+            oh += carry ? 1u : 0u;
+            carry = oh == pc.OH;
+            oh = carry ? 0u : oh;
+            c += carry ? 1u : 0u;
+            carry = c == pc.C;
+            c = carry ? 0u : c;
+            n += carry ? 1u : 0u;
         }
     }
 }

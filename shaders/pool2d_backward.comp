@@ -5,7 +5,8 @@
 // argmax is this element (max) or always, divided by the window size (avg).
 // Specialization constant 1 = OP (max 1, avg 2: vkgrad/op_list_conv.h, change both).
 // Bindings: 0 dx (N, C, H, W) contiguous, 1 g (N, C, OH, OW) contiguous, 2 indices i32 like g
-// (max; avg: unused). Push constants: conv.glsl.
+// (max; avg: unused). Push constants: conv.glsl; each invocation walks runs of items (RUNS
+// there), keeping (ih + ph) / sh and (iw + pw) / sw as counters too.
 #include "conv.glsl"
 
 layout(constant_id = 1) const uint OP = 1;
@@ -15,28 +16,56 @@ layout(std430, binding = 2) readonly buffer I { int yi[]; };
 
 void main() {
     float area = float(pc.kh * pc.kw);
-    for (uint it = gl_GlobalInvocationID.x; it < pc.items; it += GRID_STRIDE) {
-        uint iw = it % pc.W;
-        uint r = it / pc.W;
-        uint ih = r % pc.H;
-        uint nc = r / pc.H;
-        // windows oh with oh sh - ph <= ih < oh sh - ph + kh
-        int th = int(ih + pc.ph), tw = int(iw + pc.pw);
-        int oh_lo = th - int(pc.kh) + 1, ow_lo = tw - int(pc.kw) + 1;
-        uint oh0 = oh_lo <= 0 ? 0u : (uint(oh_lo) + pc.sh - 1u) / pc.sh;
-        uint ow0 = ow_lo <= 0 ? 0u : (uint(ow_lo) + pc.sw - 1u) / pc.sw;
-        uint oh1 = min(uint(th) / pc.sh + 1u, pc.OH), ow1 = min(uint(tw) / pc.sw + 1u, pc.OW);
-        int self = int(ih * pc.W + iw);
-        float acc = 0.0;
-        for (uint oh = oh0; oh < oh1; oh++)
-            for (uint ow = ow0; ow < ow1; ow++) {
-                uint o = (nc * pc.OH + oh) * pc.OW + ow;
-                if (OP == 1) {
-                    if (yi[pc.off.z + o] == self) acc += gy[pc.off.y + o];
-                } else {
-                    acc += gy[pc.off.y + o] / area;
+    // at most nh x nw windows hold an element: those ending at or after it, up to the one at
+    // its quotient t / stride (t = index + padding)
+    uint nh = (pc.kh + pc.sh - 1u) / pc.sh, nw = (pc.kw + pc.sw - 1u) / pc.sw;
+    uint qw0 = pc.pw / pc.sw, rw0 = pc.pw % pc.sw, qh0 = pc.ph / pc.sh, rh0 = pc.ph % pc.sh;
+    for (uint j = gl_GlobalInvocationID.x; j < RUNS; j += GRID_STRIDE) {
+        uint it = j * pc.per, end = min(pc.items, it + pc.per);
+        uint iw = it % pc.W, r = it / pc.W;
+        uint ih = r % pc.H, nc = r / pc.H;
+        uint qw = (iw + pc.pw) / pc.sw, rw = (iw + pc.pw) % pc.sw;
+        uint qh = (ih + pc.ph) / pc.sh, rh = (ih + pc.ph) % pc.sh;
+        for (; it < end; it++) {
+            int th = int(ih + pc.ph), tw = int(iw + pc.pw);
+            int self = int(ih * pc.W + iw);
+            float acc = 0.0;
+            // windows oh with oh sh <= th < oh sh + kh, in ascending order
+            for (uint a = 0u; a < nh; a++) {
+                int oh = int(qh + 1u + a) - int(nh);
+                if (oh < 0 || oh >= int(pc.OH) || oh * int(pc.sh) + int(pc.kh) <= th) continue;
+                for (uint b = 0u; b < nw; b++) {
+                    int ow = int(qw + 1u + b) - int(nw);
+                    if (ow < 0 || ow >= int(pc.OW) || ow * int(pc.sw) + int(pc.kw) <= tw) continue;
+                    uint o = (nc * pc.OH + uint(oh)) * pc.OW + uint(ow);
+                    if (OP == 1) {
+                        if (yi[pc.off.z + o] == self) acc += gy[pc.off.y + o];
+                    } else {
+                        acc += gy[pc.off.y + o] / area;
+                    }
                 }
             }
-        dx[pc.off.x + it] = acc;
+            dx[pc.off.x + it] = acc;
+            // the next item: iw (and its quotient), then ih (and its quotient), nc carry
+            iw++;
+            rw++;
+            bool step = rw == pc.sw;
+            rw = step ? 0u : rw;
+            qw += step ? 1u : 0u;
+            bool carry = iw == pc.W;
+            iw = carry ? 0u : iw;
+            qw = carry ? qw0 : qw;
+            rw = carry ? rw0 : rw;
+            ih += carry ? 1u : 0u;
+            rh += carry ? 1u : 0u;
+            step = rh == pc.sh;
+            rh = step ? 0u : rh;
+            qh += step ? 1u : 0u;
+            carry = ih == pc.H;
+            ih = carry ? 0u : ih;
+            qh = carry ? qh0 : qh;
+            rh = carry ? rh0 : rh;
+            nc += carry ? 1u : 0u;
+        }
     }
 }

@@ -12,7 +12,7 @@ static vkg_status conv2d_rule(const vkg_node *n, vkg_tensor *g) {
     vkg_conv2d_desc d = vkg_conv_desc_load(n->ip);
     vkg_status st = VKG_OK;
     if (wants(x)) st = vkg_ag_accumulate(x, vkg_conv2d_grad_input(g, w, x->shape, &d));
-    if (st == VKG_OK && wants(w)) st = vkg_ag_accumulate(w, vkg_conv2d_grad_weight(g, x, w->shape, &d));
+    if (st == VKG_OK && wants(w)) st = vkg_ag_accumulate(w, vkg_conv2d_grad_weight(g, x, n->in[3], w->shape, &d));
     if (st == VKG_OK && wants(b)) { /* sum over N and the output pixels, in a fixed order */
         vkg_shape s = g->shape;
         vkg_tensor *g3 = vkg_reshape(g, VKG_SHAPE(s.d[0], s.d[1], s.d[2] * s.d[3]));

@@ -52,6 +52,16 @@ static vkg_status conv_dispatch(const char *shader, vkg_op op, const char *name,
     return vkg_dispatch(&d);
 }
 
+/* Items per run of the run kernels (shaders/conv.glsl, RUNS), for a cost per item (loop
+ * iterations): on CPU devices one run per invocation of the grid conv_dispatch picks, so that
+ * an invocation divides once; GPUs keep runs of one item, neighbouring invocations on
+ * neighbouring items. Set before conv_dispatch, which sizes the same grid. */
+static void runs_of(vkg_conv_push *pc, uint64_t cost) {
+    uint64_t inv = (uint64_t)vkg_groups_for_cost(pc->items, LOCAL, cost) * LOCAL;
+    uint64_t per = vkg_ctx.info.type == VKG_DEVICE_CPU ? (pc->items + inv - 1) / inv : 1;
+    pc->per = per ? (uint32_t)per : 1u;
+}
+
 static void strides_of(const vkg_tensor *x, int32_t *xs) {
     for (int i = 0; i < 4; i++) xs[i] = (int32_t)x->strides[i];
 }
@@ -100,7 +110,8 @@ static vkg_tensor *unfold(vkg_tensor *x, int64_t n0, int64_t nb, const vkg_conv2
                              (uint32_t)d->dilation[0], (uint32_t)d->dilation[1], .items = (uint32_t)(nb * ckk * P) };
         strides_of(xv, pc.xs);
         vkg_tensor *bind[2] = { cols, xv };
-        if (conv_dispatch("conv_im2col", VKG_OP_CONV2D, name, &pc, bind, 2, 1, 0.0, VKG_COST_SMALL) != VKG_OK) {
+        runs_of(&pc, 2);
+        if (conv_dispatch("conv_im2col", VKG_OP_CONV2D, name, &pc, bind, 2, 1, 0.0, 2) != VKG_OK) {
             vkg_free(cols);
             cols = NULL;
         }
@@ -109,34 +120,60 @@ static vkg_tensor *unfold(vkg_tensor *x, int64_t n0, int64_t nb, const vkg_conv2
     return cols;
 }
 
-/* y = conv2d(x, w) + bias through the matmul path; wc and bc contiguous. */
-static vkg_status unfold_forward(vkg_tensor *y, vkg_tensor *x, vkg_tensor *wc, vkg_tensor *bc,
-                                 const vkg_conv2d_desc *d, const char *name) {
+/* y = conv2d(x, w) + bias through the matmul path (wc and bc contiguous), or NULL. The batched
+ * matmul's output (nb, K, OH OW) is y's layout: with the whole batch in one chunk it is y, else
+ * each chunk's is copied into y; the bias is added in place after (conv_bias.comp), one pass
+ * where a broadcast add and a copy were two. keep (NULL: not wanted): where the whole batch
+ * unfolds in one chunk, its cols, for the weight gradient, else NULL. */
+static vkg_tensor *unfold_forward(vkg_tensor *x, vkg_tensor *wc, vkg_tensor *bc, const vkg_conv2d_desc *d,
+                                  int64_t OH, int64_t OW, const char *name, vkg_tensor **keep) {
     int64_t N = x->shape.d[0], K = wc->shape.d[0], kh = wc->shape.d[2], kw = wc->shape.d[3];
-    int64_t OH = y->shape.d[2], OW = y->shape.d[3], P = OH * OW, ckk = vkg_numel(wc) / K;
+    int64_t P = OH * OW, ckk = vkg_numel(wc) / K;
     int64_t per = unfold_chunk(N, ckk * P + K * P);
     vkg_status st = VKG_OK;
+    vkg_tensor *y = NULL;
+    if (keep) *keep = NULL;
     vkg_no_grad_begin();
-    vkg_tensor *w2 = vkg_reshape(wc, VKG_SHAPE(K, ckk)), *b2 = bc ? vkg_reshape(bc, VKG_SHAPE(K, 1)) : NULL;
-    if (!w2 || (bc && !b2)) st = vkg_last_status();
+    vkg_tensor *w2 = vkg_reshape(wc, VKG_SHAPE(K, ckk));
+    if (!w2) st = vkg_last_status();
+    if (st == VKG_OK && per < N && !(y = vkg_tensor_alloc(VKG_SHAPE(N, K, OH, OW), VKG_F32, false, name)))
+        st = vkg_last_status();
     for (int64_t n0 = 0; n0 < N && st == VKG_OK; n0 += per) {
         int64_t nb = N - n0 < per ? N - n0 : per;
         vkg_tensor *cols = unfold(x, n0, nb, d, kh, kw, OH, OW, name);
         vkg_tensor *prod = cols ? vkg_matmul(w2, cols) : NULL;            /* (nb, K, P) */
-        vkg_tensor *out = prod && b2 ? vkg_add(prod, b2) : prod;
-        vkg_tensor *ys = out ? vkg_narrow(y, 0, n0, nb) : NULL;
-        vkg_tensor *dst = ys ? vkg_reshape(ys, VKG_SHAPE(nb, K, P)) : NULL;
-        st = dst ? vkg_copy_into(dst, out) : vkg_last_status();
-        vkg_free(dst);
-        vkg_free(ys);
-        if (out != prod) vkg_free(out);
+        if (!prod) {
+            st = vkg_last_status();
+        } else if (nb == N) {
+            if (!(y = vkg_reshape(prod, VKG_SHAPE(N, K, OH, OW)))) st = vkg_last_status();
+        } else {
+            vkg_tensor *ys = vkg_narrow(y, 0, n0, nb);
+            vkg_tensor *dst = ys ? vkg_reshape(ys, VKG_SHAPE(nb, K, P)) : NULL;
+            st = dst ? vkg_copy_into(dst, prod) : vkg_last_status();
+            vkg_free(dst);
+            vkg_free(ys);
+        }
         vkg_free(prod);
-        vkg_free(cols);
+        if (keep && nb == N && st == VKG_OK) *keep = cols;
+        else vkg_free(cols);
+    }
+    if (st == VKG_OK && bc) {
+        vkg_conv_push pc = { .K = (uint32_t)K, .OH = (uint32_t)OH, .OW = (uint32_t)OW, .items = (uint32_t)vkg_numel(y) };
+        vkg_tensor *bind[2] = { y, bc };
+        runs_of(&pc, 2);
+        st = conv_dispatch("conv_bias", VKG_OP_CONV2D, name, &pc, bind, 2, 1, (double)vkg_numel(y), 2);
     }
     vkg_free(w2);
-    vkg_free(b2);
     vkg_no_grad_end();
-    return st;
+    if (st != VKG_OK) {
+        vkg_free(y);
+        if (keep) {
+            vkg_free(*keep);
+            *keep = NULL;
+        }
+        return NULL;
+    }
+    return y;
 }
 
 /* dx through the matmul path: dcols = w^T @ g per chunk, folded back by conv_col2im. */
@@ -161,8 +198,9 @@ static vkg_status unfold_grad_input(vkg_tensor *dx, vkg_tensor *gc, vkg_tensor *
                                  (uint32_t)d->padding[1], (uint32_t)d->dilation[0], (uint32_t)d->dilation[1],
                                  .items = (uint32_t)vkg_numel(dxs) };
             vkg_tensor *bind[2] = { dxs, dcols };
-            st = conv_dispatch("conv_col2im", VKG_OP_CONV2D, name, &pc, bind, 2, 1, 0.0,
-                               (uint64_t)(kh * (kw + 1)) + 4);
+            uint64_t cost = (uint64_t)(kh * (kw + 1)) + 4;
+            runs_of(&pc, cost);
+            st = conv_dispatch("conv_col2im", VKG_OP_CONV2D, name, &pc, bind, 2, 1, 0.0, cost);
         } else {
             st = vkg_last_status();
         }
@@ -177,9 +215,10 @@ static vkg_status unfold_grad_input(vkg_tensor *dx, vkg_tensor *gc, vkg_tensor *
     return st;
 }
 
-/* dw through the matmul path: the sum over images of g[n] @ cols[n]^T, chunk by chunk, in order. */
-static vkg_tensor *unfold_grad_weight(vkg_tensor *gc, vkg_tensor *x, vkg_shape ws, const vkg_conv2d_desc *d,
-                                      const char *name) {
+/* dw through the matmul path: the sum over images of g[n] @ cols[n]^T, chunk by chunk, in order;
+ * cols: the forward's, of the whole batch, or NULL (unfolded here). */
+static vkg_tensor *unfold_grad_weight(vkg_tensor *gc, vkg_tensor *x, vkg_tensor *kept, vkg_shape ws,
+                                      const vkg_conv2d_desc *d, const char *name) {
     int64_t N = x->shape.d[0], K = ws.d[0], kh = ws.d[2], kw = ws.d[3], ckk = ws.d[1] * kh * kw;
     int64_t OH = gc->shape.d[2], OW = gc->shape.d[3], P = OH * OW;
     int64_t per = unfold_chunk(N, ckk * P + K * ckk);
@@ -187,7 +226,7 @@ static vkg_tensor *unfold_grad_weight(vkg_tensor *gc, vkg_tensor *x, vkg_shape w
     vkg_no_grad_begin();
     for (int64_t n0 = 0; n0 < N; n0 += per) {
         int64_t nb = N - n0 < per ? N - n0 : per;
-        vkg_tensor *cols = unfold(x, n0, nb, d, kh, kw, OH, OW, name);
+        vkg_tensor *cols = kept ? vkg_narrow(kept, 0, n0, nb) : unfold(x, n0, nb, d, kh, kw, OH, OW, name);
         vkg_tensor *ct = cols ? vkg_transpose(cols, 1, 2) : NULL;
         vkg_tensor *gs = ct ? vkg_narrow(gc, 0, n0, nb) : NULL, *gv = gs ? vkg_reshape(gs, VKG_SHAPE(nb, K, P)) : NULL;
         vkg_tensor *part = gv ? vkg_matmul(gv, ct) : NULL;                 /* (nb, K, C kh kw) */
@@ -270,15 +309,20 @@ vkg_tensor *vkg_conv2d(vkg_tensor *x, vkg_tensor *weight, vkg_tensor *bias, cons
     if (!fits_u32(x) || !fits_u32(weight))
         return vkg_fail_null(VKG_ERR_TOO_LARGE, "%s: x %s or weight %s has 2^31 elements or more", op,
                              vkg_desc(x, a, sizeof a), vkg_desc(weight, b, sizeof b));
-    vkg_tensor *y = vkg_tensor_alloc(VKG_SHAPE(N, K, OH, OW), VKG_F32, false, op);
-    if (!y) return NULL;
-    if (vkg_numel(y) > 0) {
+    /* the matmul path keeps its unfolded input for the weight gradient when one will be asked
+     * for (the weight needs it and the graph is recorded): the backward's im2col pass is then
+     * saved, for C kh kw x N OH OW floats held from forward to backward (in the forward's
+     * scope, like batch_norm's stats) */
+    vkg_tensor *y = NULL, *cols = NULL;
+    bool keep = weight->requires_grad && vkg_grad_enabled();
+    if (N * K * OH * OW == 0) {
+        y = vkg_tensor_alloc(VKG_SHAPE(N, K, OH, OW), VKG_F32, false, op);
+    } else {
         vkg_tensor *wc = vkg_contiguous(weight), *bc = bias ? vkg_contiguous(bias) : NULL;
-        vkg_status st = (!wc || (bias && !bc)) ? vkg_last_status() : VKG_OK;
-        if (st == VKG_OK && unfold_path(d.groups, C * kh * kw, C * kh * kw * OH * OW)) {
-            st = unfold_forward(y, x, wc, bc, &d, op);
+        if (wc && (!bias || bc) && unfold_path(d.groups, C * kh * kw, C * kh * kw * OH * OW)) {
+            y = unfold_forward(x, wc, bc, &d, OH, OW, op, keep ? &cols : NULL);
             variant_last = "im2col+matmul";
-        } else if (st == VKG_OK) {
+        } else if (wc && (!bias || bc) && (y = vkg_tensor_alloc(VKG_SHAPE(N, K, OH, OW), VKG_F32, false, op))) {
             int64_t Kg = K / d.groups;
             int64_t items = N * d.groups * ((Kg + KB - 1) / KB) * OH * ((OW + PB - 1) / PB);
             vkg_conv_push pc = { (uint32_t)N, (uint32_t)C, (uint32_t)H, (uint32_t)W, (uint32_t)K, (uint32_t)OH,
@@ -288,20 +332,21 @@ vkg_tensor *vkg_conv2d(vkg_tensor *x, vkg_tensor *weight, vkg_tensor *bias, cons
                                  .items = (uint32_t)items };
             strides_of(x, pc.xs);
             vkg_tensor *bind[4] = { y, x, wc, bc ? bc : wc };
-            st = conv_dispatch("conv2d", VKG_OP_CONV2D, op, &pc, bind, 4, 1,
-                               2.0 * (double)vkg_numel(y) * (double)(C / d.groups) * (double)(kh * kw),
-                               (uint64_t)(kh * (1 + kw * (1 + C / d.groups))) + 8);
+            if (conv_dispatch("conv2d", VKG_OP_CONV2D, op, &pc, bind, 4, 1,
+                              2.0 * (double)vkg_numel(y) * (double)(C / d.groups) * (double)(kh * kw),
+                              (uint64_t)(kh * (1 + kw * (1 + C / d.groups))) + 8) != VKG_OK) {
+                vkg_free(y);
+                y = NULL;
+            }
             variant_last = "direct4x4";
         }
         if (wc && wc != weight) vkg_free(wc);
         if (bc && bc != bias) vkg_free(bc);
-        if (st != VKG_OK) {
-            vkg_free(y);
-            return NULL;
-        }
     }
-    vkg_node *n = vkg_node_record(y, VKG_OP_CONV2D, (vkg_tensor *[]){ x, weight, bias }, 3);
+    if (!y) return NULL;
+    vkg_node *n = vkg_node_record(y, VKG_OP_CONV2D, (vkg_tensor *[]){ x, weight, bias, cols }, 4);
     if (n) vkg_conv_desc_store(n->ip, &d);
+    else vkg_free(cols);
     return y;
 }
 
@@ -342,14 +387,15 @@ vkg_tensor *vkg_conv2d_grad_input(vkg_tensor *g, vkg_tensor *weight, vkg_shape x
  * 3 weights: 72), and past lavapipe's loop limit for a batch of 28x28 images. So the (n, oh)
  * rows are split into chunks (vkg_split_rows), each chunk's partial sums land in their own slice
  * of a (chunks, dw) buffer, and one reduction over the chunks, in a fixed order, gives dw. */
-vkg_tensor *vkg_conv2d_grad_weight(vkg_tensor *g, vkg_tensor *x, vkg_shape ws, const vkg_conv2d_desc *d) {
+vkg_tensor *vkg_conv2d_grad_weight(vkg_tensor *g, vkg_tensor *x, vkg_tensor *cols, vkg_shape ws,
+                                   const vkg_conv2d_desc *d) {
     const char *name = "conv2d backward (weight)";
     if (!g || !x) return NULL;
     int64_t numel = vkg_shape_numel(ws);
     if (numel == 0) return vkg_tensor_alloc(ws, VKG_F32, false, name);
     if (unfold_path(d->groups, ws.d[1] * ws.d[2] * ws.d[3], ws.d[1] * ws.d[2] * ws.d[3] * g->shape.d[2] * g->shape.d[3]) && vkg_numel(g) > 0) {
         vkg_tensor *gc = vkg_contiguous(g);
-        vkg_tensor *dw = gc ? unfold_grad_weight(gc, x, ws, d, name) : NULL;
+        vkg_tensor *dw = gc ? unfold_grad_weight(gc, x, cols, ws, d, name) : NULL;
         if (gc && gc != g) vkg_free(gc);
         return dw;
     }
@@ -433,9 +479,11 @@ static vkg_tensor *pool2d(vkg_op op, vkg_tensor *x, const vkg_pool2d_desc *desc,
                              .items = (uint32_t)vkg_numel(y) };
         strides_of(x, pc.xs);
         vkg_tensor *bind[3] = { y, x, idx ? idx : y };
+        /* the window's two loops and their exits: 2x2 runs 11 on lavapipe */
+        uint64_t cost = (uint64_t)(d.kernel[0] + 1) * (uint64_t)(d.kernel[1] + 2) + 2;
+        runs_of(&pc, cost);
         if (conv_dispatch("pool2d", op, name, &pc, bind, 3, idx ? 2 : 1, (double)vkg_numel(y) * d.kernel[0] * d.kernel[1],
-                          /* the window's two loops and their exits: 2x2 runs 11 on lavapipe */
-                          (uint64_t)(d.kernel[0] + 1) * (uint64_t)(d.kernel[1] + 2) + 2) != VKG_OK) {
+                          cost) != VKG_OK) {
             vkg_free(y);
             vkg_free(idx);
             return NULL;
@@ -468,9 +516,10 @@ vkg_tensor *vkg_pool2d_grad_input(vkg_op op, vkg_tensor *g, vkg_tensor *indices,
                              (uint32_t)d->stride[1], (uint32_t)d->padding[0], (uint32_t)d->padding[1], 1, 1,
                              .items = (uint32_t)vkg_numel(dx) };
         vkg_tensor *bind[3] = { dx, gc, ic ? ic : gc };
+        uint64_t cost = (uint64_t)(d->kernel[0] + 1) * (uint64_t)(d->kernel[1] + 2) + 2;
+        runs_of(&pc, cost);
         st = conv_dispatch("pool2d_backward", op, op == VKG_OP_MAX_POOL2D ? "max_pool2d backward" : "avg_pool2d backward",
-                           &pc, bind, 3, 1, (double)vkg_numel(dx),
-                           (uint64_t)(d->kernel[0] + 1) * (uint64_t)(d->kernel[1] + 2) + 2);
+                           &pc, bind, 3, 1, (double)vkg_numel(dx), cost);
     }
     if (gc && gc != g) vkg_free(gc);
     if (ic && ic != indices) vkg_free(ic);

@@ -26,8 +26,10 @@ static inline vkg_pool2d_desc vkg_pool_desc_load(const int64_t *ip) {
 
 /* dL/dx (xs) of conv2d from g = dL/dy and the weight (transposed convolution). */
 vkg_tensor *vkg_conv2d_grad_input(vkg_tensor *g, vkg_tensor *weight, vkg_shape xs, const vkg_conv2d_desc *d);
-/* dL/dweight (ws) of conv2d from g and x (a reduction over N and the output pixels). */
-vkg_tensor *vkg_conv2d_grad_weight(vkg_tensor *g, vkg_tensor *x, vkg_shape ws, const vkg_conv2d_desc *d);
+/* dL/dweight (ws) of conv2d from g and x (a reduction over N and the output pixels); cols: the
+ * forward's unfolded x (the node's fourth input), or NULL. */
+vkg_tensor *vkg_conv2d_grad_weight(vkg_tensor *g, vkg_tensor *x, vkg_tensor *cols, vkg_shape ws,
+                                   const vkg_conv2d_desc *d);
 /* dL/dx (xs) of max_pool2d (from the saved indices) or avg_pool2d (indices NULL). */
 vkg_tensor *vkg_pool2d_grad_input(vkg_op op, vkg_tensor *g, vkg_tensor *indices, vkg_shape xs, const vkg_pool2d_desc *d);
 /* dL/dx, dL/dweight, dL/dbias of batch_norm from g, x, weight (or NULL) and the (2, C) stats
