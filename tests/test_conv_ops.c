@@ -53,10 +53,8 @@ static void check_conv(const conv_case *c, uint64_t seed) {
     vkg_tensor *y = vkg_conv2d(x, w, b, &c->d);
     cr_assert_not_null(y, "%s", vkg_last_error());
     const char *forced = getenv("VKG_CONV_VARIANT");
-    /* the rule: groups, or a short C kh kw on a CPU device, go direct (unless forced to unfold) */
-    bool unfold = forced && strcmp(forced, "unfold") == 0;
-    bool thin = vkg_device()->type == VKG_DEVICE_CPU && (c->C / G) * c->kh * c->kw < 32;
-    bool direct = G > 1 || (forced && strcmp(forced, "direct") == 0) || (thin && !unfold);
+    /* the rule: groups go direct, and everything when forced */
+    bool direct = G > 1 || (forced && strcmp(forced, "direct") == 0);
     cr_assert_str_eq(vkg_conv2d_variant_last(), direct ? "direct4x4" : "im2col+matmul");
     vkg_shape ys = vkg_tensor_shape(y);
     size_t ny = (size_t)vkg_shape_numel(ys);
@@ -333,6 +331,10 @@ VKG_TEST(conv_ops, conv2d_gradcheck) {
     gradcheck(&(gc_ctx){ .op = VKG_OP_CONV2D, .xs = VKG_SHAPE(1, 4, 6, 5), .ws = VKG_SHAPE(6, 2, 2, 3), .bias = true,
                          .cd = { .stride = { 1, 2 }, .padding = { 0, 1 }, .dilation = { 2, 1 }, .groups = 2 } },
               true, SEED + 3);
+    /* 12 taps: the weight gradient's blocks of 9 taps (conv2d_backward_weight.comp), the last partial */
+    gradcheck(&(gc_ctx){ .op = VKG_OP_CONV2D, .xs = VKG_SHAPE(2, 2, 6, 7), .ws = VKG_SHAPE(5, 2, 4, 3), .bias = true,
+                         .cd = { .stride = { 2, 1 }, .padding = { 1, 2 }, .dilation = { 1, 2 } } },
+              false, SEED + 4);
 }
 
 /* dw sums over N OH OW = 100 x 28 x 28 = 78,400 positions: past the 65,535 loop iterations after

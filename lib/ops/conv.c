@@ -27,6 +27,7 @@ _Static_assert(sizeof(vkg_conv_push) <= VKG_PUSH_SIZE, "push constants too large
 #define KB 4 /* register blocks of shaders/conv2d*.comp: change both */
 #define PB 4
 #define CB 4
+#define TB 9 /* kernel taps per block of shaders/conv2d_backward_weight.comp: change both */
 
 static const char *variant_last = "none";
 const char *vkg_conv2d_variant_last(void) { return variant_last; }
@@ -76,16 +77,14 @@ static void strides_of(const vkg_tensor *x, int32_t *xs) {
  * images whose unfolding alone passes that bound, and VKG_CONV_VARIANT=direct (comparisons, tests). */
 #define UNFOLD_BYTES ((int64_t)48 << 20)
 
-/* k: C kh kw, the unfolded matmul's inner length; unfolded: k x OH OW values of one image, which
- * must fit a chunk. On CPU devices a short k goes direct: the unfolded copy is k times the input
- * for a matmul too thin to pay for it (the CNN's first layer, C = 1, 3x3: 47 ms direct against
- * 117 ms unfolded on lavapipe; its second, k = 288, 142 ms unfolded against 265 direct). VKG_CONV_VARIANT=direct or
- * unfold forces either where it applies (comparisons, tests). */
-static bool unfold_path(int groups, int64_t k, int64_t unfolded) {
+/* unfolded: C kh kw x OH OW values of one image, which must fit a chunk. Thin layers too (the
+ * CNN's first, C = 1, 3x3) take the matmul path, now that the unfolding divides once per run and
+ * the forward's is reused for the weight gradient: on lavapipe the CNN's step took 10% less CPU
+ * time than with that layer direct. VKG_CONV_VARIANT=direct forces the direct kernels
+ * (comparisons, tests). */
+static bool unfold_path(int groups, int64_t unfolded) {
     const char *v = getenv("VKG_CONV_VARIANT");
-    if (groups != 1 || 4 * unfolded > UNFOLD_BYTES || (v && strcmp(v, "direct") == 0)) return false;
-    if (v && strcmp(v, "unfold") == 0) return true;
-    return !(vkg_ctx.info.type == VKG_DEVICE_CPU && k < 32);
+    return groups == 1 && 4 * unfolded <= UNFOLD_BYTES && !(v && strcmp(v, "direct") == 0);
 }
 
 /* Images per chunk: per_image floats each (at least 1). VKG_CONV_UNFOLD_BYTES=N lowers the
@@ -319,7 +318,7 @@ vkg_tensor *vkg_conv2d(vkg_tensor *x, vkg_tensor *weight, vkg_tensor *bias, cons
         y = vkg_tensor_alloc(VKG_SHAPE(N, K, OH, OW), VKG_F32, false, op);
     } else {
         vkg_tensor *wc = vkg_contiguous(weight), *bc = bias ? vkg_contiguous(bias) : NULL;
-        if (wc && (!bias || bc) && unfold_path(d.groups, C * kh * kw, C * kh * kw * OH * OW)) {
+        if (wc && (!bias || bc) && unfold_path(d.groups, C * kh * kw * OH * OW)) {
             y = unfold_forward(x, wc, bc, &d, OH, OW, op, keep ? &cols : NULL);
             variant_last = "im2col+matmul";
         } else if (wc && (!bias || bc) && (y = vkg_tensor_alloc(VKG_SHAPE(N, K, OH, OW), VKG_F32, false, op))) {
@@ -356,8 +355,7 @@ vkg_tensor *vkg_conv2d_grad_input(vkg_tensor *g, vkg_tensor *weight, vkg_shape x
     if (!dx || vkg_numel(dx) == 0) return dx;
     vkg_tensor *gc = vkg_contiguous(g), *wc = vkg_contiguous(weight);
     vkg_status st = (!gc || !wc) ? vkg_last_status() : VKG_OK;
-    if (st == VKG_OK && unfold_path(d->groups, vkg_numel(weight) / weight->shape.d[0],
-                                    vkg_numel(weight) / weight->shape.d[0] * g->shape.d[2] * g->shape.d[3])) {
+    if (st == VKG_OK && unfold_path(d->groups, vkg_numel(weight) / weight->shape.d[0] * g->shape.d[2] * g->shape.d[3])) {
         st = unfold_grad_input(dx, gc, wc, d, "conv2d backward (input)");
     } else if (st == VKG_OK) {
         int64_t C = xs.d[1], Cg = C / d->groups;
@@ -382,9 +380,10 @@ vkg_tensor *vkg_conv2d_grad_input(vkg_tensor *g, vkg_tensor *weight, vkg_shape x
     return dx;
 }
 
-/* dw sums over every (n, oh, ow) of the batch. One invocation per KB output channels would walk
- * N OH OW positions alone: too few invocations to fill a device for a first layer (32 x 1 x 3 x
- * 3 weights: 72), and past lavapipe's loop limit for a batch of 28x28 images. So the (n, oh)
+/* dw sums over every (n, oh, ow) of the batch. One invocation per block of KB output channels
+ * x TB taps would walk N OH OW positions alone: too few invocations to fill a device for a
+ * first layer (32 x 1 x 3 x 3 weights: 8 blocks), and past lavapipe's loop limit for a batch of
+ * 28x28 images. So the (n, oh)
  * rows are split into chunks (vkg_split_rows), each chunk's partial sums land in their own slice
  * of a (chunks, dw) buffer, and one reduction over the chunks, in a fixed order, gives dw. */
 vkg_tensor *vkg_conv2d_grad_weight(vkg_tensor *g, vkg_tensor *x, vkg_tensor *cols, vkg_shape ws,
@@ -393,14 +392,14 @@ vkg_tensor *vkg_conv2d_grad_weight(vkg_tensor *g, vkg_tensor *x, vkg_tensor *col
     if (!g || !x) return NULL;
     int64_t numel = vkg_shape_numel(ws);
     if (numel == 0) return vkg_tensor_alloc(ws, VKG_F32, false, name);
-    if (unfold_path(d->groups, ws.d[1] * ws.d[2] * ws.d[3], ws.d[1] * ws.d[2] * ws.d[3] * g->shape.d[2] * g->shape.d[3]) && vkg_numel(g) > 0) {
+    if (unfold_path(d->groups, ws.d[1] * ws.d[2] * ws.d[3] * g->shape.d[2] * g->shape.d[3]) && vkg_numel(g) > 0) {
         vkg_tensor *gc = vkg_contiguous(g);
         vkg_tensor *dw = gc ? unfold_grad_weight(gc, x, cols, ws, d, name) : NULL;
         if (gc && gc != g) vkg_free(gc);
         return dw;
     }
     int64_t K = ws.d[0], Kg = K / d->groups, OH = g->shape.d[2], OW = g->shape.d[3];
-    uint64_t base = (uint64_t)(d->groups * ((Kg + KB - 1) / KB) * ws.d[1] * ws.d[2] * ws.d[3]);
+    uint64_t base = (uint64_t)(d->groups * ((Kg + KB - 1) / KB) * ws.d[1] * ((ws.d[2] * ws.d[3] + TB - 1) / TB));
     uint64_t rows = (uint64_t)(x->shape.d[0] * OH), row_cost = 2 + (uint64_t)OW;
     if (vkg_loop_check(row_cost, name, "one output row") != VKG_OK) return NULL;
     uint64_t per, chunks = vkg_split_rows(rows, row_cost, base, &per);
