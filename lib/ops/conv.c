@@ -119,6 +119,24 @@ static vkg_tensor *unfold(vkg_tensor *x, int64_t n0, int64_t nb, const vkg_conv2
     return cols;
 }
 
+/* The weights wc as the (K, ckk) matrix of the matmul path. On CPU devices the matmul's
+ * register-blocked kernel reads its operands as aligned vec4s, which a row stride that is not a
+ * multiple of 4 rules out (the CNN's first layer: ckk = 9, left to the general kernel at a
+ * fraction of the speed); there the rows go into a zero-padded copy (ckk rounded up to 4) and
+ * the matrix is its (K, ckk) view. */
+static vkg_tensor *weight_matrix(vkg_tensor *wc, int64_t K, int64_t ckk) {
+    if (vkg_ctx.info.type != VKG_DEVICE_CPU || ckk % 4 == 0) return vkg_reshape(wc, VKG_SHAPE(K, ckk));
+    vkg_tensor *w2 = vkg_reshape(wc, VKG_SHAPE(K, ckk)), *pad = w2 ? vkg_zeros(VKG_SHAPE(K, (ckk + 3) / 4 * 4)) : NULL;
+    vkg_tensor *view = pad ? vkg_narrow(pad, 1, 0, ckk) : NULL;
+    if (view && vkg_copy_into(view, w2) != VKG_OK) {
+        vkg_free(view);
+        view = NULL;
+    }
+    vkg_free(pad);
+    vkg_free(w2);
+    return view;
+}
+
 /* y = conv2d(x, w) + bias through the matmul path (wc and bc contiguous), or NULL. The batched
  * matmul's output (nb, K, OH OW) is y's layout: with the whole batch in one chunk it is y, else
  * each chunk's is copied into y; the bias is added in place after (conv_bias.comp), one pass
@@ -133,7 +151,7 @@ static vkg_tensor *unfold_forward(vkg_tensor *x, vkg_tensor *wc, vkg_tensor *bc,
     vkg_tensor *y = NULL;
     if (keep) *keep = NULL;
     vkg_no_grad_begin();
-    vkg_tensor *w2 = vkg_reshape(wc, VKG_SHAPE(K, ckk));
+    vkg_tensor *w2 = weight_matrix(wc, K, ckk);
     if (!w2) st = vkg_last_status();
     if (st == VKG_OK && per < N && !(y = vkg_tensor_alloc(VKG_SHAPE(N, K, OH, OW), VKG_F32, false, name)))
         st = vkg_last_status();
@@ -183,7 +201,7 @@ static vkg_status unfold_grad_input(vkg_tensor *dx, vkg_tensor *gc, vkg_tensor *
     int64_t per = unfold_chunk(N, ckk * P + C * dx->shape.d[2] * dx->shape.d[3]);
     vkg_status st = VKG_OK;
     vkg_no_grad_begin();
-    vkg_tensor *w2 = vkg_reshape(wc, VKG_SHAPE(K, ckk)), *wt = w2 ? vkg_transpose(w2, 0, 1) : NULL;
+    vkg_tensor *w2 = weight_matrix(wc, K, ckk), *wt = w2 ? vkg_transpose(w2, 0, 1) : NULL;
     if (!wt) st = vkg_last_status();
     for (int64_t n0 = 0; n0 < N && st == VKG_OK; n0 += per) {
         int64_t nb = N - n0 < per ? N - n0 : per;
