@@ -370,6 +370,8 @@ VKG_TEST(conv_ops, pool2d_gradcheck) {
                              .pd = { .kernel = { 3, 3 }, .stride = { 2, 2 }, .padding = { 1, 1 } } },
                   false, SEED + (uint64_t)k);
         gradcheck(&(gc_ctx){ .op = op, .xs = VKG_SHAPE(1, 2, 6, 5), .pd = { .kernel = { 2, 2 } } }, true, SEED + 2 + (uint64_t)k);
+        /* windows that tile the input (one item per window), a row and a column left over */
+        gradcheck(&(gc_ctx){ .op = op, .xs = VKG_SHAPE(2, 2, 7, 5), .pd = { .kernel = { 3, 2 } } }, false, SEED + 6 + (uint64_t)k);
         /* overlapping windows: several outputs route into one input */
         gradcheck(&(gc_ctx){ .op = op, .xs = VKG_SHAPE(1, 2, 5, 6), .pd = { .kernel = { 3, 2 }, .stride = { 1, 1 }, .padding = { 1, 1 } } },
                   false, SEED + 4 + (uint64_t)k);

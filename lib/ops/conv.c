@@ -17,7 +17,7 @@ typedef struct vkg_conv_push {
     uint32_t ph, pw, dh, dw;
     int32_t xs[4];           /* strides of the strided input x (N, C, H, W) */
     uint32_t off[4];         /* offset of binding 0..3, in elements */
-    uint32_t flags;          /* bit 0: conv2d has a bias */
+    uint32_t flags;          /* bit 0: conv2d has a bias; bit 1: pool2d_backward by windows (tiles) */
     uint32_t items;
     uint32_t per, base;      /* conv2d_backward_weight: (n, oh) rows per chunk, items per chunk */
 } vkg_conv_push;
@@ -534,6 +534,13 @@ vkg_tensor *vkg_pool2d_grad_input(vkg_op op, vkg_tensor *g, vkg_tensor *indices,
                              .items = (uint32_t)vkg_numel(dx) };
         vkg_tensor *bind[3] = { dx, gc, ic ? ic : gc };
         uint64_t cost = (uint64_t)(d->kernel[0] + 1) * (uint64_t)(d->kernel[1] + 2) + 2;
+        /* windows that tile the input: one item per window (pool2d_backward.comp), whose loops
+         * run over the window and, in the last row and column of windows, the rest (< kernel) */
+        if (d->stride[0] == d->kernel[0] && d->stride[1] == d->kernel[1] && !d->padding[0] && !d->padding[1]) {
+            pc.flags = 2;
+            pc.items = (uint32_t)vkg_numel(gc);
+            cost = (uint64_t)(2 * d->kernel[0] + 1) * (uint64_t)(2 * d->kernel[1] + 1) + 2;
+        }
         runs_of(&pc, cost);
         st = conv_dispatch("pool2d_backward", op, op == VKG_OP_MAX_POOL2D ? "max_pool2d backward" : "avg_pool2d backward",
                            &pc, bind, 3, 1, (double)vkg_numel(dx), cost);
