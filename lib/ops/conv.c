@@ -43,7 +43,9 @@ static vkg_status conv_dispatch(const char *shader, vkg_op op, const char *name,
                             .push_size = sizeof *pc, .flops = flops };
     if (op == VKG_OP_MAX_POOL2D || op == VKG_OP_AVG_POOL2D) {
         d.spec[0] = vkg_op_table[op].code;
-        d.nspec = 1;
+        d.spec[1] = pc->kh; /* pool2d.comp unrolls its window's loops */
+        d.spec[2] = pc->kw;
+        d.nspec = 3;
     }
     for (int i = 0; i < nbind; i++) {
         d.bind[i] = bind[i];
