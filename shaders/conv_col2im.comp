@@ -4,9 +4,12 @@
 // (r, s) whose window covers (h, w), of dcols[n, (c, r, s), (oh, ow)], in tap order: a gather,
 // so no atomics and a reproducible result. Bindings: 0 dx contiguous (N, C, H, W) at off.x,
 // 1 dcols contiguous (N, C kh kw, OH OW) at off.y. Push constants: conv.glsl; each invocation
-// walks runs of items (RUNS there).
+// walks runs of items (RUNS there). Specialization constants 1 and 2 = kh and kw, so that the
+// loops over the taps unroll.
 #include "conv.glsl"
 
+layout(constant_id = 1) const uint KH = 3;
+layout(constant_id = 2) const uint KW = 3;
 layout(std430, binding = 0) writeonly buffer DX { float dx[]; };
 layout(std430, binding = 1) readonly buffer DCols { float dcols[]; };
 
@@ -23,7 +26,7 @@ int out_of(int t, uint stride, uint size) {
 }
 
 void main() {
-    uint P = pc.OH * pc.OW, taps = pc.kh * pc.kw;
+    uint P = pc.OH * pc.OW, taps = KH * KW;
     for (uint j = gl_GlobalInvocationID.x; j < RUNS; j += GRID_STRIDE) {
         uint it = j * pc.per, end = min(pc.items, it + pc.per);
         uint iw = it % pc.W, r = it / pc.W;
@@ -33,12 +36,12 @@ void main() {
         for (; it < end; it++) {
             uint base = pc.off.y + (n * pc.C + c) * taps * P;
             float acc = 0.0;
-            for (uint kr = 0u; kr < pc.kh; kr++) {
+            for (uint kr = 0u; kr < KH; kr++) {
                 int oh = out_of(int(ih + pc.ph) - int(kr * pc.dh), pc.sh, pc.OH);
                 if (oh < 0) continue;
-                for (uint ks = 0u; ks < pc.kw; ks++) {
+                for (uint ks = 0u; ks < KW; ks++) {
                     int ow = out_of(int(iw + pc.pw) - int(ks * pc.dw), pc.sw, pc.OW);
-                    if (ow >= 0) acc += dcols[base + (kr * pc.kw + ks) * P + uint(oh) * pc.OW + uint(ow)];
+                    if (ow >= 0) acc += dcols[base + (kr * KW + ks) * P + uint(oh) * pc.OW + uint(ow)];
                 }
             }
             dx[pc.off.x + it] = acc;

@@ -46,6 +46,10 @@ static vkg_status conv_dispatch(const char *shader, vkg_op op, const char *name,
         d.spec[1] = pc->kh; /* pool2d.comp unrolls its window's loops */
         d.spec[2] = pc->kw;
         d.nspec = 3;
+    } else if (strcmp(shader, "conv_col2im") == 0) {
+        d.spec[0] = pc->kh; /* its loops over the taps unroll */
+        d.spec[1] = pc->kw;
+        d.nspec = 2;
     }
     for (int i = 0; i < nbind; i++) {
         d.bind[i] = bind[i];
