@@ -115,8 +115,12 @@ static vkg_tensor *unfold(vkg_tensor *x, int64_t n0, int64_t nb, const vkg_conv2
                              (uint32_t)d->dilation[0], (uint32_t)d->dilation[1], .items = (uint32_t)(nb * ckk * P) };
         strides_of(xv, pc.xs);
         vkg_tensor *bind[2] = { cols, xv };
-        runs_of(&pc, 2);
-        if (conv_dispatch("conv_im2col", VKG_OP_CONV2D, name, &pc, bind, 2, 1, 0.0, 2) != VKG_OK) {
+        /* CPU devices: 4 values per item, one vec4 store (conv_im2col.comp), where cols allows */
+        bool vec4 = vkg_ctx.info.type == VKG_DEVICE_CPU && cols->offset % 4 == 0 && pc.items % 4 == 0;
+        if (vec4) pc.items /= 4;
+        runs_of(&pc, vec4 ? 5 : 2);
+        if (conv_dispatch(vec4 ? "conv_im2col4" : "conv_im2col", VKG_OP_CONV2D, name, &pc, bind, 2, 1, 0.0,
+                          vec4 ? 5 : 2) != VKG_OK) {
             vkg_free(cols);
             cols = NULL;
         }
