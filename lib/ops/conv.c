@@ -187,8 +187,12 @@ static vkg_tensor *unfold_forward(vkg_tensor *x, vkg_tensor *wc, vkg_tensor *bc,
     if (st == VKG_OK && bc) {
         vkg_conv_push pc = { .K = (uint32_t)K, .OH = (uint32_t)OH, .OW = (uint32_t)OW, .items = (uint32_t)vkg_numel(y) };
         vkg_tensor *bind[2] = { y, bc };
+        /* CPU devices: 4 values of a channel per item, one vec4 read and write (conv_bias.comp) */
+        bool vec4 = vkg_ctx.info.type == VKG_DEVICE_CPU && y->offset % 4 == 0 && P % 4 == 0;
+        if (vec4) pc.items /= 4;
         runs_of(&pc, 2);
-        st = conv_dispatch("conv_bias", VKG_OP_CONV2D, name, &pc, bind, 2, 1, (double)vkg_numel(y), 2);
+        st = conv_dispatch(vec4 ? "conv_bias4" : "conv_bias", VKG_OP_CONV2D, name, &pc, bind, 2, 1,
+                           (double)vkg_numel(y), 2);
     }
     vkg_free(w2);
     vkg_no_grad_end();
