@@ -12,6 +12,13 @@
 // SG = 1 (subgroup size 8 only): the 8 lanes of a subgroup share their TM rows of A; each
 // lane loads 1/8 of the A chunk and the others get it by subgroupShuffle, because on lavapipe
 // every storage-buffer load is a per-lane loop, far dearer than a shuffle with a constant lane.
+// K_TAIL (bit 2 of constant 5) is set only when K is not a multiple of 4: lavapipe runs both
+// sides of every if with lanes masked off, even when the condition is the same for all lanes, so
+// the masked tail chunk would otherwise cost one more trip of the K loop in every product.
+// C_V4 (bit 1 of constant 5, set when N and C's offset are multiples of 4): C is stored as vec4s,
+// because every store, like every load, is a loop over the lanes, and in a product with a short
+// K (the transformer's K = 128, attention's 32 and 64) TM x TN scalar stores cost as much as a
+// third of the K loop.
 // Push constants mirror vkg_matmul_push in lib/ops/matmul.c (same block as matmul.comp). The store
 // applies the epilogue (bias, relu) in the module built with MM_EPILOGUE: matmul_epilogue.glsl.
 #include "common.glsl"
@@ -21,9 +28,12 @@ layout(constant_id = 1) const uint TM = 8;     // rows per invocation (multiple 
 layout(constant_id = 2) const uint TN = 8;     // cols per invocation (multiple of 4)
 layout(constant_id = 3) const uint A_KC = 1;   // 1: A's K dim is contiguous, 0: its M dim
 layout(constant_id = 4) const uint B_KC = 0;   // 1: B's K dim is contiguous (B^T rows), 0: its N dim
-layout(constant_id = 5) const uint SG = 0;     // share A across the subgroup (see above)
+layout(constant_id = 5) const uint MODE = 0;   // bit 0: SG, bit 1: C_V4, bit 2: K_TAIL (see above)
+const uint SG = MODE & 1u;
+const bool C_V4 = (MODE & 2u) != 0u;
+const bool K_TAIL = (MODE & 4u) != 0u;
 
-layout(std430, binding = 0) writeonly buffer Cb { float c[]; };
+layout(std430, binding = 0) writeonly buffer Cb { vec4 c4[]; };
 layout(std430, binding = 1) readonly buffer Ab { vec4 a4[]; };
 layout(std430, binding = 2) readonly buffer Bb { vec4 b4[]; };
 
@@ -149,7 +159,7 @@ void main() {
             load_b(bbase, coll, k0);
             fma_chunk(4);
         }
-        if (kfull < K) {
+        if (K_TAIL && kfull < K) {
             load_a(abase, rowl, kfull);
             load_b(bbase, coll, kfull);
             fma_chunk(K - kfull);
@@ -160,14 +170,21 @@ void main() {
             float bj[TN];   // the epilogue's bias, once per column
             for (uint j = 0; j < TN; j++) bj[j] = epi_bias(min(col0 + j, N - 1u));
             for (uint i = 0; i < TM; i++)
-                for (uint j = 0; j < TN; j++)
-                    if (row0 + i < M && col0 + j < N)
-                        c[cbase + (row0 + i) * N + col0 + j] = epi_apply(acc[i][j], bj[j]);
-#else
-            for (uint i = 0; i < TM; i++)
-                for (uint j = 0; j < TN; j++)
-                    if (row0 + i < M && col0 + j < N) c[cbase + (row0 + i) * N + col0 + j] = acc[i][j];
+                for (uint j = 0; j < TN; j++) acc[i][j] = epi_apply(acc[i][j], bj[j]);
 #endif
+            for (uint i = 0; i < TM; i++) {
+                uint ci = cbase + (row0 + i) * N + col0;
+                if (C_V4) {
+                    // N % 4 == 0 and col0 % 4 == 0: a vec4 that starts inside N lies inside it
+                    for (uint j4 = 0; j4 < TN / 4; j4++)
+                        if (row0 + i < M && col0 + 4u * j4 < N)
+                            c4[(ci >> 2) + j4] = vec4(acc[i][4 * j4], acc[i][4 * j4 + 1], acc[i][4 * j4 + 2],
+                                                      acc[i][4 * j4 + 3]);
+                } else {
+                    for (uint j = 0; j < TN; j++)
+                        if (row0 + i < M && col0 + j < N) c4[(ci + j) >> 2][(ci + j) & 3u] = acc[i][j];
+                }
+            }
         }
     }
 }

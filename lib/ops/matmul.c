@@ -148,7 +148,11 @@ static vkg_status mm_record(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const v
         d.spec[1] = cf.tn;
         d.spec[2] = (uint32_t)a_dim;         /* A_KC: A's cols are K */
         d.spec[3] = (uint32_t)(b_dim == 0);  /* B_KC: B's rows are K */
-        d.spec[4] = v == MM_REG_SG;
+        /* MODE: bit 0 shares A across the subgroup, bit 1 stores C as vec4s (N and C's offset
+         * multiples of 4, so every row starts aligned), bit 2 compiles the K tail in (lavapipe
+         * would run it, masked, even when K % 4 == 0) */
+        d.spec[4] = (v == MM_REG_SG ? 1u : 0u) | (N % 4 == 0 && c->offset % 4 == 0 ? 2u : 0u) |
+                    (pc->mnk[2] % 4 != 0 ? 4u : 0u);
         d.spec[5] = cf.wy;
         d.nspec = 6;
         tr = (uint64_t)cf.tm * cf.wy;
