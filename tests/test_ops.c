@@ -431,6 +431,9 @@ VKG_TEST(ops, matmul_against_reference) {
     check_matmul_v(VKG_SHAPE(130, 96), VKG_SHAPE(96, 200), CONTIG, CONTIG, SEED, true);
     check_matmul_v(VKG_SHAPE(36, 24), VKG_SHAPE(24, 44), TRANSPOSED, TRANSPOSED, SEED, true); /* A^T, B^T */
     check_matmul_v(VKG_SHAPE(12, 13), VKG_SHAPE(13, 4), TRANSPOSED, CONTIG, SEED, true);  /* K = 13 over A^T */
+    /* reg_sg's tiles for a short, narrow C (TM 16, TN 4), vec4 stores with edges in M and N */
+    check_matmul_v(VKG_SHAPE(12, 36), VKG_SHAPE(36, 28), TRANSPOSED, TRANSPOSED, SEED, true);
+    check_matmul_v(VKG_SHAPE(3, 6, 16), VKG_SHAPE(3, 16, 20), CONTIG, CONTIG, SEED, true);  /* TM 8, batched */
     check_matmul_v(VKG_SHAPE(2, 1, 8, 12), VKG_SHAPE(3, 12, 16), CONTIG, CONTIG, SEED, true); /* broadcast */
     check_matmul_v(VKG_SHAPE(12), VKG_SHAPE(12, 8), CONTIG, CONTIG, SEED, true);          /* 1-D @ 2-D */
     check_matmul_v(VKG_SHAPE(40, 12), VKG_SHAPE(12), CONTIG, CONTIG, SEED, true);         /* 2-D @ 1-D */

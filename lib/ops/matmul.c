@@ -74,6 +74,13 @@ static mm_config mm_config_for(mm_variant v, const vkg_matmul_push *pc) {
     /* the rule's tile for large products on GPUs: 128 x 128 per workgroup, 8 x 8 per invocation
      * (on an H100, 1.4x the 64 x 64 tile's GFLOP/s at 2048^3 and 4096^3; the same below 1024) */
     if (v == MM_TILED && pc && pc->mnk[0] > 1024 && pc->mnk[1] > 1024) c = (mm_config){ 8, 8, 16, 16, 16 };
+    /* reg_sg on a short or narrow C: a subgroup covers TM rows x 8 TN cols, and rows and cols
+     * past C's edge cost their full share of loads and FMAs. TN 4 when N <= 32 (attention's
+     * 64x64 @ 64x32 products: 1.6x on lavapipe), TM 8 or 16 when M is at most that. */
+    if (v == MM_REG_SG && pc) {
+        if (pc->mnk[1] <= 32) c.tn = 4;
+        if (pc->mnk[0] <= 16) c.tm = pc->mnk[0] <= 8 ? 8 : 16;
+    }
     const char *e = getenv("VKG_MATMUL_CONFIG");
     unsigned tm, tn, wx, wy;
     if (v == MM_GENERAL || !e || sscanf(e, "%u,%u,%u,%u", &tm, &tn, &wx, &wy) != 4) return c;
@@ -278,7 +285,7 @@ static double now_s(void) {
 /* Times each candidate for this call and returns the fastest in *best; c holds some result. */
 static vkg_status tune(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const vkg_matmul_push *pc, int a_dim,
                        int b_dim, const mm_epi *ep, mm_choice *best) {
-    mm_choice cand[12];
+    mm_choice cand[14];
     int n = 0;
     bool vec4 = a_dim >= 0 && b_dim >= 0;
     cand[n++] = (mm_choice){ .v = MM_GENERAL, .cf = mm_default(MM_GENERAL) };
@@ -295,6 +302,8 @@ static vkg_status tune(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const vkg_ma
             cand[n++] = (mm_choice){ .v = MM_REG_SG, .cf = mm_default(MM_REG_SG) };
             cand[n++] = (mm_choice){ .v = MM_REG_SG, .cf = { 16, 8, 8, 1, 0 } };
             cand[n++] = (mm_choice){ .v = MM_REG_SG, .cf = { 32, 16, 8, 1, 0 } };
+            cand[n++] = (mm_choice){ .v = MM_REG_SG, .cf = { 32, 4, 8, 1, 0 } };
+            cand[n++] = (mm_choice){ .v = MM_REG_SG, .cf = { 8, 8, 8, 1, 0 } };
         }
     }
     vkg_status st = vkg_sync(); /* time our dispatches alone */
