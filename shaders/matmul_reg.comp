@@ -5,9 +5,11 @@
 // C = A @ B for CPU-like devices (lavapipe): register blocking, vec4 loads, no shared memory.
 // Each invocation keeps a TM x TN block of C in registers and walks K four at a time. A and B
 // are read in place as vec4 along whichever of their dims is contiguous (A_KC / B_KC say
-// whether that is K), so A^T and B^T views cost nothing. lib/ops/matmul.c picks this kernel
-// only when both operands qualify: inner stride 1, other strides and offset multiples of 4, and
-// every vec4 read (up to the next multiple of 4 of the contiguous dim) inside the binding.
+// whether that is K), so A^T and B^T views cost nothing. That needs inner stride 1, other
+// strides and offset multiples of 4, and every vec4 read (up to the next multiple of 4 of the
+// contiguous dim) inside the binding (lib/ops/matmul.c checks); an operand that does not qualify
+// (A_KC / B_KC = 2: a (128, 10) gradient, rows of 10) is read one float per load through both
+// strides, still 4x fewer loads per FMA than the general kernel's.
 // Edges: rows/cols past M/N are clamped on load and never stored; the K tail is masked.
 // SG = 1 (subgroup size 8 only): the 8 lanes of a subgroup share their TM rows of A; each
 // lane loads 1/8 of the A chunk and the others get it by subgroupShuffle, because on lavapipe
@@ -26,8 +28,8 @@
 layout(local_size_y_id = 6) in;
 layout(constant_id = 1) const uint TM = 8;     // rows per invocation (multiple of 4; of 8 if SG)
 layout(constant_id = 2) const uint TN = 8;     // cols per invocation (multiple of 4)
-layout(constant_id = 3) const uint A_KC = 1;   // 1: A's K dim is contiguous, 0: its M dim
-layout(constant_id = 4) const uint B_KC = 0;   // 1: B's K dim is contiguous (B^T rows), 0: its N dim
+layout(constant_id = 3) const uint A_KC = 1;   // 1: A's K dim is contiguous, 0: its M dim, 2: scalars
+layout(constant_id = 4) const uint B_KC = 0;   // 1: B's K dim is contiguous (B^T rows), 0: its N dim, 2: scalars
 layout(constant_id = 5) const uint MODE = 0;   // bit 0: SG, bit 1: C_V4, bit 2: K_TAIL (see above)
 const uint SG = MODE & 1u;
 const bool C_V4 = (MODE & 2u) != 0u;
@@ -53,6 +55,16 @@ layout(push_constant) uniform Push {
 #include "matmul_epilogue.glsl"
 #endif
 
+// A[m][k] and B[k][n] one float at a time (A_KC / B_KC = 2), m, k, n inside the matrix
+float a_at(int abase, uint m, uint k) {
+    int i = abase + int(m) * pc.a_mat.x + int(k) * pc.a_mat.y;
+    return a4[i >> 2][i & 3];
+}
+float b_at(int bbase, uint k, uint n) {
+    int i = bbase + int(k) * pc.b_mat.x + int(n) * pc.b_mat.y;
+    return b4[i >> 2][i & 3];
+}
+
 float acc[TM][TN];
 float av[TM][4];   // A[row0 + i][k0 + kk]
 float bv[4][TN];   // B[k0 + kk][col0 + j]
@@ -67,6 +79,9 @@ void load_a(int abase, uint row0, uint k0) {
                 vec4 v = a4[(abase + int(m) * pc.a_mat.x + int(k0)) >> 2];
                 for (uint kk = 0; kk < 4; kk++) av[i][kk] = v[kk];
             }
+        } else if (A_KC == 2) {
+            for (uint i = 0; i < TM; i++)
+                for (uint kk = 0; kk < 4; kk++) av[i][kk] = a_at(abase, min(row0 + i, M - 1u), min(k0 + kk, K - 1u));
         } else {
             for (uint kk = 0; kk < 4; kk++) {
                 uint k = min(k0 + kk, K - 1u);
@@ -78,7 +93,7 @@ void load_a(int abase, uint row0, uint k0) {
             }
         }
     } else {
-        // the chunk is TM vec4s; lane l loads vec4 number q * 8 + l
+        // the chunk is TM vec4s; lane l loads vec4 number q * 8 + l (4 k of row t when scalars)
         uint lane = gl_SubgroupInvocationID;
         for (uint q = 0; q < TM / 8; q++) {
             uint t = q * 8u + lane;
@@ -86,6 +101,9 @@ void load_a(int abase, uint row0, uint k0) {
             if (A_KC == 1) {
                 uint m = min(row0 + t, M - 1u);
                 v = a4[(abase + int(m) * pc.a_mat.x + int(k0)) >> 2];
+            } else if (A_KC == 2) {
+                uint m = min(row0 + t, M - 1u);
+                for (uint e = 0; e < 4; e++) v[e] = a_at(abase, m, min(k0 + e, K - 1u));
             } else {
                 uint kk = t / (TM / 4), i4 = t % (TM / 4);
                 uint k = min(k0 + kk, K - 1u);
@@ -96,7 +114,7 @@ void load_a(int abase, uint row0, uint k0) {
                 uint t2 = q * 8u + s;
                 for (uint e = 0; e < 4; e++) {
                     float x = subgroupShuffle(v[e], s);
-                    if (A_KC == 1) av[t2][e] = x;
+                    if (A_KC != 0) av[t2][e] = x;
                     else av[4 * (t2 % (TM / 4)) + e][t2 / (TM / 4)] = x;
                 }
             }
@@ -112,6 +130,9 @@ void load_b(int bbase, uint col0, uint k0) {
             vec4 v = b4[(bbase + int(n) * pc.b_mat.y + int(k0)) >> 2];
             for (uint kk = 0; kk < 4; kk++) bv[kk][j] = v[kk];
         }
+    } else if (B_KC == 2) {
+        for (uint kk = 0; kk < 4; kk++)
+            for (uint j = 0; j < TN; j++) bv[kk][j] = b_at(bbase, min(k0 + kk, K - 1u), min(col0 + j, N - 1u));
     } else {
         for (uint kk = 0; kk < 4; kk++) {
             uint k = min(k0 + kk, K - 1u);

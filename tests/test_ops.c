@@ -324,13 +324,13 @@ VKG_TEST(ops, reduce_against_reference) {
     vkg_scope_end();
 }
 
-/* Every matmul kernel is forced in turn (VKG_MATMUL_VARIANT; "" is the device's own choice).
- * One that does not apply to the operands must fall back to general, never fail. */
+/* Every matmul kernel is forced in turn (VKG_MATMUL_VARIANT; "" is the device's own choice)
+ * and must really run, whatever the operands: reg and reg_sg read one that is not vec4-readable
+ * one float per load (reg_sg runs reg where subgroups are not 8 wide). */
 static const char *const matmul_variants[] = { "", "general", "reg", "reg_sg", "tiled" };
 
-/* vec4: the operands are vec4-readable, so reg and reg_sg must really run (not fall back). */
 static void check_matmul_views(vkg_tensor *ta, const float *ha, vkg_shape as, vkg_tensor *tb, const float *hb,
-                               vkg_shape bs, const char *what, bool vec4) {
+                               vkg_shape bs, const char *what) {
     int64_t K = as.d[as.ndim - 1];
     for (size_t v = 0; v < sizeof matmul_variants / sizeof *matmul_variants; v++) {
         const char *name = matmul_variants[v];
@@ -342,8 +342,7 @@ static void check_matmul_views(vkg_tensor *ta, const float *ha, vkg_shape as, vk
         /* reg_sg needs subgroups of 8 with shuffles (lavapipe); elsewhere it runs reg */
         bool sg8 = vkg_device()->subgroup_size == 8;
         if (*name && n > 0 && K > 0)
-            cr_assert(strcmp(used, name) == 0 || (strcmp(used, "general") == 0 && !(vec4 || !strstr(name, "reg"))) ||
-                          (!sg8 && strcmp(name, "reg_sg") == 0 && (strcmp(used, "reg") == 0 || strcmp(used, "general") == 0)),
+            cr_assert(strcmp(used, name) == 0 || (!sg8 && strcmp(name, "reg_sg") == 0 && strcmp(used, "reg") == 0),
                       "%s: asked for %s, %s ran", what, name, used);
         float *got = vkgt_read(c), *want = malloc((n ? n : 1) * sizeof(float));
         vkg_ref_matmul(want, ha, as, hb, bs);
@@ -359,21 +358,17 @@ static void check_matmul_views(vkg_tensor *ta, const float *ha, vkg_shape as, vk
     covered[VKG_OP_MATMUL] = true;
 }
 
-static void check_matmul_v(vkg_shape as, vkg_shape bs, layout la, layout lb, uint64_t seed, bool vec4) {
+static void check_matmul(vkg_shape as, vkg_shape bs, layout la, layout lb, uint64_t seed) {
     vkg_scope_begin();
     input a = make_input(as, -1.0f, 1.0f, seed, la);
     input b = make_input(bs, -1.0f, 1.0f, seed + 1, lb);
     char sa[64], sb[64], what[160];
     snprintf(what, sizeof what, "matmul %s @ %s (layouts %d %d)", vkg_shape_str(as, sa, sizeof sa),
              vkg_shape_str(bs, sb, sizeof sb), la, lb);
-    check_matmul_views(a.t, a.host, as, b.t, b.host, bs, what, vec4);
+    check_matmul_views(a.t, a.host, as, b.t, b.host, bs, what);
     free(a.host);
     free(b.host);
     vkg_scope_end();
-}
-
-static void check_matmul(vkg_shape as, vkg_shape bs, layout la, layout lb, uint64_t seed) {
-    check_matmul_v(as, bs, la, lb, seed, false);
 }
 
 /* A (M, K) and B (K, N) as narrowed views of wider rows (row stride kpad, a multiple of 4), so
@@ -400,7 +395,7 @@ static void check_matmul_k_tail(int64_t M, int64_t K, int64_t N, uint64_t seed) 
     char what[160];
     snprintf(what, sizeof what, "matmul (%lld, %lld) @ (%lld, %lld), rows of stride %lld", (long long)M,
              (long long)K, (long long)K, (long long)N, (long long)kpad);
-    check_matmul_views(a, ha, VKG_SHAPE(M, K), b, hb, VKG_SHAPE(K, N), what, true);
+    check_matmul_views(a, ha, VKG_SHAPE(M, K), b, hb, VKG_SHAPE(K, N), what);
     free(ha);
     free(hb);
     free(pa);
@@ -426,19 +421,23 @@ VKG_TEST(ops, matmul_against_reference) {
     check_matmul(VKG_SHAPE(2, 1, 3, 1, 4, 5), VKG_SHAPE(1, 2, 1, 3, 5, 6), CONTIG, CONTIG, SEED); /* 4 batch dims */
     check_matmul(VKG_SHAPE(3, 0), VKG_SHAPE(0, 4), CONTIG, CONTIG, SEED);              /* K = 0: zeros */
     check_matmul(VKG_SHAPE(0, 5), VKG_SHAPE(5, 4), CONTIG, CONTIG, SEED);              /* empty */
-    /* vec4-readable operands: the reg kernels run, with edges in M and N, and in K below */
-    check_matmul_v(VKG_SHAPE(37, 20), VKG_SHAPE(20, 52), CONTIG, CONTIG, SEED, true);
-    check_matmul_v(VKG_SHAPE(130, 96), VKG_SHAPE(96, 200), CONTIG, CONTIG, SEED, true);
-    check_matmul_v(VKG_SHAPE(36, 24), VKG_SHAPE(24, 44), TRANSPOSED, TRANSPOSED, SEED, true); /* A^T, B^T */
-    check_matmul_v(VKG_SHAPE(12, 13), VKG_SHAPE(13, 4), TRANSPOSED, CONTIG, SEED, true);  /* K = 13 over A^T */
+    /* vec4-readable operands: vec4 loads, with edges in M and N, and in K below */
+    check_matmul(VKG_SHAPE(37, 20), VKG_SHAPE(20, 52), CONTIG, CONTIG, SEED);
+    check_matmul(VKG_SHAPE(130, 96), VKG_SHAPE(96, 200), CONTIG, CONTIG, SEED);
+    check_matmul(VKG_SHAPE(36, 24), VKG_SHAPE(24, 44), TRANSPOSED, TRANSPOSED, SEED); /* A^T, B^T */
+    check_matmul(VKG_SHAPE(12, 13), VKG_SHAPE(13, 4), TRANSPOSED, CONTIG, SEED);  /* K = 13 over A^T */
     /* reg_sg's tiles for a short, narrow C (TM 16, TN 4), vec4 stores with edges in M and N */
-    check_matmul_v(VKG_SHAPE(12, 36), VKG_SHAPE(36, 28), TRANSPOSED, TRANSPOSED, SEED, true);
-    check_matmul_v(VKG_SHAPE(3, 6, 16), VKG_SHAPE(3, 16, 20), CONTIG, CONTIG, SEED, true);  /* TM 8, batched */
-    check_matmul_v(VKG_SHAPE(2, 1, 8, 12), VKG_SHAPE(3, 12, 16), CONTIG, CONTIG, SEED, true); /* broadcast */
-    check_matmul_v(VKG_SHAPE(12), VKG_SHAPE(12, 8), CONTIG, CONTIG, SEED, true);          /* 1-D @ 2-D */
-    check_matmul_v(VKG_SHAPE(40, 12), VKG_SHAPE(12), CONTIG, CONTIG, SEED, true);         /* 2-D @ 1-D */
-    check_matmul_v(VKG_SHAPE(12), VKG_SHAPE(12), CONTIG, CONTIG, SEED, true);             /* dot */
-    check_matmul_v(VKG_SHAPE(1, 4), VKG_SHAPE(4, 1), CONTIG, CONTIG, SEED, true);
+    check_matmul(VKG_SHAPE(12, 36), VKG_SHAPE(36, 28), TRANSPOSED, TRANSPOSED, SEED);
+    check_matmul(VKG_SHAPE(3, 6, 16), VKG_SHAPE(3, 16, 20), CONTIG, CONTIG, SEED);  /* TM 8, batched */
+    check_matmul(VKG_SHAPE(2, 1, 8, 12), VKG_SHAPE(3, 12, 16), CONTIG, CONTIG, SEED); /* broadcast */
+    check_matmul(VKG_SHAPE(12), VKG_SHAPE(12, 8), CONTIG, CONTIG, SEED);          /* 1-D @ 2-D */
+    check_matmul(VKG_SHAPE(40, 12), VKG_SHAPE(12), CONTIG, CONTIG, SEED);         /* 2-D @ 1-D */
+    check_matmul(VKG_SHAPE(12), VKG_SHAPE(12), CONTIG, CONTIG, SEED);             /* dot */
+    check_matmul(VKG_SHAPE(1, 4), VKG_SHAPE(4, 1), CONTIG, CONTIG, SEED);
+    /* one operand read one float per load, the other by vec4s: the MLP's dY (128, 10) @ W
+     * and X^T @ dY, with a K tail */
+    check_matmul(VKG_SHAPE(37, 10), VKG_SHAPE(10, 44), CONTIG, CONTIG, SEED);
+    check_matmul(VKG_SHAPE(40, 37), VKG_SHAPE(37, 10), TRANSPOSED, CONTIG, SEED);
     check_matmul_k_tail(33, 7, 70, SEED);
     check_matmul_k_tail(5, 1, 3, SEED);
     check_matmul_k_tail(64, 30, 64, SEED);
@@ -453,7 +452,7 @@ VKG_TEST(ops, matmul_against_reference) {
 static const char *const act_names[] = { "none", "relu" };
 
 static void check_matmul_bias_act(vkg_shape as, vkg_shape bs, layout la, layout lb, bool with_bias, vkg_activation act,
-                                  uint64_t seed, bool vec4) {
+                                  uint64_t seed) {
     vkg_scope_begin();
     input a = make_input(as, -1.0f, 1.0f, seed, la);
     input b = make_input(bs, -1.0f, 1.0f, seed + 1, lb);
@@ -489,8 +488,7 @@ static void check_matmul_bias_act(vkg_shape as, vkg_shape bs, layout la, layout 
         const char *used = vkg_matmul_variant_last();
         size_t n = (size_t)vkg_numel(c);
         if (*name && n > 0 && K > 0)
-            cr_assert(strcmp(used, name) == 0 || (strcmp(used, "general") == 0 && !(vec4 || !strstr(name, "reg"))) ||
-                          (!sg8 && strcmp(name, "reg_sg") == 0 && (strcmp(used, "reg") == 0 || strcmp(used, "general") == 0)),
+            cr_assert(strcmp(used, name) == 0 || (!sg8 && strcmp(name, "reg_sg") == 0 && strcmp(used, "reg") == 0),
                       "%s: asked for %s, %s ran", what, name, used);
         vkg_tensor *u = vkg_matmul(a.t, b.t);
         if (bias) u = vkg_add(u, bias);
@@ -524,23 +522,23 @@ VKG_TEST(ops, matmul_bias_act_against_reference) {
             if (!wb && act == VKG_ACTIVATION_NONE) continue; /* that is vkg_matmul */
             vkg_activation ac = (vkg_activation)act;
             uint64_t sd = SEED + 10 * (uint64_t)act + (uint64_t)wb;
-            check_matmul_bias_act(VKG_SHAPE(5, 7), VKG_SHAPE(7, 3), CONTIG, CONTIG, wb, ac, sd, false);
-            check_matmul_bias_act(VKG_SHAPE(65, 33), VKG_SHAPE(33, 17), CONTIG, CONTIG, wb, ac, sd, false);
-            check_matmul_bias_act(VKG_SHAPE(65, 33), VKG_SHAPE(33, 17), TRANSPOSED, TRANSPOSED, wb, ac, sd, false);
-            check_matmul_bias_act(VKG_SHAPE(31, 40), VKG_SHAPE(40, 9), STRIDED, CONTIG, wb, ac, sd, false);
-            check_matmul_bias_act(VKG_SHAPE(3, 5, 7), VKG_SHAPE(3, 7, 4), CONTIG, CONTIG, wb, ac, sd, false); /* batched */
-            check_matmul_bias_act(VKG_SHAPE(2, 1, 5, 7), VKG_SHAPE(3, 7, 4), CONTIG, TRANSPOSED, wb, ac, sd, false);
-            check_matmul_bias_act(VKG_SHAPE(7), VKG_SHAPE(7, 3), CONTIG, CONTIG, wb, ac, sd, false);  /* 1-D @ 2-D */
-            check_matmul_bias_act(VKG_SHAPE(5, 7), VKG_SHAPE(7), CONTIG, CONTIG, wb, ac, sd, false);  /* bias (1) */
-            check_matmul_bias_act(VKG_SHAPE(2, 1, 3, 1, 4, 5), VKG_SHAPE(1, 2, 1, 3, 5, 6), CONTIG, CONTIG, wb, ac, sd,
-                                  false); /* batch dims that do not fold: gathered copies */
-            check_matmul_bias_act(VKG_SHAPE(3, 0), VKG_SHAPE(0, 4), CONTIG, CONTIG, wb, ac, sd, false); /* K = 0 */
-            check_matmul_bias_act(VKG_SHAPE(0, 5), VKG_SHAPE(5, 4), CONTIG, CONTIG, wb, ac, sd, false); /* empty */
-            /* vec4-readable: reg and reg_sg run, edges in M and N, A^T and B^T in place */
-            check_matmul_bias_act(VKG_SHAPE(37, 20), VKG_SHAPE(20, 52), CONTIG, CONTIG, wb, ac, sd, true);
-            check_matmul_bias_act(VKG_SHAPE(130, 96), VKG_SHAPE(96, 200), CONTIG, TRANSPOSED, wb, ac, sd, true);
-            check_matmul_bias_act(VKG_SHAPE(36, 24), VKG_SHAPE(24, 44), TRANSPOSED, TRANSPOSED, wb, ac, sd, true);
-            check_matmul_bias_act(VKG_SHAPE(2, 1, 8, 12), VKG_SHAPE(3, 12, 16), CONTIG, CONTIG, wb, ac, sd, true);
+            check_matmul_bias_act(VKG_SHAPE(5, 7), VKG_SHAPE(7, 3), CONTIG, CONTIG, wb, ac, sd);
+            check_matmul_bias_act(VKG_SHAPE(65, 33), VKG_SHAPE(33, 17), CONTIG, CONTIG, wb, ac, sd);
+            check_matmul_bias_act(VKG_SHAPE(65, 33), VKG_SHAPE(33, 17), TRANSPOSED, TRANSPOSED, wb, ac, sd);
+            check_matmul_bias_act(VKG_SHAPE(31, 40), VKG_SHAPE(40, 9), STRIDED, CONTIG, wb, ac, sd);
+            check_matmul_bias_act(VKG_SHAPE(3, 5, 7), VKG_SHAPE(3, 7, 4), CONTIG, CONTIG, wb, ac, sd); /* batched */
+            check_matmul_bias_act(VKG_SHAPE(2, 1, 5, 7), VKG_SHAPE(3, 7, 4), CONTIG, TRANSPOSED, wb, ac, sd);
+            check_matmul_bias_act(VKG_SHAPE(7), VKG_SHAPE(7, 3), CONTIG, CONTIG, wb, ac, sd);  /* 1-D @ 2-D */
+            check_matmul_bias_act(VKG_SHAPE(5, 7), VKG_SHAPE(7), CONTIG, CONTIG, wb, ac, sd);  /* bias (1) */
+            check_matmul_bias_act(VKG_SHAPE(2, 1, 3, 1, 4, 5), VKG_SHAPE(1, 2, 1, 3, 5, 6), CONTIG, CONTIG, wb, ac,
+                                  sd); /* batch dims that do not fold: gathered copies */
+            check_matmul_bias_act(VKG_SHAPE(3, 0), VKG_SHAPE(0, 4), CONTIG, CONTIG, wb, ac, sd); /* K = 0 */
+            check_matmul_bias_act(VKG_SHAPE(0, 5), VKG_SHAPE(5, 4), CONTIG, CONTIG, wb, ac, sd); /* empty */
+            /* vec4-readable: vec4 loads, edges in M and N, A^T and B^T in place */
+            check_matmul_bias_act(VKG_SHAPE(37, 20), VKG_SHAPE(20, 52), CONTIG, CONTIG, wb, ac, sd);
+            check_matmul_bias_act(VKG_SHAPE(130, 96), VKG_SHAPE(96, 200), CONTIG, TRANSPOSED, wb, ac, sd);
+            check_matmul_bias_act(VKG_SHAPE(36, 24), VKG_SHAPE(24, 44), TRANSPOSED, TRANSPOSED, wb, ac, sd);
+            check_matmul_bias_act(VKG_SHAPE(2, 1, 8, 12), VKG_SHAPE(3, 12, 16), CONTIG, CONTIG, wb, ac, sd);
         }
 }
 
@@ -578,10 +576,10 @@ VKG_TEST(ops, matmul_autotune) {
     const char *dir = getenv("VKG_TEST_CACHE");
     if (!dir) cr_skip_test("VKG_TEST_CACHE is not set: no cache directory to tune into");
     setenv("VKG_TUNE", "full", 1);
-    check_matmul_v(VKG_SHAPE(37, 20), VKG_SHAPE(20, 52), CONTIG, CONTIG, SEED, true);
+    check_matmul(VKG_SHAPE(37, 20), VKG_SHAPE(20, 52), CONTIG, CONTIG, SEED);
     check_matmul(VKG_SHAPE(31, 40), VKG_SHAPE(40, 9), STRIDED, CONTIG, SEED);
     setenv("VKG_TUNE", "cached", 1);
-    check_matmul_v(VKG_SHAPE(37, 20), VKG_SHAPE(20, 52), CONTIG, CONTIG, SEED, true);
+    check_matmul(VKG_SHAPE(37, 20), VKG_SHAPE(20, 52), CONTIG, CONTIG, SEED);
     unsetenv("VKG_TUNE");
     char pat[1200];
     snprintf(pat, sizeof pat, "%s/matmul-tune-*.txt", dir);
