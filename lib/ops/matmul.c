@@ -329,7 +329,7 @@ static vkg_status tune(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const vkg_ma
 static vkg_status matmul_dispatch(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const vkg_matmul_push *pc,
                                   int a_dim, int b_dim, const mm_epi *ep) {
     /* the rule: CPU devices the register-blocked kernel (scalar loads for an operand that is not
-     * vec4-readable: on lavapipe the MLP's (128, 10) gradients ran 4x faster so than in general),
+     * vec4-readable: on lavapipe the MLP's (128, 10) gradients ran 3x faster so than in general),
      * GPUs the tiled one */
     mm_variant v = vkg_ctx.info.type == VKG_DEVICE_CPU ? (sg8_ok() ? MM_REG_SG : MM_REG) : MM_TILED;
     const char *force = getenv("VKG_MATMUL_VARIANT");
