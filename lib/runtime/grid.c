@@ -6,18 +6,27 @@
  * iterations in all (gallivm's loop limiter). So a grid may never be so small that one
  * invocation's share of items, times the loop iterations each item costs, passes the budget.
  *
- * Within those bounds a CPU device gets few groups: lavapipe runs a workgroup per core at a time
- * and pays a fixed cost per workgroup, so a few long grid-stride loops beat thousands of short
- * workgroups there (1.8x on elementwise ops, measured with vkgrad-bench). GPUs get one
- * invocation per item, which hides memory latency best. */
+ * Within those bounds a CPU device gets about ITEMS_PER_INVOCATION items an invocation, and at
+ * least a few groups: lavapipe runs a workgroup per core at a time and pays a fixed few
+ * microseconds per workgroup, so small tensors want few long grid-stride loops (one invocation
+ * per item was 1.8x slower on 65K-element ops); big ones want many groups, each a stretch of
+ * nearby memory (a fixed 8 groups made a 16M-element add, a GELU backward and a transposed copy
+ * 2-4x slower than 16 items an invocation; measured in one process, caps 8 to 2048 groups,
+ * 65K to 16M elements, vec4 and one-float kernels). GPUs get one invocation per item, which
+ * hides memory latency best. */
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "runtime/runtime.h"
 
+/* CPU devices: the grid-stride share of an invocation that measured best from 65K to 16M items */
+#define ITEMS_PER_INVOCATION 16
+
 static struct {
     VkDevice device;  /* the settings below were read for this device */
-    uint64_t budget, max_groups, cpu_groups;
+    uint64_t budget, max_groups;
+    uint64_t cpu_floor;  /* CPU devices: the fewest groups a big enough grid gets; 0 on GPUs */
+    uint64_t cap;        /* VKG_MAX_GROUPS, else max_groups */
 } grid;
 
 static uint64_t env_u64(const char *name) {
@@ -40,14 +49,14 @@ static void grid_settings(void) {
     if (forced && forced < grid.budget) grid.budget = forced;
     grid.max_groups = vkg_ctx.info.max_workgroup_count[0] ? vkg_ctx.info.max_workgroup_count[0] : 65535;
     if (grid.max_groups > 65535) grid.max_groups = 65535;
-    grid.cpu_groups = grid.max_groups;
+    grid.cpu_floor = 0;
     if (vkg_ctx.info.type == VKG_DEVICE_CPU) {
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-        grid.cpu_groups = ncpu > 4 ? 2 * (uint64_t)ncpu : 8; /* two per core keeps every core busy */
+        grid.cpu_floor = ncpu > 4 ? 2 * (uint64_t)ncpu : 8; /* two per core keeps every core busy */
     }
     /* tests: long grid-stride loops on any device; benchmarks: other caps side by side */
     uint64_t g = env_u64("VKG_MAX_GROUPS");
-    if (g) grid.cpu_groups = g < grid.max_groups ? g : grid.max_groups;
+    grid.cap = g && g < grid.max_groups ? g : grid.max_groups;
 }
 
 uint64_t vkg_loop_budget(void) {
@@ -60,7 +69,12 @@ uint32_t vkg_groups_for_cost(uint64_t n, uint32_t local_size, uint64_t cost) {
     if (!local_size) local_size = 128;
     if (!cost) cost = 1;
     uint64_t g = (n + local_size - 1) / local_size;
-    if (g > grid.cpu_groups) g = grid.cpu_groups;
+    if (grid.cpu_floor) {
+        uint64_t want = (n + local_size * ITEMS_PER_INVOCATION - 1) / (local_size * ITEMS_PER_INVOCATION);
+        if (want < grid.cpu_floor) want = grid.cpu_floor;
+        if (g > want) g = want;
+    }
+    if (g > grid.cap) g = grid.cap;
     if (grid.budget != UINT64_MAX) {
         /* items one invocation may take: budget / cost (callers check cost <= budget first) */
         uint64_t per = grid.budget / cost;
