@@ -5,10 +5,10 @@
 #include "elementwise.glsl"
 
 layout(constant_id = 1) const uint OP = 0;
-layout(std430, binding = 0) writeonly buffer Y { float y[]; };
-layout(std430, binding = 1) readonly buffer A { float a[]; };
-layout(std430, binding = 2) readonly buffer B { float b[]; };
-layout(std430, binding = 3) readonly buffer C { float c[]; };   // where's condition only
+layout(std430, binding = 0) writeonly buffer Y { ELEM y[]; };
+layout(std430, binding = 1) readonly buffer A { ELEM a[]; };
+layout(std430, binding = 2) readonly buffer B { ELEM b[]; };
+layout(std430, binding = 3) readonly buffer C { ELEM c[]; };   // where's condition only
 
 float f(float u, float v) {
     switch (OP) {
@@ -25,14 +25,24 @@ float f(float u, float v) {
     return u;
 }
 
+float select_where(float cond, float u, float v) { return cond != 0.0 ? u : v; }
+
 void main() {
-    for (uint i = gl_GlobalInvocationID.x; i < pc.n; i += GRID_STRIDE) {
-        float u = a[src_index(i, pc.st0, pc.off.x)];
-        float v = (pc.flags & 1u) != 0u ? pc.s.x : b[src_index(i, pc.st1, pc.off.y)];
+    bool scalar = (pc.flags & 1u) != 0u;
+    Walk w = walk_start();
+    for (uint k = gl_GlobalInvocationID.x; k < pc.n / UNIT; k += GRID_STRIDE, walk_next(w)) {
+        ELEM u = LOAD(a, src_index(w, pc.st0, pc.off.x), pc.st0);
+        ELEM v = scalar ? ELEM(pc.s.x) : LOAD(b, src_index(w, pc.st1, pc.off.y), pc.st1);
         if (OP == 9) {
-            y[pc.out_off + i] = c[src_index(i, pc.st2, pc.off.z)] != 0.0 ? u : v;
+            ELEM cond = LOAD(c, src_index(w, pc.st2, pc.off.z), pc.st2);
+            y[pc.out_off / UNIT + k] = EACH3(select_where, cond, u, v);
         } else {
-            y[pc.out_off + i] = f(u, v);
+            y[pc.out_off / UNIT + k] = EACH2(f, u, v);
         }
+    }
+    for (uint i = TAIL_BEGIN; i < pc.n; i += GRID_STRIDE) {
+        float u = AT(a, TAIL_INDEX(i, pc.st0, pc.off.x));
+        float v = scalar ? pc.s.x : AT(b, TAIL_INDEX(i, pc.st1, pc.off.y));
+        AT(y, pc.out_off + i) = OP == 9 ? select_where(AT(c, TAIL_INDEX(i, pc.st2, pc.off.z)), u, v) : f(u, v);
     }
 }

@@ -5,8 +5,8 @@
 #include "elementwise.glsl"
 
 layout(constant_id = 1) const uint OP = 0;
-layout(std430, binding = 0) writeonly buffer Y { float y[]; };
-layout(std430, binding = 1) readonly buffer X { float x[]; };
+layout(std430, binding = 0) writeonly buffer Y { ELEM y[]; };
+layout(std430, binding = 1) readonly buffer X { ELEM x[]; };
 
 float f(float v) {
     switch (OP) {
@@ -42,6 +42,9 @@ float f(float v) {
 }
 
 void main() {
-    for (uint i = gl_GlobalInvocationID.x; i < pc.n; i += GRID_STRIDE)
-        y[pc.out_off + i] = f(x[src_index(i, pc.st0, pc.off.x)]);
+    Walk w = walk_start();
+    for (uint k = gl_GlobalInvocationID.x; k < pc.n / UNIT; k += GRID_STRIDE, walk_next(w))
+        y[pc.out_off / UNIT + k] = EACH1(f, LOAD(x, src_index(w, pc.st0, pc.off.x), pc.st0));
+    for (uint i = TAIL_BEGIN; i < pc.n; i += GRID_STRIDE)
+        AT(y, pc.out_off + i) = f(AT(x, TAIL_INDEX(i, pc.st0, pc.off.x)));
 }

@@ -7,10 +7,10 @@
 #include "elementwise.glsl"
 
 layout(constant_id = 1) const uint OP = 0;
-layout(std430, binding = 0) writeonly buffer Y { float dx[]; };
-layout(std430, binding = 1) readonly buffer A { float x[]; };
-layout(std430, binding = 2) readonly buffer B { float g[]; };
-layout(std430, binding = 3) readonly buffer C { float unused[]; };
+layout(std430, binding = 0) writeonly buffer Y { ELEM dx[]; };
+layout(std430, binding = 1) readonly buffer A { ELEM x[]; };
+layout(std430, binding = 2) readonly buffer B { ELEM g[]; };
+layout(std430, binding = 3) readonly buffer C { ELEM unused[]; };
 
 float grad(float v, float gv) {
     switch (OP) {
@@ -50,6 +50,11 @@ float grad(float v, float gv) {
 }
 
 void main() {
-    for (uint i = gl_GlobalInvocationID.x; i < pc.n; i += GRID_STRIDE)
-        dx[pc.out_off + i] = grad(x[src_index(i, pc.st0, pc.off.x)], g[src_index(i, pc.st1, pc.off.y)]);
+    Walk w = walk_start();
+    for (uint k = gl_GlobalInvocationID.x; k < pc.n / UNIT; k += GRID_STRIDE, walk_next(w)) {
+        ELEM v = LOAD(x, src_index(w, pc.st0, pc.off.x), pc.st0), gv = LOAD(g, src_index(w, pc.st1, pc.off.y), pc.st1);
+        dx[pc.out_off / UNIT + k] = EACH2(grad, v, gv);
+    }
+    for (uint i = TAIL_BEGIN; i < pc.n; i += GRID_STRIDE)
+        AT(dx, pc.out_off + i) = grad(AT(x, TAIL_INDEX(i, pc.st0, pc.off.x)), AT(g, TAIL_INDEX(i, pc.st1, pc.off.y)));
 }

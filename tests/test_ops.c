@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/ops.h"
 #include "support.h"
 
 #define SEED 20261126u
@@ -631,6 +632,224 @@ VKG_TEST(ops, copy_fill_arange) {
     covered[VKG_OP_ARANGE] = true;
     free(in.host);
     vkg_scope_end();
+}
+
+/* ---- the vec4 modules and the index walk ------------------------------------------------------
+ * The elementwise, copy and fill kernels take four elements an item where every operand allows it
+ * (shaders/elementwise.glsl) and fall back to one float elsewhere. Each case below is a view of a
+ * host slab: rows of width `w` cut at column `c0` (c0 = 0, w = W: contiguous) of a (rows, W)
+ * tensor, whose host values are gathered here, not by the device. Sizes leave n % 4 tails, and
+ * the big ones give every invocation many items, so the carried digits wrap several dims. */
+typedef struct cut {
+    int64_t rows, W, c0, w;
+} cut;
+
+typedef struct slab {
+    float *host;   /* the (rows, w) values the view shows */
+    vkg_tensor *t; /* the view                            */
+} slab;
+
+static slab make_cut(cut c, uint64_t seed, float lo, float hi) {
+    size_t nb = (size_t)(c.rows * c.W), n = (size_t)(c.rows * c.w);
+    float *base = malloc((nb ? nb : 1) * sizeof(float));
+    vkgt_fill(base, nb, lo, hi, seed);
+    slab s = { .host = malloc((n ? n : 1) * sizeof(float)) };
+    for (int64_t r = 0; r < c.rows; r++)
+        for (int64_t j = 0; j < c.w; j++) s.host[r * c.w + j] = base[r * c.W + c.c0 + j];
+    vkg_tensor *t = vkg_from_data(VKG_SHAPE(c.rows, c.W), base);
+    s.t = vkg_narrow(t, 1, c.c0, c.w);
+    free(base);
+    cr_assert_not_null(s.t, "%s", vkg_last_error());
+    return s;
+}
+
+/* Whether the vec4 module of `shader` ran since the last call (the dispatched variants). */
+static bool ran_vec4(const char *shader) {
+    char buf[1024], name[64];
+    vkg_trace_variants(buf, sizeof buf);
+    snprintf(name, sizeof name, "%s_vec4", shader);
+    return strstr(buf, name) != NULL;
+}
+
+/* cuts for one operand: contiguous at offsets 0..4 (4099 and 70001 elements, n % 4 = 3 and 1),
+ * short ones, a column block at an aligned and at a misaligned column, rows of a width that is
+ * not a multiple of 4 */
+static const cut CUTS[] = {
+    { 1, 4103, 0, 4099 }, { 1, 4103, 1, 4099 }, { 1, 4103, 2, 4099 }, { 1, 4103, 3, 4099 },
+    { 1, 4103, 4, 4099 }, { 1, 70005, 4, 70001 }, { 1, 9, 1, 6 }, { 1, 7, 0, 7 },
+    { 37, 12, 4, 8 }, { 37, 12, 1, 8 }, { 37, 10, 0, 8 }, { 301, 24, 8, 16 },
+};
+/* whether each cut is read as vec4 (alone, or with another cut that is) */
+static const bool CUT_VEC4[] = { 1, 0, 0, 0, 1, 1, 0, 1, 1, 0, 0, 1 };
+#define NCUTS (sizeof CUTS / sizeof *CUTS)
+
+VKG_TEST(ops, elementwise_vec4_and_fallbacks) {
+    const vkg_op unary_ops[] = { VKG_OP_RELU, VKG_OP_GELU, VKG_OP_EXP, VKG_OP_POW };
+    const vkg_op grad_ops[] = { VKG_OP_RELU, VKG_OP_GELU, VKG_OP_TANH, VKG_OP_SILU };
+    const vkg_op binary_ops[] = { VKG_OP_ADD, VKG_OP_DIV, VKG_OP_MAXIMUM };
+    for (size_t k = 0; k < NCUTS; k++) {
+        vkg_scope_begin();
+        cut c = CUTS[k];
+        size_t n = (size_t)(c.rows * c.w);
+        char what[160];
+        slab x = make_cut(c, SEED + k, -3.0f, 3.0f);
+        /* the second operand: the same cut one column on where the first is vec4-able (so one of
+         * the two is misaligned), else at column 0 of a contiguous slab */
+        bool shift = CUT_VEC4[k] && c.c0 + c.w + 1 <= c.W;
+        cut cb = shift ? (cut){ c.rows, c.W, c.c0 + 1, c.w } : (cut){ c.rows, c.w, 0, c.w };
+        slab b = make_cut(cb, SEED + 50 + k, 0.5f, 3.0f);
+        float *want = malloc(n * sizeof(float));
+        ran_vec4("unary");
+        for (size_t i = 0; i < sizeof unary_ops / sizeof *unary_ops; i++) {
+            vkg_op op = unary_ops[i];
+            float *got = vkgt_read(op == VKG_OP_POW ? vkg_pow(x.t, 3.0f) : vkg_unary(op, x.t));
+            vkg_ref_unary(op, want, x.host, n, 3.0f);
+            snprintf(what, sizeof what, "%s of cut %zu", vkg_op_table[op].name, k);
+            vkgt_assert_close(got, want, n, tol_for(op), 1e-6f, what);
+            cr_assert_eq(ran_vec4("unary"), CUT_VEC4[k], "%s: vec4 module %s", what, CUT_VEC4[k] ? "not used" : "used");
+            free(got);
+        }
+        for (size_t i = 0; i < sizeof grad_ops / sizeof *grad_ops; i++) {
+            vkg_op op = grad_ops[i];
+            /* x and g both vec4-able, then g misaligned against an aligned x */
+            for (int mis = 0; mis < 2; mis++) {
+                slab g = mis ? b : x;
+                float *got = vkgt_read(vkg_unary_grad(op, x.t, g.t));
+                memset(want, 0, n * sizeof(float)); /* the reference adds into dx */
+                vkg_ref_unary_backward(op, want, x.host, g.host, n, 0.0f);
+                snprintf(what, sizeof what, "%s backward of cut %zu (g %s)", vkg_op_table[op].name, k, mis ? "other" : "x");
+                vkgt_assert_close(got, want, n, 1e-4f, 1e-6f, what);
+                bool vec4 = CUT_VEC4[k] && !(mis && shift);
+                cr_assert_eq(ran_vec4("unary_backward"), vec4, "%s: vec4 module %s", what, vec4 ? "not used" : "used");
+                free(got);
+            }
+        }
+        for (size_t i = 0; i < sizeof binary_ops / sizeof *binary_ops; i++) {
+            vkg_op op = binary_ops[i];
+            vkg_shape s = VKG_SHAPE(c.rows, c.w);
+            float *got = vkgt_read(vkg_binary(op, x.t, b.t));
+            vkg_ref_binary(op, want, s, x.host, s, b.host, s);
+            snprintf(what, sizeof what, "%s of cut %zu and cut (%lld, %lld) at %lld", vkg_op_table[op].name, k,
+                     (long long)cb.rows, (long long)cb.W, (long long)cb.c0);
+            vkgt_assert_close(got, want, n, tol_for(op), 1e-6f, what);
+            bool vec4 = CUT_VEC4[k] && !shift;
+            cr_assert_eq(ran_vec4("binary"), vec4, "%s: vec4 module %s", what, vec4 ? "not used" : "used");
+            free(got);
+            got = vkgt_read(vkg_binary_scalar(op, x.t, 1.5f));
+            for (size_t e = 0; e < n; e++) want[e] = vkg_ref_binary1(op, x.host[e], 1.5f);
+            vkgt_assert_close(got, want, n, tol_for(op), 1e-6f, what);
+            cr_assert_eq(ran_vec4("binary"), CUT_VEC4[k], "%s scalar: vec4 module", what);
+            free(got);
+        }
+        /* copy: contiguous of the view, and copy_into a cut of the same shape */
+        float *got = vkgt_read(vkg_contiguous(x.t));
+        vkgt_assert_close(got, x.host, n, 0.0f, 0.0f, "contiguous");
+        free(got);
+        slab d = make_cut(c, SEED + 90 + k, 0.0f, 1.0f);
+        ran_vec4("copy");
+        cr_assert_eq(vkg_copy_into(d.t, b.t), VKG_OK, "%s", vkg_last_error());
+        bool copy_vec4 = CUT_VEC4[k] && c.rows == 1 && !shift;
+        cr_assert_eq(ran_vec4("copy"), copy_vec4, "copy_into cut %zu: vec4 module", k);
+        got = vkgt_read(d.t);
+        vkgt_assert_close(got, b.host, n, 0.0f, 0.0f, "copy_into");
+        free(got);
+        if (vkg_is_contiguous(d.t)) { /* fill and arange write a contiguous tensor at its offset */
+            cr_assert_not_null(vkg_fill_(d.t, -2.5f));
+            got = vkgt_read(d.t);
+            for (size_t e = 0; e < n; e++) cr_assert_eq(got[e], -2.5f, "fill of cut %zu, element %zu", k, e);
+            free(got);
+            cr_assert_eq(ran_vec4("fill"), CUT_VEC4[k], "fill of cut %zu: vec4 module", k);
+        }
+        free(want);
+        free(x.host);
+        free(b.host);
+        free(d.host);
+        vkg_scope_end();
+    }
+}
+
+/* Broadcasts the vec4 module takes (an input constant along the innermost run, or running along
+ * it with outer strides that are multiples of 4) and two it does not, against the reference. */
+VKG_TEST(ops, broadcast_vec4_and_fallbacks) {
+    const struct {
+        vkg_shape a, b;
+        bool vec4;
+    } cases[] = {
+        { VKG_SHAPE(3, 5, 8), VKG_SHAPE(8), true },        /* bias along the last dim, (B, T, C) + (C) */
+        { VKG_SHAPE(2, 3, 12), VKG_SHAPE(3, 1), true },    /* per channel, (N, K, P) + (K, 1)         */
+        { VKG_SHAPE(6, 4, 8), VKG_SHAPE(6, 1, 8), true },  /* a middle dim broadcast                   */
+        { VKG_SHAPE(4, 9), VKG_SHAPE(1), true },           /* one element, n % 4 = 0 but odd rows       */
+        { VKG_SCALAR, VKG_SHAPE(5, 7), true },             /* 0-d against a matrix: one dim, a tail     */
+        { VKG_SHAPE(40, 100, 36), VKG_SHAPE(100, 1), true },/* many items an invocation, wraps 2 dims   */
+        { VKG_SHAPE(7, 9), VKG_SHAPE(9), false },          /* rows of 9                                 */
+        { VKG_SHAPE(5, 6), VKG_SHAPE(5, 1), false },       /* runs of 6: not whole vec4                 */
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        vkg_scope_begin();
+        input a = make_input(cases[k].a, -2.0f, 2.0f, SEED + k, CONTIG);
+        input b = make_input(cases[k].b, 0.5f, 2.0f, SEED + 20 + k, CONTIG);
+        vkg_shape ys;
+        cr_assert(vkg_broadcast_shape(cases[k].a, cases[k].b, &ys));
+        size_t n = (size_t)vkg_shape_numel(ys);
+        float *want = malloc(n * sizeof(float));
+        char what[96], sa[48], sb[48];
+        snprintf(what, sizeof what, "%s and %s", vkg_shape_str(cases[k].a, sa, sizeof sa),
+                 vkg_shape_str(cases[k].b, sb, sizeof sb));
+        ran_vec4("binary");
+        for (int swap = 0; swap < 2; swap++) { /* the broadcast operand first, then second */
+            input *p = swap ? &b : &a, *q = swap ? &a : &b;
+            float *got = vkgt_read(vkg_sub(p->t, q->t));
+            vkg_ref_binary(VKG_OP_SUB, want, ys, p->host, p->shape, q->host, q->shape);
+            vkgt_assert_close(got, want, n, 1e-6f, 1e-6f, what);
+            cr_assert_eq(ran_vec4("binary"), cases[k].vec4, "%s: vec4 module", what);
+            free(got);
+        }
+        /* where(cond, a, b) with the condition broadcast like b */
+        input c = make_input(cases[k].b, 0.0f, 2.0f, SEED + 40 + k, CONTIG);
+        size_t nc = (size_t)vkg_shape_numel(cases[k].b);
+        for (size_t i = 0; i < nc; i++) c.host[i] = floorf(c.host[i]);
+        c.t = vkg_from_data(cases[k].b, c.host);
+        float *got = vkgt_read(vkg_where(c.t, a.t, b.t));
+        vkg_ref_where(want, ys, c.host, cases[k].b, a.host, cases[k].a, b.host, cases[k].b);
+        vkgt_assert_close(got, want, n, 0.0f, 0.0f, what);
+        cr_assert_eq(ran_vec4("binary"), cases[k].vec4, "where %s: vec4 module", what);
+        free(got);
+        free(want);
+        free(a.host);
+        free(b.host);
+        free(c.host);
+        vkg_scope_end();
+    }
+}
+
+/* The copy walk over transposed and permuted views big enough that every invocation moves many
+ * elements (carries through several dims at each step), and 1-element and 0-d copies. */
+VKG_TEST(ops, copy_walks_views) {
+    const vkg_shape shapes[] = { VKG_SHAPE(37, 29, 23), VKG_SHAPE(3, 1, 5000), VKG_SHAPE(1), VKG_SCALAR };
+    for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
+        vkg_scope_begin();
+        vkg_shape s = shapes[k];
+        input in = make_input(s, -1.0f, 1.0f, SEED + k, CONTIG);
+        size_t n = (size_t)vkg_shape_numel(s);
+        float *want = malloc(n * sizeof(float));
+        if (s.ndim == 3) { /* (a, b, c) -> reversed (c, b, a): no two dims merge, three to walk */
+            int64_t A = s.d[0], B = s.d[1], C = s.d[2];
+            vkg_tensor *v = vkg_permute(in.t, (int[]){ 2, 1, 0 });
+            for (int64_t i = 0; i < C; i++)
+                for (int64_t j = 0; j < B; j++)
+                    for (int64_t l = 0; l < A; l++) want[(i * B + j) * A + l] = in.host[(l * B + j) * C + i];
+            float *got = vkgt_read(vkg_contiguous(v));
+            vkgt_assert_close(got, want, n, 0.0f, 0.0f, "contiguous of a permuted view");
+            free(got);
+        } else {
+            float *got = vkgt_read(vkg_copy(in.t));
+            vkgt_assert_close(got, in.host, n, 0.0f, 0.0f, "copy of one element");
+            free(got);
+        }
+        free(want);
+        free(in.host);
+        vkg_scope_end();
+    }
 }
 
 /* Runs last in its own process, so it re-runs one check per kind and then asserts that every

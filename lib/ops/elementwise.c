@@ -75,25 +75,41 @@ bool vkg_broadcast_shape(vkg_shape a, vkg_shape b, vkg_shape *out) {
 }
 
 /* ---- copy ------------------------------------------------------------------------------------ */
-/* Records dst[...] = src[...] elementwise for two views of one shape (copy.comp). */
+/* Records dst[...] = src[...] elementwise for two views of one shape (copy.comp). Size-1 dims
+ * are dropped and dims contiguous with each other in both views merged, so the shader walks as
+ * few dims as it can; two contiguous views with offsets that are multiples of 4 go four words
+ * at a time (copy_vec4). */
 static vkg_status copy_views(vkg_tensor *dst, vkg_tensor *src, const char *name) {
     int64_t n = vkg_numel(dst);
     if (n == 0) return VKG_OK;
-    vkg_copy_push pc = { .n = (uint32_t)n, .ndim = (uint32_t)src->shape.ndim, .in_off = (uint32_t)src->offset,
-                         .out_off = (uint32_t)dst->offset };
-    for (int i = 0; i < VKG_MAX_DIMS; i++) {
-        bool used = i < src->shape.ndim;
-        pc.shape[i] = used ? (uint32_t)src->shape.d[i] : 1;
-        pc.st[i] = used ? (int32_t)src->strides[i] : 0;
-        pc.ost[i] = used ? (int32_t)dst->strides[i] : 0;
+    vkg_copy_push pc = { .n = (uint32_t)n, .in_off = (uint32_t)src->offset, .out_off = (uint32_t)dst->offset };
+    int nd = 0;
+    for (int i = 0; i < src->shape.ndim; i++) {
+        int64_t size = src->shape.d[i], st = src->strides[i], ost = dst->strides[i];
+        if (size == 1) continue;
+        if (nd > 0 && pc.st[nd - 1] == st * size && pc.ost[nd - 1] == ost * size) {
+            pc.shape[nd - 1] *= (uint32_t)size;
+            pc.st[nd - 1] = (int32_t)st;
+            pc.ost[nd - 1] = (int32_t)ost;
+            continue;
+        }
+        pc.shape[nd] = (uint32_t)size;
+        pc.st[nd] = (int32_t)st;
+        pc.ost[nd] = (int32_t)ost;
+        nd++;
     }
-    if (src->shape.ndim == 0) { /* a 0-d tensor is one element */
-        pc.ndim = 1;
+    if (nd == 0) { /* one element */
         pc.shape[0] = 1;
+        pc.st[0] = pc.ost[0] = 1;
+        nd = 1;
     }
-    return vkg_dispatch(&(vkg_dispatch_desc){ .shader = "copy", .op = VKG_OP_COPY, .name = name, .local_size = LOCAL,
-                                              .groups = { vkg_groups_for((uint64_t)n, LOCAL) }, .bind = { dst, src },
-                                              .nout = 1, .push = &pc, .push_size = sizeof pc });
+    for (int i = nd; i < VKG_MAX_DIMS; i++) pc.shape[i] = 1;
+    pc.ndim = (uint32_t)nd;
+    bool vec4 = nd == 1 && pc.st[0] == 1 && pc.ost[0] == 1 && pc.in_off % 4 == 0 && pc.out_off % 4 == 0 && n >= 4;
+    uint64_t items = vec4 ? (uint64_t)n / 4 : (uint64_t)n;
+    return vkg_dispatch(&(vkg_dispatch_desc){ .shader = vec4 ? "copy_vec4" : "copy", .op = VKG_OP_COPY, .name = name,
+                                              .local_size = LOCAL, .groups = { vkg_groups_for(items, LOCAL) },
+                                              .bind = { dst, src }, .nout = 1, .push = &pc, .push_size = sizeof pc });
 }
 
 vkg_tensor *vkg_copy(vkg_tensor *t) {
@@ -138,9 +154,11 @@ static vkg_tensor *fill(vkg_tensor *t, uint32_t code, float value, float step, c
     int64_t n = vkg_numel(t);
     if (n == 0) return t;
     vkg_fill_push pc = { (uint32_t)n, (uint32_t)t->offset, value, step };
-    if (vkg_dispatch(&(vkg_dispatch_desc){ .shader = "fill", .op = code ? VKG_OP_ARANGE : VKG_OP_FILL, .name = op,
-                                           .spec = { code }, .nspec = 1, .local_size = LOCAL,
-                                           .groups = { vkg_groups_for((uint64_t)n, LOCAL) }, .bind = { t }, .nout = 1,
+    bool vec4 = t->offset % 4 == 0 && n >= 4; /* fill_vec4: four elements a store */
+    uint64_t items = vec4 ? (uint64_t)n / 4 : (uint64_t)n;
+    if (vkg_dispatch(&(vkg_dispatch_desc){ .shader = vec4 ? "fill_vec4" : "fill", .op = code ? VKG_OP_ARANGE : VKG_OP_FILL,
+                                           .name = op, .spec = { code }, .nspec = 1, .local_size = LOCAL,
+                                           .groups = { vkg_groups_for(items, LOCAL) }, .bind = { t }, .nout = 1,
                                            .push = &pc, .push_size = sizeof pc }) != VKG_OK)
         return NULL;
     return t;
@@ -207,8 +225,29 @@ static void coalesce(operands *o) {
     o->nd = m;
 }
 
-static vkg_tensor *run_elementwise(const char *shader, vkg_op op, const char *name, operands *o, uint32_t flags,
-                                   float s0) {
+/* A shader and its vec4 module (shaders/elementwise.glsl). */
+typedef struct kernel {
+    const char *one, *vec4;
+} kernel;
+static const kernel UNARY = { "unary", "unary_vec4" }, BINARY = { "binary", "binary_vec4" },
+                    UNARY_BACKWARD = { "unary_backward", "unary_backward_vec4" };
+
+/* Whether each item of the vec4 modules can be 4 elements of one innermost run: the conditions
+ * of shaders/elementwise.glsl, on the coalesced operands and an output at offset out_off. */
+static bool vec4_items(const operands *o, int64_t n, int64_t out_off) {
+    int last = o->nd - 1;
+    if (n < 4 || last < 0 || out_off % 4 != 0) return false;
+    if (last > 0 && o->shape[last] % 4 != 0) return false; /* one dim: the tail loop takes n % 4 */
+    for (int j = 0; j < o->nin; j++) {
+        if (o->st[j][last] == 0) continue; /* constant along the run: one float, repeated */
+        if (o->st[j][last] != 1 || o->in[j]->offset % 4 != 0) return false;
+        for (int d = 0; d < last; d++)
+            if (o->st[j][d] % 4 != 0) return false;
+    }
+    return true;
+}
+
+static vkg_tensor *run_elementwise(kernel k, vkg_op op, const char *name, operands *o, uint32_t flags, float s0) {
     coalesce(o);
     /* Temporaries are freed right after the dispatch is recorded: the stream orders any later
      * reuse of their bytes after it (DESIGN.md, stream-ordered reuse). */
@@ -228,8 +267,7 @@ static vkg_tensor *run_elementwise(const char *shader, vkg_op op, const char *na
     y = vkg_tensor_alloc(o->out, VKG_F32, false, name);
     int64_t n = vkg_numel(y);
     if (!y || n == 0) goto done;
-    vkg_elementwise_push pc = { .n = (uint32_t)n, .out_off = (uint32_t)y->offset, .flags = flags | (o->nd <= 1 ? 2u : 0u),
-                                .s = { s0 } };
+    vkg_elementwise_push pc = { .n = (uint32_t)n, .out_off = (uint32_t)y->offset, .flags = flags, .s = { s0 } };
     for (int d = 0; d < 4; d++) {
         int src = o->nd - 4 + d; /* right-align the coalesced dims, pad outer ones with 1 */
         pc.shape[d] = src >= 0 ? (uint32_t)o->shape[src] : 1;
@@ -237,8 +275,10 @@ static vkg_tensor *run_elementwise(const char *shader, vkg_op op, const char *na
             pc.st[j][d] = (src >= 0 && j < o->nin) ? (int32_t)o->st[j][src] : 0;
     }
     for (int j = 0; j < o->nin; j++) pc.off[j] = (uint32_t)o->in[j]->offset;
-    vkg_dispatch_desc d = { .shader = shader, .op = op, .name = name, .spec = { vkg_op_table[op].code }, .nspec = 1,
-                            .local_size = LOCAL, .groups = { vkg_groups_for((uint64_t)n, LOCAL) }, .nout = 1,
+    bool vec4 = vec4_items(o, n, y->offset);
+    uint64_t items = vec4 ? (uint64_t)n / 4 : (uint64_t)n;
+    vkg_dispatch_desc d = { .shader = vec4 ? k.vec4 : k.one, .op = op, .name = name, .spec = { vkg_op_table[op].code },
+                            .nspec = 1, .local_size = LOCAL, .groups = { vkg_groups_for(items, LOCAL) }, .nout = 1,
                             .push = &pc, .push_size = sizeof pc };
     d.bind[0] = y;
     if (op == VKG_OP_WHERE) { /* binding order y, a, b, cond; the shader's inputs are (a, b, cond) */
@@ -251,7 +291,7 @@ static vkg_tensor *run_elementwise(const char *shader, vkg_op op, const char *na
         d.bind[3] = o->in[0]; /* the shader declares the condition binding for every op */
     } else {
         d.bind[1] = o->in[0];
-        if (strcmp(shader, "binary") == 0) { /* scalar form: b is pc.s.x */
+        if (k.one == BINARY.one) { /* scalar form: b is pc.s.x */
             d.bind[2] = o->in[0];
             d.bind[3] = o->in[0];
         }
@@ -271,7 +311,7 @@ static vkg_tensor *unary(vkg_op op, vkg_tensor *x, float s) {
     const char *name = vkg_op_table[op].name;
     if (!x || !vkg_require_f32(x, name, "x")) return NULL;
     operands o = { .nin = 1, .in = { x }, .out = x->shape };
-    vkg_tensor *y = run_elementwise("unary", op, name, &o, 0, s);
+    vkg_tensor *y = run_elementwise(UNARY, op, name, &o, 0, s);
     vkg_node *n = vkg_node_record(y, op, &x, 1);
     if (n) n->s = s;
     return y;
@@ -285,7 +325,7 @@ vkg_tensor *vkg_unary_grad(vkg_op op, vkg_tensor *x, vkg_tensor *g) {
         return vkg_fail_null(VKG_ERR_INVALID, "vkg_unary_grad: op %d has no fused backward", (int)op);
     if (!names[op][0]) snprintf(names[op], sizeof names[op], "%s backward", vkg_op_table[op].name);
     operands o = { .nin = 2, .in = { x, g }, .out = x->shape };
-    return run_elementwise("unary_backward", op, names[op], &o, 0, 0.0f);
+    return run_elementwise(UNARY_BACKWARD, op, names[op], &o, 0, 0.0f);
 }
 
 /* Comparisons have no gradient: their outputs never record a node. */
@@ -310,7 +350,7 @@ vkg_tensor *vkg_binary(vkg_op op, vkg_tensor *a, vkg_tensor *b) {
         return vkg_fail_null(VKG_ERR_INVALID, "vkg_%s: a is %s but b is %s: they do not broadcast", name,
                              vkg_shape_str(a->shape, x, sizeof x), vkg_shape_str(b->shape, y, sizeof y));
     }
-    vkg_tensor *y = run_elementwise("binary", op, name, &o, 0, 0.0f);
+    vkg_tensor *y = run_elementwise(BINARY, op, name, &o, 0, 0.0f);
     if (differentiable(op)) vkg_node_record(y, op, (vkg_tensor *[]){ a, b }, 2);
     return y;
 }
@@ -322,7 +362,7 @@ vkg_tensor *vkg_binary_scalar(vkg_op op, vkg_tensor *a, float s) {
     const char *name = vkg_op_table[op].name;
     if (!vkg_require_f32(a, name, "a")) return NULL;
     operands o = { .nin = 1, .in = { a }, .out = a->shape };
-    vkg_tensor *y = run_elementwise("binary", op, name, &o, 1u, s);
+    vkg_tensor *y = run_elementwise(BINARY, op, name, &o, 1u, s);
     vkg_node *n = differentiable(op) ? vkg_node_record(y, op, &a, 1) : NULL;
     if (n) {
         n->s = s;
@@ -343,7 +383,7 @@ vkg_tensor *vkg_where(vkg_tensor *cond, vkg_tensor *a, vkg_tensor *b) {
                              vkg_shape_str(cond->shape, z, sizeof z), vkg_shape_str(a->shape, x, sizeof x),
                              vkg_shape_str(b->shape, y, sizeof y));
     }
-    vkg_tensor *y = run_elementwise("binary", VKG_OP_WHERE, "where", &o, 0, 0.0f);
+    vkg_tensor *y = run_elementwise(BINARY, VKG_OP_WHERE, "where", &o, 0, 0.0f);
     vkg_node_record(y, VKG_OP_WHERE, (vkg_tensor *[]){ cond, a, b }, 3);
     return y;
 }
