@@ -6,16 +6,27 @@
 // single-tensor (non-fused, non-foreach) paths, written out in lib/include/vkgrad/optim.h.
 // Coefficients that PyTorch computes in Python (double) are computed on the host and rounded
 // once to f32 (1 - beta1, step size, bias corrections), as PyTorch's CPU kernels do with them.
+// Compiled a second time with OPTIM_VEC4 (optim_step_vec4, shaders/CMakeLists.txt) for a
+// parameter and gradient at offsets that are multiples of 4: each item is four elements, read
+// and written as vec4, and the last n % 4 elements go one at a time.
 #include "common.glsl"
+
+#ifdef OPTIM_VEC4
+#define T vec4
+#define UNIT 4u
+#else
+#define T float
+#define UNIT 1u
+#endif
 
 layout(constant_id = 1) const uint ALGO = 0;
 
 // A state slot the algorithm does not use is bound to the parameter and never touched.
-layout(std430, binding = 0) buffer P { float p[]; };    // parameter
-layout(std430, binding = 1) buffer S0 { float s0[]; };  // SGD momentum_buffer | exp_avg     | square_avg
-layout(std430, binding = 2) buffer S1 { float s1[]; };  //                     | exp_avg_sq  | momentum_buffer
-layout(std430, binding = 3) buffer S2 { float s2[]; };  //                     | max_exp_avg_sq | grad_avg
-layout(std430, binding = 4) readonly buffer G { float g[]; };  // gradient
+layout(std430, binding = 0) buffer P { T p[]; };    // parameter
+layout(std430, binding = 1) buffer S0 { T s0[]; };  // SGD momentum_buffer | exp_avg     | square_avg
+layout(std430, binding = 2) buffer S1 { T s1[]; };  //                     | exp_avg_sq  | momentum_buffer
+layout(std430, binding = 3) buffer S2 { T s2[]; };  //                     | max_exp_avg_sq | grad_avg
+layout(std430, binding = 4) readonly buffer G { T g[]; };  // gradient
 // Per-step values when F_COEF is set (a captured step, vkgrad/graph.h: written by the host before
 // every replay), at c_off: lr, step_size, bc2_sqrt, decay, first (1 or 0); lib/optim/optim.c's
 // C_* order: change both. Without F_COEF the same values come from the push constants.
@@ -44,9 +55,68 @@ layout(push_constant) uniform Push {
 const uint F_NESTEROV = 1u, F_FIRST = 2u, F_AMSGRAD = 4u, F_DECOUPLED = 8u, F_CENTERED = 16u, F_MAXIMIZE = 32u,
            F_MOMENTUM = 64u, F_COEF = 128u;
 
+// The per-step values (push constants, or the slot of c[] under F_COEF)
+float lr, step_size, bc2_sqrt, decay;
+bool first;
+
+// Which state slots the algorithm reads and writes (the others are bound to the parameter)
+bool uses(uint slot) {
+    if (ALGO == 0u) return slot == 0u && (pc.flags & F_MOMENTUM) != 0u;
+    if (ALGO == 1u) return slot < 2u || (pc.flags & F_AMSGRAD) != 0u;
+    return slot == 0u || (slot == 1u ? (pc.flags & F_MOMENTUM) != 0u : (pc.flags & F_CENTERED) != 0u);
+}
+
+// One update of parameter x with gradient gr and the state slots s0..s2 (in, out)
+void update(inout T x, T gr, inout T a, inout T b, inout T c2) {
+    if ((pc.flags & F_MAXIMIZE) != 0u) gr = -gr;
+    if (ALGO == 1u && (pc.flags & F_DECOUPLED) != 0u) x = x * decay;   // AdamW: param.mul_(1 - lr wd)
+    else if (pc.wd != 0.0) gr = gr + pc.wd * x;                            // grad.add(param, alpha=wd)
+    if (ALGO == 0u) {                                                      // SGD
+        if ((pc.flags & F_MOMENTUM) != 0u) {
+            T buf = first ? gr : a * pc.momentum + pc.damp1 * gr;
+            a = buf;
+            gr = (pc.flags & F_NESTEROV) != 0u ? gr + pc.momentum * buf : buf;
+        }
+        x = x - lr * gr;
+    } else if (ALGO == 1u) {                                               // Adam, AdamW
+        T m = a + pc.w1 * (gr - a);                                        // exp_avg.lerp_(grad, 1 - beta1)
+        T v = b * pc.beta2 + pc.w2 * gr * gr;                              // mul_(beta2).addcmul_(g, g, 1 - beta2)
+        a = m;
+        b = v;
+        if ((pc.flags & F_AMSGRAD) != 0u) {
+            v = max(c2, v);
+            c2 = v;
+        }
+        T denom = sqrt(v) / bc2_sqrt + pc.eps;
+        x = x - step_size * (m / denom);                                   // addcdiv_(m, denom, -step_size)
+    } else {                                                               // RMSprop
+        T sq = a * pc.beta2 + pc.w1 * gr * gr;                             // mul_(alpha).addcmul_(g, g, 1 - alpha)
+        a = sq;
+        T avg;
+        if ((pc.flags & F_CENTERED) != 0u) {
+            T ga = c2 + pc.w1 * (gr - c2);                                 // grad_avg.lerp_(grad, 1 - alpha)
+            c2 = ga;
+            avg = sqrt(sq - ga * ga);                                      // addcmul(ga, ga, -1).sqrt_()
+        } else {
+            avg = sqrt(sq);
+        }
+        avg = avg + pc.eps;
+        if ((pc.flags & F_MOMENTUM) != 0u) {
+            T buf = b * pc.momentum + gr / avg;                            // mul_(momentum).addcdiv_(g, avg)
+            b = buf;
+            x = x - lr * buf;
+        } else {
+            x = x - lr * (gr / avg);                                       // addcdiv_(g, avg, -lr)
+        }
+    }
+}
+
 void main() {
-    float lr = pc.lr, step_size = pc.step_size, bc2_sqrt = pc.bc2_sqrt, decay = pc.decay;
-    bool first = (pc.flags & F_FIRST) != 0u;
+    lr = pc.lr;
+    step_size = pc.step_size;
+    bc2_sqrt = pc.bc2_sqrt;
+    decay = pc.decay;
+    first = (pc.flags & F_FIRST) != 0u;
     if ((pc.flags & F_COEF) != 0u) {   // a branch, not a select: eager steps bind no slot buffer
         lr = c[pc.c_off];
         step_size = c[pc.c_off + 1u];
@@ -54,52 +124,28 @@ void main() {
         decay = c[pc.c_off + 3u];
         first = c[pc.c_off + 4u] != 0.0;
     }
-    for (uint i = gl_GlobalInvocationID.x; i < pc.n; i += GRID_STRIDE) {
-        float x = p[pc.p_off + i];
-        float gr = g[pc.g_off + i];
-        if ((pc.flags & F_MAXIMIZE) != 0u) gr = -gr;
-        if (ALGO == 1u && (pc.flags & F_DECOUPLED) != 0u) x = x * decay;   // AdamW: param.mul_(1 - lr wd)
-        else if (pc.wd != 0.0) gr = gr + pc.wd * x;                            // grad.add(param, alpha=wd)
-        if (ALGO == 0u) {                                                      // SGD
-            if ((pc.flags & F_MOMENTUM) != 0u) {
-                float buf = first ? gr : s0[i] * pc.momentum + pc.damp1 * gr;
-                s0[i] = buf;
-                gr = (pc.flags & F_NESTEROV) != 0u ? gr + pc.momentum * buf : buf;
-            }
-            x = x - lr * gr;
-        } else if (ALGO == 1u) {                                               // Adam, AdamW
-            float m = s0[i];
-            m = m + pc.w1 * (gr - m);                                          // exp_avg.lerp_(grad, 1 - beta1)
-            float v = s1[i] * pc.beta2 + pc.w2 * gr * gr;                      // mul_(beta2).addcmul_(g, g, 1 - beta2)
-            s0[i] = m;
-            s1[i] = v;
-            if ((pc.flags & F_AMSGRAD) != 0u) {
-                v = max(s2[i], v);
-                s2[i] = v;
-            }
-            float denom = sqrt(v) / bc2_sqrt + pc.eps;
-            x = x - step_size * (m / denom);                                // addcdiv_(m, denom, -step_size)
-        } else {                                                               // RMSprop
-            float sq = s0[i] * pc.beta2 + pc.w1 * gr * gr;                     // mul_(alpha).addcmul_(g, g, 1 - alpha)
-            s0[i] = sq;
-            float avg;
-            if ((pc.flags & F_CENTERED) != 0u) {
-                float ga = s2[i];
-                ga = ga + pc.w1 * (gr - ga);                                   // grad_avg.lerp_(grad, 1 - alpha)
-                s2[i] = ga;
-                avg = sqrt(sq - ga * ga);                                      // addcmul(ga, ga, -1).sqrt_()
-            } else {
-                avg = sqrt(sq);
-            }
-            avg = avg + pc.eps;
-            if ((pc.flags & F_MOMENTUM) != 0u) {
-                float buf = s1[i] * pc.momentum + gr / avg;                    // mul_(momentum).addcdiv_(g, avg)
-                s1[i] = buf;
-                x = x - lr * buf;
-            } else {
-                x = x - lr * (gr / avg);                                    // addcdiv_(g, avg, -lr)
-            }
-        }
-        p[pc.p_off + i] = x;
+    bool u0 = uses(0u), u1 = uses(1u), u2 = uses(2u);
+    uint po = pc.p_off / UNIT, go = pc.g_off / UNIT;
+    for (uint i = gl_GlobalInvocationID.x; i < pc.n / UNIT; i += GRID_STRIDE) {
+        T x = p[po + i], a = u0 ? s0[i] : T(0.0), b = u1 ? s1[i] : T(0.0), c2 = u2 ? s2[i] : T(0.0);
+        update(x, g[go + i], a, b, c2);
+        p[po + i] = x;
+        if (u0) s0[i] = a;
+        if (u1) s1[i] = b;
+        if (u2) s2[i] = c2;
     }
+#ifdef OPTIM_VEC4
+    // the last n % 4 elements, one a lane: the update is the same code on a vec4 of which only
+    // .x is kept
+    for (uint i = (pc.n & ~3u) + gl_GlobalInvocationID.x; i < pc.n; i += GRID_STRIDE) {
+        uint pe = pc.p_off + i, ge = pc.g_off + i;
+        vec4 x = vec4(p[pe >> 2][pe & 3u]), a = vec4(u0 ? s0[i >> 2][i & 3u] : 0.0),
+             b = vec4(u1 ? s1[i >> 2][i & 3u] : 0.0), c2 = vec4(u2 ? s2[i >> 2][i & 3u] : 0.0);
+        update(x, vec4(g[ge >> 2][ge & 3u]), a, b, c2);
+        p[pe >> 2][pe & 3u] = x.x;
+        if (u0) s0[i >> 2][i & 3u] = a.x;
+        if (u1) s1[i >> 2][i & 3u] = b.x;
+        if (u2) s2[i >> 2][i & 3u] = c2.x;
+    }
+#endif
 }

@@ -200,11 +200,15 @@ static void check_three_steps(const char *what, vkg_optim_desc desc, size_t n, u
     free(p0), free(g), free(want), free(pf), free(gf), free(rs);
 }
 
-/* n = 37: below one workgroup and not a multiple of anything; 1000: several workgroups. */
-#define SIZES(what, desc, seed)                      \
-    do {                                             \
-        check_three_steps(what, desc, 37, seed);     \
+/* n = 37: below one workgroup and not a multiple of anything; 1000: several workgroups; the
+ * vec4 module takes 1000 whole, 37 and 1003 with a tail of 1 and 3; 3 goes to the one-float
+ * module. */
+#define SIZES(what, desc, seed)                        \
+    do {                                               \
+        check_three_steps(what, desc, 37, seed);       \
         check_three_steps(what, desc, 1000, seed + 1); \
+        check_three_steps(what, desc, 1003, seed + 2); \
+        check_three_steps(what, desc, 3, seed + 3);    \
     } while (0)
 
 VKG_TEST(optim, sgd_three_steps) {

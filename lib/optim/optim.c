@@ -383,9 +383,13 @@ static vkg_status step_one(vkg_optim *opt, optim_param *e) {
         break;
     }
     pc.flags = f;
-    vkg_dispatch_desc dd = { .shader = "optim_step", .op = VKG_OP_COUNT, .name = "optim_step", .spec = { algo },
-                             .nspec = 1, .local_size = LOCAL, .groups = { vkg_groups_for((uint64_t)n, LOCAL) },
-                             .nout = 1 + NSTATE, .push = &pc, .push_size = sizeof pc, .flops = 12.0 * (double)n };
+    /* optim_step_vec4: four elements an item where the offsets allow (the state tensors start at 0) */
+    bool vec4 = pc.p_off % 4 == 0 && pc.g_off % 4 == 0 && n >= 4;
+    uint64_t items = vec4 ? (uint64_t)n / 4 : (uint64_t)n;
+    vkg_dispatch_desc dd = { .shader = vec4 ? "optim_step_vec4" : "optim_step", .op = VKG_OP_COUNT,
+                             .name = "optim_step", .spec = { algo }, .nspec = 1, .local_size = LOCAL,
+                             .groups = { vkg_groups_for(items, LOCAL) }, .nout = 1 + NSTATE, .push = &pc,
+                             .push_size = sizeof pc, .flops = 12.0 * (double)n };
     dd.bind[0] = e->p;
     for (int j = 0; j < NSTATE; j++) dd.bind[1 + j] = e->s[j] ? e->s[j] : e->p; /* unused slots: never touched */
     dd.bind[1 + NSTATE] = gc;
