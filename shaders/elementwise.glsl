@@ -71,8 +71,15 @@ uvec4 digits(uint k, uvec4 size) {
 Walk walk_start() {
     Walk w;
     w.size = uvec4(pc.shape.xyz, max(pc.shape.w / UNIT, 1u));
-    w.d = digits(gl_GlobalInvocationID.x, w.size);
-    w.step = digits(GRID_STRIDE, w.size);
+    if (pc.shape.x * pc.shape.y * pc.shape.z == 1u) {
+        // one dim (every contiguous operand): no divisions at all, which a GPU running one
+        // item an invocation would otherwise pay for every item
+        w.d = uvec4(0u, 0u, 0u, gl_GlobalInvocationID.x);
+        w.step = uvec4(0u, 0u, 0u, GRID_STRIDE);
+    } else {
+        w.d = digits(gl_GlobalInvocationID.x, w.size);
+        w.step = digits(GRID_STRIDE, w.size);
+    }
     return w;
 }
 

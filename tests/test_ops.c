@@ -748,7 +748,7 @@ VKG_TEST(ops, elementwise_vec4_and_fallbacks) {
         slab d = make_cut(c, SEED + 90 + k, 0.0f, 1.0f);
         ran_vec4("copy");
         cr_assert_eq(vkg_copy_into(d.t, b.t), VKG_OK, "%s", vkg_last_error());
-        bool copy_vec4 = CUT_VEC4[k] && c.rows == 1 && !shift;
+        bool copy_vec4 = CUT_VEC4[k] && !shift;
         cr_assert_eq(ran_vec4("copy"), copy_vec4, "copy_into cut %zu: vec4 module", k);
         got = vkgt_read(d.t);
         vkgt_assert_close(got, b.host, n, 0.0f, 0.0f, "copy_into");
@@ -822,30 +822,53 @@ VKG_TEST(ops, broadcast_vec4_and_fallbacks) {
     }
 }
 
-/* The copy walk over transposed and permuted views big enough that every invocation moves many
- * elements (carries through several dims at each step), and 1-element and 0-d copies. */
+/* The copy walk over permuted views, big enough that every invocation moves many items (carries
+ * through several dims at each step): reversed dims (no two merge: three to walk), head splits
+ * (B, T, H, D) -> (B, H, T, D) whose innermost D runs in both views (vec4 when D % 4 == 0), and
+ * 1-element and 0-d copies. */
 VKG_TEST(ops, copy_walks_views) {
-    const vkg_shape shapes[] = { VKG_SHAPE(37, 29, 23), VKG_SHAPE(3, 1, 5000), VKG_SHAPE(1), VKG_SCALAR };
-    for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
+    const struct {
+        vkg_shape s;
+        int perm[4];
+        bool vec4;
+    } cases[] = {
+        { VKG_SHAPE(37, 29, 23), { 2, 1, 0 }, false },
+        { VKG_SHAPE(3, 37, 5, 8), { 0, 2, 1, 3 }, true },
+        { VKG_SHAPE(3, 37, 5, 6), { 0, 2, 1, 3 }, false },
+        { VKG_SHAPE(2, 300, 4, 12), { 2, 0, 1, 3 }, true },
+        { VKG_SHAPE(1), { 0 }, false },
+        { VKG_SCALAR, { 0 }, false },
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         vkg_scope_begin();
-        vkg_shape s = shapes[k];
+        vkg_shape s = cases[k].s, ps = s;
         input in = make_input(s, -1.0f, 1.0f, SEED + k, CONTIG);
         size_t n = (size_t)vkg_shape_numel(s);
-        float *want = malloc(n * sizeof(float));
-        if (s.ndim == 3) { /* (a, b, c) -> reversed (c, b, a): no two dims merge, three to walk */
-            int64_t A = s.d[0], B = s.d[1], C = s.d[2];
-            vkg_tensor *v = vkg_permute(in.t, (int[]){ 2, 1, 0 });
-            for (int64_t i = 0; i < C; i++)
-                for (int64_t j = 0; j < B; j++)
-                    for (int64_t l = 0; l < A; l++) want[(i * B + j) * A + l] = in.host[(l * B + j) * C + i];
-            float *got = vkgt_read(vkg_contiguous(v));
-            vkgt_assert_close(got, want, n, 0.0f, 0.0f, "contiguous of a permuted view");
-            free(got);
-        } else {
-            float *got = vkgt_read(vkg_copy(in.t));
-            vkgt_assert_close(got, in.host, n, 0.0f, 0.0f, "copy of one element");
-            free(got);
+        int64_t st[VKG_MAX_DIMS], pst[VKG_MAX_DIMS], idx[VKG_MAX_DIMS] = { 0 };
+        for (int d = s.ndim - 1, acc = 1; d >= 0; d--) {
+            st[d] = acc;
+            acc *= (int)s.d[d];
         }
+        for (int d = 0; d < s.ndim; d++) {
+            ps.d[d] = s.d[cases[k].perm[d]];
+            pst[d] = st[cases[k].perm[d]];
+        }
+        /* want: the permuted view's elements in order, gathered on the host */
+        float *want = malloc(n * sizeof(float));
+        for (size_t i = 0; i < n; i++) {
+            int64_t src = 0;
+            for (int d = 0; d < s.ndim; d++) src += idx[d] * pst[d];
+            want[i] = in.host[src];
+            for (int d = s.ndim - 1; d >= 0 && ++idx[d] == ps.d[d]; d--) idx[d] = 0;
+        }
+        vkg_tensor *v = s.ndim > 1 ? vkg_permute(in.t, cases[k].perm) : in.t;
+        ran_vec4("copy");
+        float *got = vkgt_read(s.ndim > 1 ? vkg_contiguous(v) : vkg_copy(v));
+        char what[96], ss[64];
+        snprintf(what, sizeof what, "copy of %s permuted", vkg_shape_str(s, ss, sizeof ss));
+        vkgt_assert_close(got, want, n, 0.0f, 0.0f, what);
+        cr_assert_eq(ran_vec4("copy"), cases[k].vec4, "%s: vec4 module", what);
+        free(got);
         free(want);
         free(in.host);
         vkg_scope_end();

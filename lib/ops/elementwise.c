@@ -77,8 +77,8 @@ bool vkg_broadcast_shape(vkg_shape a, vkg_shape b, vkg_shape *out) {
 /* ---- copy ------------------------------------------------------------------------------------ */
 /* Records dst[...] = src[...] elementwise for two views of one shape (copy.comp). Size-1 dims
  * are dropped and dims contiguous with each other in both views merged, so the shader walks as
- * few dims as it can; two contiguous views with offsets that are multiples of 4 go four words
- * at a time (copy_vec4). */
+ * few dims as it can; views whose innermost dims run together in whole vec4 go four words at a
+ * time (copy_vec4). */
 static vkg_status copy_views(vkg_tensor *dst, vkg_tensor *src, const char *name) {
     int64_t n = vkg_numel(dst);
     if (n == 0) return VKG_OK;
@@ -105,7 +105,12 @@ static vkg_status copy_views(vkg_tensor *dst, vkg_tensor *src, const char *name)
     }
     for (int i = nd; i < VKG_MAX_DIMS; i++) pc.shape[i] = 1;
     pc.ndim = (uint32_t)nd;
-    bool vec4 = nd == 1 && pc.st[0] == 1 && pc.ost[0] == 1 && pc.in_off % 4 == 0 && pc.out_off % 4 == 0 && n >= 4;
+    /* copy_vec4: the innermost dim runs in both views, in whole vec4 (or is the only dim) */
+    int last = nd - 1;
+    bool vec4 = pc.st[last] == 1 && pc.ost[last] == 1 && (nd == 1 || pc.shape[last] % 4 == 0) && pc.in_off % 4 == 0 &&
+                pc.out_off % 4 == 0 && n >= 4;
+    for (int i = 0; i < last; i++)
+        if (pc.st[i] % 4 != 0 || pc.ost[i] % 4 != 0) vec4 = false;
     uint64_t items = vec4 ? (uint64_t)n / 4 : (uint64_t)n;
     return vkg_dispatch(&(vkg_dispatch_desc){ .shader = vec4 ? "copy_vec4" : "copy", .op = VKG_OP_COPY, .name = name,
                                               .local_size = LOCAL, .groups = { vkg_groups_for(items, LOCAL) },
