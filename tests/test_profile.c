@@ -48,10 +48,10 @@ Test(explain, three_ops, .init = explain_init) {
     bool mapped = vkg_ctx.map_storage;     /* host access through the mapping, no copies */
     vkg_shutdown();
     const char *t = slurp(path);
-    HAS(t, "dispatch #1 relu: shader unary.comp");
+    HAS(t, "dispatch #1 relu: shader unary_vec4.comp"); /* 6 elements: one vec4 and a tail of 2 */
     HAS(t, "binding 0 write (2, 3) f32, 24 bytes");
     HAS(t, "binding 1 read  (2, 3) f32, 24 bytes");
-    HAS(t, "dispatch #2 mul: shader binary.comp");
+    HAS(t, "dispatch #2 mul: shader binary_vec4.comp");
     HAS(t, "dispatch #3 sum: shader reduce.comp");
     HAS(t, "binding 0 write (2,) f32, 8 bytes");
     HAS(t, "barrier before it: binding 1 reads bytes that an earlier command wrote since the last barrier (read after write)");
