@@ -52,11 +52,18 @@ void main() {
     for (int j = last; j > 0; j--) {
         d[j] = k % shape[j];
         k /= shape[j];
-        step[j] = g % shape[j];
-        g /= shape[j];
+        step[j] = 0u;
     }
     d[0] = k;
-    step[0] = g;
+    step[0] = 0u;
+    // a GPU's invocation takes one item and never steps: it skips the stride's divisions
+    if (gl_GlobalInvocationID.x + g < pc.n / UNIT) {
+        for (int j = last; j > 0; j--) {
+            step[j] = g % shape[j];
+            g /= shape[j];
+        }
+        step[0] = g;
+    }
     for (int j = 0; j <= last; j++) {
         src += int(d[j]) * st[j];
         dst += int(d[j]) * ost[j];

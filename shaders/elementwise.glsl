@@ -78,7 +78,9 @@ Walk walk_start() {
         w.step = uvec4(0u, 0u, 0u, GRID_STRIDE);
     } else {
         w.d = digits(gl_GlobalInvocationID.x, w.size);
-        w.step = digits(GRID_STRIDE, w.size);
+        // a GPU's invocation takes one item and never steps: it skips the stride's divisions
+        w.step = uvec4(0u);
+        if (gl_GlobalInvocationID.x + GRID_STRIDE < pc.n / UNIT) w.step = digits(GRID_STRIDE, w.size);
     }
     return w;
 }
