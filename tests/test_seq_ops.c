@@ -654,6 +654,9 @@ VKG_TEST(seq_ops, lstm_gradcheck) {
     lstm_seq_gradcheck("lstm, zero initial state, strided x", (lstm_seq_ctx){ 3, 4, 2, 3, false }, true);
     lstm_seq_gradcheck("lstm, T = 1", (lstm_seq_ctx){ 2, 1, 3, 5, true }, false);
     lstm_seq_gradcheck("lstm, T = 1, zero initial state", (lstm_seq_ctx){ 1, 1, 2, 2, false }, false);
+    /* Hd a multiple of 4: the kernels' vec4 modules (four units an invocation) */
+    lstm_seq_gradcheck("lstm, Hd 8, h0 and c0 given", (lstm_seq_ctx){ 3, 3, 2, 8, true }, false);
+    lstm_seq_gradcheck("lstm, Hd 4, zero initial state, strided x", (lstm_seq_ctx){ 2, 4, 3, 4, false }, true);
 }
 
 /* A (B, T, I) view, not contiguous for any T (columns 1..I of a (B, T, I + 3) tensor), whose

@@ -149,6 +149,14 @@ enum { SEQ_HAS_BIAS = 1, SEQ_HAS_HW = 2, SEQ_HAS_C0 = 4, SEQ_HAS_H0 = 8 };  /* l
 enum { SEQ_BW_HAS_DH = 1, SEQ_BW_HAS_C0 = 2 };                            /* lstm_seq_backward */
 
 /* Rows t of a (B, T, W) contiguous tensor base (from element offset off): a (B, W) view. */
+/* The *_vec4 sequence kernels (four units an invocation, vec4 buffers) need every bound
+ * tensor to start at a multiple of 4 floats; NULL entries are not bound. */
+static bool offsets4(const vkg_tensor *const *t, int n) {
+    for (int i = 0; i < n; i++)
+        if (t[i] && t[i]->offset % 4 != 0) return false;
+    return true;
+}
+
 static vkg_tensor *step_view(vkg_tensor *base, int64_t off, int64_t B, int64_t T, int64_t W, int64_t t) {
     int64_t st[VKG_MAX_DIMS] = { T * W, 1 };
     return vkg_tensor_view_of(base, VKG_SHAPE(B, W), st, base->offset + off + t * W);
@@ -199,9 +207,10 @@ static vkg_status lstm_seq_run(vkg_tensor *R, vkg_tensor *S, vkg_tensor *x, vkg_
                                      (uint32_t)S->offset, (uint32_t)xw->offset, hw ? (uint32_t)hw->offset : 0u,
                                      bias ? (uint32_t)bias->offset : 0u, c0c ? (uint32_t)c0c->offset : 0u,
                                      h0c ? (uint32_t)h0c->offset : 0u };
-            st = vkg_dispatch(&(vkg_dispatch_desc){ .shader = "lstm_seq", .op = VKG_OP_LSTM, .name = op,
-                                                    .local_size = LOCAL,
-                                                    .groups = { vkg_groups_for((uint64_t)(B * Hd), LOCAL) },
+            bool v4 = Hd % 4 == 0 && offsets4((const vkg_tensor *[]){ R, S, xw, hw, bias, c0c, h0c }, 7);
+            st = vkg_dispatch(&(vkg_dispatch_desc){ .shader = v4 ? "lstm_seq_vec4" : "lstm_seq", .op = VKG_OP_LSTM,
+                                                    .name = op, .local_size = LOCAL,
+                                                    .groups = { vkg_groups_for((uint64_t)(B * Hd / (v4 ? 4 : 1)), LOCAL) },
                                                     .bind = { R, S, xw, hw ? hw : xw, bias ? bias : xw, c0c ? c0c : xw,
                                                               h0c ? h0c : xw },
                                                     .nout = 2, .push = &pc, .push_size = sizeof pc });
@@ -299,8 +308,10 @@ vkg_status vkg_lstm_grad(vkg_tensor *x, vkg_tensor *w_ih, vkg_tensor *w_hh, vkg_
                                     (dh ? SEQ_BW_HAS_DH : 0u) | (c0c ? SEQ_BW_HAS_C0 : 0u), (uint32_t)dG->offset,
                                     (uint32_t)dc->offset, (uint32_t)saved->offset, (uint32_t)gc->offset,
                                     dh ? (uint32_t)dh->offset : 0u, c0c ? (uint32_t)c0c->offset : 0u };
-        st = vkg_dispatch(&(vkg_dispatch_desc){ .shader = "lstm_seq_backward", .op = VKG_OP_LSTM, .name = op,
-                                                .local_size = LOCAL, .groups = { vkg_groups_for((uint64_t)(B * Hd), LOCAL) },
+        bool v4 = Hd % 4 == 0 && offsets4((const vkg_tensor *[]){ dG, dc, saved, gc, dh, c0c }, 6);
+        st = vkg_dispatch(&(vkg_dispatch_desc){ .shader = v4 ? "lstm_seq_backward_vec4" : "lstm_seq_backward",
+                                                .op = VKG_OP_LSTM, .name = op, .local_size = LOCAL,
+                                                .groups = { vkg_groups_for((uint64_t)(B * Hd / (v4 ? 4 : 1)), LOCAL) },
                                                 .bind = { dG, dc, saved, gc, dh ? dh : gc, c0c ? c0c : gc }, .nout = 2,
                                                 .push = &pc, .push_size = sizeof pc });
         vkg_free(dh);
