@@ -8,11 +8,8 @@
 
 #include "bench.h"
 #include "runtime/runtime.h"
+#include "vkg_git_commit.h" /* VKG_GIT_COMMIT, generated at build time: cmake/git_commit.cmake */
 #include "vkgrad.h"
-
-#ifndef VKG_GIT_COMMIT
-#define VKG_GIT_COMMIT ""
-#endif
 
 uint64_t vkgb_fnv1a64(const void *data, size_t n) {
     const uint8_t *p = data;
