@@ -12,8 +12,14 @@
 layout(constant_id = 1) const uint OP = 1;
 layout(constant_id = 2) const uint KH = 2;
 layout(constant_id = 3) const uint KW = 2;
+// 4 = PAIRS (flags bit 2, lib/ops/conv.c): windows 2 wide at stride 2 without column padding,
+// over rows whose elements pair up (stride 1, even row, channel and image strides and offset):
+// each window row is one vec2 load (X2 aliases X), half the loads (lavapipe loads a lane's
+// value in a loop over the lanes, so a load costs about the same whatever its width).
+layout(constant_id = 4) const bool PAIRS = false;
 layout(std430, binding = 0) writeonly buffer Y { float y[]; };
 layout(std430, binding = 1) readonly buffer X { float x[]; };
+layout(std430, binding = 1) readonly buffer X2 { vec2 x2[]; };
 layout(std430, binding = 2) writeonly buffer I { int yi[]; };
 
 void main() {
@@ -30,10 +36,11 @@ void main() {
             for (uint kr = 0; kr < KH; kr++) {
                 int ih = h0 + int(kr);
                 if (ih < 0 || ih >= int(pc.H)) continue;
+                vec2 pair = PAIRS ? x2[x_index(n, c, ih, w0) / 2u] : vec2(0.0);
                 for (uint ks = 0; ks < KW; ks++) {
                     int iw = w0 + int(ks);
-                    if (iw < 0 || iw >= int(pc.W)) continue;
-                    float v = x[x_index(n, c, ih, iw)];
+                    if (!PAIRS && (iw < 0 || iw >= int(pc.W))) continue;
+                    float v = PAIRS ? pair[ks] : x[x_index(n, c, ih, iw)];
                     if (OP == 1) {
                         if (best < 0 || v > acc || (isnan(v) && !isnan(acc))) {
                             acc = v;

@@ -15,7 +15,11 @@
 #include "conv.glsl"
 
 layout(constant_id = 1) const uint OP = 1;
+// 4 = PAIRS (flags bit 2, tiles only): windows 2 wide on rows of even length, each window row
+// one vec2 store (DX2 aliases DX), like pool2d.comp's loads.
+layout(constant_id = 4) const bool PAIRS = false;
 layout(std430, binding = 0) writeonly buffer DX { float dx[]; };
+layout(std430, binding = 0) writeonly buffer DX2 { vec2 dx2[]; };
 layout(std430, binding = 1) readonly buffer G { float gy[]; };
 layout(std430, binding = 2) readonly buffer I { int yi[]; };
 
@@ -35,6 +39,12 @@ void tiles() {
             for (uint ih = h0; ih < h1; ih++) {
                 uint row = pc.off.x + (nc * pc.H + ih) * pc.W;
                 bool in_h = ih < h0 + pc.kh;
+                if (PAIRS) {
+                    int at = int(ih * pc.W + w0);
+                    bvec2 hit = OP == 1 ? equal(ivec2(at, at + 1), ivec2(best)) : bvec2(in_h);
+                    dx2[(row + w0) / 2u] = mix(vec2(0.0), vec2(v), hit);
+                    continue;
+                }
                 for (uint iw = w0; iw < w1; iw++) {
                     bool hit = OP == 1 ? int(ih * pc.W + iw) == best : in_h && iw < w0 + pc.kw;
                     dx[row + iw] = hit ? v : 0.0;

@@ -370,6 +370,10 @@ VKG_TEST(conv_ops, pool2d_gradcheck) {
                              .pd = { .kernel = { 3, 3 }, .stride = { 2, 2 }, .padding = { 1, 1 } } },
                   false, SEED + (uint64_t)k);
         gradcheck(&(gc_ctx){ .op = op, .xs = VKG_SHAPE(1, 2, 6, 5), .pd = { .kernel = { 2, 2 } } }, true, SEED + 2 + (uint64_t)k);
+        /* 2 wide at stride 2 over rows of even length: pairs of columns (PAIRS) both ways, the
+         * second with a row left over */
+        gradcheck(&(gc_ctx){ .op = op, .xs = VKG_SHAPE(2, 3, 6, 8), .pd = { .kernel = { 2, 2 } } }, false, SEED + 8 + (uint64_t)k);
+        gradcheck(&(gc_ctx){ .op = op, .xs = VKG_SHAPE(1, 2, 7, 6), .pd = { .kernel = { 2, 2 } } }, false, SEED + 10 + (uint64_t)k);
         /* windows that tile the input (one item per window), a row and a column left over */
         gradcheck(&(gc_ctx){ .op = op, .xs = VKG_SHAPE(2, 2, 7, 5), .pd = { .kernel = { 3, 2 } } }, false, SEED + 6 + (uint64_t)k);
         /* overlapping windows: several outputs route into one input */

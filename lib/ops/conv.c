@@ -45,7 +45,8 @@ static vkg_status conv_dispatch(const char *shader, vkg_op op, const char *name,
         d.spec[0] = vkg_op_table[op].code;
         d.spec[1] = pc->kh; /* pool2d.comp unrolls its window's loops */
         d.spec[2] = pc->kw;
-        d.nspec = 3;
+        d.spec[3] = (pc->flags & 4u) != 0; /* PAIRS */
+        d.nspec = 4;
     } else if (strcmp(shader, "conv_col2im") == 0) {
         d.spec[0] = pc->kh; /* its loops over the taps unroll */
         d.spec[1] = pc->kw;
@@ -510,6 +511,9 @@ static vkg_tensor *pool2d(vkg_op op, vkg_tensor *x, const vkg_pool2d_desc *desc,
                              .items = (uint32_t)vkg_numel(y) };
         strides_of(x, pc.xs);
         vkg_tensor *bind[3] = { y, x, idx ? idx : y };
+        /* windows 2 wide at stride 2 over rows whose elements pair up: vec2 loads (PAIRS) */
+        bool even = x->strides[0] % 2 == 0 && x->strides[1] % 2 == 0 && x->strides[2] % 2 == 0 && x->offset % 2 == 0;
+        if (d.kernel[1] == 2 && d.stride[1] == 2 && !d.padding[1] && x->strides[3] == 1 && even) pc.flags |= 4u;
         /* the window's two loops and their exits: 2x2 runs 11 on lavapipe */
         uint64_t cost = (uint64_t)(d.kernel[0] + 1) * (uint64_t)(d.kernel[1] + 2) + 2;
         runs_of(&pc, cost);
@@ -552,6 +556,8 @@ vkg_tensor *vkg_pool2d_grad_input(vkg_op op, vkg_tensor *g, vkg_tensor *indices,
          * run over the window and, in the last row and column of windows, the rest (< kernel) */
         if (d->stride[0] == d->kernel[0] && d->stride[1] == d->kernel[1] && !d->padding[0] && !d->padding[1]) {
             pc.flags = 2;
+            /* windows 2 wide over rows of even length: one vec2 store per window row (PAIRS) */
+            if (d->kernel[1] == 2 && xs.d[3] % 2 == 0 && dx->offset % 2 == 0) pc.flags |= 4u;
             pc.items = (uint32_t)vkg_numel(gc);
             cost = (uint64_t)(2 * d->kernel[0] + 1) * (uint64_t)(2 * d->kernel[1] + 1) + 2;
         }
