@@ -19,10 +19,15 @@
 
 layout(constant_id = 1) const uint OP = 0;
 layout(constant_id = 2) const uint VARIANT = 0;
+// VEC4 (3), sum and mean in variant 0 over contiguous rows (inner 1) of a multiple of 4 that
+// start at multiples of 4: a row is read as vec4s into four partial sums (lavapipe loads a
+// lane's vec4 for about the cost of a float). X4 aliases X.
+layout(constant_id = 3) const bool VEC4 = false;
 layout(std430, binding = 0) writeonly buffer Y { float y[]; };
 layout(std430, binding = 1) readonly buffer X { float x[]; };
 layout(std430, binding = 2) writeonly buffer I { int yi[]; };   // argmax output (may alias Y)
 layout(std430, binding = 3) readonly buffer XI { int xi[]; };   // merge: the chunks' indices
+layout(std430, binding = 1) readonly buffer X4 { vec4 x4[]; };
 
 layout(push_constant) uniform Push {
     uint outer, R, inner, in_off;  // merge: R is the whole row (for mean), X holds nchunk per output
@@ -61,7 +66,14 @@ shared int s_idx[256];
 
 void main() {
     uint nout = pc.outer * pc.inner;
-    if (VARIANT == 0) {
+    if (VARIANT == 0 && VEC4) {
+        for (uint o = gl_GlobalInvocationID.x; o < nout; o += GRID_STRIDE) {
+            uint base = (pc.in_off + o * pc.R) / 4u;
+            vec4 acc = vec4(0.0);
+            for (uint r = 0; r < pc.R / 4u; r++) acc += x4[base + r];
+            store(o, (acc.x + acc.y) + (acc.z + acc.w), 0);
+        }
+    } else if (VARIANT == 0) {
         for (uint o = gl_GlobalInvocationID.x; o < nout; o += GRID_STRIDE) {
             uint ob = o / pc.inner, ii = o % pc.inner;
             uint base = pc.in_off + ob * pc.R * pc.inner + ii;

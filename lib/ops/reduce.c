@@ -19,8 +19,11 @@ enum { PER_INVOCATION = 0, PER_WORKGROUP = 1, SPLIT = 2, MERGE = 3, COLUMNS = 4 
 static vkg_status reduce_dispatch(vkg_op op, const char *name, uint32_t variant, const vkg_reduce_push *pc,
                                   uint32_t groups, const vkg_tensor *y, const vkg_tensor *x, const vkg_tensor *yi,
                                   const vkg_tensor *xi) {
+    /* sums and means over contiguous rows of whole vec4s: the shader's VEC4 */
+    bool vec4 = variant == PER_INVOCATION && (op == VKG_OP_SUM || op == VKG_OP_MEAN) && pc->inner == 1 &&
+                pc->R % 4 == 0 && pc->R > 0 && pc->in_off % 4 == 0;
     return vkg_dispatch(&(vkg_dispatch_desc){ .shader = "reduce", .op = op, .name = name,
-                                              .spec = { vkg_op_table[op].code, variant }, .nspec = 2,
+                                              .spec = { vkg_op_table[op].code, variant, vec4 }, .nspec = 3,
                                               .local_size = LOCAL, .groups = { groups }, .bind = { y, x, yi, xi },
                                               .nout = 1, .push = pc, .push_size = sizeof *pc });
 }
