@@ -136,6 +136,7 @@ vkg_storage *vkg_graph_storage_reuse(VkDeviceSize size) {
     vkg_storage *s = g->spare[best];
     g->spare[best] = g->spare[--g->nspare];
     s->refs++;
+    s->leaf_grad = false; /* a spare is held by the graph alone: no leaf's gradient any more */
     return s;
 }
 
