@@ -57,8 +57,8 @@ static vkg_tensor *index_read(vkg_op op, vkg_tensor *x, vkg_shape xs, const int6
             pc.xst[i] = i < ds.ndim ? (int32_t)xst[i] : 0;
         }
         /* whole vec4 rows picked along axis 0 of a 2-D result: shaders/index.comp's ROWS */
-        bool rows = op != VKG_OP_GATHER && axis == 0 && ds.ndim == 2 && ds.d[1] % 4 == 0 && xst[1] == 1 &&
-                    xst[0] >= 0 && xst[0] % 4 == 0 && x->offset % 4 == 0 && y->offset % 4 == 0;
+        bool rows = op != VKG_OP_GATHER && axis == 0 && ds.ndim == 2 &&
+                    vkg_vec4_rows(ds.d[1], xst[0], xst[1], x->offset) && y->offset % 4 == 0;
         if (vkg_dispatch(&(vkg_dispatch_desc){ .shader = "index", .op = op, .name = name,
                                                .spec = { vkg_op_table[op].code, rows }, .nspec = 2, .local_size = LOCAL,
                                                .groups = { vkg_groups_for((uint64_t)(rows ? n / 4 : n), LOCAL) },

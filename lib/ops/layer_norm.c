@@ -51,8 +51,8 @@ static bool check_param(vkg_tensor *p, const char *what, vkg_tensor *x) {
     return false;
 }
 
-/* The shaders' VEC4 paths read w and b as vec4: absent, or stride 1 from a multiple of 4. */
-static bool vec4_param(const vkg_tensor *p) { return !p || (p->strides[0] == 1 && p->offset % 4 == 0); }
+/* The shaders' VEC4 paths read w and b as vec4 too (absent ones are not read). */
+static bool vec4_param(const vkg_tensor *p) { return !p || vkg_vec4_rows(p->shape.d[0], 0, p->strides[0], p->offset); }
 
 vkg_tensor *vkg_layer_norm(vkg_tensor *x, vkg_tensor *weight, vkg_tensor *bias, float eps) {
     const char *fn = "vkg_layer_norm";
@@ -86,8 +86,8 @@ vkg_tensor *vkg_layer_norm(vkg_tensor *x, vkg_tensor *weight, vkg_tensor *bias, 
                                    .w_st = weight ? (int32_t)weight->strides[0] : 0,
                                    .b_st = bias ? (int32_t)bias->strides[0] : 0,
                                    .eps = eps };
-        bool vec4 = r.sr == 1 && r.so >= 0 && D % 4 == 0 && r.so % 4 == 0 && xr->offset % 4 == 0 &&
-                    y->offset % 4 == 0 && vec4_param(weight) && vec4_param(bias);
+        bool vec4 = vkg_vec4_rows(D, r.so, r.sr, xr->offset) && y->offset % 4 == 0 && vec4_param(weight) &&
+                    vec4_param(bias);
         vkg_status st = vkg_dispatch(&(vkg_dispatch_desc){
             .shader = "layer_norm", .op = VKG_OP_LAYER_NORM, .name = fn, .local_size = LOCAL,
             .spec = { vec4 }, .nspec = 1,
@@ -146,8 +146,7 @@ vkg_status vkg_nn_layer_norm_backward(vkg_tensor *x, vkg_tensor *w, vkg_tensor *
      * chunks, D), are added in order, so that the rows of a long batch neither run past
      * lavapipe's loop limit nor leave a device with only D invocations to run. dw and db come
      * out as tensors of their own, which the parameters keep without a copy. */
-    bool vec4 = r.sr == 1 && r.so >= 0 && D % 4 == 0 && r.so % 4 == 0 && xr->offset % 4 == 0 &&
-                dyc->offset % 4 == 0 && vec4_param(w);
+    bool vec4 = vkg_vec4_rows(D, r.so, r.sr, xr->offset) && dyc->offset % 4 == 0 && vec4_param(w);
     uint64_t per, chunks = vkg_split_rows((uint64_t)rows, 1, (uint64_t)D, &per);
     if ((st = vkg_loop_check(2 * (uint64_t)D + 4, fn, "one row")) != VKG_OK) goto done;
     for (uint32_t op = 0; op < 2 && st == VKG_OK; op++) {

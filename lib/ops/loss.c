@@ -32,13 +32,6 @@ static bool reduction_ok(vkg_reduction r, const char *fn) {
 }
 
 /* ---- class losses ----------------------------------------------------------------------------- */
-/* The class-loss shaders' VEC4 paths: x (N, C) with contiguous rows, C and every row's start
- * multiples of 4 (C > 0). */
-static bool vec4_rows(const vkg_tensor *x, int64_t off) {
-    int64_t C = x->shape.d[1];
-    return C > 0 && C % 4 == 0 && x->strides[1] == 1 && x->strides[0] >= 0 && x->strides[0] % 4 == 0 && off % 4 == 0;
-}
-
 static vkg_tensor *class_loss(vkg_op op, vkg_tensor *x, vkg_tensor *target, const vkg_loss_desc *desc) {
     const char *fn = op == VKG_OP_CROSS_ENTROPY ? "vkg_cross_entropy" : "vkg_nll_loss";
     const char *xn = op == VKG_OP_CROSS_ENTROPY ? "logits" : "log_probs";
@@ -67,10 +60,10 @@ static vkg_tensor *class_loss(vkg_op op, vkg_tensor *x, vkg_tensor *target, cons
         vkg_class_loss_push pc = { (uint32_t)N, (uint32_t)C, (uint32_t)x->offset, (uint32_t)target->offset,
                                    (int32_t)x->strides[0], (int32_t)x->strides[1], (int32_t)target->strides[0],
                                    ignore, (uint32_t)loss->offset, (uint32_t)valid->offset };
+        bool vec4 = vkg_vec4_rows(C, x->strides[0], x->strides[1], x->offset); /* class_loss.comp's VEC4 */
         /* C = 0: every target is out of range; x has no bytes to bind, so bind loss in its place */
         if (vkg_dispatch(&(vkg_dispatch_desc){ .shader = "class_loss", .op = op, .name = fn,
-                                               .spec = { vkg_op_table[op].code, vec4_rows(x, x->offset) },
-                                               .nspec = 2, .local_size = LOCAL,
+                                               .spec = { vkg_op_table[op].code, vec4 }, .nspec = 2, .local_size = LOCAL,
                                                .groups = { vkg_groups_for_cost((uint64_t)N, LOCAL, 2 * (uint64_t)C + 4) },
                                                .bind = { loss, valid, C > 0 ? x : loss, target }, .nout = 2,
                                                .push = &pc, .push_size = sizeof pc }) != VKG_OK)
@@ -139,8 +132,9 @@ vkg_tensor *vkg_nn_class_loss_backward(vkg_op op, vkg_tensor *x, vkg_tensor *tar
                                         g->shape.ndim == 1 ? (int32_t)g->strides[0] : 0,
                                         mode,
                                         count ? (uint32_t)count->offset : 0 };
+    bool vec4 = vkg_vec4_rows(C, x->strides[0], x->strides[1], x->offset) && dx->offset % 4 == 0;
     if (vkg_dispatch(&(vkg_dispatch_desc){ .shader = "class_loss_backward", .op = op, .name = fn,
-                                           .spec = { vkg_op_table[op].code, vec4_rows(x, x->offset) && dx->offset % 4 == 0 },
+                                           .spec = { vkg_op_table[op].code, vec4 },
                                            .nspec = 2, .local_size = LOCAL,
                                            .groups = { vkg_groups_for_cost((uint64_t)N, LOCAL, 3 * (uint64_t)C + 4) },
                                            .bind = { dx, x, target, g, count ? count : g }, .nout = 1, .push = &pc,

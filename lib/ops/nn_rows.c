@@ -60,10 +60,8 @@ static float var_denom(int64_t R, int correction) {
     return d > 0 ? (float)d : 0.0f;
 }
 
-/* The shaders' VEC4 paths: contiguous rows of a multiple of 4 that start at multiples of 4. */
-static bool rows_vec4(const vkg_nn_rows *r, int64_t off) {
-    return r->inner == 1 && r->sr == 1 && r->R % 4 == 0 && r->so >= 0 && r->so % 4 == 0 && off % 4 == 0;
-}
+/* The shaders' VEC4 paths: rows along the last dims' run (inner 1) of whole vec4s. */
+static bool rows_vec4(const vkg_nn_rows *r, int64_t off) { return r->inner == 1 && vkg_vec4_rows(r->R, r->so, r->sr, off); }
 
 /* scale and causal: vkg_nn_softmax_scaled's (1 and 0 for the public ops). */
 static vkg_tensor *rows_op(vkg_op op, vkg_tensor *x, int axis, bool keepdim, int correction, float scale,

@@ -14,4 +14,12 @@ bool vkg_norm_axis(int *axis, int ndim, const char *op, vkg_shape s);
 /* dx = g f'(x) for a unary op but pow, in one pass (lib/ops/elementwise.c); no node recorded. */
 vkg_tensor *vkg_unary_grad(vkg_op op, vkg_tensor *x, vkg_tensor *g);
 
+/* Whether rows of len floats, row_stride apart with col_stride between neighbours, from offset
+ * (elements, from the binding's start) can be read and written as whole vec4s: the vec4 row
+ * paths of layer_norm, the softmax family, cross-entropy and the embedding. On lavapipe a
+ * lane's vec4 costs about what a float does (shaders/layer_norm.comp). */
+static inline bool vkg_vec4_rows(int64_t len, int64_t row_stride, int64_t col_stride, int64_t offset) {
+    return len > 0 && len % 4 == 0 && col_stride == 1 && row_stride >= 0 && row_stride % 4 == 0 && offset % 4 == 0;
+}
+
 #endif
