@@ -18,6 +18,13 @@ float safe_sigmoid(float x) {
     return e / (1.0 + e);
 }
 
+// The vec4 row paths' reductions (shaders/layer_norm.comp says why rows go as vec4): the four
+// partial sums added in a fixed order, and maxima in which NaN wins, like the scalar loops'.
+float sum4(vec4 v) { return (v.x + v.y) + (v.z + v.w); }
+float max_nan(float a, float b) { return (isnan(a) || a > b) ? a : b; }
+vec4 max_nan(vec4 a, vec4 b) { return mix(b, a, bvec4(uvec4(isnan(a)) | uvec4(greaterThan(a, b)))); }
+float max_nan4(vec4 m) { return max_nan(max_nan(max_nan(m.x, m.y), m.z), m.w); }
+
 // The same, four at a time (the same operations per component, so the same values)
 vec4 safe_tanh(vec4 x) {
     vec4 e = exp(-2.0 * abs(x));

@@ -32,20 +32,19 @@ layout(push_constant) uniform Push {
     float eps;
 } pc;
 
-float hsum(vec4 v) { return (v.x + v.y) + (v.z + v.w); }
 
 // returns (mean, rstd)
 vec2 row_vec4(uint i) {
     uint base = (pc.x_off + i * uint(pc.s_row)) / 4u, n = pc.D / 4u;
     vec4 s = vec4(0.0);
     for (uint d = 0u; d < n; d++) s += x4[base + d];
-    float mean = hsum(s) / float(pc.D);
+    float mean = sum4(s) / float(pc.D);
     vec4 q = vec4(0.0);
     for (uint d = 0u; d < n; d++) {
         vec4 v = x4[base + d] - mean;
         q += v * v;
     }
-    float rstd = 1.0 / sqrt(hsum(q) / float(pc.D) + pc.eps);
+    float rstd = 1.0 / sqrt(sum4(q) / float(pc.D) + pc.eps);
     uint yb = (pc.y_off + i * pc.D) / 4u;
     for (uint d = 0u; d < n; d++) {
         vec4 v = (x4[base + d] - mean) * rstd;

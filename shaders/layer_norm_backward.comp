@@ -38,7 +38,6 @@ layout(push_constant) uniform Push {
 float weight(uint d) { return (pc.flags & 1u) != 0u ? w[int(pc.w_off) + int(d) * pc.w_st] : 1.0; }
 
 vec4 weight4(uint d) { return (pc.flags & 1u) != 0u ? w4[pc.w_off / 4u + d] : vec4(1.0); }
-float hsum(vec4 v) { return (v.x + v.y) + (v.z + v.w); }
 
 void row_vec4(uint i) {
     uint base = (pc.x_off + i * uint(pc.s_row)) / 4u, gb = (pc.dy_off + i * pc.D) / 4u, n = pc.D / 4u;
@@ -49,7 +48,7 @@ void row_vec4(uint i) {
         mg += g;
         mgx += g * (x4[base + d] - mean) * rstd;
     }
-    float m1 = hsum(mg) / float(pc.D), m2 = hsum(mgx) / float(pc.D);
+    float m1 = sum4(mg) / float(pc.D), m2 = sum4(mgx) / float(pc.D);
     uint ob = (pc.out_off + i * pc.D) / 4u;
     for (uint d = 0u; d < n; d++) {
         vec4 xh = (x4[base + d] - mean) * rstd;

@@ -79,9 +79,6 @@ void row_by_workgroup(uint o) {
     }
 }
 
-// NaN wins, then the larger (the scalar loop's rule, per component)
-float max_of(vec4 m) { return max_nan(max_nan(max_nan(m.x, m.y), m.z), m.w); }
-
 vec4 xs4(uint base, uint r, uint lim) {
     vec4 v = x4[base + r] * pc.scale;
     return mix(v, vec4(-INF), greaterThan(uvec4(4u * r) + uvec4(0u, 1u, 2u, 3u), uvec4(lim)));
@@ -91,13 +88,12 @@ void row_vec4(uint o) {
     uint base = (pc.x_off + o * uint(pc.so)) / 4u, n = pc.R / 4u, lim = causal_limit(o);
     vec4 m4 = vec4(-INF);
     for (uint r = 0u; r < n; r++) {
-        vec4 v = xs4(base, r, lim);
-        m4 = mix(m4, v, bvec4(uvec4(greaterThan(v, m4)) | uvec4(isnan(v))));
+        m4 = max_nan(xs4(base, r, lim), m4);
     }
-    float m = max_of(m4);
+    float m = max_nan4(m4);
     vec4 s4 = vec4(0.0);
     for (uint r = 0u; r < n; r++) s4 += exp(xs4(base, r, lim) - m);
-    float s = (s4.x + s4.y) + (s4.z + s4.w), ls = log(s);
+    float s = sum4(s4), ls = log(s);
     uint yb = (pc.y_off + o * pc.R) / 4u;
     for (uint r = 0u; r < n; r++) {
         vec4 v = xs4(base, r, lim) - m;

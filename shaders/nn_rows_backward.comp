@@ -77,7 +77,7 @@ void row_vec4(uint o) {
     uint base = (pc.a_off + o * uint(pc.so)) / 4u, gb = (pc.dy_off + o * pc.R) / 4u, n = pc.R / 4u;
     vec4 s4 = vec4(0.0);
     for (uint r = 0u; r < n; r++) s4 += OP == 0u ? dy4[gb + r] * a4[base + r] : dy4[gb + r];
-    float s = (s4.x + s4.y) + (s4.z + s4.w);
+    float s = sum4(s4);
     uint xb = (pc.dx_off + o * pc.R) / 4u;
     for (uint r = 0u; r < n; r++) {
         vec4 v = a4[base + r], g = dy4[gb + r];

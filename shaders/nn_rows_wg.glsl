@@ -3,9 +3,6 @@
 // every run). The workgroup size must be a power of two, at most 256.
 shared float s_red[256];
 
-// NaN wins, like the per-invocation loops.
-float max_nan(float a, float b) { return (isnan(a) || a > b) ? a : b; }
-
 // Every invocation of the workgroup calls it (uniform control flow); all get the result.
 float wg_reduce(float v, bool is_max) {
     uint t = gl_LocalInvocationID.x;

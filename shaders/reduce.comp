@@ -71,7 +71,7 @@ void main() {
             uint base = (pc.in_off + o * pc.R) / 4u;
             vec4 acc = vec4(0.0);
             for (uint r = 0; r < pc.R / 4u; r++) acc += x4[base + r];
-            store(o, (acc.x + acc.y) + (acc.z + acc.w), 0);
+            store(o, sum4(acc), 0);
         }
     } else if (VARIANT == 0) {
         for (uint o = gl_GlobalInvocationID.x; o < nout; o += GRID_STRIDE) {
