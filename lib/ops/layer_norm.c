@@ -149,11 +149,13 @@ vkg_status vkg_nn_layer_norm_backward(vkg_tensor *x, vkg_tensor *w, vkg_tensor *
     bool vec4 = vkg_vec4_rows(D, r.so, r.sr, xr->offset) && dyc->offset % 4 == 0 && vec4_param(w);
     uint64_t per, chunks = vkg_split_rows((uint64_t)rows, 1, (uint64_t)D, &per);
     if ((st = vkg_loop_check(2 * (uint64_t)D + 4, fn, "one row")) != VKG_OK) goto done;
+    if (want_wb && !(part = vkg_tensor_alloc(VKG_SHAPE(2, (int64_t)chunks, D), VKG_F32, false, fn))) {
+        st = vkg_last_status();
+        goto done;
+    }
+    vkg_tensor *outs[2] = { dx ? *dx : NULL, part }; /* OP 0 writes dx, OP 1 the partial sums */
     for (uint32_t op = 0; op < 2 && st == VKG_OK; op++) {
-        vkg_tensor *out = op == 0 ? (dx ? *dx : NULL)
-                                  : want_wb ? (part = vkg_tensor_alloc(VKG_SHAPE(2, (int64_t)chunks, D), VKG_F32, false, fn))
-                                            : NULL;
-        if (op == 1 && want_wb && !out) st = vkg_last_status();
+        vkg_tensor *out = outs[op];
         if (!out) continue;
         pc.out_off = (uint32_t)out->offset;
         pc.per = (uint32_t)per;
