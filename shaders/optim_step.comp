@@ -9,7 +9,19 @@
 // Compiled a second time with OPTIM_VEC4 (optim_step_vec4, shaders/CMakeLists.txt) for a
 // parameter and gradient at offsets that are multiples of 4: each item is four elements, read
 // and written as vec4, and the last n % 4 elements go one at a time.
+// Compiled a third time with OPTIM_MULTI (optim_multi): one dispatch steps up to MULTI
+// parameters (lib/optim/optim.c groups them: the same step count, offsets 0), vec4 as above.
+// Workgroup row y steps parameter y, and each binding but the coefficients' is an array with
+// one buffer per parameter, indexed by y: the same index for the whole workgroup, as Vulkan's
+// shaderStorageBufferArrayDynamicIndexing requires. One dispatch instead of one per parameter
+// saves the per-dispatch cost (about 44 us on lavapipe), which dominates a model's many small
+// biases and norms.
 #include "common.glsl"
+
+#ifdef OPTIM_MULTI
+#define OPTIM_VEC4 1
+#define MULTI 6   /* lib/optim/optim.c's MULTI: change both */
+#endif
 
 #ifdef OPTIM_VEC4
 #define T vec4
@@ -22,11 +34,29 @@
 layout(constant_id = 1) const uint ALGO = 0;
 
 // A state slot the algorithm does not use is bound to the parameter and never touched.
+#ifdef OPTIM_MULTI
+layout(std430, binding = 0) buffer P { T v[]; } pa[MULTI];
+layout(std430, binding = 1) buffer S0 { T v[]; } s0a[MULTI];
+layout(std430, binding = 2) buffer S1 { T v[]; } s1a[MULTI];
+layout(std430, binding = 3) buffer S2 { T v[]; } s2a[MULTI];
+layout(std430, binding = 4) readonly buffer G { T v[]; } ga[MULTI];
+#define P_(i) pa[gl_WorkGroupID.y].v[i]
+#define S0_(i) s0a[gl_WorkGroupID.y].v[i]
+#define S1_(i) s1a[gl_WorkGroupID.y].v[i]
+#define S2_(i) s2a[gl_WorkGroupID.y].v[i]
+#define G_(i) ga[gl_WorkGroupID.y].v[i]
+#else
 layout(std430, binding = 0) buffer P { T p[]; };    // parameter
 layout(std430, binding = 1) buffer S0 { T s0[]; };  // SGD momentum_buffer | exp_avg     | square_avg
 layout(std430, binding = 2) buffer S1 { T s1[]; };  //                     | exp_avg_sq  | momentum_buffer
 layout(std430, binding = 3) buffer S2 { T s2[]; };  //                     | max_exp_avg_sq | grad_avg
 layout(std430, binding = 4) readonly buffer G { T g[]; };  // gradient
+#define P_(i) p[i]
+#define S0_(i) s0[i]
+#define S1_(i) s1[i]
+#define S2_(i) s2[i]
+#define G_(i) g[i]
+#endif
 // Per-step values when F_COEF is set (a captured step, vkgrad/graph.h: written by the host before
 // every replay), at c_off: lr, step_size, bc2_sqrt, decay, first (1 or 0); lib/optim/optim.c's
 // C_* order: change both. Without F_COEF the same values come from the push constants.
@@ -50,6 +80,9 @@ layout(push_constant) uniform Push {
     float bc2_sqrt;  // Adam: sqrt(1 - beta2^t)
     float decay;     // AdamW: 1 - lr * weight_decay
     uint c_off;      // F_COEF: the slot of the per-step values in c[]
+#ifdef OPTIM_MULTI
+    uint nm[MULTI];  // each parameter's elements (n, p_off and g_off above are unused: 0)
+#endif
 } pc;
 
 const uint F_NESTEROV = 1u, F_FIRST = 2u, F_AMSGRAD = 4u, F_DECOUPLED = 8u, F_CENTERED = 16u, F_MAXIMIZE = 32u,
@@ -125,27 +158,32 @@ void main() {
         first = c[pc.c_off + 4u] != 0.0;
     }
     bool u0 = uses(0u), u1 = uses(1u), u2 = uses(2u);
+#ifdef OPTIM_MULTI
+    uint n = pc.nm[gl_WorkGroupID.y];
+#else
+    uint n = pc.n;
+#endif
     uint po = pc.p_off / UNIT, go = pc.g_off / UNIT;
-    for (uint i = gl_GlobalInvocationID.x; i < pc.n / UNIT; i += GRID_STRIDE) {
-        T x = p[po + i], a = u0 ? s0[i] : T(0.0), b = u1 ? s1[i] : T(0.0), c2 = u2 ? s2[i] : T(0.0);
-        update(x, g[go + i], a, b, c2);
-        p[po + i] = x;
-        if (u0) s0[i] = a;
-        if (u1) s1[i] = b;
-        if (u2) s2[i] = c2;
+    for (uint i = gl_GlobalInvocationID.x; i < n / UNIT; i += GRID_STRIDE) {
+        T x = P_(po + i), a = u0 ? S0_(i) : T(0.0), b = u1 ? S1_(i) : T(0.0), c2 = u2 ? S2_(i) : T(0.0);
+        update(x, G_(go + i), a, b, c2);
+        P_(po + i) = x;
+        if (u0) S0_(i) = a;
+        if (u1) S1_(i) = b;
+        if (u2) S2_(i) = c2;
     }
 #ifdef OPTIM_VEC4
     // the last n % 4 elements, one a lane: the update is the same code on a vec4 of which only
     // .x is kept
-    for (uint i = (pc.n & ~3u) + gl_GlobalInvocationID.x; i < pc.n; i += GRID_STRIDE) {
+    for (uint i = (n & ~3u) + gl_GlobalInvocationID.x; i < n; i += GRID_STRIDE) {
         uint pe = pc.p_off + i, ge = pc.g_off + i;
-        vec4 x = vec4(p[pe >> 2][pe & 3u]), a = vec4(u0 ? s0[i >> 2][i & 3u] : 0.0),
-             b = vec4(u1 ? s1[i >> 2][i & 3u] : 0.0), c2 = vec4(u2 ? s2[i >> 2][i & 3u] : 0.0);
-        update(x, vec4(g[ge >> 2][ge & 3u]), a, b, c2);
-        p[pe >> 2][pe & 3u] = x.x;
-        if (u0) s0[i >> 2][i & 3u] = a.x;
-        if (u1) s1[i >> 2][i & 3u] = b.x;
-        if (u2) s2[i >> 2][i & 3u] = c2.x;
+        vec4 x = vec4(P_(pe >> 2)[pe & 3u]), a = vec4(u0 ? S0_(i >> 2)[i & 3u] : 0.0),
+             b = vec4(u1 ? S1_(i >> 2)[i & 3u] : 0.0), c2 = vec4(u2 ? S2_(i >> 2)[i & 3u] : 0.0);
+        update(x, vec4(G_(ge >> 2)[ge & 3u]), a, b, c2);
+        P_(pe >> 2)[pe & 3u] = x.x;
+        if (u0) S0_(i >> 2)[i & 3u] = a.x;
+        if (u1) S1_(i >> 2)[i & 3u] = b.x;
+        if (u2) S2_(i >> 2)[i & 3u] = c2.x;
     }
 #endif
 }

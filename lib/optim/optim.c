@@ -1,7 +1,8 @@
 /* The optimizers: hyperparameters with PyTorch's defaults, per-parameter state made outside
- * every scope, and one fused dispatch of shaders/optim_step.comp per parameter and step. The
- * formulas are written out in lib/include/vkgrad/optim.h; coefficients PyTorch computes in
- * Python (double) are computed here in double and rounded once to f32. */
+ * every scope, and fused dispatches of shaders/optim_step.comp: one for up to MULTI parameters
+ * (optim_multi) where the device indexes arrays of buffers and the parameters allow, else one per
+ * parameter. The formulas are written out in lib/include/vkgrad/optim.h; coefficients PyTorch
+ * computes in Python (double) are computed here in double and rounded once to f32. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@ typedef struct vkg_optim_push {
     float w1, beta2, w2, eps;
     float step_size, bc2_sqrt, decay;
     uint32_t c_off;
+    uint32_t nm[6];   /* optim_multi: each parameter's elements (MULTI) */
 } vkg_optim_push;
 _Static_assert(sizeof(vkg_optim_push) <= VKG_PUSH_SIZE, "push constants too large");
 
@@ -33,6 +35,8 @@ enum { C_LR, C_STEP_SIZE, C_BC2_SQRT, C_DECAY, C_FIRST, C_SLOT = 8 };
 
 #define LOCAL 128
 #define NSTATE 3
+#define MULTI 6   /* parameters one optim_multi dispatch steps (shaders/optim_step.comp): change both */
+#define MULTI_BINDINGS (NSTATE + 2)   /* the arrays: parameter, states, gradient */
 #define PI 3.14159265358979323846
 
 /* Moves t out of every scope (freed by vkg_optim_free), like vkg_keep applied at each level. */
@@ -318,7 +322,9 @@ static vkg_status capture_slot(vkg_optim *opt, const optim_param *e, vkg_tensor 
     return VKG_OK;
 }
 
-static vkg_status step_one(vkg_optim *opt, optim_param *e) {
+/* Checks parameter e's gradient; *gc gets it contiguous (a view is gathered), NULL when e has none. */
+static vkg_status grad_of(const optim_param *e, vkg_tensor **gc) {
+    *gc = NULL;
     vkg_tensor *g = e->p->grad;
     if (!g) return VKG_OK;
     char a[192], b[192];
@@ -327,34 +333,22 @@ static vkg_status step_one(vkg_optim *opt, optim_param *e) {
                         vkg_desc(e->p, a, sizeof a), vkg_desc(g, b, sizeof b));
     if (e->p->dead || !e->p->storage)
         return vkg_fail(VKG_ERR_INVALID, "vkg_optim_step: parameter \"%s\" was freed", e->name);
-    const vkg_optim_desc *d = &opt->d;
-    int64_t n = vkg_numel(e->p);
-    int64_t t = e->step + 1;
-    /* captured: the step count advances and the per-step values are written at every run */
-    bool captured = vkg_graph_capturing() != NULL;
-    vkg_tensor *cbuf = NULL;
-    uint32_t c_off = 0;
-    if (captured) {
-        vkg_status st = capture_slot(opt, e, &cbuf, &c_off);
-        if (st != VKG_OK) return st;
-    }
-    if (n == 0) {
-        if (!captured) e->step = t;
-        return VKG_OK;
-    }
-    vkg_tensor *gc = vkg_contiguous(g); /* gradients are contiguous; a view would be gathered */
-    if (!gc) return vkg_last_status();
+    if (vkg_numel(e->p) == 0) return VKG_OK;
+    *gc = vkg_contiguous(g);
+    return *gc ? VKG_OK : vkg_last_status();
+}
+
+/* The push constants of step t but the tensors' sizes and offsets; returns the algorithm. */
+static uint32_t step_push(const vkg_optim_desc *d, int64_t t, bool captured, vkg_optim_push *pc) {
     float cf[C_SLOT];
     coefs(d, t, cf);
-    uint32_t algo = d->kind == VKG_OPTIM_SGD ? ALGO_SGD : d->kind == VKG_OPTIM_RMSPROP ? ALGO_RMSPROP : ALGO_ADAM;
-    vkg_optim_push pc = { .n = (uint32_t)n, .p_off = (uint32_t)e->p->offset, .g_off = (uint32_t)gc->offset,
-                          .lr = cf[C_LR], .eps = (float)d->eps, .momentum = (float)d->momentum, .c_off = c_off };
+    *pc = (vkg_optim_push){ .lr = cf[C_LR], .eps = (float)d->eps, .momentum = (float)d->momentum };
     uint32_t f = d->maximize ? F_MAXIMIZE : 0;
     if (captured) f |= F_COEF;
     switch (d->kind) {
     case VKG_OPTIM_SGD:
-        pc.wd = (float)d->weight_decay;
-        pc.damp1 = (float)(1.0 - d->dampening);
+        pc->wd = (float)d->weight_decay;
+        pc->damp1 = (float)(1.0 - d->dampening);
         if (d->momentum != 0.0) f |= F_MOMENTUM;
         if (cf[C_FIRST] != 0.0f) f |= F_FIRST;
         if (d->nesterov) f |= F_NESTEROV;
@@ -363,49 +357,178 @@ static vkg_status step_one(vkg_optim *opt, optim_param *e) {
     case VKG_OPTIM_ADAMW:
         if (d->kind == VKG_OPTIM_ADAMW) {
             f |= F_DECOUPLED;
-            pc.decay = cf[C_DECAY];
+            pc->decay = cf[C_DECAY];
         } else {
-            pc.wd = (float)d->weight_decay;
+            pc->wd = (float)d->weight_decay;
         }
         if (d->amsgrad) f |= F_AMSGRAD;
-        pc.w1 = (float)(1.0 - d->beta1);
-        pc.beta2 = (float)d->beta2;
-        pc.w2 = (float)(1.0 - d->beta2);
-        pc.step_size = cf[C_STEP_SIZE];
-        pc.bc2_sqrt = cf[C_BC2_SQRT];
+        pc->w1 = (float)(1.0 - d->beta1);
+        pc->beta2 = (float)d->beta2;
+        pc->w2 = (float)(1.0 - d->beta2);
+        pc->step_size = cf[C_STEP_SIZE];
+        pc->bc2_sqrt = cf[C_BC2_SQRT];
         break;
     case VKG_OPTIM_RMSPROP:
-        pc.wd = (float)d->weight_decay;
-        pc.w1 = (float)(1.0 - d->alpha);
-        pc.beta2 = (float)d->alpha;
+        pc->wd = (float)d->weight_decay;
+        pc->w1 = (float)(1.0 - d->alpha);
+        pc->beta2 = (float)d->alpha;
         if (d->momentum > 0.0) f |= F_MOMENTUM;
         if (d->centered) f |= F_CENTERED;
         break;
     }
-    pc.flags = f;
-    /* optim_step_vec4: four elements an item where the offsets allow (the state tensors start at 0) */
-    bool vec4 = pc.p_off % 4 == 0 && pc.g_off % 4 == 0 && n >= 4;
-    uint64_t items = vec4 ? (uint64_t)n / 4 : (uint64_t)n;
-    vkg_dispatch_desc dd = { .shader = vec4 ? "optim_step_vec4" : "optim_step", .op = VKG_OP_COUNT,
-                             .name = "optim_step", .spec = { algo }, .nspec = 1, .local_size = LOCAL,
-                             .groups = { vkg_groups_for(items, LOCAL) }, .nout = 1 + NSTATE, .push = &pc,
-                             .push_size = sizeof pc, .flops = 12.0 * (double)n };
-    dd.bind[0] = e->p;
-    for (int j = 0; j < NSTATE; j++) dd.bind[1 + j] = e->s[j] ? e->s[j] : e->p; /* unused slots: never touched */
-    dd.bind[1 + NSTATE] = gc;
-    dd.bind[2 + NSTATE] = cbuf ? cbuf : gc; /* eager: the values are push constants, the slot is not read */
+    pc->flags = f;
+    return d->kind == VKG_OPTIM_SGD ? ALGO_SGD : d->kind == VKG_OPTIM_RMSPROP ? ALGO_RMSPROP : ALGO_ADAM;
+}
+
+/* The step of the k parameters es[0..k) (k <= MULTI, gradients gcs, the same step count): one
+ * optim_multi dispatch, or with k == 1 one of optim_step(_vec4). */
+static vkg_status step_group(vkg_optim *opt, optim_param **es, vkg_tensor **gcs, int k) {
+    bool captured = vkg_graph_capturing() != NULL;
+    vkg_tensor *cbuf = NULL;
+    uint32_t c_off = 0;
+    /* captured: every parameter has a slot, so that each one's step count advances at every run;
+     * the group's values are its first slot's (their step counts are equal) */
+    for (int i = 0; captured && i < k; i++) {
+        vkg_tensor *b;
+        uint32_t o;
+        vkg_status st = capture_slot(opt, es[i], &b, &o);
+        if (st != VKG_OK) return st;
+        if (i == 0) {
+            cbuf = b;
+            c_off = o;
+        }
+    }
+    int64_t t = es[0]->step + 1;
+    vkg_optim_push pc;
+    uint32_t algo = step_push(&opt->d, t, captured, &pc);
+    pc.c_off = c_off;
+    vkg_dispatch_desc dd = { .op = VKG_OP_COUNT, .name = "optim_step", .spec = { algo }, .nspec = 1,
+                             .local_size = LOCAL, .push = &pc, .push_size = sizeof pc };
+    if (k == 1) {
+        optim_param *e = es[0];
+        int64_t n = vkg_numel(e->p);
+        pc.n = (uint32_t)n;
+        pc.p_off = (uint32_t)e->p->offset;
+        pc.g_off = (uint32_t)gcs[0]->offset;
+        /* optim_step_vec4: four elements an item where the offsets allow (the state tensors start at 0) */
+        bool vec4 = pc.p_off % 4 == 0 && pc.g_off % 4 == 0 && n >= 4;
+        dd.shader = vec4 ? "optim_step_vec4" : "optim_step";
+        dd.groups[0] = vkg_groups_for(vec4 ? (uint64_t)n / 4 : (uint64_t)n, LOCAL);
+        dd.flops = 12.0 * (double)n;
+        dd.nout = 1 + NSTATE;
+        dd.bind[0] = e->p;
+        for (int j = 0; j < NSTATE; j++) dd.bind[1 + j] = e->s[j] ? e->s[j] : e->p; /* unused slots: never touched */
+        dd.bind[1 + NSTATE] = gcs[0];
+        dd.bind[2 + NSTATE] = cbuf ? cbuf : gcs[0]; /* eager: the values are push constants, the slot is not read */
+    } else {
+        /* binding j holds MULTI buffers, parameter i's at bind[j * MULTI + i]; slots past k
+         * repeat the last parameter's (every descriptor must be valid; rows past k never run) */
+        uint64_t most = 0;
+        dd.flops = 0;
+        for (int i = 0; i < MULTI; i++) {
+            optim_param *e = es[i < k ? i : k - 1];
+            int64_t n = vkg_numel(e->p);
+            if (i < k) {
+                pc.nm[i] = (uint32_t)n;
+                dd.flops += 12.0 * (double)n;
+                if ((uint64_t)n / 4 > most) most = (uint64_t)n / 4;
+            }
+            dd.bind[i] = e->p;
+            for (int j = 0; j < NSTATE; j++) dd.bind[(1 + j) * MULTI + i] = e->s[j] ? e->s[j] : e->p;
+            dd.bind[(1 + NSTATE) * MULTI + i] = gcs[i < k ? i : k - 1];
+        }
+        dd.bind[MULTI_BINDINGS * MULTI] = cbuf ? cbuf : gcs[0];
+        for (int j = 0; j < MULTI_BINDINGS; j++) dd.array[j] = MULTI;
+        dd.shader = "optim_multi";
+        dd.nout = (1 + NSTATE) * MULTI;
+        dd.groups[0] = vkg_groups_for(most ? most : 1, LOCAL);
+        dd.groups[1] = (uint32_t)k;
+    }
     vkg_status st = vkg_dispatch(&dd);
-    if (gc != g) vkg_free(gc);
-    if (st == VKG_OK && !captured) e->step = t;
+    for (int i = 0; st == VKG_OK && !captured && i < k; i++) es[i]->step = t;
     return st;
+}
+
+/* Whether parameter e (gradient gc) can go in an optim_multi group: offsets 0 (its buffers are
+ * bound whole), at least 4 elements, on a device that indexes arrays of MULTI_BINDINGS x MULTI
+ * buffers, unless VKG_OPTIM_MULTI=0. On CPU devices only tensors up to CPU_MULTI_MOST elements
+ * join: there an array access costs a little more than a plain one (the MLP's Adam step took
+ * 5-7% more GPU time with its 784 x 512 weight in the group), so only small tensors, whose
+ * dispatch cost (~44 us on lavapipe) exceeds their work, gain. */
+#define CPU_MULTI_MOST 65536
+static bool multi_ok(const optim_param *e, const vkg_tensor *gc) {
+    const char *env = getenv("VKG_OPTIM_MULTI"); /* 0: one dispatch per parameter (for comparisons) */
+    int64_t n = vkg_numel(e->p);
+    return vkg_ctx.max_descriptors >= MULTI_BINDINGS * MULTI + 1 && !(env && strcmp(env, "0") == 0) &&
+           e->p->offset == 0 && gc->offset == 0 && n >= 4 && n <= UINT32_MAX &&
+           (vkg_ctx.info.type != VKG_DEVICE_CPU || n <= CPU_MULTI_MOST);
+}
+
+/* Whether parameter a goes before b: larger step counts first (a group's parameters share one),
+ * then larger tensors (similar sizes in a group waste fewer empty workgroups), then in order. */
+static bool before(const optim_param *a, const optim_param *b) {
+    if (a->step != b->step) return a->step > b->step;
+    int64_t na = vkg_numel(a->p), nb = vkg_numel(b->p);
+    return na != nb ? na > nb : a < b;
 }
 
 vkg_status vkg_optim_step(vkg_optim *opt) {
     if (!opt) return vkg_fail(VKG_ERR_INVALID, "vkg_optim_step: the optimizer is NULL");
     if (!vkg_ready("vkg_optim_step")) return vkg_last_status();
     vkg_status st = VKG_OK;
+    vkg_tensor **gcs = calloc((size_t)opt->n + 1, sizeof *gcs);
+    int *order = calloc((size_t)opt->n + 1, sizeof *order), norder = 0;
+    if (!gcs || !order) {
+        free(gcs);
+        free(order);
+        return vkg_fail(VKG_ERR_OUT_OF_MEMORY, "vkg_optim_step: out of host memory");
+    }
     vkg_no_grad_begin();
-    for (int i = 0; i < opt->n && st == VKG_OK; i++) st = step_one(opt, &opt->params[i]);
+    /* parameters without a gradient keep their step count; empty ones count a step */
+    for (int i = 0; i < opt->n && st == VKG_OK; i++) {
+        optim_param *e = &opt->params[i];
+        st = grad_of(e, &gcs[i]);
+        if (st == VKG_OK && !gcs[i] && e->p->grad) {
+            if (vkg_graph_capturing()) {
+                vkg_tensor *b;
+                uint32_t o;
+                st = capture_slot(opt, e, &b, &o);
+            } else {
+                e->step++;
+            }
+        }
+        if (st == VKG_OK && gcs[i]) order[norder++] = i;
+    }
+    for (int i = 1; i < norder; i++) /* insertion sort: a model has tens of parameters */
+        for (int j = i; j > 0 && before(&opt->params[order[j]], &opt->params[order[j - 1]]); j--) {
+            int x = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = x;
+        }
+    optim_param *group[MULTI];
+    vkg_tensor *ggc[MULTI];
+    int k = 0;
+    for (int j = 0; j <= norder && st == VKG_OK; j++) {
+        optim_param *e = j < norder ? &opt->params[order[j]] : NULL;
+        bool joins = e && multi_ok(e, gcs[order[j]]);
+        /* a group ends when full, at a new step count, or at the end; a parameter that cannot
+         * join goes alone in between */
+        if (k > 0 && (!e || (joins && (k == MULTI || group[0]->step != e->step)))) {
+            st = step_group(opt, group, ggc, k);
+            k = 0;
+        }
+        if (st != VKG_OK || !e) break;
+        if (joins) {
+            group[k] = e;
+            ggc[k++] = gcs[order[j]];
+        } else {
+            st = step_group(opt, &e, &gcs[order[j]], 1);
+        }
+    }
+    for (int i = 0; i < opt->n; i++)
+        if (gcs[i] && gcs[i] != opt->params[i].p->grad) vkg_free(gcs[i]);
+    free(gcs);
+    free(order);
     vkg_no_grad_end();
     return st;
 }

@@ -449,9 +449,14 @@ static vkg_status create_device(void) {
     if (vkg_ctx.info.api_version < VK_API_VERSION_1_2) vkg_ctx.info.fp16 = false;
     VkPhysicalDeviceShaderFloat16Int8Features f16_on = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES, .shaderFloat16 = VK_TRUE };
+    /* arrays of storage buffers indexed by a workgroup-uniform value: the optimizer's
+     * multi-tensor step (lib/optim/optim.c); without the feature it steps one tensor a dispatch */
+    VkPhysicalDeviceFeatures have, on = { 0 };
+    vkGetPhysicalDeviceFeatures(vkg_ctx.physical, &have);
+    on.shaderStorageBufferArrayDynamicIndexing = have.shaderStorageBufferArrayDynamicIndexing;
     VkDeviceCreateInfo dci = { .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .queueCreateInfoCount = 1,
                                .pQueueCreateInfos = &qci, .enabledExtensionCount = nexts, .ppEnabledExtensionNames = exts,
-                               .pNext = vkg_ctx.info.fp16 ? &f16_on : NULL };
+                               .pNext = vkg_ctx.info.fp16 ? &f16_on : NULL, .pEnabledFeatures = &on };
     r = vkCreateDevice(vkg_ctx.physical, &dci, NULL, &vkg_ctx.device);
     if (r != VK_SUCCESS) {
         st = vkg_vk_fail(r, "vkCreateDevice");
@@ -463,6 +468,12 @@ static vkg_status create_device(void) {
     VkPhysicalDeviceProperties p;
     vkGetPhysicalDeviceProperties(vkg_ctx.physical, &p);
     vkg_ctx.storage_align = p.limits.minStorageBufferOffsetAlignment;
+    /* every descriptor of a dispatch is pushed (or in one set): the stage and set limits bound
+     * the total, and VK_KHR_push_descriptor guarantees 32 */
+    uint32_t most = p.limits.maxPerStageDescriptorStorageBuffers;
+    if (p.limits.maxDescriptorSetStorageBuffers < most) most = p.limits.maxDescriptorSetStorageBuffers;
+    if (most > VKG_MAX_DESCRIPTORS) most = VKG_MAX_DESCRIPTORS;
+    vkg_ctx.max_descriptors = on.shaderStorageBufferArrayDynamicIndexing ? most : 0;
     if (vkg_ctx.storage_align < 16) vkg_ctx.storage_align = 16;
 done:
     free(infos);

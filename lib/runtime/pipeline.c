@@ -17,8 +17,8 @@ typedef struct vkg_pipeline_entry {
     VkShaderModule own_module;   /* the user shader's module                                  */
     uint32_t spec[VKG_MAX_SPEC];
     int nspec;
-    uint32_t local_size, nbind;
-    vkg_pipeline p;
+    uint32_t local_size;
+    vkg_pipeline p;              /* p.lay: the binding counts, part of the key                */
 } vkg_pipeline_entry;
 
 /* Mirrored nowhere else: the layout of our cache file's header. */
@@ -143,25 +143,44 @@ static void cache_save(void) {
 }
 
 /* ---- layouts and pipelines ------------------------------------------------------------------ */
-static vkg_status layout_for(uint32_t nbind) {
-    if (vkg_ctx.pipe_layouts[nbind]) return VKG_OK;
+/* The layout of nbind bindings with count[b] descriptors each, made on first use. */
+static const vkg_layout *layout_for(uint32_t nbind, const uint8_t *count) {
+    uint8_t c[VKG_MAX_BINDINGS] = { 0 };
+    for (uint32_t i = 0; i < nbind; i++) c[i] = count && count[i] ? count[i] : 1;
+    for (int i = 0; i < vkg_ctx.nlayouts; i++)
+        if (vkg_ctx.layouts[i].nbind == nbind && memcmp(vkg_ctx.layouts[i].count, c, sizeof c) == 0)
+            return &vkg_ctx.layouts[i];
+    if (vkg_ctx.nlayouts == VKG_MAX_LAYOUTS) {
+        vkg_fail(VKG_ERR_INVALID, "more than %d descriptor set layouts", VKG_MAX_LAYOUTS);
+        return NULL;
+    }
+    vkg_layout *l = &vkg_ctx.layouts[vkg_ctx.nlayouts];
+    *l = (vkg_layout){ .nbind = nbind };
+    memcpy(l->count, c, sizeof c);
     VkDescriptorSetLayoutBinding b[VKG_MAX_BINDINGS];
     for (uint32_t i = 0; i < nbind; i++)
         b[i] = (VkDescriptorSetLayoutBinding){ .binding = i, .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                                               .descriptorCount = 1, .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT };
+                                               .descriptorCount = c[i], .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT };
     VkDescriptorSetLayoutCreateInfo li = {
         .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
         .flags = vkg_ctx.info.push_descriptor ? VK_DESCRIPTOR_SET_LAYOUT_CREATE_PUSH_DESCRIPTOR_BIT_KHR : 0,
         .bindingCount = nbind, .pBindings = b };
-    VkResult r = vkCreateDescriptorSetLayout(vkg_ctx.device, &li, NULL, &vkg_ctx.set_layouts[nbind]);
-    if (r != VK_SUCCESS) return vkg_vk_fail(r, "vkCreateDescriptorSetLayout");
+    VkResult r = vkCreateDescriptorSetLayout(vkg_ctx.device, &li, NULL, &l->set);
+    if (r != VK_SUCCESS) {
+        vkg_vk_fail(r, "vkCreateDescriptorSetLayout");
+        return NULL;
+    }
     VkPushConstantRange pr = { VK_SHADER_STAGE_COMPUTE_BIT, 0, VKG_PUSH_SIZE };
     VkPipelineLayoutCreateInfo pi = { .sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO, .setLayoutCount = 1,
-                                      .pSetLayouts = &vkg_ctx.set_layouts[nbind], .pushConstantRangeCount = 1,
-                                      .pPushConstantRanges = &pr };
-    r = vkCreatePipelineLayout(vkg_ctx.device, &pi, NULL, &vkg_ctx.pipe_layouts[nbind]);
-    if (r != VK_SUCCESS) return vkg_vk_fail(r, "vkCreatePipelineLayout");
-    return VKG_OK;
+                                      .pSetLayouts = &l->set, .pushConstantRangeCount = 1, .pPushConstantRanges = &pr };
+    r = vkCreatePipelineLayout(vkg_ctx.device, &pi, NULL, &l->pipe);
+    if (r != VK_SUCCESS) {
+        vkDestroyDescriptorSetLayout(vkg_ctx.device, l->set, NULL);
+        vkg_vk_fail(r, "vkCreatePipelineLayout");
+        return NULL;
+    }
+    vkg_ctx.nlayouts++;
+    return l;
 }
 
 static int shader_index(const char *name) {
@@ -203,23 +222,21 @@ static VkShaderModule user_module(const char *name, const uint32_t *code, size_t
 }
 
 vkg_pipeline *vkg_pipeline_get(const char *shader, const uint32_t *code, size_t code_size, const uint32_t *spec,
-                               int nspec, uint32_t local_size, uint32_t nbind) {
-    for (int i = 0; i < vkg_ctx.npipes; i++) {
-        vkg_pipeline_entry *e = &vkg_ctx.pipes[i];
-        if (e->code == code && e->local_size == local_size && e->nbind == nbind && e->nspec == nspec &&
-            memcmp(e->spec, spec, (size_t)nspec * sizeof *spec) == 0 && strcmp(e->shader, shader) == 0)
-            return &e->p;
-    }
+                               int nspec, uint32_t local_size, uint32_t nbind, const uint8_t *count) {
     if (nbind > VKG_MAX_BINDINGS || nspec > VKG_MAX_SPEC || strlen(shader) >= sizeof vkg_ctx.pipes->shader) {
         vkg_fail(VKG_ERR_INVALID, "pipeline %s: too many bindings or constants", shader);
         return NULL;
     }
+    const vkg_layout *lay = layout_for(nbind, count);
+    if (!lay) return NULL;
+    for (int i = 0; i < vkg_ctx.npipes; i++) {
+        vkg_pipeline_entry *e = &vkg_ctx.pipes[i];
+        if (e->code == code && e->local_size == local_size && e->p.lay == lay && e->nspec == nspec &&
+            memcmp(e->spec, spec, (size_t)nspec * sizeof *spec) == 0 && strcmp(e->shader, shader) == 0)
+            return &e->p;
+    }
     VkShaderModule module = code ? user_module(shader, code, code_size) : module_for(shader);
     if (!module) return NULL;
-    if (layout_for(nbind) != VKG_OK) {
-        if (code) vkDestroyShaderModule(vkg_ctx.device, module, NULL);
-        return NULL;
-    }
     if (vkg_ctx.npipes == vkg_ctx.cappipes) {
         int cap = vkg_ctx.cappipes ? 2 * vkg_ctx.cappipes : 32;
         vkg_pipeline_entry *np = realloc(vkg_ctx.pipes, (size_t)cap * sizeof *np);
@@ -248,7 +265,7 @@ vkg_pipeline *vkg_pipeline_get(const char *shader, const uint32_t *code, size_t 
         .pNext = vkg_ctx.has_creation_feedback ? &fci : NULL,
         .stage = { .sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, .stage = VK_SHADER_STAGE_COMPUTE_BIT,
                    .module = module, .pName = "main", .pSpecializationInfo = &si },
-        .layout = vkg_ctx.pipe_layouts[nbind] };
+        .layout = lay->pipe };
     vkg_pipeline_entry *e = &vkg_ctx.pipes[vkg_ctx.npipes];
     memset(e, 0, sizeof *e);
     VkResult r = vkCreateComputePipelines(vkg_ctx.device, vkg_ctx.pipeline_cache, 1, &ci, NULL, &e->p.pipeline);
@@ -263,9 +280,8 @@ vkg_pipeline *vkg_pipeline_get(const char *shader, const uint32_t *code, size_t 
     memcpy(e->spec, spec, (size_t)nspec * sizeof *spec);
     e->nspec = nspec;
     e->local_size = local_size;
-    e->nbind = nbind;
-    e->p.layout = vkg_ctx.pipe_layouts[nbind];
-    e->p.nbind = nbind;
+    e->p.layout = lay->pipe;
+    e->p.lay = lay;
     vkg_ctx.npipes++;
     vkg_ctx.stats.pipelines_created++;
     if ((fb.flags & VK_PIPELINE_CREATION_FEEDBACK_VALID_BIT) &&
@@ -301,9 +317,9 @@ void vkg_pipelines_shutdown(void) {
         if (vkg_ctx.pipes[i].own_module) vkDestroyShaderModule(vkg_ctx.device, vkg_ctx.pipes[i].own_module, NULL);
     }
     free(vkg_ctx.pipes);
-    for (int i = 0; i <= VKG_MAX_BINDINGS; i++) {
-        if (vkg_ctx.pipe_layouts[i]) vkDestroyPipelineLayout(vkg_ctx.device, vkg_ctx.pipe_layouts[i], NULL);
-        if (vkg_ctx.set_layouts[i]) vkDestroyDescriptorSetLayout(vkg_ctx.device, vkg_ctx.set_layouts[i], NULL);
+    for (int i = 0; i < vkg_ctx.nlayouts; i++) {
+        vkDestroyPipelineLayout(vkg_ctx.device, vkg_ctx.layouts[i].pipe, NULL);
+        vkDestroyDescriptorSetLayout(vkg_ctx.device, vkg_ctx.layouts[i].set, NULL);
     }
     if (vkg_ctx.modules)
         for (int i = 0; vkg_shader_table[i].name; i++)

@@ -241,7 +241,7 @@ static void counts(const vkg_dispatch_desc *d, double *flops, double *bytes) {
     *flops = d->flops;
     *bytes = d->bytes;
     if (*bytes == 0)
-        for (int i = 0; i < VKG_MAX_BINDINGS && d->bind[i]; i++) {
+        for (int i = 0; i < VKG_MAX_DESCRIPTORS && d->bind[i]; i++) {
             bool dup = false; /* a tensor bound twice (in place) counts once */
             for (int j = 0; j < i; j++) dup |= d->bind[j] == d->bind[i];
             if (!dup) *bytes += tensor_bytes(d->bind[i]);
@@ -427,7 +427,7 @@ static void ex(const char *fmt, ...) {
     va_end(ap);
 }
 
-void vkg_explain_dispatch(const vkg_dispatch_desc *d, uint32_t local_size, uint32_t nbind) {
+void vkg_explain_dispatch(const vkg_dispatch_desc *d, uint32_t local_size, uint32_t ndesc) {
     if (!P.explain) return;
     uint32_t wg[3], g[3];
     workgroup_size(d, local_size, wg);
@@ -440,12 +440,17 @@ void vkg_explain_dispatch(const vkg_dispatch_desc *d, uint32_t local_size, uint3
     }
     ex(", workgroup %ux%ux%u, %ux%ux%u groups = %llu invocations, push %u bytes\n", wg[0], wg[1], wg[2], g[0], g[1],
        g[2], (unsigned long long)wg[0] * wg[1] * wg[2] * g[0] * g[1] * g[2], d->push_size);
-    for (uint32_t i = 0; i < nbind; i++) {
+    for (uint32_t i = 0, b = 0, e = 0; i < ndesc; i++) { /* descriptor i is element e of binding b */
         const vkg_tensor *t = d->bind[i];
-        char sh[160];
-        ex("  binding %u %-5s %s %s, %.0f bytes (storage range %llu bytes at offset %llu)\n", i,
+        char sh[160], at[24] = "";
+        if (d->array[b]) snprintf(at, sizeof at, "[%u]", e);
+        ex("  binding %u%s %-5s %s %s, %.0f bytes (storage range %llu bytes at offset %llu)\n", b, at,
            (int)i < d->nout ? "write" : "read", vkg_shape_str(t->shape, sh, sizeof sh), vkg_dtype_name(t->dtype),
            tensor_bytes(t), (unsigned long long)t->storage->size, (unsigned long long)t->storage->off);
+        if (++e >= (d->array[b] ? d->array[b] : 1u)) {
+            b++;
+            e = 0;
+        }
     }
 }
 

@@ -12,6 +12,8 @@
 
 #define VKG_FRAMES 3             /* command buffers in flight                                  */
 #define VKG_MAX_BINDINGS 8
+#define VKG_MAX_DESCRIPTORS 32   /* storage buffers one dispatch binds: the push-descriptor minimum */
+#define VKG_MAX_LAYOUTS 16       /* distinct descriptor set layouts (binding counts and arrays) */
 #define VKG_PUSH_SIZE 128        /* every pipeline layout has one 128-byte push-constant range */
 #define VKG_MAX_SPEC 7           /* specialization constants 1..7 (0 is the workgroup size)    */
 
@@ -119,14 +121,24 @@ void vkg_tensors_free_all(void);
 bool vkg_shape_check(vkg_shape s, const char *op);
 
 /* ---- pipelines ---------------------------------------------------------------------------- */
+/* A descriptor set layout and its pipeline layout: nbind bindings of storage buffers, binding b
+ * an array of count[b] (1 for a plain binding). */
+typedef struct vkg_layout {
+    uint32_t nbind;
+    uint8_t count[VKG_MAX_BINDINGS];
+    VkDescriptorSetLayout set;
+    VkPipelineLayout pipe;
+} vkg_layout;
+
 typedef struct vkg_pipeline {
     VkPipeline pipeline;
     VkPipelineLayout layout;
-    uint32_t nbind;
+    const vkg_layout *lay;
 } vkg_pipeline;
 
+/* count: nbind descriptor counts (NULL: one each) */
 vkg_pipeline *vkg_pipeline_get(const char *shader, const uint32_t *code, size_t code_size, const uint32_t *spec,
-                               int nspec, uint32_t local_size, uint32_t nbind);
+                               int nspec, uint32_t local_size, uint32_t nbind, const uint8_t *count);
 vkg_status vkg_pipelines_init(void);
 void vkg_pipelines_shutdown(void);
 
@@ -139,8 +151,11 @@ typedef struct vkg_dispatch_desc {
     int nspec;
     uint32_t local_size;         /* constant_id 0; 0 = 128                                     */
     uint32_t groups[3];          /* 0 in y/z = 1                                               */
-    const vkg_tensor *bind[VKG_MAX_BINDINGS];  /* binding i = bind[i]; ends at the first NULL  */
-    int nout;                    /* the first nout bindings are written, the rest only read     */
+    const vkg_tensor *bind[VKG_MAX_DESCRIPTORS]; /* the descriptors in binding order; ends at the
+                                    first NULL. Binding i is bind[i] unless array is set        */
+    uint8_t array[VKG_MAX_BINDINGS]; /* array[b] > 0: binding b is an array of that many storage
+                                    buffers, the next array[b] of bind[] (a multi-tensor kernel) */
+    int nout;                    /* the first nout descriptors are written, the rest only read  */
     const void *push;
     uint32_t push_size;
     double flops, bytes;         /* work done, for VKG_PROFILE; 0: estimated from the op       */
@@ -218,6 +233,8 @@ typedef struct vkg_context {
     vkg_device_info info;
     VkPhysicalDeviceMemoryProperties memprops;
     VkDeviceSize storage_align;
+    uint32_t max_descriptors;    /* storage buffers a dispatch may bind with arrays indexed per
+                                    workgroup (0: no shaderStorageBufferArrayDynamicIndexing)  */
     bool has_creation_feedback;
 
     /* memory */
@@ -250,8 +267,8 @@ typedef struct vkg_context {
     VkPipelineCache pipeline_cache;
     char cache_path[1024];
     bool cache_dirty;
-    VkDescriptorSetLayout set_layouts[VKG_MAX_BINDINGS + 1];
-    VkPipelineLayout pipe_layouts[VKG_MAX_BINDINGS + 1];
+    vkg_layout layouts[VKG_MAX_LAYOUTS];
+    int nlayouts;
     struct vkg_pipeline_entry *pipes;
     int npipes, cappipes;
     VkShaderModule *modules;     /* per vkg_shader_table entry, made lazily                    */
@@ -293,7 +310,7 @@ void vkg_profile_frame_begin(const vkg_frame *f);  /* after vkBeginCommandBuffer
 void vkg_profile_frame_done(const vkg_frame *f);   /* after the frame's fence signalled          */
 void vkg_profile_dispatch_begin(const vkg_frame *f, const vkg_dispatch_desc *d);
 void vkg_profile_dispatch_end(const vkg_frame *f);
-void vkg_explain_dispatch(const vkg_dispatch_desc *d, uint32_t local_size, uint32_t nbind);
+void vkg_explain_dispatch(const vkg_dispatch_desc *d, uint32_t local_size, uint32_t ndesc);
 /* A barrier is recorded because binding k conflicts with an access since the last barrier. */
 void vkg_explain_barrier(int k, bool earlier_write, bool write);
 /* A copy by the queue (upload or read-back through the staging ring, device to device): its

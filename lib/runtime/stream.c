@@ -336,9 +336,18 @@ static void check_finite(const vkg_dispatch_desc *d) {
 vkg_status vkg_dispatch(const vkg_dispatch_desc *d) {
     const char *name = d->name ? d->name : d->shader;
     if (!vkg_ready(name)) return vkg_last_status();
-    uint32_t nbind = 0;
-    while (nbind < VKG_MAX_BINDINGS && d->bind[nbind]) nbind++;
-    for (uint32_t i = 0; i < nbind; i++) {
+    uint32_t ndesc = 0;
+    while (ndesc < VKG_MAX_DESCRIPTORS && d->bind[ndesc]) ndesc++;
+    /* the bindings: one descriptor each, or array[b] of them */
+    uint32_t nbind = 0, first[VKG_MAX_BINDINGS + 1] = { 0 };
+    for (uint32_t k = 0; k < ndesc; nbind++) {
+        if (nbind == VKG_MAX_BINDINGS) return vkg_fail(VKG_ERR_INVALID, "%s: more than %d bindings", name, VKG_MAX_BINDINGS);
+        first[nbind] = k;
+        k += d->array[nbind] ? d->array[nbind] : 1;
+        if (k > ndesc) return vkg_fail(VKG_ERR_INVALID, "%s: binding %u's array runs past the %u tensors", name, nbind, ndesc);
+    }
+    first[nbind] = ndesc;
+    for (uint32_t i = 0; i < ndesc; i++) {
         if (!d->bind[i]->storage)
             return vkg_fail(VKG_ERR_INVALID, "%s: input %u is a tensor that was already freed (its scope ended)", name, i);
         vkg_status why = (int)i >= d->nout ? lost(d->bind[i]->storage) : VKG_OK;
@@ -347,23 +356,23 @@ vkg_status vkg_dispatch(const vkg_dispatch_desc *d) {
                                  "compute it again", name, i, vkg_status_name(why));
     }
     uint32_t ls = d->local_size ? d->local_size : 128;
-    vkg_pipeline *p = vkg_pipeline_get(d->shader, d->code, d->code_size, d->spec, d->nspec, ls, nbind);
+    vkg_pipeline *p = vkg_pipeline_get(d->shader, d->code, d->code_size, d->spec, d->nspec, ls, nbind, d->array);
     if (!p) return vkg_last_status();
     vkg_frame *f;
     vkg_status st = recording(&f);
     if (st != VKG_OK) return st;
     bool captured = f == capture;
-    for (uint32_t i = 0; captured && i < nbind; i++) {
+    for (uint32_t i = 0; captured && i < ndesc; i++) {
         st = vkg_graph_note(d->bind[i]->storage, (int)i < d->nout);
         if (st != VKG_OK) return st;
     }
 
-    const vkg_block *blocks[VKG_MAX_BINDINGS];
-    VkDeviceSize offs[VKG_MAX_BINDINGS], sizes[VKG_MAX_BINDINGS];
-    bool writes[VKG_MAX_BINDINGS];
-    VkDescriptorBufferInfo infos[VKG_MAX_BINDINGS];
+    const vkg_block *blocks[VKG_MAX_DESCRIPTORS];
+    VkDeviceSize offs[VKG_MAX_DESCRIPTORS], sizes[VKG_MAX_DESCRIPTORS];
+    bool writes[VKG_MAX_DESCRIPTORS];
+    VkDescriptorBufferInfo infos[VKG_MAX_DESCRIPTORS];
     VkWriteDescriptorSet w[VKG_MAX_BINDINGS];
-    for (uint32_t i = 0; i < nbind; i++) {
+    for (uint32_t i = 0; i < ndesc; i++) {
         vkg_storage *s = d->bind[i]->storage;
         s->last_serial = f->serial;
         if ((int)i < d->nout) s->written_serial = f->serial;
@@ -372,18 +381,19 @@ vkg_status vkg_dispatch(const vkg_dispatch_desc *d) {
         sizes[i] = s->size;
         writes[i] = (int)i < d->nout;
         infos[i] = (VkDescriptorBufferInfo){ s->block->buffer, s->off, s->size };
-        w[i] = (VkWriteDescriptorSet){ .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstBinding = i,
-                                       .descriptorCount = 1, .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                                       .pBufferInfo = &infos[i] };
     }
-    vkg_explain_dispatch(d, ls, nbind);
-    order_accesses(f->cmd, blocks, offs, sizes, writes, (int)nbind);
+    for (uint32_t b = 0; b < nbind; b++)
+        w[b] = (VkWriteDescriptorSet){ .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstBinding = b,
+                                       .descriptorCount = first[b + 1] - first[b],
+                                       .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .pBufferInfo = &infos[first[b]] };
+    vkg_explain_dispatch(d, ls, ndesc);
+    order_accesses(f->cmd, blocks, offs, sizes, writes, (int)ndesc);
     vkCmdBindPipeline(f->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipeline);
     if (vkg_ctx.info.push_descriptor) {
         vkCmdPushDescriptorSetKHR(f->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, nbind, w);
     } else {
         VkDescriptorSet set;
-        st = pool_set(f, vkg_ctx.set_layouts[nbind], &set);
+        st = pool_set(f, p->lay->set, &set);
         if (st != VKG_OK) return st;
         for (uint32_t i = 0; i < nbind; i++) w[i].dstSet = set;
         vkUpdateDescriptorSets(vkg_ctx.device, nbind, w, 0, NULL);

@@ -9,7 +9,7 @@
  *       vkg_backward(loss_of(batch));
  *       vkg_clip_grad_norm(params, nparams, 1.0f);     // optional
  *       vkg_optim_set_lr(opt, vkg_lr_cosine(3e-4, step, 100, steps, 0.0));
- *       vkg_optim_step(opt);                           // one dispatch per parameter
+ *       vkg_optim_step(opt);                           // fused: a dispatch per 1-6 parameters
  *       vkg_scope_end();
  *   }
  *   vkg_optim_free(opt);
@@ -95,7 +95,9 @@ vkg_status vkg_optim_add_params(vkg_optim *opt, const char *const *names, vkg_te
 typedef struct vkg_module vkg_module;
 vkg_status vkg_optim_add_module(vkg_optim *opt, const vkg_module *m);
 
-/* Updates every parameter that has a gradient: one dispatch each, nothing waits. */
+/* Updates every parameter that has a gradient, nothing waits: one dispatch for up to six
+ * parameters with the same step count (the multi-tensor step; on CPU devices only parameters
+ * up to 64K elements share one), else one each. VKG_OPTIM_MULTI=0 turns the sharing off. */
 vkg_status vkg_optim_step(vkg_optim *opt);
 /* Frees every parameter's gradient (PyTorch's zero_grad(set_to_none=True)). */
 void vkg_optim_zero_grad(vkg_optim *opt);
