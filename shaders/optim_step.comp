@@ -32,6 +32,10 @@
 #endif
 
 layout(constant_id = 1) const uint ALGO = 0;
+// The F_* flags that the optimizer's configuration fixes (all but F_FIRST and F_COEF), as a
+// constant: lavapipe runs both sides of an if even when every lane takes the same one, so a
+// state slot switched off by a push-constant flag still cost its masked load and store loops.
+layout(constant_id = 2) const uint CONFIG = 0;
 
 // A state slot the algorithm does not use is bound to the parameter and never touched.
 #ifdef OPTIM_MULTI
@@ -67,7 +71,7 @@ layout(push_constant) uniform Push {
     uint n;          // elements
     uint p_off;      // parameter offset, elements (state tensors are contiguous, offset 0)
     uint g_off;      // gradient offset, elements
-    uint flags;      // see F_* below
+    uint flags;      // see F_* below (only F_FIRST and F_COEF are read: CONFIG has the others)
     float lr;
     float wd;        // L2 weight decay added to the gradient (0: none)
     float momentum;  // SGD, RMSprop
@@ -94,21 +98,21 @@ bool first;
 
 // Which state slots the algorithm reads and writes (the others are bound to the parameter)
 bool uses(uint slot) {
-    if (ALGO == 0u) return slot == 0u && (pc.flags & F_MOMENTUM) != 0u;
-    if (ALGO == 1u) return slot < 2u || (pc.flags & F_AMSGRAD) != 0u;
-    return slot == 0u || (slot == 1u ? (pc.flags & F_MOMENTUM) != 0u : (pc.flags & F_CENTERED) != 0u);
+    if (ALGO == 0u) return slot == 0u && (CONFIG & F_MOMENTUM) != 0u;
+    if (ALGO == 1u) return slot < 2u || (CONFIG & F_AMSGRAD) != 0u;
+    return slot == 0u || (slot == 1u ? (CONFIG & F_MOMENTUM) != 0u : (CONFIG & F_CENTERED) != 0u);
 }
 
 // One update of parameter x with gradient gr and the state slots s0..s2 (in, out)
 void update(inout T x, T gr, inout T a, inout T b, inout T c2) {
-    if ((pc.flags & F_MAXIMIZE) != 0u) gr = -gr;
-    if (ALGO == 1u && (pc.flags & F_DECOUPLED) != 0u) x = x * decay;   // AdamW: param.mul_(1 - lr wd)
+    if ((CONFIG & F_MAXIMIZE) != 0u) gr = -gr;
+    if (ALGO == 1u && (CONFIG & F_DECOUPLED) != 0u) x = x * decay;   // AdamW: param.mul_(1 - lr wd)
     else if (pc.wd != 0.0) gr = gr + pc.wd * x;                            // grad.add(param, alpha=wd)
     if (ALGO == 0u) {                                                      // SGD
-        if ((pc.flags & F_MOMENTUM) != 0u) {
+        if ((CONFIG & F_MOMENTUM) != 0u) {
             T buf = first ? gr : a * pc.momentum + pc.damp1 * gr;
             a = buf;
-            gr = (pc.flags & F_NESTEROV) != 0u ? gr + pc.momentum * buf : buf;
+            gr = (CONFIG & F_NESTEROV) != 0u ? gr + pc.momentum * buf : buf;
         }
         x = x - lr * gr;
     } else if (ALGO == 1u) {                                               // Adam, AdamW
@@ -116,7 +120,7 @@ void update(inout T x, T gr, inout T a, inout T b, inout T c2) {
         T v = b * pc.beta2 + pc.w2 * gr * gr;                              // mul_(beta2).addcmul_(g, g, 1 - beta2)
         a = m;
         b = v;
-        if ((pc.flags & F_AMSGRAD) != 0u) {
+        if ((CONFIG & F_AMSGRAD) != 0u) {
             v = max(c2, v);
             c2 = v;
         }
@@ -126,7 +130,7 @@ void update(inout T x, T gr, inout T a, inout T b, inout T c2) {
         T sq = a * pc.beta2 + pc.w1 * gr * gr;                             // mul_(alpha).addcmul_(g, g, 1 - alpha)
         a = sq;
         T avg;
-        if ((pc.flags & F_CENTERED) != 0u) {
+        if ((CONFIG & F_CENTERED) != 0u) {
             T ga = c2 + pc.w1 * (gr - c2);                                 // grad_avg.lerp_(grad, 1 - alpha)
             c2 = ga;
             avg = sqrt(sq - ga * ga);                                      // addcmul(ga, ga, -1).sqrt_()
@@ -134,7 +138,7 @@ void update(inout T x, T gr, inout T a, inout T b, inout T c2) {
             avg = sqrt(sq);
         }
         avg = avg + pc.eps;
-        if ((pc.flags & F_MOMENTUM) != 0u) {
+        if ((CONFIG & F_MOMENTUM) != 0u) {
             T buf = b * pc.momentum + gr / avg;                            // mul_(momentum).addcdiv_(g, avg)
             b = buf;
             x = x - lr * buf;

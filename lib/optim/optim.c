@@ -402,7 +402,9 @@ static vkg_status step_group(vkg_optim *opt, optim_param **es, vkg_tensor **gcs,
     vkg_optim_push pc;
     uint32_t algo = step_push(&opt->d, t, captured, &pc);
     pc.c_off = c_off;
-    vkg_dispatch_desc dd = { .op = VKG_OP_COUNT, .name = "optim_step", .spec = { algo }, .nspec = 1,
+    /* the configuration's flags are a specialization constant too (optim_step.comp's CONFIG) */
+    uint32_t config = pc.flags & ~(uint32_t)(F_FIRST | F_COEF);
+    vkg_dispatch_desc dd = { .op = VKG_OP_COUNT, .name = "optim_step", .spec = { algo, config }, .nspec = 2,
                              .local_size = LOCAL, .push = &pc, .push_size = sizeof pc };
     if (k == 1) {
         optim_param *e = es[0];
