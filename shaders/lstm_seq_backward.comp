@@ -6,7 +6,8 @@
 // step, else the running dc), writes dL/dgates_t (pre-activation) into its slice of dG and
 // dL/dc_{t-1} over dc in place (each invocation reads and writes only its own element).
 // Compiled a second time with LSTM_VEC4 (lstm_seq_backward_vec4), four units an invocation as
-// vec4, like shaders/lstm_seq.comp.
+// vec4, like shaders/lstm_seq.comp, and like it takes its inputs and the first and last steps
+// as a specialization constant (STEP).
 // Push constants mirror vkg_lstm_seq_bw_push in lib/ops/lstm.c: change both.
 #include "common.glsl"
 #ifdef LSTM_VEC4
@@ -21,16 +22,19 @@ layout(std430, binding = 0) writeonly buffer DG { V dg[]; };  // (B, T, 4Hd)
 layout(std430, binding = 1) buffer DC { V dc[]; };            // (B, Hd), running dL/dc
 layout(std430, binding = 2) readonly buffer S { V s[]; };     // [gates (B, T, 4Hd) | c (B, T, Hd) | ...]
 layout(std430, binding = 3) readonly buffer GR { V g[]; };    // [dout (B, T, Hd) | dc_n (B, Hd)]
-layout(std430, binding = 4) readonly buffer DH { V dh[]; };   // (B, Hd), if flags & HAS_DH
-layout(std430, binding = 5) readonly buffer C0 { V c0[]; };   // (B, Hd), if flags & HAS_C0
+layout(std430, binding = 4) readonly buffer DH { V dh[]; };   // (B, Hd), if HAS_DH
+layout(std430, binding = 5) readonly buffer C0 { V c0[]; };   // (B, Hd), if HAS_C0
 
 layout(push_constant) uniform Push {
     uint B, T, Hd, t;
-    uint flags, dg_off, dc_off, s_off;
-    uint g_off, dh_off, c0_off;
+    uint dg_off, dc_off, s_off, g_off;
+    uint dh_off, c0_off;
 } pc;
 
-const uint HAS_DH = 1u, HAS_C0 = 2u;
+// lib/ops/lstm.c's SEQ_* bits: change both
+layout(constant_id = 1) const uint STEP = 0;
+const bool FIRST = (STEP & 1u) != 0u, LAST = (STEP & 2u) != 0u, HAS_DH = (STEP & 4u) != 0u,
+           HAS_C0 = (STEP & 8u) != 0u;
 
 void main() {
     uint n = pc.B * pc.Hd, G = 4u * pc.Hd, BT = pc.B * pc.T, cells = BT * G;
@@ -39,11 +43,13 @@ void main() {
         uint gb = pc.s_off + row * G + j;
         V ig = s[gb / W], fg = s[(gb + pc.Hd) / W], gg = s[(gb + 2u * pc.Hd) / W], og = s[(gb + 3u * pc.Hd) / W];
         V tc = safe_tanh(s[(pc.s_off + cells + row * pc.Hd + j) / W]);
-        V cp;
-        if (pc.t > 0u) cp = s[(pc.s_off + cells + (row - 1u) * pc.Hd + j) / W];
-        else cp = (pc.flags & HAS_C0) != 0u ? c0[(pc.c0_off + i) / W] : V(0.0);
-        V gh = g[(pc.g_off + row * pc.Hd + j) / W] + ((pc.flags & HAS_DH) != 0u ? dh[(pc.dh_off + i) / W] : V(0.0));
-        V gc = (pc.t + 1u == pc.T ? g[(pc.g_off + BT * pc.Hd + i) / W] : dc[(pc.dc_off + i) / W]) + gh * og * (1.0 - tc * tc);
+        V cp = V(0.0);
+        if (!FIRST) cp = s[(pc.s_off + cells + (row - 1u) * pc.Hd + j) / W];
+        else if (HAS_C0) cp = c0[(pc.c0_off + i) / W];
+        V gh = g[(pc.g_off + row * pc.Hd + j) / W];
+        if (HAS_DH) gh += dh[(pc.dh_off + i) / W];
+        V gc = LAST ? g[(pc.g_off + BT * pc.Hd + i) / W] : dc[(pc.dc_off + i) / W];
+        gc += gh * og * (1.0 - tc * tc);
         uint ob = pc.dg_off + row * G + j;
         dg[ob / W] = gc * gg * ig * (1.0 - ig);
         dg[(ob + pc.Hd) / W] = gc * cp * fg * (1.0 - fg);

@@ -134,19 +134,21 @@ static vkg_status failed(void) { return vkg_last_status() != VKG_OK ? vkg_last_s
 /* Mirrors the Push block of shaders/lstm_seq.comp: change both. */
 typedef struct vkg_lstm_seq_push {
     uint32_t B, T, Hd, t;
-    uint32_t flags, r_off, s_off, xw_off;
-    uint32_t hw_off, b_off, c0_off, h0_off;
+    uint32_t r_off, s_off, xw_off, hw_off;
+    uint32_t c0_off, h0_off;
 } vkg_lstm_seq_push;
 
 /* Mirrors the Push block of shaders/lstm_seq_backward.comp: change both. */
 typedef struct vkg_lstm_seq_bw_push {
     uint32_t B, T, Hd, t;
-    uint32_t flags, dg_off, dc_off, s_off;
-    uint32_t g_off, dh_off, c0_off;
+    uint32_t dg_off, dc_off, s_off, g_off;
+    uint32_t dh_off, c0_off;
 } vkg_lstm_seq_bw_push;
 
-enum { SEQ_HAS_BIAS = 1, SEQ_HAS_HW = 2, SEQ_HAS_C0 = 4, SEQ_HAS_H0 = 8 };  /* lstm_seq.comp   */
-enum { SEQ_BW_HAS_DH = 1, SEQ_BW_HAS_C0 = 2 };                            /* lstm_seq_backward */
+/* The step kernels' STEP constant (shaders/lstm_seq*.comp: change both): the first and last
+ * steps, and which optional inputs are bound. */
+enum { SEQ_FIRST = 1, SEQ_LAST = 2, SEQ_HAS_HW = 4, SEQ_HAS_C0 = 8, SEQ_HAS_H0 = 16 };  /* lstm_seq.comp     */
+enum { SEQ_BW_HAS_DH = 4, SEQ_BW_HAS_C0 = 8 };                                       /* lstm_seq_backward */
 
 /* Rows t of a (B, T, W) contiguous tensor base (from element offset off): a (B, W) view. */
 /* The *_vec4 sequence kernels (four units an invocation, vec4 buffers) need every bound
@@ -189,7 +191,8 @@ static vkg_status lstm_seq_run(vkg_tensor *R, vkg_tensor *S, vkg_tensor *x, vkg_
     vkg_tensor *xc = vkg_contiguous(x);
     vkg_tensor *x2 = xc ? vkg_reshape(xc, VKG_SHAPE(B * T, I)) : NULL;               /* (B*T, I)   */
     vkg_tensor *wiT = vkg_transpose(w_ih, 0, 1);                                       /* (I, 4Hd)   */
-    vkg_tensor *xw = x2 ? vkg_matmul(x2, wiT) : NULL;                                  /* (B*T, 4Hd) */
+    /* the biases go in with the matmul's epilogue, once per row of x, not per step */
+    vkg_tensor *xw = !x2 ? NULL : bias ? vkg_matmul_bias_act(x2, wiT, bias, VKG_ACTIVATION_NONE) : vkg_matmul(x2, wiT);
     vkg_tensor *whT = vkg_transpose(w_hh, 0, 1);                                       /* (Hd, 4Hd)  */
     vkg_tensor *h0c = h0 ? vkg_contiguous(h0) : NULL, *c0c = c0 ? vkg_contiguous(c0) : NULL;
     if (!xw || !whT || (h0 && !h0c) || (c0 && !c0c)) {
@@ -201,18 +204,16 @@ static vkg_status lstm_seq_run(vkg_tensor *R, vkg_tensor *S, vkg_tensor *x, vkg_
         vkg_tensor *hw = hp ? vkg_matmul(hp, whT) : NULL;                               /* (B, 4Hd)   */
         if ((t > 0 || h0c) && !hw) st = failed();
         if (st == VKG_OK) {
-            uint32_t flags = (bias ? SEQ_HAS_BIAS : 0) | (hw ? SEQ_HAS_HW : 0) | (c0c ? SEQ_HAS_C0 : 0) |
-                             (h0c ? SEQ_HAS_H0 : 0);
-            vkg_lstm_seq_push pc = { (uint32_t)B, (uint32_t)T, (uint32_t)Hd, (uint32_t)t, flags, (uint32_t)R->offset,
+            uint32_t step = (t == 0 ? SEQ_FIRST : 0) | (t == T - 1 ? SEQ_LAST : 0) | (hw ? SEQ_HAS_HW : 0) |
+                            (c0c ? SEQ_HAS_C0 : 0) | (h0c ? SEQ_HAS_H0 : 0);
+            vkg_lstm_seq_push pc = { (uint32_t)B, (uint32_t)T, (uint32_t)Hd, (uint32_t)t, (uint32_t)R->offset,
                                      (uint32_t)S->offset, (uint32_t)xw->offset, hw ? (uint32_t)hw->offset : 0u,
-                                     bias ? (uint32_t)bias->offset : 0u, c0c ? (uint32_t)c0c->offset : 0u,
-                                     h0c ? (uint32_t)h0c->offset : 0u };
-            bool v4 = Hd % 4 == 0 && offsets4((const vkg_tensor *[]){ R, S, xw, hw, bias, c0c, h0c }, 7);
+                                     c0c ? (uint32_t)c0c->offset : 0u, h0c ? (uint32_t)h0c->offset : 0u };
+            bool v4 = Hd % 4 == 0 && offsets4((const vkg_tensor *[]){ R, S, xw, hw, c0c, h0c }, 6);
             st = vkg_dispatch(&(vkg_dispatch_desc){ .shader = v4 ? "lstm_seq_vec4" : "lstm_seq", .op = VKG_OP_LSTM,
-                                                    .name = op, .local_size = LOCAL,
+                                                    .name = op, .spec = { step }, .nspec = 1, .local_size = LOCAL,
                                                     .groups = { vkg_groups_for((uint64_t)(B * Hd / (v4 ? 4 : 1)), LOCAL) },
-                                                    .bind = { R, S, xw, hw ? hw : xw, bias ? bias : xw, c0c ? c0c : xw,
-                                                              h0c ? h0c : xw },
+                                                    .bind = { R, S, xw, hw ? hw : xw, c0c ? c0c : xw, h0c ? h0c : xw },
                                                     .nout = 2, .push = &pc, .push_size = sizeof pc });
         }
         if (hw) vkg_free(hw);
@@ -304,13 +305,15 @@ vkg_status vkg_lstm_grad(vkg_tensor *x, vkg_tensor *w_ih, vkg_tensor *w_hh, vkg_
         goto done;
     }
     for (int64_t t = T - 1; t >= 0 && st == VKG_OK && B > 0; t--) {
-        vkg_lstm_seq_bw_push pc = { (uint32_t)B, (uint32_t)T, (uint32_t)Hd, (uint32_t)t,
-                                    (dh ? SEQ_BW_HAS_DH : 0u) | (c0c ? SEQ_BW_HAS_C0 : 0u), (uint32_t)dG->offset,
+        uint32_t step = (t == 0 ? SEQ_FIRST : 0u) | (t == T - 1 ? SEQ_LAST : 0u) | (dh ? SEQ_BW_HAS_DH : 0u) |
+                        (c0c ? SEQ_BW_HAS_C0 : 0u);
+        vkg_lstm_seq_bw_push pc = { (uint32_t)B, (uint32_t)T, (uint32_t)Hd, (uint32_t)t, (uint32_t)dG->offset,
                                     (uint32_t)dc->offset, (uint32_t)saved->offset, (uint32_t)gc->offset,
                                     dh ? (uint32_t)dh->offset : 0u, c0c ? (uint32_t)c0c->offset : 0u };
         bool v4 = Hd % 4 == 0 && offsets4((const vkg_tensor *[]){ dG, dc, saved, gc, dh, c0c }, 6);
         st = vkg_dispatch(&(vkg_dispatch_desc){ .shader = v4 ? "lstm_seq_backward_vec4" : "lstm_seq_backward",
-                                                .op = VKG_OP_LSTM, .name = op, .local_size = LOCAL,
+                                                .op = VKG_OP_LSTM, .name = op, .spec = { step }, .nspec = 1,
+                                                .local_size = LOCAL,
                                                 .groups = { vkg_groups_for((uint64_t)(B * Hd / (v4 ? 4 : 1)), LOCAL) },
                                                 .bind = { dG, dc, saved, gc, dh ? dh : gc, c0c ? c0c : gc }, .nout = 2,
                                                 .push = &pc, .push_size = sizeof pc });
