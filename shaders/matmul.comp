@@ -60,10 +60,12 @@ void main() {
 #ifdef MM_EPILOGUE
             float bj[TN];   // the epilogue's bias, once per column
             for (uint j = 0; j < TN; j++) bj[j] = epi_bias(min(col0 + j, N - 1u));
-            for (uint i = 0; i < TM; i++)
+            for (uint i = 0; i < TM; i++) {
+                float bi = epi_row_bias(min(row0 + i, M - 1u));
                 for (uint j = 0; j < TN; j++)
                     if (row0 + i < M && col0 + j < N)
-                        c[cbase + (row0 + i) * N + col0 + j] = epi_apply(acc[i][j], bj[j]);
+                        c[cbase + (row0 + i) * N + col0 + j] = epi_apply(acc[i][j], epi_pick(bj[j], bi));
+            }
 #else
             for (uint i = 0; i < TM; i++)
                 for (uint j = 0; j < TN; j++)

@@ -6,17 +6,32 @@
 // validation layer counts binding 3 as used whatever EPI is, and a 4-binding layout for every
 // plain matmul made GPU-assisted validation's instrumented reg kernels take minutes to compile
 // in lavapipe's LLVM (ctest ops_sync_validation: 17 s to a timeout).
-layout(constant_id = 7) const uint EPI = 0;   // bit 0: add bias[n]; bits 1-2: 0 none, 1 relu
+layout(constant_id = 7) const uint EPI = 0;   // bit 0: add bias[n]; bits 1-2: 0 none, 1 relu;
+                                              // bit 3: the bias is over rows instead, bias[m]
 const bool EPI_BIAS = (EPI & 1u) != 0u;
 const bool EPI_RELU = ((EPI >> 1) & 3u) == 1u;
+// A bias over C's rows (M): conv2d's y (K, OH OW) = w @ cols has one bias per output channel,
+// a row of the product. The kernels read it once per row (epi_row_bias) beside the column
+// bias they read once per column, and epi_pick takes the one EPI selects (a constant: the
+// other read is compiled out).
+const bool EPI_ROWS = (EPI & 8u) != 0u;
 
 layout(std430, binding = 3) readonly buffer Biasb { float bias[]; };
 
 // bias[n] (n already clamped inside [0, N)), or 0 without a bias
 float epi_bias(uint n) {
-    if (EPI_BIAS) return bias[pc.epi.x + int(n) * pc.epi.y];
+    if (EPI_BIAS && !EPI_ROWS) return bias[pc.epi.x + int(n) * pc.epi.y];
     return 0.0;
 }
+
+// bias[m] (m already clamped inside [0, M)) when the bias is over rows, else 0
+float epi_row_bias(uint m) {
+    if (EPI_BIAS && EPI_ROWS) return bias[pc.epi.x + int(m) * pc.epi.y];
+    return 0.0;
+}
+
+// the bias of an element: its row's or its column's, as EPI says
+float epi_pick(float col_bias, float row_bias) { return EPI_ROWS ? row_bias : col_bias; }
 
 // v = acc + b (b from epi_bias), then the activation; vkg_relu's max(v, 0.0)
 float epi_apply(float v, float b) {

@@ -190,8 +190,10 @@ void main() {
 #ifdef MM_EPILOGUE
             float bj[TN];   // the epilogue's bias, once per column
             for (uint j = 0; j < TN; j++) bj[j] = epi_bias(min(col0 + j, N - 1u));
-            for (uint i = 0; i < TM; i++)
-                for (uint j = 0; j < TN; j++) acc[i][j] = epi_apply(acc[i][j], bj[j]);
+            for (uint i = 0; i < TM; i++) {
+                float bi = epi_row_bias(min(row0 + i, M - 1u));
+                for (uint j = 0; j < TN; j++) acc[i][j] = epi_apply(acc[i][j], epi_pick(bj[j], bi));
+            }
 #endif
             for (uint i = 0; i < TM; i++) {
                 uint ci = cbase + (row0 + i) * N + col0;

@@ -77,14 +77,18 @@ void main() {
         float bj[TN];   // the epilogue's bias, once per column
         for (uint j = 0; j < TN; j++) bj[j] = epi_bias(min(colb + tx + j * WX, N - 1u));
 #endif
-        for (uint i = 0; i < TM; i++)
+        for (uint i = 0; i < TM; i++) {
+#ifdef MM_EPILOGUE
+            float bi = epi_row_bias(min(rowb + ty + i * WY, M - 1u));
+#endif
             for (uint j = 0; j < TN; j++) {
                 uint m = rowb + ty + i * WY, n = colb + tx + j * WX;
 #ifdef MM_EPILOGUE
-                if (m < M && n < N) c[cbase + m * N + n] = epi_apply(acc[i][j], bj[j]);
+                if (m < M && n < N) c[cbase + m * N + n] = epi_apply(acc[i][j], epi_pick(bj[j], bi));
 #else
                 if (m < M && n < N) c[cbase + m * N + n] = acc[i][j];
 #endif
             }
+        }
     }
 }

@@ -550,6 +550,72 @@ VKG_TEST(ops, matmul_bias_act_against_reference) {
         }
 }
 
+/* ---- matmul_row_bias: the epilogue's bias over rows (conv2d's per-channel bias) -----------
+ * a @ b + bias[m] with each kernel forced, against the C reference plus the bias per row, and
+ * bitwise against the unfused ops (matmul, then add of the bias as an (M, 1) column) on the same
+ * kernel. The bias is a strided view with an offset, as in check_matmul_bias_act; the shapes
+ * include conv2d's (K, C kh kw) @ (N, C kh kw, OH OW), the weight broadcast over the batch. */
+static void check_matmul_row_bias(vkg_shape as, vkg_shape bs, layout la, layout lb, uint64_t seed) {
+    vkg_scope_begin();
+    input a = make_input(as, -1.0f, 1.0f, seed, la);
+    input b = make_input(bs, -1.0f, 1.0f, seed + 1, lb);
+    int64_t K = as.d[as.ndim - 1], M = as.d[as.ndim - 2];
+    size_t nbig = (size_t)(2 * M + 3);
+    float *big = malloc(nbig * sizeof *big), *hbias = malloc((size_t)(M ? M : 1) * sizeof *hbias);
+    vkgt_fill(big, nbig, -1.0f, 1.0f, seed + 2);
+    for (int64_t i = 0; i < M; i++) hbias[i] = big[3 + 2 * i];
+    vkg_tensor *bias = vkg_slice(vkg_from_data(VKG_SHAPE((int64_t)nbig), big), 0, 3, 3 + 2 * M, 2);
+    cr_assert_not_null(bias, "%s", vkg_last_error());
+    free(big);
+    char sa[64], sb[64], what[224];
+    snprintf(what, sizeof what, "matmul_row_bias %s @ %s (layouts %d %d)", vkg_shape_str(as, sa, sizeof sa),
+             vkg_shape_str(bs, sb, sizeof sb), la, lb);
+    const char *val = getenv("VKG_VALIDATE"); /* as in check_matmul_bias_act */
+    bool gpu_av = val && strcmp(val, "full") == 0;
+    for (size_t v = 0; v < sizeof matmul_variants / sizeof *matmul_variants; v++) {
+        const char *name = matmul_variants[v];
+        if (gpu_av && strcmp(name, "general") != 0 && strcmp(name, "tiled") != 0) continue;
+        setenv("VKG_MATMUL_VARIANT", name, 1);
+        vkg_tensor *c = vkg_matmul_row_bias(a.t, b.t, bias);
+        cr_assert_not_null(c, "%s [%s]: %s", what, name, vkg_last_error());
+        const char *used = vkg_matmul_variant_last();
+        vkg_tensor *u = vkg_add(vkg_matmul(a.t, b.t), vkg_unsqueeze(bias, 1));
+        cr_assert_not_null(u, "%s unfused: %s", what, vkg_last_error());
+        size_t n = (size_t)vkg_numel(c);
+        float *got = vkgt_read(c), *unfused = vkgt_read(u), *want = malloc((n ? n : 1) * sizeof(float));
+        vkg_ref_matmul_bias_act(want, a.host, as, b.host, bs, NULL, VKG_ACTIVATION_NONE);
+        for (size_t i = 0; i < n; i++) want[i] += hbias[(i / (size_t)bs.d[bs.ndim - 1]) % (size_t)M];
+        char w2[300];
+        snprintf(w2, sizeof w2, "%s [%s ran %s]", what, *name ? name : "default", used);
+        vkgt_assert_close(got, want, n, 1e-5f, 2e-6f * (float)(K + 1), w2);
+        for (size_t i = 0; i < n; i++)
+            cr_assert(got[i] == unfused[i], "%s: element %zu is %.9g fused, %.9g unfused", w2, i, got[i], unfused[i]);
+        free(got), free(unfused), free(want);
+    }
+    unsetenv("VKG_MATMUL_VARIANT");
+    free(hbias), free(a.host), free(b.host);
+    vkg_scope_end();
+}
+
+VKG_TEST(ops, matmul_row_bias_against_reference) {
+    check_matmul_row_bias(VKG_SHAPE(5, 7), VKG_SHAPE(7, 3), CONTIG, CONTIG, SEED);
+    check_matmul_row_bias(VKG_SHAPE(65, 33), VKG_SHAPE(33, 17), TRANSPOSED, CONTIG, SEED + 1);
+    check_matmul_row_bias(VKG_SHAPE(31, 40), VKG_SHAPE(40, 9), STRIDED, CONTIG, SEED + 2);
+    check_matmul_row_bias(VKG_SHAPE(3, 5, 7), VKG_SHAPE(3, 7, 4), CONTIG, CONTIG, SEED + 3); /* batched */
+    /* conv2d's forms: the first layer's (32, 9 padded to 12) and odd ones, weight broadcast */
+    check_matmul_row_bias(VKG_SHAPE(13, 12), VKG_SHAPE(3, 12, 49), CONTIG, CONTIG, SEED + 4);
+    check_matmul_row_bias(VKG_SHAPE(37, 20), VKG_SHAPE(2, 20, 52), CONTIG, CONTIG, SEED + 5);
+    check_matmul_row_bias(VKG_SHAPE(3, 0), VKG_SHAPE(0, 4), CONTIG, CONTIG, SEED + 6); /* K = 0 */
+}
+
+VKG_TEST(ops, matmul_row_bias_refuses) {
+    vkg_tensor *a = vkg_ones(VKG_SHAPE(4, 3)), *b = vkg_ones(VKG_SHAPE(3, 5));
+    cr_assert_null(vkg_matmul_row_bias(a, b, vkg_ones(VKG_SHAPE(5))));
+    cr_assert(strstr(vkg_last_error(), "bias is (5,) but a is (4, 3): bias must be (4,)"), "%s", vkg_last_error());
+    cr_assert_null(vkg_matmul_row_bias(a, b, vkg_ones(VKG_SHAPE(4, 1))));
+    cr_assert_null(vkg_matmul_row_bias(a, b, NULL));
+}
+
 /* What vkg_matmul_bias_act refuses, each with a message that names it and the shapes. */
 VKG_TEST(ops, matmul_bias_act_refuses) {
     vkg_scope_begin();

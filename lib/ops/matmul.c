@@ -22,20 +22,22 @@ typedef struct vkg_matmul_push {
     int32_t epi[4];          /* bias offset, bias stride: read only when the epilogue adds a bias */
 } vkg_matmul_push;
 
-/* The epilogue: add bias (NULL: none) over C's last dim, then act. Plain matmuls (code 0) run
- * the kernels as they were (3 bindings). An epilogue runs the same kernel built with
- * MM_EPILOGUE, "<shader>_epi" (shaders/matmul_epilogue.glsl), with its EPI specialization
- * constant (id 7: bit 0 bias, bits 1-2 the activation) and the bias at binding 3, A there when
- * there is no bias (never read, but the validation layer wants every declared binding bound). */
+/* The epilogue: add bias (NULL: none) over C's last dim (rows: over C's rows instead), then
+ * act. Plain matmuls (code 0) run the kernels as they were (3 bindings). An epilogue runs the
+ * same kernel built with MM_EPILOGUE, "<shader>_epi" (shaders/matmul_epilogue.glsl), with its
+ * EPI specialization constant (id 7: bit 0 bias, bits 1-2 the activation, bit 3 rows) and the
+ * bias at binding 3, A there when there is no bias (never read, but the validation layer wants
+ * every declared binding bound). */
 typedef struct mm_epi {
     vkg_tensor *bias;
     vkg_activation act;
+    bool rows;
 } mm_epi;
 
-static const mm_epi MM_PLAIN = { NULL, VKG_ACTIVATION_NONE };
+static const mm_epi MM_PLAIN = { NULL, VKG_ACTIVATION_NONE, false };
 
 static uint32_t epi_code(const mm_epi *e) {
-    return (e->bias ? 1u : 0u) | (e->act == VKG_ACTIVATION_RELU ? 2u : 0u);
+    return (e->bias ? 1u : 0u) | (e->act == VKG_ACTIVATION_RELU ? 2u : 0u) | (e->bias && e->rows ? 8u : 0u);
 }
 
 #define TILE 64 /* 16 x 16 invocations, 4 x 4 outputs each: shaders/matmul.comp */
@@ -399,7 +401,9 @@ static int split_k(int64_t M, int64_t N, int64_t K, int an, int bn) {
 static vkg_tensor *epilogue_ops(vkg_tensor *c, const mm_epi *e) {
     if (!c || epi_code(e) == 0) return c;
     vkg_no_grad_begin();
-    vkg_tensor *r = e->bias ? vkg_add(c, e->bias) : c;
+    vkg_tensor *col = e->bias && e->rows ? vkg_unsqueeze(e->bias, 1) : e->bias; /* (M, 1): over rows */
+    vkg_tensor *r = !e->bias ? c : col ? vkg_add(c, col) : NULL;
+    if (col != e->bias) vkg_free(col);
     if (r && e->act == VKG_ACTIVATION_RELU) {
         vkg_tensor *y = vkg_relu(r);
         if (r != c) vkg_free(r);
@@ -573,9 +577,22 @@ vkg_tensor *vkg_matmul_bias_act(vkg_tensor *a, vkg_tensor *b, vkg_tensor *bias, 
                                  (long long)N);
         }
     }
-    mm_epi e = { bias, act };
+    mm_epi e = { bias, act, false };
     vkg_tensor *c = matmul_forward(a, b, &e);
     vkg_node *n = vkg_node_record(c, VKG_OP_MATMUL_BIAS_ACT, (vkg_tensor *[]){ a, b, bias }, bias ? 3 : 2);
     if (n) n->ip[0] = act; /* backward (lib/autograd): the mask comes from c itself */
     return c;
+}
+
+vkg_tensor *vkg_matmul_row_bias(vkg_tensor *a, vkg_tensor *b, vkg_tensor *bias) {
+    if (!a || !b || !bias) return NULL;
+    if (!vkg_require_f32(bias, "matmul_row_bias", "bias")) return NULL;
+    int64_t M = a->shape.ndim >= 2 ? a->shape.d[a->shape.ndim - 2] : 1;
+    if (bias->shape.ndim != 1 || bias->shape.d[0] != M) {
+        char x[160], y[160];
+        return vkg_fail_null(VKG_ERR_INVALID, "vkg_matmul_row_bias: bias is %s but a is %s: bias must be (%lld,), "
+                                              "one value per row of the product",
+                             vkg_shape_str(bias->shape, x, sizeof x), vkg_shape_str(a->shape, y, sizeof y), (long long)M);
+    }
+    return matmul_forward(a, b, &(mm_epi){ bias, VKG_ACTIVATION_NONE, true });
 }

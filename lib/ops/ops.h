@@ -14,6 +14,12 @@ bool vkg_norm_axis(int *axis, int ndim, const char *op, vkg_shape s);
 /* dx = g f'(x) for a unary op but pow, in one pass (lib/ops/elementwise.c); no node recorded. */
 vkg_tensor *vkg_unary_grad(vkg_op op, vkg_tensor *x, vkg_tensor *g);
 
+/* c = a @ b + bias[m] over the product's rows (bias (M), f32, the same for every batch), the
+ * bias added in the matmul kernels' epilogue as C is stored (lib/ops/matmul.c); no node is
+ * recorded: for ops that record their own (conv2d's matmul path, whose y (K, OH OW) = w @ cols
+ * has one bias per output channel, a row of the product). */
+vkg_tensor *vkg_matmul_row_bias(vkg_tensor *a, vkg_tensor *b, vkg_tensor *bias);
+
 /* Whether rows of len floats, row_stride apart with col_stride between neighbours, from offset
  * (elements, from the binding's start) can be read and written as whole vec4s: the vec4 row
  * paths of layer_norm, the softmax family, cross-entropy and the embedding. On lavapipe a
