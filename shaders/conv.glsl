@@ -10,7 +10,8 @@ layout(push_constant) uniform Push {
     ivec4 xs;             // strides of the strided input x (N, C, H, W), in elements
     uvec4 off;            // offset of binding 0, 1, 2, 3, in elements
     uint flags;           // bit 0: conv2d has a bias; bit 1: pool2d_backward by windows (tiles);
-                          // bit 2: pooling by pairs of columns (PAIRS in pool2d*.comp)
+                          // bit 2: pooling by pairs of columns (PAIRS in pool2d*.comp);
+                          // bit 3: max pooling with relu (RELU in pool2d.comp)
     uint items;           // work items of this dispatch (grid-stride)
     uint per, base;       // conv2d_backward_weight: (n, oh) rows per chunk, items per chunk;
                           // the run kernels (RUNS below): per = items per run

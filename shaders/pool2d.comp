@@ -17,6 +17,9 @@ layout(constant_id = 3) const uint KW = 2;
 // each window row is one vec2 load (X2 aliases X), half the loads (lavapipe loads a lane's
 // value in a loop over the lanes, so a load costs about the same whatever its width).
 layout(constant_id = 4) const bool PAIRS = false;
+// 5 = RELU (max only, flags bit 3): y = max(0, window max), the index -1 where the floor wins,
+// so that pool2d_backward.comp, which routes by the index, passes no gradient there.
+layout(constant_id = 5) const bool RELU = false;
 layout(std430, binding = 0) writeonly buffer Y { float y[]; };
 layout(std430, binding = 1) readonly buffer X { float x[]; };
 layout(std430, binding = 1) readonly buffer X2 { vec2 x2[]; };
@@ -52,6 +55,10 @@ void main() {
                 }
             }
             if (OP == 1) {
+                if (RELU && acc <= 0.0) { // NaN stays NaN, like vkg_relu
+                    acc = 0.0;
+                    best = -1;
+                }
                 y[pc.off.x + it] = acc;
                 yi[pc.off.z + it] = best;
             } else {

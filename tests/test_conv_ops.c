@@ -151,6 +151,43 @@ VKG_TEST(conv_ops, pool2d_against_reference) {
     }
 }
 
+/* .relu: relu(max_pool2d(x)) in one pass. Against the reference (which applies the floor after
+ * the window max), on the shapes of pool2d_against_reference, including the pairs-of-columns
+ * path and the CNN's; inputs in [-1, 1], so that some windows are all negative (floor: value 0,
+ * index -1) and the rest keep their max and argmax; and against the unfused relu of max_pool2d,
+ * bitwise. */
+VKG_TEST(conv_ops, max_pool2d_relu_against_reference) {
+    const struct { vkg_shape xs; vkg_pool2d_desc d; bool transposed; } cases[] = {
+        { VKG_SHAPE(2, 3, 7, 9), { .kernel = { 3, 3 }, .stride = { 2, 2 }, .padding = { 1, 1 }, .relu = true }, false },
+        { VKG_SHAPE(2, 3, 7, 9), { .kernel = { 2, 3 }, .padding = { 1, 1 }, .relu = true }, true },
+        { VKG_SHAPE(1, 5, 13, 6), { .kernel = { 2, 2 }, .relu = true }, false },
+        { VKG_SHAPE(3, 2, 5, 5), { .kernel = { 5, 5 }, .stride = { 1, 1 }, .padding = { 2, 1 }, .relu = true }, false },
+        { VKG_SHAPE(2, 32, 28, 28), { .kernel = { 2, 2 }, .relu = true }, false },
+    };
+    int floors = 0;
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        check_pool(VKG_OP_MAX_POOL2D, cases[k].xs, cases[k].d, cases[k].transposed, SEED + 20 + k);
+        vkg_scope_begin();
+        float *xh;
+        vkg_tensor *x = make(cases[k].xs, SEED + 20 + k, cases[k].transposed, &xh), *idx = NULL;
+        vkg_pool2d_desc plain = cases[k].d;
+        plain.relu = false;
+        float *got = vkgt_read(vkg_max_pool2d_with_indices(x, &cases[k].d, &idx));
+        float *unfused = vkgt_read(vkg_relu(vkg_max_pool2d(x, &plain)));
+        size_t n = (size_t)vkg_numel(idx);
+        int32_t *gi = malloc(n * sizeof *gi);
+        cr_assert_eq(vkg_tensor_read(idx, gi, n * sizeof *gi), VKG_OK);
+        for (size_t i = 0; i < n; i++) {
+            cr_assert(got[i] == unfused[i], "case %zu element %zu: %g fused, %g unfused", k, i, got[i], unfused[i]);
+            cr_assert_eq(gi[i] < 0, got[i] == 0.0f, "case %zu element %zu: %g with index %d", k, i, got[i], gi[i]);
+            floors += gi[i] < 0;
+        }
+        free(xh), free(got), free(unfused), free(gi);
+        vkg_scope_end();
+    }
+    cr_assert(floors > 0, "no window was all negative: the floor went untested");
+}
+
 VKG_TEST(conv_ops, max_pool2d_ties_take_the_first_index) {
     float x[16] = { 0 };
     x[5] = x[6] = 2.0f; /* a tie inside the windows at (0, 1) via the stride-1 pool below */
@@ -380,6 +417,17 @@ VKG_TEST(conv_ops, pool2d_gradcheck) {
         gradcheck(&(gc_ctx){ .op = op, .xs = VKG_SHAPE(1, 2, 5, 6), .pd = { .kernel = { 3, 2 }, .stride = { 1, 1 }, .padding = { 1, 1 } } },
                   false, SEED + 4 + (uint64_t)k);
     }
+    /* max with relu: the gradient only where the max is taken and above 0 (the inputs, in
+     * +-[0.2, 2], leave windows all negative), by the gather, tiles and pairs paths */
+    const struct { vkg_shape xs; vkg_pool2d_desc d; } relu_cases[] = {
+        { VKG_SHAPE(1, 2, 5, 6), { .kernel = { 3, 2 }, .stride = { 1, 1 }, .padding = { 1, 1 }, .relu = true } },
+        { VKG_SHAPE(2, 2, 7, 5), { .kernel = { 3, 2 }, .relu = true } },
+        { VKG_SHAPE(2, 3, 6, 8), { .kernel = { 2, 2 }, .relu = true } },
+        { VKG_SHAPE(1, 2, 7, 6), { .kernel = { 2, 2 }, .relu = true } },
+    };
+    for (size_t k = 0; k < sizeof relu_cases / sizeof *relu_cases; k++)
+        gradcheck(&(gc_ctx){ .op = VKG_OP_MAX_POOL2D, .xs = relu_cases[k].xs, .pd = relu_cases[k].d }, k == 3,
+                  SEED + 30 + (uint64_t)k);
 }
 
 VKG_TEST(conv_ops, batch_norm_gradcheck) {
@@ -438,6 +486,8 @@ VKG_TEST(conv_ops, pool2d_refuses_bad_inputs) {
     REFUSED(vkg_avg_pool2d(x, &(vkg_pool2d_desc){ .kernel = { 0, 2 } }), "must be positive");
     REFUSED(vkg_max_pool2d(x, &(vkg_pool2d_desc){ .kernel = { 2, 2 }, .stride = { -1, 1 } }), "must be positive");
     REFUSED(vkg_max_pool2d(x, NULL), "vkg_max_pool2d", "NULL");
+    REFUSED(vkg_avg_pool2d(x, &(vkg_pool2d_desc){ .kernel = { 2, 2 }, .relu = true }), "vkg_avg_pool2d",
+            "relu is for max pooling only");
     REFUSED(vkg_avg_pool2d(vkg_zeros(VKG_SHAPE(2, 4, 4)), &(vkg_pool2d_desc){ .kernel = { 2, 2 } }), "4-D", "(2, 4, 4)");
     REFUSED(vkg_max_pool2d(vkg_empty_dtype(VKG_SHAPE(1, 1, 4, 4), VKG_I32), &(vkg_pool2d_desc){ .kernel = { 2, 2 } }), "f32");
 }

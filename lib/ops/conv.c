@@ -17,7 +17,8 @@ typedef struct vkg_conv_push {
     uint32_t ph, pw, dh, dw;
     int32_t xs[4];           /* strides of the strided input x (N, C, H, W) */
     uint32_t off[4];         /* offset of binding 0..3, in elements */
-    uint32_t flags;          /* bit 0: conv2d has a bias; bit 1: pool2d_backward by windows (tiles) */
+    uint32_t flags;          /* bit 0: conv2d has a bias; bit 1: pool2d_backward by windows (tiles);
+                              * bit 2: pooling by pairs of columns; bit 3: max pooling with relu */
     uint32_t items;
     uint32_t per, base;      /* conv2d_backward_weight: (n, oh) rows per chunk, items per chunk */
 } vkg_conv_push;
@@ -46,7 +47,8 @@ static vkg_status conv_dispatch(const char *shader, vkg_op op, const char *name,
         d.spec[1] = pc->kh; /* pool2d.comp unrolls its window's loops */
         d.spec[2] = pc->kw;
         d.spec[3] = (pc->flags & 4u) != 0; /* PAIRS */
-        d.nspec = 4;
+        d.spec[4] = (pc->flags & 8u) != 0; /* RELU (pool2d.comp) */
+        d.nspec = 5;
     } else if (strcmp(shader, "conv_col2im") == 0) {
         d.spec[0] = pc->kh; /* its loops over the taps unroll */
         d.spec[1] = pc->kw;
@@ -478,6 +480,8 @@ static vkg_tensor *pool2d(vkg_op op, vkg_tensor *x, const vkg_pool2d_desc *desc,
                                  name, d.kernel[0], d.kernel[1], desc->stride[0], desc->stride[1], d.padding[0],
                                  d.padding[1]);
     }
+    if (d.relu && op != VKG_OP_MAX_POOL2D)
+        return vkg_fail_null(VKG_ERR_INVALID, "%s: relu is for max pooling only", name);
     if (x->shape.ndim != 4)
         return vkg_fail_null(VKG_ERR_INVALID, "%s: x is %s; it must be 4-D (N, C, H, W)", name, vkg_desc(x, a, sizeof a));
     int64_t N = x->shape.d[0], C = x->shape.d[1], H = x->shape.d[2], W = x->shape.d[3];
@@ -506,6 +510,7 @@ static vkg_tensor *pool2d(vkg_op op, vkg_tensor *x, const vkg_pool2d_desc *desc,
         /* windows 2 wide at stride 2 over rows whose elements pair up: vec2 loads (PAIRS) */
         bool even = x->strides[0] % 2 == 0 && x->strides[1] % 2 == 0 && x->strides[2] % 2 == 0 && x->offset % 2 == 0;
         if (d.kernel[1] == 2 && d.stride[1] == 2 && !d.padding[1] && x->strides[3] == 1 && even) pc.flags |= 4u;
+        if (d.relu) pc.flags |= 8u;
         /* the window's two loops and their exits: 2x2 runs 11 on lavapipe */
         uint64_t cost = (uint64_t)(d.kernel[0] + 1) * (uint64_t)(d.kernel[1] + 2) + 2;
         runs_of(&pc, cost);

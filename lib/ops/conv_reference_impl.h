@@ -76,6 +76,10 @@ void NAME(max_pool2d)(REAL *y, int32_t *idx, const REAL *x, vkg_shape xs, const 
                     }
                 }
                 int64_t o = (nc * p.OH + oh) * p.OW + ow;
+                if (d->relu && best <= 0) { /* relu's floor: 0, from no element */
+                    best = 0;
+                    bi = -1;
+                }
                 y[o] = best;
                 if (idx) idx[o] = (int32_t)bi;
             }
@@ -88,7 +92,8 @@ void NAME(max_pool2d_backward)(REAL *dx, const REAL *x, vkg_shape xs, const REAL
     int32_t *idx = malloc((size_t)(ny ? ny : 1) * sizeof *idx);
     if (y && idx) {
         NAME(max_pool2d)(y, idx, x, xs, d);
-        for (int64_t o = 0; o < ny; o++) dx[(o / (p.OH * p.OW)) * p.H * p.W + idx[o]] += dy[o];
+        for (int64_t o = 0; o < ny; o++)
+            if (idx[o] >= 0) dx[(o / (p.OH * p.OW)) * p.H * p.W + idx[o]] += dy[o];
     }
     free(y);
     free(idx);

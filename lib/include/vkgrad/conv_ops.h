@@ -26,6 +26,7 @@ typedef struct vkg_pool2d_desc {
     int kernel[2];     /* (h, w), required */
     int stride[2];     /* 0: the kernel size */
     int padding[2];    /* at most half the kernel, like PyTorch */
+    bool relu;         /* max only: y = max(0, window max), relu(max_pool2d(x)) in one pass */
 } vkg_pool2d_desc;
 
 typedef struct vkg_batch_norm_desc {
@@ -43,7 +44,10 @@ const char *vkg_conv2d_variant_last(void);
 
 /* x (N, C, H, W) -> (N, C, OH, OW). Max ignores padding (it is -inf); ties go to the first
  * index in the window, like PyTorch. indices (optional): an i32 tensor of the output's shape
- * holding the argmax as h * W + w within its plane (PyTorch's return_indices). */
+ * holding the argmax as h * W + w within its plane (PyTorch's return_indices). With .relu the
+ * output is relu of that (max_pool2d(relu(x)) too: ReLU is monotone), values and gradients:
+ * where the window's max is not above 0 the output is 0, its index -1, and no gradient flows;
+ * a CNN's ReLU-then-pool at a quarter of the elements and no pass of its own. */
 vkg_tensor *vkg_max_pool2d(vkg_tensor *x, const vkg_pool2d_desc *desc);
 vkg_tensor *vkg_max_pool2d_with_indices(vkg_tensor *x, const vkg_pool2d_desc *desc, vkg_tensor **indices);
 /* Average over the window, padding counted (count_include_pad = true, PyTorch's default). */
