@@ -18,7 +18,7 @@ layout(push_constant) uniform Push {
     ivec4 b_bst;    // B batch strides
     ivec4 a_mat;    // A row stride, col stride, offset
     ivec4 b_mat;    // B row stride, col stride, offset
-    uvec4 c_off;    // C offset
+    uvec4 c_off;    // C offset, row stride, batch strides (slots 0-1 together, slot 2)
 #ifdef MM_EPILOGUE
     ivec4 epi;      // bias offset, bias stride (matmul_epilogue.glsl)
 #endif
@@ -56,7 +56,7 @@ void main() {
                 for (uint i = 0; i < TM; i++)
                     for (uint j = 0; j < TN; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]);
             }
-            uint cbase = pc.c_off.x + bt * M * N;
+            uint cbase = pc.c_off.x + (b0 * pc.bshape.y + b1) * pc.c_off.z + b2 * pc.c_off.w;
 #ifdef MM_EPILOGUE
             float bj[TN];   // the epilogue's bias, once per column
             for (uint j = 0; j < TN; j++) bj[j] = epi_bias(min(col0 + j, N - 1u));
@@ -64,12 +64,12 @@ void main() {
                 float bi = epi_row_bias(min(row0 + i, M - 1u));
                 for (uint j = 0; j < TN; j++)
                     if (row0 + i < M && col0 + j < N)
-                        c[cbase + (row0 + i) * N + col0 + j] = epi_apply(acc[i][j], epi_pick(bj[j], bi));
+                        c[cbase + (row0 + i) * pc.c_off.y + col0 + j] = epi_apply(acc[i][j], epi_pick(bj[j], bi));
             }
 #else
             for (uint i = 0; i < TM; i++)
                 for (uint j = 0; j < TN; j++)
-                    if (row0 + i < M && col0 + j < N) c[cbase + (row0 + i) * N + col0 + j] = acc[i][j];
+                    if (row0 + i < M && col0 + j < N) c[cbase + (row0 + i) * pc.c_off.y + col0 + j] = acc[i][j];
 #endif
         }
     }

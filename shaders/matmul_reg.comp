@@ -17,10 +17,11 @@
 // K_TAIL (bit 2 of constant 5) is set only when K is not a multiple of 4: lavapipe runs both
 // sides of every if with lanes masked off, even when the condition is the same for all lanes, so
 // the masked tail chunk would otherwise cost one more trip of the K loop in every product.
-// C_V4 (bit 1 of constant 5, set when N and C's offset are multiples of 4): C is stored as vec4s,
-// because every store, like every load, is a loop over the lanes, and in a product with a short
-// K (the transformer's K = 128, attention's 32 and 64) TM x TN scalar stores cost as much as a
-// third of the K loop.
+// C_V4 (bit 1 of constant 5, set when N and C's offset and strides are multiples of 4): C is
+// stored as vec4s, because every store, like every load, is a loop over the lanes, and in a
+// product with a short K (the transformer's K = 128, attention's 32 and 64) TM x TN scalar
+// stores cost as much as a third of the K loop. C is written through its offset, row stride and
+// batch strides (c_off), so a product can land in place in a larger layout (vkg_matmul_into).
 // Push constants mirror vkg_matmul_push in lib/ops/matmul.c (same block as matmul.comp). The store
 // applies the epilogue (bias, relu) in the module built with MM_EPILOGUE: matmul_epilogue.glsl.
 #include "common.glsl"
@@ -46,7 +47,7 @@ layout(push_constant) uniform Push {
     ivec4 b_bst;    // B batch strides
     ivec4 a_mat;    // A row stride, col stride, offset
     ivec4 b_mat;    // B row stride, col stride, offset
-    uvec4 c_off;    // C offset
+    uvec4 c_off;    // C offset, row stride, batch strides (slots 0-1 together, slot 2)
 #ifdef MM_EPILOGUE
     ivec4 epi;      // bias offset, bias stride (matmul_epilogue.glsl)
 #endif
@@ -186,7 +187,7 @@ void main() {
             fma_chunk(K - kfull);
         }
         if (row0 < M && col0 < N) {
-            uint cbase = pc.c_off.x + bt * M * N;
+            uint cbase = pc.c_off.x + (b0 * pc.bshape.y + b1) * pc.c_off.z + b2 * pc.c_off.w;
 #ifdef MM_EPILOGUE
             float bj[TN];   // the epilogue's bias, once per column
             for (uint j = 0; j < TN; j++) bj[j] = epi_bias(min(col0 + j, N - 1u));
@@ -196,7 +197,7 @@ void main() {
             }
 #endif
             for (uint i = 0; i < TM; i++) {
-                uint ci = cbase + (row0 + i) * N + col0;
+                uint ci = cbase + (row0 + i) * pc.c_off.y + col0;
                 if (C_V4) {
                     // N % 4 == 0 and col0 % 4 == 0: a vec4 that starts inside N lies inside it
                     for (uint j4 = 0; j4 < TN / 4; j4++)

@@ -28,7 +28,7 @@ layout(push_constant) uniform Push {
     ivec4 b_bst;    // B batch strides
     ivec4 a_mat;    // A row stride, col stride, offset
     ivec4 b_mat;    // B row stride, col stride, offset
-    uvec4 c_off;    // C offset
+    uvec4 c_off;    // C offset, row stride, batch strides (slots 0-1 together, slot 2)
 #ifdef MM_EPILOGUE
     ivec4 epi;      // bias offset, bias stride (matmul_epilogue.glsl)
 #endif
@@ -72,7 +72,7 @@ void main() {
             }
             barrier();
         }
-        uint cbase = pc.c_off.x + bt * M * N;
+        uint cbase = pc.c_off.x + (b0 * pc.bshape.y + b1) * pc.c_off.z + b2 * pc.c_off.w;
 #ifdef MM_EPILOGUE
         float bj[TN];   // the epilogue's bias, once per column
         for (uint j = 0; j < TN; j++) bj[j] = epi_bias(min(colb + tx + j * WX, N - 1u));
@@ -84,9 +84,9 @@ void main() {
             for (uint j = 0; j < TN; j++) {
                 uint m = rowb + ty + i * WY, n = colb + tx + j * WX;
 #ifdef MM_EPILOGUE
-                if (m < M && n < N) c[cbase + m * N + n] = epi_apply(acc[i][j], epi_pick(bj[j], bi));
+                if (m < M && n < N) c[cbase + m * pc.c_off.y + n] = epi_apply(acc[i][j], epi_pick(bj[j], bi));
 #else
-                if (m < M && n < N) c[cbase + m * N + n] = acc[i][j];
+                if (m < M && n < N) c[cbase + m * pc.c_off.y + n] = acc[i][j];
 #endif
             }
         }

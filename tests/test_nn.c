@@ -885,7 +885,14 @@ VKG_TEST(nn, multi_head_attention_shapes_and_gradients) {
     /* the general path (key and value other tensors) gives what the self-attention path gives */
     float *ys = vkgt_read(y), *yg = vkgt_read(vkg_mha_forward(attn, x, vkg_copy(x), vkg_copy(x), NULL));
     vkgt_assert_close(yg, ys, AB * AT * AE, 1e-5f, 1e-6f, "separate key and value");
-    free(ys), free(yg);
+    free(yg);
+    /* the fused attention kernel's heads, copied side by side, give what the matmul path's
+     * product writes side by side in place */
+    setenv("VKG_ATTENTION_VARIANT", "fused", 1);
+    float *yf = vkgt_read(vkg_mha_forward(attn, x, NULL, NULL, NULL));
+    unsetenv("VKG_ATTENTION_VARIANT");
+    vkgt_assert_close(yf, ys, AB * AT * AE, 1e-5f, 1e-6f, "fused attention kernel");
+    free(ys), free(yf);
     /* cross-attention over a key/value sequence of another length */
     vkg_tensor *kv = vkg_zeros(VKG_SHAPE(AB, 5, AE));
     vkg_mha_layer *cross = vkg_mha_new(m, "cross", &(vkg_mha_desc){ .embed = AE, .heads = 3 });

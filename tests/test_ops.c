@@ -644,6 +644,73 @@ VKG_TEST(ops, matmul_bias_act_refuses) {
     vkg_scope_end();
 }
 
+/* vkg_matmul_into: a (..., M, K) @ b (..., K, N) written through the view dst of a store of
+ * `store` elements (its layout given by shape, perm and the narrow below), with every kernel;
+ * the elements of the store outside dst keep their sentinel. */
+static void check_matmul_into(vkg_shape as, vkg_shape bs, vkg_shape ss, const int *perm, int64_t col0, int64_t ncol,
+                              uint64_t seed) {
+    vkg_scope_begin();
+    int64_t na = vkg_shape_numel(as), nb = vkg_shape_numel(bs), ns = vkg_shape_numel(ss);
+    float *ha = malloc((size_t)na * sizeof(float)), *hb = malloc((size_t)nb * sizeof(float));
+    vkgt_fill(ha, (size_t)na, -1.0f, 1.0f, seed);
+    vkgt_fill(hb, (size_t)nb, -1.0f, 1.0f, seed + 1);
+    vkg_tensor *a = vkg_from_data(as, ha), *b = vkg_from_data(bs, hb);
+    float *want = NULL;
+    int64_t nc = 0;
+    char sa[64], sb[64], sst[64], what[256];
+    for (size_t v = 0; v < sizeof matmul_variants / sizeof *matmul_variants; v++) {
+        const char *name = matmul_variants[v], *val = getenv("VKG_VALIDATE");
+        if (val && strcmp(val, "full") == 0 && (strcmp(name, "reg") == 0 || strcmp(name, "reg_sg") == 0)) continue;
+        setenv("VKG_MATMUL_VARIANT", name, 1);
+        vkg_tensor *store = vkg_full(ss, 7.0f);
+        vkg_tensor *dst = perm ? vkg_permute(store, perm) : store;
+        if (ncol > 0) dst = vkg_narrow(dst, dst->shape.ndim - 1, col0, ncol);
+        cr_assert_not_null(dst, "%s", vkg_last_error());
+        if (!want) {
+            nc = vkg_numel(dst);
+            want = malloc((size_t)nc * sizeof(float));
+            vkg_ref_matmul(want, ha, as, hb, bs);
+        }
+        snprintf(what, sizeof what, "matmul_into %s @ %s into a view of %s [%s]", vkg_shape_str(as, sa, sizeof sa),
+                 vkg_shape_str(bs, sb, sizeof sb), vkg_shape_str(ss, sst, sizeof sst), *name ? name : "default");
+        cr_assert_eq(vkg_matmul_into(dst, a, b), dst, "%s: %s", what, vkg_last_error());
+        float *got = vkgt_read(dst), *all = vkgt_read(store);
+        vkgt_assert_close(got, want, (size_t)nc, 1e-5f, 2e-6f * (float)(as.d[as.ndim - 1] + 1), what);
+        size_t touched = 0;
+        for (int64_t i = 0; i < ns; i++) touched += all[i] != 7.0f;
+        cr_assert_leq(touched, (size_t)nc, "%s: %zu elements written outside the destination", what, touched - (size_t)nc);
+        free(got);
+        free(all);
+    }
+    unsetenv("VKG_MATMUL_VARIANT");
+    free(ha);
+    free(hb);
+    free(want);
+    vkg_scope_end();
+}
+
+VKG_TEST(ops, matmul_into_strided_destinations) {
+    const int heads[4] = { 0, 2, 1, 3 }, tr[2] = { 1, 0 };
+    /* attention's heads side by side: (B, H, T, D) into a (B, T, H, D) store; odd, then vec4 */
+    check_matmul_into(VKG_SHAPE(2, 3, 5, 7), VKG_SHAPE(2, 3, 7, 6), VKG_SHAPE(2, 5, 3, 6), heads, 0, 0, SEED);
+    check_matmul_into(VKG_SHAPE(2, 3, 9, 8), VKG_SHAPE(2, 3, 8, 8), VKG_SHAPE(2, 9, 3, 8), heads, 0, 0, SEED + 2);
+    /* a row stride: columns 2..10 of (5, 13) rows, then 4..11 of (37, 16) (vec4 stores) */
+    check_matmul_into(VKG_SHAPE(5, 7), VKG_SHAPE(7, 9), VKG_SHAPE(5, 13), NULL, 2, 9, SEED + 4);
+    check_matmul_into(VKG_SHAPE(37, 20), VKG_SHAPE(20, 8), VKG_SHAPE(37, 16), NULL, 4, 8, SEED + 6);
+    /* three batch dims that fold into two in C; a broadcast batch */
+    check_matmul_into(VKG_SHAPE(2, 3, 2, 5, 7), VKG_SHAPE(2, 3, 2, 7, 4), VKG_SHAPE(2, 3, 2, 5, 4), NULL, 0, 0, SEED + 8);
+    check_matmul_into(VKG_SHAPE(2, 1, 5, 7), VKG_SHAPE(3, 7, 4), VKG_SHAPE(2, 3, 5, 4), NULL, 0, 0, SEED + 10);
+    /* what the kernels do not write (a transposed destination: its last dim is strided) is
+     * written by a copy after the product */
+    check_matmul_into(VKG_SHAPE(6, 5), VKG_SHAPE(5, 9), VKG_SHAPE(9, 6), tr, 0, 0, SEED + 12);
+    /* the destination must have the product's shape */
+    vkg_scope_begin();
+    vkg_clear_error();
+    cr_assert_null(vkg_matmul_into(vkg_zeros(VKG_SHAPE(4, 6)), vkg_ones(VKG_SHAPE(4, 3)), vkg_ones(VKG_SHAPE(3, 5))));
+    cr_assert(strstr(vkg_last_error(), "the product is (4, 5) but its destination is (4, 6)"), "%s", vkg_last_error());
+    vkg_scope_end();
+}
+
 /* VKG_TUNE=full times the candidates on first use of a shape class and writes the choice beside
  * the pipeline cache; the result is the same, and a second process (cached) reads the file. */
 VKG_TEST(ops, matmul_autotune) {

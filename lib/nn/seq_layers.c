@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "nn/nn_internal.h"
+#include "ops/seq.h"
 
 vkg_embedding_layer *vkg_embedding_new(vkg_module *m, const char *name, const vkg_embedding_desc *desc) {
     if (!vkg_nn_check_new(m, name, desc, "vkg_embedding_new")) return NULL;
@@ -180,9 +181,7 @@ vkg_tensor *vkg_mha_forward(const vkg_mha_layer *l, vkg_tensor *query, vkg_tenso
     } else {
         q = project(l, query, 0), k = project(l, key, 1), v = project(l, value, 2);
     }
-    vkg_tensor *o = vkg_scaled_dot_product_attention(q, k, v, &(vkg_attention_desc){ .causal = l->causal, .mask = mask });
-    if (!o) return NULL;
-    int64_t B = query->shape.d[0], T = query->shape.d[1];
-    o = vkg_reshape(vkg_contiguous(vkg_transpose(o, 1, 2)), VKG_SHAPE(B, T, E));   /* heads side by side */
+    /* (B, T, E), the heads side by side */
+    vkg_tensor *o = vkg_sdpa_merged(q, k, v, &(vkg_attention_desc){ .causal = l->causal, .mask = mask });
     return vkg_linear_forward(&l->out_proj, o);
 }

@@ -81,13 +81,28 @@ static bool matmul_path(const int64_t *qd, const int64_t *kd, const vkg_tensor *
     return vkg_ctx.info.type == VKG_DEVICE_CPU && 4 * qd[0] * qd[1] * qd[2] * kd[2] <= SCORES_BYTES;
 }
 
-static vkg_tensor *attention_by_matmul(vkg_tensor *q, vkg_tensor *k, vkg_tensor *v, bool causal, float scale) {
+/* merged: the result is (B, T, H Dv), the heads side by side (MultiheadAttention's layout):
+ * the last product writes through a (B, H, T, Dv) view of it, so the heads need no copy. */
+static vkg_tensor *attention_by_matmul(vkg_tensor *q, vkg_tensor *k, vkg_tensor *v, bool causal, float scale,
+                                       bool merged) {
     /* the scale and the causal mask are applied as the softmax reads the scores */
     vkg_tensor *scores = vkg_matmul(q, vkg_transpose(k, 2, 3));
-    return vkg_matmul(vkg_nn_softmax_scaled(scores, scale, causal), v);
+    vkg_tensor *p = vkg_nn_softmax_scaled(scores, scale, causal);
+    if (!merged) return vkg_matmul(p, v);
+    if (!p) return NULL;
+    int64_t B = q->shape.d[0], H = q->shape.d[1], T = q->shape.d[2], Dv = v->shape.d[3];
+    vkg_tensor *store = vkg_tensor_alloc(VKG_SHAPE(B, T, H, Dv), VKG_F32, false, "vkg_scaled_dot_product_attention");
+    vkg_tensor *o = store ? vkg_transpose(store, 1, 2) : NULL; /* (B, H, T, Dv), no node: store has none */
+    if (!o || !vkg_matmul_into(o, p, v)) {
+        vkg_free(o);
+        vkg_free(store);
+        return NULL;
+    }
+    vkg_node_record(o, VKG_OP_MATMUL, (vkg_tensor *[]){ p, v }, 2); /* vkg_matmul's node: its backward */
+    return vkg_reshape(vkg_transpose(o, 1, 2), VKG_SHAPE(B, T, H * Dv));
 }
 
-vkg_tensor *vkg_scaled_dot_product_attention(vkg_tensor *q, vkg_tensor *k, vkg_tensor *v, const vkg_attention_desc *desc) {
+static vkg_tensor *sdpa(vkg_tensor *q, vkg_tensor *k, vkg_tensor *v, const vkg_attention_desc *desc, bool merged) {
     const char *op = "vkg_scaled_dot_product_attention";
     vkg_attention_desc dd = desc ? *desc : (vkg_attention_desc){ 0 };
     if (!q || !k || !v) return NULL;
@@ -123,7 +138,7 @@ vkg_tensor *vkg_scaled_dot_product_attention(vkg_tensor *q, vkg_tensor *k, vkg_t
     if (!isfinite(dd.scale))
         return vkg_fail_null(VKG_ERR_INVALID, "%s: scale %g is not finite", op, (double)dd.scale);
     float scale = dd.scale != 0.0f ? dd.scale : (qd[3] > 0 ? 1.0f / sqrtf((float)qd[3]) : 1.0f);
-    if (matmul_path(qd, kd, mask)) return attention_by_matmul(q, k, v, dd.causal, scale);
+    if (matmul_path(qd, kd, mask)) return attention_by_matmul(q, k, v, dd.causal, scale, merged);
 
     vkg_tensor *qc = vkg_contiguous(q), *kc = qc ? vkg_contiguous(k) : NULL, *vc = kc ? vkg_contiguous(v) : NULL;
     vkg_tensor *o = vc ? vkg_tensor_alloc(VKG_SHAPE(qd[0], qd[1], qd[2], vd[3]), VKG_F32, false, op) : NULL;
@@ -158,6 +173,7 @@ vkg_tensor *vkg_scaled_dot_product_attention(vkg_tensor *q, vkg_tensor *k, vkg_t
         if (vc != v) vkg_free(vc);
         vkg_free(lse);
     }
+    if (merged) o = vkg_reshape(vkg_contiguous(vkg_transpose(o, 1, 2)), VKG_SHAPE(qd[0], qd[2], qd[1] * vd[3]));
     return o;
 fail:
     vkg_free(o);
@@ -166,6 +182,14 @@ fail:
     if (kc && kc != k) vkg_free(kc);
     if (vc && vc != v) vkg_free(vc);
     return NULL;
+}
+
+vkg_tensor *vkg_scaled_dot_product_attention(vkg_tensor *q, vkg_tensor *k, vkg_tensor *v, const vkg_attention_desc *desc) {
+    return sdpa(q, k, v, desc, false);
+}
+
+vkg_tensor *vkg_sdpa_merged(vkg_tensor *q, vkg_tensor *k, vkg_tensor *v, const vkg_attention_desc *desc) {
+    return sdpa(q, k, v, desc, true);
 }
 
 vkg_status vkg_sdpa_grad(vkg_tensor *q, vkg_tensor *k, vkg_tensor *v, vkg_tensor *mask, vkg_tensor *o, vkg_tensor *lse,

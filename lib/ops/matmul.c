@@ -18,7 +18,8 @@ typedef struct vkg_matmul_push {
     uint32_t bshape[4];
     int32_t a_bst[4], b_bst[4];
     int32_t a_mat[4], b_mat[4];
-    uint32_t c_off[4];
+    uint32_t c_off[4];       /* C offset, row stride, batch stride of slots 0-1 (slot 0's is slot 1's
+                                times its size), of slot 2: C may be a strided view (matmul_into) */
     int32_t epi[4];          /* bias offset, bias stride: read only when the epilogue adds a bias */
 } vkg_matmul_push;
 
@@ -161,7 +162,11 @@ static vkg_status mm_record(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const v
         /* MODE: bit 0 shares A across the subgroup, bit 1 stores C as vec4s (N and C's offset
          * multiples of 4, so every row starts aligned), bit 2 compiles the K tail in (lavapipe
          * would run it, masked, even when K % 4 == 0) */
-        d.spec[4] = (v == MM_REG_SG ? 1u : 0u) | (N % 4 == 0 && c->offset % 4 == 0 ? 2u : 0u) |
+        d.spec[4] = (v == MM_REG_SG ? 1u : 0u) |
+                    (N % 4 == 0 && pc->c_off[0] % 4 == 0 && pc->c_off[1] % 4 == 0 && pc->c_off[2] % 4 == 0 &&
+                             pc->c_off[3] % 4 == 0
+                         ? 2u
+                         : 0u) |
                     (pc->mnk[2] % 4 != 0 ? 4u : 0u);
         d.spec[5] = cf.wy;
         d.nspec = 6;
@@ -414,7 +419,20 @@ static vkg_tensor *epilogue_ops(vkg_tensor *c, const mm_epi *e) {
     return r;
 }
 
-static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b, const mm_epi *ep) {
+/* r copied into dst (and freed), or r itself without dst: the paths that make the product as a
+ * new tensor (sums of partial products, unfoldable layouts) and then meet a destination. */
+static vkg_tensor *into(vkg_tensor *dst, vkg_tensor *r) {
+    if (!dst || !r) return r;
+    vkg_status st = vkg_copy_into(dst, r);
+    vkg_free(r);
+    return st == VKG_OK ? dst : NULL;
+}
+
+/* C = A @ B (with the epilogue ep) into a new contiguous tensor, or, where dst is given, into
+ * dst, a view of the product's shape whose last dim has stride 1: a product written in place
+ * of another layout (attention's heads side by side, a gradient into its place in a larger
+ * one) needs no copy after it. Returns the new tensor or dst; NULL on failure. */
+static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b, const mm_epi *ep, vkg_tensor *dst) {
     if (!a || !b) return NULL;
     if (!vkg_require_f32(a, "matmul", "a") || !vkg_require_f32(b, "matmul", "b")) return NULL;
     char x[160], y[160];
@@ -441,7 +459,7 @@ static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b, const mm_epi *ep
         for (int64_t k0 = 0; k0 < K && (k0 == 0 || sum); k0 += (int64_t)step) {
             int64_t len = K - k0 < (int64_t)step ? K - k0 : (int64_t)step;
             vkg_tensor *av = vkg_narrow(a, an - 1, k0, len), *bv = vkg_narrow(b, bn == 1 ? 0 : bn - 2, k0, len);
-            vkg_tensor *p = av && bv ? matmul_forward(av, bv, &MM_PLAIN) : NULL;
+            vkg_tensor *p = av && bv ? matmul_forward(av, bv, &MM_PLAIN, NULL) : NULL;
             vkg_tensor *s2 = !p ? NULL : sum ? vkg_add(sum, p) : p;
             vkg_free(av);
             vkg_free(bv);
@@ -450,7 +468,7 @@ static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b, const mm_epi *ep
             sum = s2;
         }
         vkg_no_grad_end();
-        return epilogue_ops(sum, ep); /* after the whole sum */
+        return into(dst, epilogue_ops(sum, ep)); /* after the whole sum */
     }
     int S = split_k(M, N, K, an, bn);
     if (S > 1) {
@@ -460,7 +478,7 @@ static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b, const mm_epi *ep
         vkg_tensor *a3 = vkg_view(a, VKG_SHAPE(M, S, K / S)), *b3 = vkg_view(b, VKG_SHAPE(S, K / S, N));
         vkg_tensor *at = a3 ? vkg_transpose(a3, 0, 1) : NULL, *r = NULL;
         if (at && b3) {
-            vkg_tensor *p = matmul_forward(at, b3, &MM_PLAIN);
+            vkg_tensor *p = matmul_forward(at, b3, &MM_PLAIN, NULL);
             r = p ? vkg_sum(p, 0, false) : NULL;
             vkg_free(p);
         } else {
@@ -471,7 +489,7 @@ static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b, const mm_epi *ep
         vkg_free(b3);
         vkg_free(at);
         vkg_no_grad_end();
-        if (S > 1) return epilogue_ops(r, ep); /* after the sum over the slices */
+        if (S > 1) return into(dst, epilogue_ops(r, ep)); /* after the sum over the slices */
     }
     int a_nb = an > 2 ? an - 2 : 0, b_nb = bn > 2 ? bn - 2 : 0;
     vkg_shape as = { .ndim = a_nb }, bsh = { .ndim = b_nb }, batch;
@@ -484,25 +502,53 @@ static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b, const mm_epi *ep
     if (an > 1) out.d[out.ndim++] = M;
     if (bn > 1) out.d[out.ndim++] = N;
 
-    int64_t ast[VKG_MAX_DIMS], bst[VKG_MAX_DIMS];
+    if (dst && (dst->shape.ndim != out.ndim || memcmp(dst->shape.d, out.d, sizeof(int64_t) * (size_t)out.ndim))) {
+        char z[160];
+        return vkg_fail_null(VKG_ERR_INVALID, "vkg_matmul: the product is %s but its destination is %s",
+                             vkg_shape_str(out, x, sizeof x), vkg_shape_str(dst->shape, z, sizeof z));
+    }
+    /* C's strides: contiguous, or dst's (a 2-D product's row stride; its last dim's must be 1) */
+    int64_t ast[VKG_MAX_DIMS], bst[VKG_MAX_DIMS], cfull[VKG_MAX_DIMS], c_rs = N;
     batch_strides(a, a_nb, &batch, ast);
     batch_strides(b, b_nb, &batch, bst);
-    /* fold batch dims into at most 3: drop size-1 dims, merge dims contiguous in both operands */
-    int64_t bdim[VKG_MAX_DIMS], sa[VKG_MAX_DIMS], sb[VKG_MAX_DIMS];
+    bool c_ok = true;
+    if (dst) {
+        c_ok = an > 1 && bn > 1 && (N == 1 || dst->strides[out.ndim - 1] == 1);
+        c_rs = c_ok ? dst->strides[out.ndim - 2] : 0;
+        if (M > 1 && c_rs < 0) c_ok = false;
+        for (int i = 0; i < batch.ndim; i++) cfull[i] = dst->strides[i];
+    } else {
+        int64_t s = M * N;
+        for (int i = batch.ndim - 1; i >= 0; i--) {
+            cfull[i] = s;
+            s *= batch.d[i];
+        }
+    }
+    /* fold batch dims into at most 3: drop size-1 dims, merge dims contiguous in both operands
+     * and in C (a contiguous C merges wherever the operands do) */
+    int64_t bdim[VKG_MAX_DIMS], sa[VKG_MAX_DIMS], sb[VKG_MAX_DIMS], sc[VKG_MAX_DIMS];
     int nb = 0;
     for (int i = 0; i < batch.ndim; i++) {
         if (batch.d[i] == 1) continue;
-        if (nb > 0 && sa[nb - 1] == ast[i] * batch.d[i] && sb[nb - 1] == bst[i] * batch.d[i]) {
+        if (nb > 0 && sa[nb - 1] == ast[i] * batch.d[i] && sb[nb - 1] == bst[i] * batch.d[i] &&
+            sc[nb - 1] == cfull[i] * batch.d[i]) {
             bdim[nb - 1] *= batch.d[i];
             sa[nb - 1] = ast[i];
             sb[nb - 1] = bst[i];
+            sc[nb - 1] = cfull[i];
             continue;
         }
         bdim[nb] = batch.d[i];
         sa[nb] = ast[i];
         sb[nb] = bst[i];
+        sc[nb] = cfull[i];
         nb++;
     }
+    /* the kernels take slot 0's C stride as slot 1's times its size (a contiguous C's is) */
+    for (int i = 0; i < nb && dst; i++) c_ok = c_ok && sc[i] >= 0;
+    if (dst && nb == 3) c_ok = c_ok && sc[0] == sc[1] * bdim[1];
+    if (dst && (!c_ok || nb > 3)) /* a layout the kernels do not write: a product, then a copy */
+        return into(dst, matmul_forward(a, b, ep, NULL));
     if (nb > 3) {
         /* rare: operands whose batch dims do not fold into 3; gather each one with batch dims
          * into a contiguous copy of the full batch shape, which then folds into one */
@@ -517,12 +563,12 @@ static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b, const mm_epi *ep
             cp[k] = v ? vkg_copy(v) : NULL;
             vkg_free(v);
         }
-        vkg_tensor *r = (cp[0] && cp[1]) ? matmul_forward(cp[0], cp[1], ep) : NULL;
+        vkg_tensor *r = (cp[0] && cp[1]) ? matmul_forward(cp[0], cp[1], ep, dst) : NULL;
         if (cp[0] != a) vkg_free(cp[0]);
         if (cp[1] != b) vkg_free(cp[1]);
         return r;
     }
-    vkg_tensor *c = vkg_tensor_alloc(out, VKG_F32, false, "matmul");
+    vkg_tensor *c = dst ? dst : vkg_tensor_alloc(out, VKG_F32, false, "matmul");
     if (!c) return NULL;
     int64_t nbatch = vkg_shape_numel(batch);
     if (vkg_numel(c) == 0) {
@@ -531,30 +577,37 @@ static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b, const mm_epi *ep
     }
     if (K == 0) {
         mm_last = "fill";
+        if (dst) return into(dst, matmul_forward(a, b, ep, NULL));
         return epilogue_ops(vkg_fill_(c, 0.0f), ep);
     }
     vkg_matmul_push pc = { .mnk = { (uint32_t)M, (uint32_t)N, (uint32_t)K, (uint32_t)nbatch },
                            .bshape = { 1, 1, 1, 1 },
                            .a_mat = { (int32_t)a_rs, (int32_t)a_cs, (int32_t)a->offset },
                            .b_mat = { (int32_t)b_rs, (int32_t)b_cs, (int32_t)b->offset },
-                           .c_off = { (uint32_t)c->offset },
+                           .c_off = { (uint32_t)c->offset, (uint32_t)c_rs },
                            .epi = { ep->bias ? (int32_t)ep->bias->offset : 0, ep->bias ? (int32_t)ep->bias->strides[0] : 0 } };
     for (int i = 0; i < nb; i++) { /* right-align into the 3 slots */
         int slot = 3 - nb + i;
         pc.bshape[slot] = (uint32_t)bdim[i];
         pc.a_bst[slot] = (int32_t)sa[i];
         pc.b_bst[slot] = (int32_t)sb[i];
+        if (slot >= 1) pc.c_off[slot + 1] = (uint32_t)sc[i];
     }
     int a_dim = vec4_dim(a, M, K, a_rs, a_cs, sa, bdim, nb), b_dim = vec4_dim(b, K, N, b_rs, b_cs, sb, bdim, nb);
     if (matmul_dispatch(c, a, b, &pc, a_dim, b_dim, ep) != VKG_OK) {
-        vkg_free(c);
+        if (c != dst) vkg_free(c);
         return NULL;
     }
     return c;
 }
 
+vkg_tensor *vkg_matmul_into(vkg_tensor *dst, vkg_tensor *a, vkg_tensor *b) {
+    if (!dst || !vkg_require_f32(dst, "matmul", "dst")) return NULL;
+    return matmul_forward(a, b, &MM_PLAIN, dst);
+}
+
 vkg_tensor *vkg_matmul(vkg_tensor *a, vkg_tensor *b) {
-    vkg_tensor *c = matmul_forward(a, b, &MM_PLAIN);
+    vkg_tensor *c = matmul_forward(a, b, &MM_PLAIN, NULL);
     vkg_node_record(c, VKG_OP_MATMUL, (vkg_tensor *[]){ a, b }, 2); /* backward: lib/autograd */
     return c;
 }
@@ -578,7 +631,7 @@ vkg_tensor *vkg_matmul_bias_act(vkg_tensor *a, vkg_tensor *b, vkg_tensor *bias, 
         }
     }
     mm_epi e = { bias, act, false };
-    vkg_tensor *c = matmul_forward(a, b, &e);
+    vkg_tensor *c = matmul_forward(a, b, &e, NULL);
     vkg_node *n = vkg_node_record(c, VKG_OP_MATMUL_BIAS_ACT, (vkg_tensor *[]){ a, b, bias }, bias ? 3 : 2);
     if (n) n->ip[0] = act; /* backward (lib/autograd): the mask comes from c itself */
     return c;
@@ -594,5 +647,5 @@ vkg_tensor *vkg_matmul_row_bias(vkg_tensor *a, vkg_tensor *b, vkg_tensor *bias) 
                                               "one value per row of the product",
                              vkg_shape_str(bias->shape, x, sizeof x), vkg_shape_str(a->shape, y, sizeof y), (long long)M);
     }
-    return matmul_forward(a, b, &(mm_epi){ bias, VKG_ACTIVATION_NONE, true });
+    return matmul_forward(a, b, &(mm_epi){ bias, VKG_ACTIVATION_NONE, true }, NULL);
 }

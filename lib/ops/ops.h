@@ -13,6 +13,11 @@ vkg_status vkg_cast_into(vkg_tensor *y, const vkg_tensor *x, vkg_op op, const ch
 bool vkg_norm_axis(int *axis, int ndim, const char *op, vkg_shape s);
 /* dx = g f'(x) for a unary op but pow, in one pass (lib/ops/elementwise.c); no node recorded. */
 vkg_tensor *vkg_unary_grad(vkg_op op, vkg_tensor *x, vkg_tensor *g);
+/* dst = a @ b (vkg_matmul's semantics, no node recorded), written through dst's strides: dst is a
+ * view of the product's shape, not overlapping a or b. The kernels write any dst whose last dim
+ * has stride 1 and whose batch dims fold like the operands'; any other is written by a copy
+ * after the product. Returns dst, or NULL on failure (lib/ops/matmul.c). */
+vkg_tensor *vkg_matmul_into(vkg_tensor *dst, vkg_tensor *a, vkg_tensor *b);
 
 /* c = a @ b + bias[m] over the product's rows (bias (M), f32, the same for every batch), the
  * bias added in the matmul kernels' epilogue as C is stored (lib/ops/matmul.c); no node is

@@ -8,6 +8,10 @@
 /* dL/dx of index_select / embedding / gather (op) for x of shape xs, given dy = g. */
 vkg_tensor *vkg_index_grad(vkg_op op, vkg_shape xs, int axis, vkg_tensor *index, vkg_tensor *g);
 
+/* vkg_scaled_dot_product_attention's result with the heads side by side, (B, T, H Dv): what
+ * MultiheadAttention projects. On the matmul path the last product writes that layout directly
+ * (no copy of the heads); the fused kernel's (B, H, T, Dv) is copied into it. */
+vkg_tensor *vkg_sdpa_merged(vkg_tensor *q, vkg_tensor *k, vkg_tensor *v, const vkg_attention_desc *desc);
 /* dq, dk, dv of scaled_dot_product_attention: o is the forward output, lse its saved
  * logsumexp per row (B, H, T), mask NULL or as the forward saw it. Any out may be NULL. */
 vkg_status vkg_sdpa_grad(vkg_tensor *q, vkg_tensor *k, vkg_tensor *v, vkg_tensor *mask, vkg_tensor *o,
