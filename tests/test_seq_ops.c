@@ -194,6 +194,32 @@ VKG_TEST(seq_ops, split_makes_views) {
     free(h);
 }
 
+/* A split's gradient buffer is made uninitialised: the pieces write their places and, when the
+ * hub's rule runs, only what no piece wrote is zeroed. So a piece with no gradient (the middle
+ * one here, twice: pieces of 2 and of 1 along an axis of 5) must come back zeros even where
+ * the buffer held garbage: a freed NaN tensor of the same size is there for the taking. */
+VKG_TEST(seq_ops, split_gradient_zeros_only_unwritten_pieces) {
+    for (int round = 0; round < 2; round++) {
+        vkg_scope_begin();
+        vkg_tensor *x = vkg_requires_grad(vkg_mul_scalar(vkg_ones(VKG_SHAPE(3, 5, 4)), 1.0f), true);
+        vkg_tensor *p[3];
+        const int64_t sizes[2][3] = { { 2, 2, 1 }, { 1, 1, 3 } };
+        cr_assert_eq(vkg_split(vkg_mul_scalar(x, 1.0f), sizes[round], 3, 1, p), VKG_OK, "%s", vkg_last_error());
+        vkg_tensor *loss = vkg_add(vkg_sum_all(vkg_mul_scalar(p[0], 2.0f)), vkg_sum_all(vkg_mul_scalar(p[2], 3.0f)));
+        for (int i = 0; i < 4; i++) vkg_free(vkg_full(VKG_SHAPE(3, 5, 4), NAN)); /* garbage for the allocator */
+        cr_assert_eq(vkg_backward(loss), VKG_OK, "%s", vkg_last_error());
+        float *g = vkgt_read(vkg_grad(x));
+        for (int i = 0; i < 3 * 5 * 4; i++) {
+            int j = i / 4 % 5, piece = j < sizes[round][0] ? 0 : j < sizes[round][0] + sizes[round][1] ? 1 : 2;
+            float want = piece == 0 ? 2.0f : piece == 1 ? 0.0f : 3.0f;
+            cr_assert_eq(g[i], want, "round %d: element %d (piece %d) of the gradient is %g, want %g", round, i, piece,
+                         (double)g[i], (double)want);
+        }
+        free(g);
+        vkg_scope_end();
+    }
+}
+
 typedef struct split_ctx {
     int64_t sizes[3];
     int axis;

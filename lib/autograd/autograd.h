@@ -14,6 +14,12 @@ vkg_status vkg_backward_rule(vkg_tensor *t, vkg_tensor *g);
 vkg_status vkg_backward_nn(vkg_tensor *t, vkg_tensor *g);
 vkg_status vkg_backward_conv(vkg_tensor *t, vkg_tensor *g);
 vkg_status vkg_backward_seq(vkg_tensor *t, vkg_tensor *g);
+/* A view of the buffer x's gradient will end up in, in x's own layout, when x is a permuted or
+ * reshaped view of a split piece (attention's q, k and v of one projection): a rule that
+ * writes x's gradient there (vkg_matmul_into) spares the split its copy. NULL when there is none
+ * or the piece's place was handed out before; the caller then makes the gradient as usual
+ * (lib/autograd/backward_seq.c). */
+vkg_tensor *vkg_ag_grad_place(vkg_tensor *x);
 /* The name of a node's op, for messages. */
 const char *vkg_node_name(int op);
 

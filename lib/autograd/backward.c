@@ -103,6 +103,26 @@ static vkg_tensor *matmul_grad_b(vkg_tensor *a2, vkg_tensor *b2, vkg_tensor *g2)
     return vkg_matmul(vkg_transpose(af, 0, 1), gf);
 }
 
+/* The gradient of t (x @ y) written straight into the place it will end up in (a split
+ * piece's, vkg_ag_grad_place), when t has the product's batch dims (nothing to sum back):
+ * attention's dq, dk and dv land in qkv's gradient with no copy. A place whose rows are its
+ * unit-stride dim (k's, seen as k^T) takes the transposed product, y^T x^T, in its transpose.
+ * NULL with no error set when there is no place. */
+static vkg_tensor *grad_in_place(vkg_tensor *t, vkg_tensor *x, vkg_tensor *y, const vkg_tensor *g) {
+    int nd = t->shape.ndim;
+    if (nd < 2 || g->shape.ndim != nd) return NULL;
+    for (int i = 0; i < nd - 2; i++)
+        if (t->shape.d[i] != g->shape.d[i]) return NULL;
+    vkg_tensor *place = vkg_ag_grad_place(t);
+    if (!place) return NULL;
+    bool rows = place->strides[nd - 2] == 1 && place->shape.d[nd - 2] > 1 && place->strides[nd - 1] != 1;
+    if (!rows) return vkg_matmul_into(place, x, y) ? place : NULL;
+    vkg_tensor *pt = vkg_transpose(place, -1, -2);
+    vkg_tensor *r = pt ? vkg_matmul_into(pt, vkg_transpose(y, -1, -2), vkg_transpose(x, -1, -2)) : NULL;
+    vkg_free(pt);
+    return r ? place : NULL;
+}
+
 /* dA = dC B^T, dB = A^T dC, with 1-D operands promoted as the forward did and the batch
  * dims summed back to each operand's own. */
 static vkg_status matmul_grads(vkg_tensor *a, vkg_tensor *b, vkg_tensor *g) {
@@ -118,10 +138,15 @@ static vkg_status matmul_grads(vkg_tensor *a, vkg_tensor *b, vkg_tensor *g) {
     vkg_tensor *g2 = vkg_reshape(g, full);
     vkg_status st = VKG_OK;
     if (a->requires_grad) {
-        vkg_tensor *ga = vkg_sum_to_shape(vkg_matmul(g2, vkg_transpose(b2, -1, -2)), a2->shape);
-        st = vkg_ag_accumulate(a, vkg_reshape(ga, a->shape));
+        vkg_tensor *ga = a == a2 ? grad_in_place(a, g2, vkg_transpose(b2, -1, -2), g2) : NULL;
+        if (!ga) ga = vkg_reshape(vkg_sum_to_shape(vkg_matmul(g2, vkg_transpose(b2, -1, -2)), a2->shape), a->shape);
+        st = vkg_ag_accumulate(a, ga);
     }
-    if (st == VKG_OK && b->requires_grad) st = vkg_ag_accumulate(b, vkg_reshape(matmul_grad_b(a2, b2, g2), b->shape));
+    if (st == VKG_OK && b->requires_grad) {
+        vkg_tensor *gb = b == b2 ? grad_in_place(b, vkg_transpose(a2, -1, -2), g2, g2) : NULL;
+        if (!gb) gb = vkg_reshape(matmul_grad_b(a2, b2, g2), b->shape);
+        st = vkg_ag_accumulate(b, gb);
+    }
     return st;
 }
 

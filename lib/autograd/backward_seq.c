@@ -19,17 +19,88 @@ static vkg_status concat_rule(const vkg_node *n, vkg_tensor *g) {
 }
 
 /* split: the hub (ip[1] = 0) hands its gradient to x; a piece writes g into its place in the
- * hub's gradient, made once as zeros, so the pieces' gradients end up side by side (a concat)
- * and pieces without a gradient leave zeros. The hub is private to the pieces, so nothing else
- * adds into its gradient. */
+ * hub's gradient, made once, so the pieces' gradients end up side by side (a concat). The hub is
+ * private to the pieces, so nothing else adds into its gradient. Which positions along the axis
+ * a piece has written (ip[3]) or promised to (ip[2], vkg_ag_grad_place) is kept in the hub's
+ * node as bits, so the gradient is made uninitialised and only what no piece wrote is zeroed,
+ * when the hub's rule runs: every piece's rule has run by then (the hub comes before them in the
+ * forward). Zeroing all of it first cost a full pass (GPT's (B, T, 3E) qkv: 4 per step). An
+ * axis longer than the bits is zeroed first, as before. */
+#define SPLIT_BITS 62
+
+/* The bits of a piece's positions; none when the hub's axis is too long to track. */
+static uint64_t piece_bits(const vkg_node *piece, int64_t len) {
+    if (piece->in[0]->shape.d[piece->axis] > SPLIT_BITS) return 0;
+    return (((uint64_t)1 << len) - 1) << piece->ip[0];
+}
+
+/* The hub's gradient, made at the first piece's rule (or place): uninitialised where the bits
+ * can tell what is written. */
+static vkg_tensor *hub_grad(vkg_tensor *hub) {
+    if (hub->gacc) return hub->gacc;
+    vkg_node *h = hub->node;
+    bool tracked = hub->shape.d[h->axis] <= SPLIT_BITS;
+    h->ip[2] = h->ip[3] = 0;
+    hub->gacc = tracked ? vkg_empty(hub->shape) : vkg_zeros(hub->shape);
+    return hub->gacc;
+}
+
+static bool same_view(const vkg_tensor *a, const vkg_tensor *b) {
+    if (a->storage != b->storage || a->offset != b->offset || a->shape.ndim != b->shape.ndim) return false;
+    for (int i = 0; i < a->shape.ndim; i++)
+        if (a->shape.d[i] != b->shape.d[i] || (a->shape.d[i] > 1 && a->strides[i] != b->strides[i])) return false;
+    return true;
+}
+
 static vkg_status split_rule(const vkg_node *n, vkg_tensor *g) {
-    if (n->ip[1] == 0) return vkg_ag_accumulate(n->in[0], g);
+    if (n->ip[1] == 0) { /* the hub: zeros where no piece wrote */
+        vkg_tensor *x = n->in[0];
+        int64_t len = x->shape.d[n->axis];
+        uint64_t done = (uint64_t)n->ip[3];
+        for (int64_t i = 0; len <= SPLIT_BITS && i < len;) {
+            if (done >> i & 1) {
+                i++;
+                continue;
+            }
+            int64_t j = i;
+            while (j < len && !(done >> j & 1)) j++;
+            vkg_tensor *gap = vkg_narrow(g, n->axis, i, j - i); /* a strided view: fill_ takes none */
+            vkg_tensor *z = gap ? vkg_zeros(gap->shape) : NULL;
+            vkg_status st = z ? vkg_copy_into(gap, z) : vkg_last_status();
+            vkg_free(z);
+            vkg_free(gap);
+            if (st != VKG_OK) return st;
+            i = j;
+        }
+        return vkg_ag_accumulate(x, g);
+    }
     vkg_tensor *hub = n->in[0];
-    if (!hub->gacc && !(hub->gacc = vkg_zeros(hub->shape))) return vkg_last_status();
-    vkg_tensor *place = vkg_narrow(hub->gacc, n->axis, n->ip[0], g->shape.d[n->axis]);
-    vkg_status st = place ? vkg_copy_into(place, g) : vkg_last_status();
+    int64_t len = g->shape.d[n->axis];
+    if (!hub_grad(hub)) return vkg_last_status();
+    vkg_tensor *place = vkg_narrow(hub->gacc, n->axis, n->ip[0], len);
+    /* a gradient made in its place already (vkg_ag_grad_place) is not copied onto itself */
+    vkg_status st = !place ? vkg_last_status() : same_view(place, g) ? VKG_OK : vkg_copy_into(place, g);
     vkg_free(place);
+    if (st == VKG_OK) hub->node->ip[3] = (int64_t)((uint64_t)hub->node->ip[3] | piece_bits(n, len));
     return st;
+}
+
+vkg_tensor *vkg_ag_grad_place(vkg_tensor *x) {
+    /* down the views to a split piece: x must be a bijective view of the whole piece, the hub
+     * laid out as its gradient will be (contiguous), the piece not promised before (a second
+     * user of it would overwrite the first one's gradient) */
+    vkg_tensor *t = x;
+    while (t && t->node && (t->node->op == VKG_NODE_PERMUTE || t->node->op == VKG_NODE_RESHAPE)) t = t->node->in[0];
+    if (!t || !t->node || t->node->op != VKG_OP_SPLIT || t->node->ip[1] != 1) return NULL;
+    vkg_node *piece = t->node;
+    vkg_tensor *hub = piece->in[0];
+    int64_t len = t->shape.d[piece->axis];
+    uint64_t bits = piece_bits(piece, len);
+    if (!bits || x->storage != hub->storage || vkg_numel(x) != vkg_numel(t) || !vkg_is_contiguous(hub)) return NULL;
+    if (hub->gacc && (uint64_t)hub->node->ip[2] & bits) return NULL;
+    if (!hub_grad(hub) || !vkg_is_contiguous(hub->gacc)) return NULL;
+    hub->node->ip[2] = (int64_t)((uint64_t)hub->node->ip[2] | bits);
+    return vkg_tensor_view_of(hub->gacc, x->shape, x->strides, hub->gacc->offset + (x->offset - hub->offset));
 }
 
 vkg_status vkg_backward_seq(vkg_tensor *t, vkg_tensor *g) {
