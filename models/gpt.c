@@ -79,7 +79,7 @@ vkg_tensor *vkg_gpt_model_forward(const vkg_gpt_model *m, vkg_tensor *x) {
         vkg_tensor *a = vkg_layer_norm_forward(b->ln1, h);
         h = vkg_add(h, vkg_mha_forward(b->attn, a, NULL, NULL, NULL));            // (B, T, E)
         vkg_tensor *f = vkg_layer_norm_forward(b->ln2, h);
-        f = vkg_linear_forward(b->proj, vkg_gelu(vkg_linear_forward(b->fc, f)));  // (B, T, E)
+        f = vkg_linear_forward(b->proj, vkg_linear_forward_gelu(b->fc, f));       // (B, T, E)
         h = vkg_add(h, f);
     }
     return vkg_linear_forward(m->head, vkg_layer_norm_forward(m->ln_f, h));       // (B, T, vocab)

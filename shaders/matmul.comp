@@ -63,8 +63,12 @@ void main() {
             for (uint i = 0; i < TM; i++) {
                 float bi = epi_row_bias(min(row0 + i, M - 1u));
                 for (uint j = 0; j < TN; j++)
-                    if (row0 + i < M && col0 + j < N)
-                        c[cbase + (row0 + i) * pc.c_off.y + col0 + j] = epi_apply(acc[i][j], epi_pick(bj[j], bi));
+                    if (row0 + i < M && col0 + j < N) {
+                        uint ci = cbase + (row0 + i) * pc.c_off.y + col0 + j;
+                        float b = epi_pick(bj[j], bi);
+                        if (EPI_Z) c[ci + uint(pc.epi.z)] = epi_z(acc[i][j], b);
+                        c[ci] = epi_apply(acc[i][j], b);
+                    }
             }
 #else
             for (uint i = 0; i < TM; i++)

@@ -158,6 +158,22 @@ void fma_chunk(uint kn) {
         }
 }
 
+// Stores the TM x TN block at (row0, col0) of the matrix that starts at cbase (rows c_off.y apart).
+void store_tile(uint cbase, uint row0, uint col0, uint M, uint N) {
+    for (uint i = 0; i < TM; i++) {
+        uint ci = cbase + (row0 + i) * pc.c_off.y + col0;
+        if (C_V4) {
+            // N % 4 == 0 and col0 % 4 == 0: a vec4 that starts inside N lies inside it
+            for (uint j4 = 0; j4 < TN / 4; j4++)
+                if (row0 + i < M && col0 + 4u * j4 < N)
+                    c4[(ci >> 2) + j4] = vec4(acc[i][4 * j4], acc[i][4 * j4 + 1], acc[i][4 * j4 + 2], acc[i][4 * j4 + 3]);
+        } else {
+            for (uint j = 0; j < TN; j++)
+                if (row0 + i < M && col0 + j < N) c4[(ci + j) >> 2][(ci + j) & 3u] = acc[i][j];
+        }
+    }
+}
+
 void main() {
     uint M = pc.mnk.x, N = pc.mnk.y, K = pc.mnk.z;
     uint ly = SG == 1 ? gl_SubgroupID : gl_LocalInvocationID.y;
@@ -193,22 +209,13 @@ void main() {
             for (uint j = 0; j < TN; j++) bj[j] = epi_bias(min(col0 + j, N - 1u));
             for (uint i = 0; i < TM; i++) {
                 float bi = epi_row_bias(min(row0 + i, M - 1u));
-                for (uint j = 0; j < TN; j++) acc[i][j] = epi_apply(acc[i][j], epi_pick(bj[j], bi));
+                for (uint j = 0; j < TN; j++) acc[i][j] = epi_z(acc[i][j], epi_pick(bj[j], bi));
             }
+            if (EPI_Z) store_tile(cbase + uint(pc.epi.z), row0, col0, M, N); // z, then the activation of z
+            for (uint i = 0; i < TM; i++)
+                for (uint j = 0; j < TN; j++) acc[i][j] = epi_act(acc[i][j]);
 #endif
-            for (uint i = 0; i < TM; i++) {
-                uint ci = cbase + (row0 + i) * pc.c_off.y + col0;
-                if (C_V4) {
-                    // N % 4 == 0 and col0 % 4 == 0: a vec4 that starts inside N lies inside it
-                    for (uint j4 = 0; j4 < TN / 4; j4++)
-                        if (row0 + i < M && col0 + 4u * j4 < N)
-                            c4[(ci >> 2) + j4] = vec4(acc[i][4 * j4], acc[i][4 * j4 + 1], acc[i][4 * j4 + 2],
-                                                      acc[i][4 * j4 + 3]);
-                } else {
-                    for (uint j = 0; j < TN; j++)
-                        if (row0 + i < M && col0 + j < N) c4[(ci + j) >> 2][(ci + j) & 3u] = acc[i][j];
-                }
-            }
+            store_tile(cbase, row0, col0, M, N);
         }
     }
 }

@@ -84,7 +84,9 @@ void main() {
             for (uint j = 0; j < TN; j++) {
                 uint m = rowb + ty + i * WY, n = colb + tx + j * WX;
 #ifdef MM_EPILOGUE
-                if (m < M && n < N) c[cbase + m * pc.c_off.y + n] = epi_apply(acc[i][j], epi_pick(bj[j], bi));
+                float b = epi_pick(bj[j], bi);
+                if (m < M && n < N && EPI_Z) c[cbase + m * pc.c_off.y + n + uint(pc.epi.z)] = epi_z(acc[i][j], b);
+                if (m < M && n < N) c[cbase + m * pc.c_off.y + n] = epi_apply(acc[i][j], b);
 #else
                 if (m < M && n < N) c[cbase + m * pc.c_off.y + n] = acc[i][j];
 #endif

@@ -174,7 +174,8 @@ VKG_TEST(autograd, matmul_and_copy_gradcheck) {
 }
 
 /* matmul_bias_act: inputs a, b and (with a bias) bias (N); the reference backward takes the
- * output, as the device rule does (relu's mask from y). */
+ * output, as the device rule does (relu's mask from y; gelu's z the reference makes again, the
+ * device rule reads what the kernel stored). */
 typedef struct bias_act_case {
     vkg_shape as, bs;
     bool bias;
@@ -199,7 +200,8 @@ static void ba_backward(double *const *dx, vkg_shape ys, double *const *x, const
     size_t n = (size_t)vkg_shape_numel(ys);
     double *y = malloc((n ? n : 1) * sizeof *y);
     ba_forward(y, ys, x, ctx);
-    vkg_ref_matmul_bias_act_backward_f64(dx[0], dx[1], c->bias ? dx[2] : NULL, x[0], c->as, x[1], c->bs, c->act, y, dy);
+    vkg_ref_matmul_bias_act_backward_f64(dx[0], dx[1], c->bias ? dx[2] : NULL, x[0], c->as, x[1], c->bs,
+                                         c->bias ? x[2] : NULL, c->act, y, dy);
     free(y);
 }
 
@@ -210,20 +212,47 @@ VKG_TEST(autograd, matmul_bias_act_gradcheck) {
                             VKG_SHAPE(5, 7), VKG_SHAPE(37, 20) };
     const vkg_shape b[] = { VKG_SHAPE(7, 3), VKG_SHAPE(9, 4), VKG_SHAPE(4, 5), VKG_SHAPE(5, 4, 2), VKG_SHAPE(7, 3),
                             VKG_SHAPE(7), VKG_SHAPE(20, 13) };
-    for (int act = VKG_ACTIVATION_NONE; act <= VKG_ACTIVATION_RELU; act++)
+    static const char *const act_names[] = { "none", "relu", "gelu" };
+    for (int act = VKG_ACTIVATION_NONE; act <= VKG_ACTIVATION_GELU; act++)
         for (int wb = 0; wb < 2; wb++)
             for (int k = 0; k < (int)(sizeof a / sizeof *a); k++) {
                 if (!wb && act == VKG_ACTIVATION_NONE) continue; /* vkg_matmul's check */
                 bias_act_case c = { a[k], b[k], wb, (vkg_activation)act };
                 vkg_shape bias = VKG_SHAPE(b[k].ndim == 1 ? 1 : b[k].d[b[k].ndim - 1]);
                 char name[64];
-                snprintf(name, sizeof name, "matmul_bias_act case %d bias %d %s", k, wb, act ? "relu" : "none");
+                snprintf(name, sizeof name, "matmul_bias_act case %d bias %d %s", k, wb, act_names[act]);
                 bool tr = k == 1 || k == 6;
                 vkgt_gc g = { .name = name, .nin = wb ? 3 : 2, .shape = { a[k], b[k], bias },
                               .transposed = { tr, tr }, .init = ba_init, .device = ba_device, .forward = ba_forward,
                               .backward = ba_backward, .ctx = &c, .seed = SEED + (uint64_t)(100 * act + 10 * wb + k) };
                 vkgt_gradcheck(&g);
             }
+    /* gelu's z is stored by each kernel's epilogue: each forced in turn (the loop above ran the
+     * device's choice); an odd N (scalar stores) and one of 16 (vec4 stores) */
+    const char *const kernels[] = { "general", "tiled", "reg", "reg_sg" };
+    const char *val = getenv("VKG_VALIDATE");
+    for (int v = 0; v < 4; v++)
+        for (int k = 0; k < 2; k++) {
+            if (val && strcmp(val, "full") == 0 && v >= 2) continue; /* GPU-AV: minutes per reg kernel */
+            vkg_shape as = VKG_SHAPE(9, 20), bs = k ? VKG_SHAPE(20, 16) : VKG_SHAPE(20, 13);
+            bias_act_case c = { as, bs, true, VKG_ACTIVATION_GELU };
+            char name[64];
+            snprintf(name, sizeof name, "matmul_bias_act gelu %s N %lld", kernels[v], (long long)bs.d[1]);
+            setenv("VKG_MATMUL_VARIANT", kernels[v], 1);
+            vkgt_gc g = { .name = name, .nin = 3, .shape = { as, bs, VKG_SHAPE(bs.d[1]) }, .init = ba_init,
+                          .device = ba_device, .forward = ba_forward, .backward = ba_backward, .ctx = &c,
+                          .seed = SEED + 500 + (uint64_t)(10 * v + k) };
+            vkgt_gradcheck(&g);
+            unsetenv("VKG_MATMUL_VARIANT");
+        }
+    /* and z from the ops that run the epilogue after a split-K sum */
+    setenv("VKG_MATMUL_SPLIT_K", "4", 1);
+    bias_act_case c = { VKG_SHAPE(9, 20), VKG_SHAPE(20, 13), true, VKG_ACTIVATION_GELU };
+    vkgt_gc g = { .name = "matmul_bias_act gelu split-K", .nin = 3, .shape = { c.as, c.bs, VKG_SHAPE(13) },
+                  .init = ba_init, .device = ba_device, .forward = ba_forward, .backward = ba_backward, .ctx = &c,
+                  .seed = SEED + 600 };
+    vkgt_gradcheck(&g);
+    unsetenv("VKG_MATMUL_SPLIT_K");
 }
 
 VKG_TEST(autograd, every_differentiable_op_is_checked) {

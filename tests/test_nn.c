@@ -223,20 +223,24 @@ VKG_TEST(nn, mlp_gradients_match_finite_differences) {
     vkg_module_free(m);
 }
 
-/* vkg_linear_forward (bias in the matmul's epilogue) and vkg_linear_forward_relu (bias and ReLU)
- * give bitwise the values and the gradients of the unfused ops, with a bias and without, on 2-D
- * and 3-D inputs of sizes off the kernels' tiles. */
+/* vkg_linear_forward (bias in the matmul's epilogue), vkg_linear_forward_relu and _gelu (bias
+ * and activation) give bitwise the values and the gradients of the unfused ops, with a bias and
+ * without, on 2-D and 3-D inputs of sizes off the kernels' tiles. mode: 0-2 fused none, relu,
+ * gelu; 3-5 the same unfused. */
 static void linear_grads(vkg_linear *l, const float *xv, vkg_shape xs, const float *wv, int mode, float **out, int nout) {
     vkg_scope_begin();
     vkg_zero_grad(l->weight);
     if (l->bias) vkg_zero_grad(l->bias);
     vkg_tensor *x = vkg_requires_grad(vkg_from_data(xs, xv), true), *y;
     vkg_tensor *wt = vkg_transpose(l->weight, 0, 1);
+    vkg_tensor *z = mode >= 3 ? (l->bias ? vkg_add(vkg_matmul(x, wt), l->bias) : vkg_matmul(x, wt)) : NULL;
     switch (mode) {
     case 0: y = vkg_linear_forward(l, x); break;
     case 1: y = vkg_linear_forward_relu(l, x); break;
-    case 2: y = l->bias ? vkg_add(vkg_matmul(x, wt), l->bias) : vkg_matmul(x, wt); break;
-    default: y = vkg_relu(l->bias ? vkg_add(vkg_matmul(x, wt), l->bias) : vkg_matmul(x, wt)); break;
+    case 2: y = vkg_linear_forward_gelu(l, x); break;
+    case 3: y = z; break;
+    case 4: y = vkg_relu(z); break;
+    default: y = vkg_gelu(z); break;
     }
     cr_assert_not_null(y, "%s", vkg_last_error());
     vkg_tensor *loss = vkg_sum_all(vkg_mul(y, vkg_from_data(vkg_tensor_shape(y), wv)));
@@ -259,12 +263,13 @@ VKG_TEST(nn, linear_fused_epilogue_matches_unfused_ops) {
     vkgt_fill(wv, 13 * 29, -1.0f, 1.0f, 33);
     for (int k = 0; k < 2; k++)
         for (int hb = 0; hb < 2; hb++)
-            for (int relu = 0; relu < 2; relu++) {
+            for (int act = 0; act < 3; act++) {
+                bool relu = act == 1;
                 vkg_linear *l = hb ? lb : ln;
                 int nout = hb ? 4 : 3;
                 float *fused[4] = { 0 }, *ref[4] = { 0 };
-                linear_grads(l, xv, shapes[k], wv, relu, fused, nout);
-                linear_grads(l, xv, shapes[k], wv, 2 + relu, ref, nout);
+                linear_grads(l, xv, shapes[k], wv, act, fused, nout);
+                linear_grads(l, xv, shapes[k], wv, 3 + act, ref, nout);
                 int64_t rows = vkg_shape_numel(shapes[k]) / 37;
                 const int64_t n[4] = { rows * 29, rows * 37, 29 * 37, 29 };
                 const char *what[4] = { "y", "dx", "dweight", "dbias" };
@@ -273,14 +278,16 @@ VKG_TEST(nn, linear_fused_epilogue_matches_unfused_ops) {
                 if (relu) cr_assert(zeros > 0 && zeros < n[0], "relu should cut some outputs: %d of %lld", zeros, (long long)n[0]);
                 for (int t = 0; t < nout; t++) {
                     for (int64_t i = 0; i < n[t]; i++)
-                        cr_assert(fused[t][i] == ref[t][i], "shape %d bias %d relu %d: %s[%lld] %.9g fused, %.9g unfused",
-                                  k, hb, relu, what[t], (long long)i, (double)fused[t][i], (double)ref[t][i]);
+                        cr_assert(fused[t][i] == ref[t][i], "shape %d bias %d act %d: %s[%lld] %.9g fused, %.9g unfused",
+                                  k, hb, act, what[t], (long long)i, (double)fused[t][i], (double)ref[t][i]);
                     free(fused[t]);
                     free(ref[t]);
                 }
             }
     cr_assert_null(vkg_linear_forward_relu(lb, vkg_zeros(VKG_SHAPE(2, 36))));
     cr_assert(strstr(vkg_last_error(), "vkg_linear_forward_relu: x is (2, 36)"), "%s", vkg_last_error());
+    cr_assert_null(vkg_linear_forward_gelu(lb, vkg_zeros(VKG_SHAPE(2, 36))));
+    cr_assert(strstr(vkg_last_error(), "vkg_linear_forward_gelu: x is (2, 36)"), "%s", vkg_last_error());
     vkg_module_free(m);
 }
 

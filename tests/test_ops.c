@@ -457,7 +457,7 @@ VKG_TEST(ops, matmul_against_reference) {
  * and max as they do. The bias is a strided view with an offset (every second element of a
  * larger tensor, from the third), so the kernels' bias offset and stride are exercised. Under
  * VKG_MATMUL_SPLIT_K=4 (ctest ops_split_k) the default choice runs the epilogue after the sum. */
-static const char *const act_names[] = { "none", "relu" };
+static const char *const act_names[] = { "none", "relu", "gelu" };
 
 static void check_matmul_bias_act(vkg_shape as, vkg_shape bs, layout la, layout lb, bool with_bias, vkg_activation act,
                                   uint64_t seed) {
@@ -501,6 +501,7 @@ static void check_matmul_bias_act(vkg_shape as, vkg_shape bs, layout la, layout 
         vkg_tensor *u = vkg_matmul(a.t, b.t);
         if (bias) u = vkg_add(u, bias);
         if (act == VKG_ACTIVATION_RELU) u = vkg_relu(u);
+        if (act == VKG_ACTIVATION_GELU) u = vkg_gelu(u);
         cr_assert_not_null(u, "%s unfused: %s", what, vkg_last_error());
         cr_assert_eq(vkg_ndim(c), vkg_ndim(u));
         float *got = vkgt_read(c), *unfused = vkgt_read(u), *want = malloc((n ? n : 1) * sizeof(float));
@@ -525,7 +526,7 @@ static void check_matmul_bias_act(vkg_shape as, vkg_shape bs, layout la, layout 
 }
 
 VKG_TEST(ops, matmul_bias_act_against_reference) {
-    for (int act = VKG_ACTIVATION_NONE; act <= VKG_ACTIVATION_RELU; act++)
+    for (int act = VKG_ACTIVATION_NONE; act <= VKG_ACTIVATION_GELU; act++)
         for (int wb = 0; wb < 2; wb++) {
             if (!wb && act == VKG_ACTIVATION_NONE) continue; /* that is vkg_matmul */
             vkg_activation ac = (vkg_activation)act;

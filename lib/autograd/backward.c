@@ -151,13 +151,16 @@ static vkg_status matmul_grads(vkg_tensor *a, vkg_tensor *b, vkg_tensor *g) {
 }
 
 /* y = act(z), z = a @ b + bias: dz = dy relu'(y) (y > 0 exactly where z > 0, so the output the
- * rule is given is the mask: nothing else was saved), then matmul's rule on dz, and dbias = dz
- * summed over every dim but the last (vkg_ag_accumulate sums what the bias was broadcast over). */
+ * rule is given is the mask: nothing else was saved) or dy gelu'(z) (z saved by the kernel,
+ * in[3]), then matmul's rule on dz, and dbias = dz summed over every dim but the last
+ * (vkg_ag_accumulate sums what the bias was broadcast over). */
 static vkg_status matmul_bias_act_rule(vkg_tensor *y, const vkg_node *n, vkg_tensor *g) {
-    vkg_tensor *gz = n->ip[0] == VKG_ACTIVATION_RELU ? vkg_unary_grad(VKG_OP_RELU, y, g) : g;
+    vkg_tensor *gz = n->ip[0] == VKG_ACTIVATION_RELU   ? vkg_unary_grad(VKG_OP_RELU, y, g)
+                     : n->ip[0] == VKG_ACTIVATION_GELU ? vkg_unary_grad(VKG_OP_GELU, n->in[3], g)
+                                                       : g;
     if (!gz) return vkg_last_status();
     vkg_status st = matmul_grads(n->in[0], n->in[1], gz);
-    if (st == VKG_OK && n->nin > 2) st = vkg_ag_accumulate(n->in[2], gz);
+    if (st == VKG_OK && n->in[2]) st = vkg_ag_accumulate(n->in[2], gz);
     return st;
 }
 

@@ -1,7 +1,7 @@
 /* Linear: y = x W^T + b, with PyTorch's default initialisation (kaiming_uniform_(a = sqrt(5))
  * for W, which is U(-1/sqrt(in), 1/sqrt(in)), and the same bound for b). The transpose is a
- * view that matmul reads in place; the bias (and, in vkg_linear_forward_relu, the ReLU) is the
- * matmul kernel's epilogue (vkg_matmul_bias_act), so y is written once. */
+ * view that matmul reads in place; the bias (and, in vkg_linear_forward_relu and _gelu, the
+ * activation) is the matmul kernel's epilogue (vkg_matmul_bias_act), so y is written once. */
 #include <math.h>
 
 #include "nn/nn_internal.h"
@@ -41,4 +41,8 @@ vkg_tensor *vkg_linear_forward(const vkg_linear *l, vkg_tensor *x) {
 
 vkg_tensor *vkg_linear_forward_relu(const vkg_linear *l, vkg_tensor *x) {
     return linear_forward(l, x, VKG_ACTIVATION_RELU, "vkg_linear_forward_relu");
+}
+
+vkg_tensor *vkg_linear_forward_gelu(const vkg_linear *l, vkg_tensor *x) {
+    return linear_forward(l, x, VKG_ACTIVATION_GELU, "vkg_linear_forward_gelu");
 }

@@ -33,12 +33,39 @@ typedef struct mm_epi {
     vkg_tensor *bias;
     vkg_activation act;
     bool rows;
+    vkg_tensor **z;     /* GELU: where the pre-activation z (its backward's input) is returned */
 } mm_epi;
 
-static const mm_epi MM_PLAIN = { NULL, VKG_ACTIVATION_NONE, false };
+static const mm_epi MM_PLAIN = { NULL, VKG_ACTIVATION_NONE, false, NULL };
 
 static uint32_t epi_code(const mm_epi *e) {
-    return (e->bias ? 1u : 0u) | (e->act == VKG_ACTIVATION_RELU ? 2u : 0u) | (e->bias && e->rows ? 8u : 0u);
+    return (e->bias ? 1u : 0u) | (e->act == VKG_ACTIVATION_RELU ? 2u : e->act == VKG_ACTIVATION_GELU ? 4u : 0u) |
+           (e->bias && e->rows ? 8u : 0u);
+}
+
+/* The product's output. With GELU, y and z share one buffer, z n4 elements (n rounded up to a
+ * multiple of 4, so vec4 stores stay aligned) after y: the kernel writes both through its one
+ * written binding (shaders/matmul_epilogue.glsl). */
+static vkg_tensor *alloc_out(vkg_shape out, const mm_epi *e, int64_t *zoff) {
+    *zoff = 0;
+    if (e->act != VKG_ACTIVATION_GELU) return vkg_tensor_alloc(out, VKG_F32, false, "matmul");
+    int64_t n4 = (vkg_shape_numel(out) + 3) / 4 * 4;
+    vkg_tensor *both = vkg_tensor_alloc(VKG_SHAPE(2 * n4 > 0 ? 2 * n4 : 1), VKG_F32, false, "matmul_bias_act");
+    if (!both) return NULL;
+    int64_t st[VKG_MAX_DIMS] = { 0 }, s = 1;
+    for (int i = out.ndim - 1; i >= 0; i--) {
+        st[i] = s;
+        s *= out.d[i];
+    }
+    vkg_tensor *y = vkg_tensor_view_of(both, out, st, 0), *z = y ? vkg_tensor_view_of(both, out, st, n4) : NULL;
+    vkg_free(both); /* the views hold the buffer */
+    if (!z) {
+        vkg_free(y);
+        return NULL;
+    }
+    *e->z = z;
+    *zoff = n4;
+    return y;
 }
 
 #define TILE 64 /* 16 x 16 invocations, 4 x 4 outputs each: shaders/matmul.comp */
@@ -413,9 +440,13 @@ static vkg_tensor *epilogue_ops(vkg_tensor *c, const mm_epi *e) {
         vkg_tensor *y = vkg_relu(r);
         if (r != c) vkg_free(r);
         r = y;
+    } else if (r && e->act == VKG_ACTIVATION_GELU) { /* z = r is kept for the backward */
+        if (*e->z && *e->z != r) vkg_free(*e->z);
+        *e->z = r;
+        r = vkg_gelu(r);
     }
     vkg_no_grad_end();
-    if (r != c) vkg_free(c);
+    if (r != c && (!e->z || *e->z != c)) vkg_free(c);
     return r;
 }
 
@@ -568,7 +599,8 @@ static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b, const mm_epi *ep
         if (cp[1] != b) vkg_free(cp[1]);
         return r;
     }
-    vkg_tensor *c = dst ? dst : vkg_tensor_alloc(out, VKG_F32, false, "matmul");
+    int64_t zoff = 0;
+    vkg_tensor *c = dst ? dst : alloc_out(out, ep, &zoff);
     if (!c) return NULL;
     int64_t nbatch = vkg_shape_numel(batch);
     if (vkg_numel(c) == 0) {
@@ -585,7 +617,8 @@ static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b, const mm_epi *ep
                            .a_mat = { (int32_t)a_rs, (int32_t)a_cs, (int32_t)a->offset },
                            .b_mat = { (int32_t)b_rs, (int32_t)b_cs, (int32_t)b->offset },
                            .c_off = { (uint32_t)c->offset, (uint32_t)c_rs },
-                           .epi = { ep->bias ? (int32_t)ep->bias->offset : 0, ep->bias ? (int32_t)ep->bias->strides[0] : 0 } };
+                           .epi = { ep->bias ? (int32_t)ep->bias->offset : 0, ep->bias ? (int32_t)ep->bias->strides[0] : 0,
+                                    (int32_t)zoff } };
     for (int i = 0; i < nb; i++) { /* right-align into the 3 slots */
         int slot = 3 - nb + i;
         pc.bshape[slot] = (uint32_t)bdim[i];
@@ -614,9 +647,9 @@ vkg_tensor *vkg_matmul(vkg_tensor *a, vkg_tensor *b) {
 
 vkg_tensor *vkg_matmul_bias_act(vkg_tensor *a, vkg_tensor *b, vkg_tensor *bias, vkg_activation act) {
     if (!a || !b) return NULL;
-    if (act != VKG_ACTIVATION_NONE && act != VKG_ACTIVATION_RELU)
-        return vkg_fail_null(VKG_ERR_INVALID, "vkg_matmul_bias_act: act %d is not VKG_ACTIVATION_NONE or "
-                                              "VKG_ACTIVATION_RELU", (int)act);
+    if (act != VKG_ACTIVATION_NONE && act != VKG_ACTIVATION_RELU && act != VKG_ACTIVATION_GELU)
+        return vkg_fail_null(VKG_ERR_INVALID, "vkg_matmul_bias_act: act %d is not VKG_ACTIVATION_NONE, "
+                                              "VKG_ACTIVATION_RELU or VKG_ACTIVATION_GELU", (int)act);
     if (!bias && act == VKG_ACTIVATION_NONE) return vkg_matmul(a, b); /* nothing to fuse */
     if (bias) {
         if (!vkg_require_f32(bias, "matmul_bias_act", "bias")) return NULL;
@@ -630,10 +663,17 @@ vkg_tensor *vkg_matmul_bias_act(vkg_tensor *a, vkg_tensor *b, vkg_tensor *bias, 
                                  (long long)N);
         }
     }
-    mm_epi e = { bias, act, false };
+    vkg_tensor *z = NULL;
+    mm_epi e = { bias, act, false, &z };
     vkg_tensor *c = matmul_forward(a, b, &e, NULL);
-    vkg_node *n = vkg_node_record(c, VKG_OP_MATMUL_BIAS_ACT, (vkg_tensor *[]){ a, b, bias }, bias ? 3 : 2);
-    if (n) n->ip[0] = act; /* backward (lib/autograd): the mask comes from c itself */
+    if (!c) {
+        vkg_free(z);
+        return NULL;
+    }
+    /* backward (lib/autograd): relu's mask comes from c itself, gelu's derivative from z */
+    vkg_node *n = vkg_node_record(c, VKG_OP_MATMUL_BIAS_ACT, (vkg_tensor *[]){ a, b, bias, z }, z ? 4 : bias ? 3 : 2);
+    if (n) n->ip[0] = act;
+    else vkg_free(z); /* no backward: z is not needed */
     return c;
 }
 
@@ -647,5 +687,5 @@ vkg_tensor *vkg_matmul_row_bias(vkg_tensor *a, vkg_tensor *b, vkg_tensor *bias) 
                                               "one value per row of the product",
                              vkg_shape_str(bias->shape, x, sizeof x), vkg_shape_str(a->shape, y, sizeof y), (long long)M);
     }
-    return matmul_forward(a, b, &(mm_epi){ bias, VKG_ACTIVATION_NONE, true }, NULL);
+    return matmul_forward(a, b, &(mm_epi){ bias, VKG_ACTIVATION_NONE, true, NULL }, NULL);
 }

@@ -139,7 +139,7 @@ void NAME(matmul_bias_act)(REAL *c, const REAL *a, vkg_shape as, const REAL *b, 
     NAME(matmul)(c, a, as, b, bs);
     for (int64_t i = 0; i < n; i++) {
         REAL z = bias ? c[i] + bias[i % N] : c[i];
-        c[i] = act == VKG_ACTIVATION_RELU ? (z > 0 ? z : 0) : z;
+        c[i] = act == VKG_ACTIVATION_RELU ? (z > 0 ? z : 0) : act == VKG_ACTIVATION_GELU ? NAME(unary1)(VKG_OP_GELU, z, 0) : z;
     }
 }
 
@@ -261,13 +261,17 @@ void NAME(matmul_backward)(REAL *da, REAL *db, const REAL *a, vkg_shape as, cons
 }
 
 void NAME(matmul_bias_act_backward)(REAL *da, REAL *db, REAL *dbias, const REAL *a, vkg_shape as, const REAL *b,
-                                    vkg_shape bs, vkg_activation act, const REAL *c, const REAL *dc) {
+                                    vkg_shape bs, const REAL *bias, vkg_activation act, const REAL *c, const REAL *dc) {
     int64_t M, K, N;
     vkg_shape ab, bb, batch;
     int64_t n = NAME(matmul_dims)(as, bs, &M, &K, &N, &ab, &bb, &batch) * M * N;
     REAL *dz = malloc((size_t)(n ? n : 1) * sizeof *dz);
     if (!dz) return;
-    for (int64_t i = 0; i < n; i++) dz[i] = act == VKG_ACTIVATION_RELU && !(c[i] > 0) ? 0 : dc[i];
+    if (act == VKG_ACTIVATION_GELU) { /* gelu'(z), z = a @ b + bias made again */
+        NAME(matmul_bias_act)(dz, a, as, b, bs, bias, VKG_ACTIVATION_NONE);
+        for (int64_t i = 0; i < n; i++) dz[i] = dc[i] * NAME(unary_grad1)(VKG_OP_GELU, dz[i], 0);
+    } else
+        for (int64_t i = 0; i < n; i++) dz[i] = act == VKG_ACTIVATION_RELU && !(c[i] > 0) ? 0 : dc[i];
     NAME(matmul_backward)(da, db, a, as, b, bs, dz);
     for (int64_t i = 0; dbias && i < n; i++) dbias[i % N] += dz[i];
     free(dz);

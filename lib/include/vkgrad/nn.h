@@ -81,6 +81,9 @@ vkg_tensor *vkg_linear_forward(const vkg_linear *l, vkg_tensor *x);   /* (..., o
  * the same values and gradients as vkg_relu(vkg_linear_forward(l, x)), with one pass over the
  * (..., out) output instead of three. vkg_linear_forward fuses the bias alone. */
 vkg_tensor *vkg_linear_forward_relu(const vkg_linear *l, vkg_tensor *x);
+/* gelu(x W^T + b) (vkg_gelu's tanh form), fused the same way: the same values and gradients as
+ * vkg_gelu(vkg_linear_forward(l, x)); the kernel also stores x W^T + b for the backward. */
+vkg_tensor *vkg_linear_forward_gelu(const vkg_linear *l, vkg_tensor *x);
 
 
 /* ---- LayerNorm over the last dim -------------------------------------------------------------

@@ -173,14 +173,16 @@ const char *vkg_matmul_variant_last(void);
  *   vkg_tensor *h = vkg_matmul_bias_act(x, vkg_transpose(w, 0, 1), b, VKG_ACTIVATION_RELU);
  *
  * bias is (N), N the last dim of b (1 for a 1-D b), added to every row of the product (every
- * batch too), or NULL for none; act is VKG_ACTIVATION_NONE or VKG_ACTIVATION_RELU (other
- * activations: apply the op after, e.g. vkg_gelu). The bias and the activation are applied as
- * the kernel stores the product, so no (..., M, N) temporary is written and read again; where the
- * product is a sum of partial products (split-K, K slices for lavapipe's loop limit), they run
- * after the sum as vkg_add and vkg_relu. The same float operations as
- * vkg_relu(vkg_add(vkg_matmul(a, b), bias)), so the same values, bit for bit; the backward saves
- * the output y, whose sign is relu's mask. With neither bias nor act it is vkg_matmul. */
-typedef enum vkg_activation { VKG_ACTIVATION_NONE = 0, VKG_ACTIVATION_RELU } vkg_activation;
+ * batch too), or NULL for none; act is VKG_ACTIVATION_NONE, VKG_ACTIVATION_RELU or
+ * VKG_ACTIVATION_GELU (vkg_gelu's tanh form; other activations: apply the op after). The bias
+ * and the activation are applied as the kernel stores the product, so no (..., M, N) temporary
+ * is written and read again; where the product is a sum of partial products (split-K, K slices
+ * for lavapipe's loop limit), they run after the sum as vkg_add and vkg_relu or vkg_gelu. The
+ * same float operations as vkg_relu(vkg_add(vkg_matmul(a, b), bias)) (vkg_gelu likewise), so
+ * the same values, bit for bit. For its backward, relu saves nothing but the output y, whose
+ * sign is the mask; gelu has the kernel store z = a @ b + bias beside y (in y's buffer), which
+ * the backward's gelu'(z) reads. With neither bias nor act it is vkg_matmul. */
+typedef enum vkg_activation { VKG_ACTIVATION_NONE = 0, VKG_ACTIVATION_RELU, VKG_ACTIVATION_GELU } vkg_activation;
 vkg_tensor *vkg_matmul_bias_act(vkg_tensor *a, vkg_tensor *b, vkg_tensor *bias, vkg_activation act);
 
 /* ---- dtype conversion ------------------------------------------------------------------------

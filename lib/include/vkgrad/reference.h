@@ -41,11 +41,11 @@ extern "C" {
     void NAME(matmul_backward)(REAL * da, REAL * db, const REAL *a, vkg_shape as, const REAL *b,       \
                                vkg_shape bs, const REAL *dc);                                          \
     /* c = act(a @ b + bias), bias (N) over c's last dim or NULL; backward from the output c, whose \
-     * sign is relu's mask; dbias (N) may be NULL */                                                  \
+     * sign is relu's mask (gelu's from a @ b + bias, made again); dbias (N) may be NULL */          \
     void NAME(matmul_bias_act)(REAL * c, const REAL *a, vkg_shape as, const REAL *b, vkg_shape bs,    \
                                const REAL *bias, vkg_activation act);                                  \
     void NAME(matmul_bias_act_backward)(REAL * da, REAL * db, REAL * dbias, const REAL *a,            \
-                                        vkg_shape as, const REAL *b, vkg_shape bs,                     \
+                                        vkg_shape as, const REAL *b, vkg_shape bs, const REAL *bias,   \
                                         vkg_activation act, const REAL *c, const REAL *dc);
 #define VKG_REF_F32_(x) vkg_ref_##x
 #define VKG_REF_F64_(x) vkg_ref_##x##_f64
