@@ -37,8 +37,21 @@ const bool C_V4 = (MODE & 2u) != 0u;
 const bool K_TAIL = (MODE & 4u) != 0u;
 
 layout(std430, binding = 0) writeonly buffer Cb { vec4 c4[]; };
+#ifdef MM_TEXEL
+// A and B as RGBA32F uniform texel buffers over their whole blocks (offsets count from the
+// block's start, lib/ops/matmul.c): lavapipe fetches a texel for all 8 lanes in straight-line
+// code, where a storage-buffer load is a loop over the lanes with a bounds check and branch per
+// component (bench/MATMUL.md: a vec4 texel fetch measured ~0.3x the cost of a vec4 load).
+layout(binding = 1) uniform samplerBuffer a_tex;
+layout(binding = 2) uniform samplerBuffer b_tex;
+vec4 a_ld(int i) { return texelFetch(a_tex, i); }
+vec4 b_ld(int i) { return texelFetch(b_tex, i); }
+#else
 layout(std430, binding = 1) readonly buffer Ab { vec4 a4[]; };
 layout(std430, binding = 2) readonly buffer Bb { vec4 b4[]; };
+vec4 a_ld(int i) { return a4[i]; }
+vec4 b_ld(int i) { return b4[i]; }
+#endif
 
 layout(push_constant) uniform Push {
     uvec4 mnk;      // M, N, K, batch count
@@ -59,11 +72,11 @@ layout(push_constant) uniform Push {
 // A[m][k] and B[k][n] one float at a time (A_KC / B_KC = 2), m, k, n inside the matrix
 float a_at(int abase, uint m, uint k) {
     int i = abase + int(m) * pc.a_mat.x + int(k) * pc.a_mat.y;
-    return a4[i >> 2][i & 3];
+    return a_ld(i >> 2)[i & 3];
 }
 float b_at(int bbase, uint k, uint n) {
     int i = bbase + int(k) * pc.b_mat.x + int(n) * pc.b_mat.y;
-    return b4[i >> 2][i & 3];
+    return b_ld(i >> 2)[i & 3];
 }
 
 float acc[TM][TN];
@@ -77,7 +90,7 @@ void load_a(int abase, uint row0, uint k0) {
         if (A_KC == 1) {
             for (uint i = 0; i < TM; i++) {
                 uint m = min(row0 + i, M - 1u);
-                vec4 v = a4[(abase + int(m) * pc.a_mat.x + int(k0)) >> 2];
+                vec4 v = a_ld((abase + int(m) * pc.a_mat.x + int(k0)) >> 2);
                 for (uint kk = 0; kk < 4; kk++) av[i][kk] = v[kk];
             }
         } else if (A_KC == 2) {
@@ -88,7 +101,7 @@ void load_a(int abase, uint row0, uint k0) {
                 uint k = min(k0 + kk, K - 1u);
                 for (uint i4 = 0; i4 < TM / 4; i4++) {
                     uint m = min(row0 + 4u * i4, (M - 1u) & ~3u);
-                    vec4 v = a4[(abase + int(k) * pc.a_mat.y + int(m)) >> 2];
+                    vec4 v = a_ld((abase + int(k) * pc.a_mat.y + int(m)) >> 2);
                     for (uint r = 0; r < 4; r++) av[4 * i4 + r][kk] = v[r];
                 }
             }
@@ -101,7 +114,7 @@ void load_a(int abase, uint row0, uint k0) {
             vec4 v;
             if (A_KC == 1) {
                 uint m = min(row0 + t, M - 1u);
-                v = a4[(abase + int(m) * pc.a_mat.x + int(k0)) >> 2];
+                v = a_ld((abase + int(m) * pc.a_mat.x + int(k0)) >> 2);
             } else if (A_KC == 2) {
                 uint m = min(row0 + t, M - 1u);
                 for (uint e = 0; e < 4; e++) v[e] = a_at(abase, m, min(k0 + e, K - 1u));
@@ -109,7 +122,7 @@ void load_a(int abase, uint row0, uint k0) {
                 uint kk = t / (TM / 4), i4 = t % (TM / 4);
                 uint k = min(k0 + kk, K - 1u);
                 uint m = min(row0 + 4u * i4, (M - 1u) & ~3u);
-                v = a4[(abase + int(k) * pc.a_mat.y + int(m)) >> 2];
+                v = a_ld((abase + int(k) * pc.a_mat.y + int(m)) >> 2);
             }
             for (uint s = 0; s < 8; s++) {
                 uint t2 = q * 8u + s;
@@ -128,7 +141,7 @@ void load_b(int bbase, uint col0, uint k0) {
     if (B_KC == 1) {
         for (uint j = 0; j < TN; j++) {
             uint n = min(col0 + j, N - 1u);
-            vec4 v = b4[(bbase + int(n) * pc.b_mat.y + int(k0)) >> 2];
+            vec4 v = b_ld((bbase + int(n) * pc.b_mat.y + int(k0)) >> 2);
             for (uint kk = 0; kk < 4; kk++) bv[kk][j] = v[kk];
         }
     } else if (B_KC == 2) {
@@ -139,7 +152,7 @@ void load_b(int bbase, uint col0, uint k0) {
             uint k = min(k0 + kk, K - 1u);
             for (uint j4 = 0; j4 < TN / 4; j4++) {
                 uint n = min(col0 + 4u * j4, (N - 1u) & ~3u);
-                vec4 v = b4[(bbase + int(k) * pc.b_mat.x + int(n)) >> 2];
+                vec4 v = b_ld((bbase + int(k) * pc.b_mat.x + int(n)) >> 2);
                 for (uint r = 0; r < 4; r++) bv[kk][4 * j4 + r] = v[r];
             }
         }

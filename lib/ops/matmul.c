@@ -78,10 +78,19 @@ static vkg_tensor *alloc_out(vkg_shape out, const mm_epi *e, int64_t *zoff) {
  *   reg_sg   the same with SG = 1: a subgroup of 8 shares its rows of A by shuffles.
  *   tiled    shaders/matmul_tiled.comp: shared-memory tiles + register blocking, any strides;
  *            for GPUs.
+ *   reg_tex, reg_sg_tex  reg and reg_sg reading A and B as uniform texel buffers (RGBA32F views
+ *            of their blocks, the same indices counted from the block's start) where the
+ *            device has them: on lavapipe a texel fetch is straight-line code, a storage-buffer
+ *            load a loop over the lanes (bench/MATMUL.md). The CPU default; reg and reg_sg stay
+ *            for devices without texel buffers and for operands whose block is too large.
  * VKG_MATMUL_VARIANT=name forces one where it applies (else general runs); the one used is
  * vkg_matmul_variant_last(). */
-typedef enum mm_variant { MM_GENERAL, MM_REG, MM_REG_SG, MM_TILED, MM_COUNT } mm_variant;
-static const char *const mm_names[MM_COUNT] = { "general", "reg", "reg_sg", "tiled" };
+typedef enum mm_variant { MM_GENERAL, MM_REG, MM_REG_SG, MM_TILED, MM_REG_TEX, MM_REG_SG_TEX, MM_COUNT } mm_variant;
+static const char *const mm_names[MM_COUNT] = { "general", "reg", "reg_sg", "tiled", "reg_tex", "reg_sg_tex" };
+
+static bool mm_tex(mm_variant v) { return v == MM_REG_TEX || v == MM_REG_SG_TEX; }
+static bool mm_sg(mm_variant v) { return v == MM_REG_SG || v == MM_REG_SG_TEX; }
+static bool mm_reg(mm_variant v) { return v == MM_REG || v == MM_REG_TEX || mm_sg(v); }
 static const char *mm_last = "none";
 
 const char *vkg_matmul_variant_last(void) { return mm_last; }
@@ -91,8 +100,10 @@ typedef struct mm_config { uint32_t tm, tn, wx, wy, bk; } mm_config;
 
 static mm_config mm_default(mm_variant v) {
     switch (v) {
-    case MM_REG: return (mm_config){ 16, 8, 8, 1, 0 };
-    case MM_REG_SG: return (mm_config){ 32, 8, 8, 1, 0 };   /* bench/MATMUL.md */
+    case MM_REG:
+    case MM_REG_TEX: return (mm_config){ 16, 8, 8, 1, 0 };
+    case MM_REG_SG:
+    case MM_REG_SG_TEX: return (mm_config){ 32, 8, 8, 1, 0 };   /* bench/MATMUL.md */
     case MM_TILED: return (mm_config){ 4, 4, 16, 16, 16 };
     default: return (mm_config){ 4, 4, 16, 16, 0 };
     }
@@ -108,7 +119,7 @@ static mm_config mm_config_for(mm_variant v, const vkg_matmul_push *pc) {
     /* reg_sg on a short or narrow C: a subgroup covers TM rows x 8 TN cols, and rows and cols
      * past C's edge cost their full share of loads and FMAs. TN 4 when N <= 32 (attention's
      * 64x64 @ 64x32 products: 1.6x on lavapipe), TM 8 or 16 when M is at most that. */
-    if (v == MM_REG_SG && pc) {
+    if (mm_sg(v) && pc) {
         if (pc->mnk[1] <= 32) c.tn = 4;
         if (pc->mnk[0] <= 16) c.tm = pc->mnk[0] <= 8 ? 8 : 16;
     }
@@ -116,7 +127,7 @@ static mm_config mm_config_for(mm_variant v, const vkg_matmul_push *pc) {
     unsigned tm, tn, wx, wy;
     if (v == MM_GENERAL || !e || sscanf(e, "%u,%u,%u,%u", &tm, &tn, &wx, &wy) != 4) return c;
     bool ok = tm >= 4 && tm <= 32 && tm % 4 == 0 && tn >= 4 && tn <= 32 && tn % 4 == 0 && wx >= 1 && wy >= 1 &&
-              wx * wy <= 1024 && (v != MM_REG_SG || (tm % 8 == 0 && wx == 8));
+              wx * wy <= 1024 && (!mm_sg(v) || (tm % 8 == 0 && wx == 8));
     if (ok) c = (mm_config){ tm, tn, wx, wy, c.bk };
     return c;
 }
@@ -160,6 +171,21 @@ static bool sg8_ok(void) {
     return known == 1;
 }
 
+/* Whether A and B can be read as texel buffers (reg_tex, reg_sg_tex): the device has them, their
+ * blocks fit maxTexelBufferElements, and element offsets from the block start fit the push
+ * constants' int32. */
+static bool tex_ok(const vkg_tensor *a, const vkg_tensor *b) {
+    return vkg_texel_ok(a->storage) && vkg_texel_ok(b->storage) && a->storage->block->size / 4 <= INT32_MAX &&
+           b->storage->block->size / 4 <= INT32_MAX;
+}
+
+/* v, or the nearest variant that runs here: the tex forms need tex_ok, the sg forms sg8_ok. */
+static mm_variant usable(mm_variant v, const vkg_tensor *a, const vkg_tensor *b) {
+    if (mm_tex(v) && !tex_ok(a, b)) v = v == MM_REG_TEX ? MM_REG : MM_REG_SG;
+    if (mm_sg(v) && !sg8_ok()) v = mm_tex(v) ? MM_REG_TEX : MM_REG;
+    return v;
+}
+
 static mm_variant mm_variant_by_name(const char *s) {
     for (int v = 0; s && v < MM_COUNT; v++)
         if (strcmp(s, mm_names[v]) == 0) return (mm_variant)v;
@@ -180,7 +206,9 @@ static vkg_status mm_record(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const v
         break;
     case MM_REG:
     case MM_REG_SG:
-        d.shader = "matmul_reg";
+    case MM_REG_TEX:
+    case MM_REG_SG_TEX:
+        d.shader = mm_tex(v) ? "matmul_reg_tex" : "matmul_reg";
         d.local_size = cf.wx;
         d.spec[0] = cf.tm;
         d.spec[1] = cf.tn;
@@ -189,7 +217,7 @@ static vkg_status mm_record(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const v
         /* MODE: bit 0 shares A across the subgroup, bit 1 stores C as vec4s (N and C's offset
          * multiples of 4, so every row starts aligned), bit 2 compiles the K tail in (lavapipe
          * would run it, masked, even when K % 4 == 0) */
-        d.spec[4] = (v == MM_REG_SG ? 1u : 0u) |
+        d.spec[4] = (mm_sg(v) ? 1u : 0u) |
                     (N % 4 == 0 && pc->c_off[0] % 4 == 0 && pc->c_off[1] % 4 == 0 && pc->c_off[2] % 4 == 0 &&
                              pc->c_off[3] % 4 == 0
                          ? 2u
@@ -216,7 +244,8 @@ static vkg_status mm_record(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const v
     uint32_t code = epi_code(e);
     if (code) { /* spec[0..5] the variant's (zero where it has none), spec[6] = EPI */
         static const char *const epi_shader[MM_COUNT] = { "matmul_epi", "matmul_reg_epi", "matmul_reg_epi",
-                                                          "matmul_tiled_epi" };
+                                                          "matmul_tiled_epi", "matmul_reg_tex_epi",
+                                                          "matmul_reg_tex_epi" };
         d.shader = epi_shader[v];
         d.op = VKG_OP_MATMUL_BIAS_ACT;
         d.name = "matmul_bias_act";
@@ -231,6 +260,14 @@ static vkg_status mm_record(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const v
     d.groups[0] = (uint32_t)gx;
     d.groups[1] = (uint32_t)gy;
     d.groups[2] = nbatch > lim[2] ? lim[2] : nbatch;
+    vkg_matmul_push pt;
+    if (mm_tex(v)) { /* A and B texel views span their blocks: offsets count from the block start */
+        pt = *pc;
+        pt.a_mat[2] += (int32_t)vkg_texel_base(a->storage);
+        pt.b_mat[2] += (int32_t)vkg_texel_base(b->storage);
+        d.push = &pt;
+        d.texel = 6u; /* bindings 1 (A) and 2 (B) */
+    }
     mm_last = mm_names[v];
     return vkg_dispatch(&d);
 }
@@ -304,8 +341,8 @@ static void tune_open(void) {
         e.v = mm_variant_by_name(name);
         bool ok = e.v != MM_COUNT && e.cf.tm >= 1 && e.cf.tm <= 64 && e.cf.tn >= 1 && e.cf.tn <= 64 && e.cf.wx >= 1 &&
                   e.cf.wy >= 1 && e.cf.wx * e.cf.wy <= vkg_ctx.info.max_workgroup_invocations && e.cf.bk <= 64 &&
-                  (e.v != MM_REG_SG || (e.cf.tm % 8 == 0 && e.cf.wx == 8 && sg8_ok())) &&
-                  (e.v != MM_TILED || e.cf.bk >= 1) && ((e.v != MM_REG && e.v != MM_REG_SG) || e.cf.tm % 4 == 0);
+                  (!mm_sg(e.v) || (e.cf.tm % 8 == 0 && e.cf.wx == 8 && sg8_ok())) &&
+                  (e.v != MM_TILED || e.cf.bk >= 1) && (!mm_reg(e.v) || e.cf.tm % 4 == 0);
         if (ok) T.c[T.n++] = e;   /* a line that is not ours is skipped: never handed to the driver */
     }
     fclose(f);
@@ -320,7 +357,7 @@ static double now_s(void) {
 /* Times each candidate for this call and returns the fastest in *best; c holds some result. */
 static vkg_status tune(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const vkg_matmul_push *pc, int a_dim,
                        int b_dim, const mm_epi *ep, mm_choice *best) {
-    mm_choice cand[14];
+    mm_choice cand[24];
     int n = 0;
     cand[n++] = (mm_choice){ .v = MM_GENERAL, .cf = mm_default(MM_GENERAL) };
     cand[n++] = (mm_choice){ .v = MM_TILED, .cf = mm_default(MM_TILED) };
@@ -338,6 +375,9 @@ static vkg_status tune(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const vkg_ma
         cand[n++] = (mm_choice){ .v = MM_REG_SG, .cf = { 32, 4, 8, 1, 0 } };
         cand[n++] = (mm_choice){ .v = MM_REG_SG, .cf = { 8, 8, 8, 1, 0 } };
     }
+    for (int i = 0, n0 = n; i < n0 && tex_ok(a, b); i++) /* each reg tile also reading texel buffers */
+        if (mm_reg(cand[i].v))
+            cand[n++] = (mm_choice){ .v = mm_sg(cand[i].v) ? MM_REG_SG_TEX : MM_REG_TEX, .cf = cand[i].cf };
     vkg_status st = vkg_sync(); /* time our dispatches alone */
     double tbest = INFINITY;
     for (int i = 0; i < n && st == VKG_OK; i++) {
@@ -363,16 +403,16 @@ static vkg_status tune(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const vkg_ma
 static vkg_status matmul_dispatch(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const vkg_matmul_push *pc,
                                   int a_dim, int b_dim, const mm_epi *ep) {
     /* the rule: CPU devices the register-blocked kernel (scalar loads for an operand that is not
-     * vec4-readable: on lavapipe the MLP's (128, 10) gradients ran 3x faster so than in general),
-     * GPUs the tiled one */
-    mm_variant v = vkg_ctx.info.type == VKG_DEVICE_CPU ? (sg8_ok() ? MM_REG_SG : MM_REG) : MM_TILED;
+     * vec4-readable: on lavapipe the MLP's (128, 10) gradients ran 3x faster so than in general)
+     * reading texel buffers where it can, GPUs the tiled one */
+    mm_variant v = vkg_ctx.info.type == VKG_DEVICE_CPU ? (sg8_ok() ? MM_REG_SG_TEX : MM_REG_TEX) : MM_TILED;
+    v = usable(v, a, b);
     const char *force = getenv("VKG_MATMUL_VARIANT");
     if (force && *force) {
         mm_variant f = mm_variant_by_name(force);
         if (f == MM_COUNT) return vkg_fail(VKG_ERR_INVALID, "VKG_MATMUL_VARIANT=%s: no such matmul variant "
-                                           "(general, reg, reg_sg, tiled)", force);
-        v = f;
-        if (v == MM_REG_SG && !sg8_ok()) v = MM_REG;
+                                           "(general, reg, reg_sg, tiled, reg_tex, reg_sg_tex)", force);
+        v = usable(f, a, b);
         return mm_record(c, a, b, pc, a_dim, b_dim, v, mm_config_for(v, pc), ep);
     }
     const char *mode = getenv("VKG_TUNE");
@@ -398,7 +438,7 @@ static vkg_status matmul_dispatch(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, c
         }
         return mm_record(c, a, b, pc, a_dim, b_dim, best.v, best.cf, ep);
     }
-    if (e) return mm_record(c, a, b, pc, a_dim, b_dim, e->v, e->cf, ep);
+    if (e) return mm_record(c, a, b, pc, a_dim, b_dim, usable(e->v, a, b), e->cf, ep);
     return mm_record(c, a, b, pc, a_dim, b_dim, v, mm_config_for(v, pc), ep);
 }
 

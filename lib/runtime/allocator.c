@@ -46,6 +46,7 @@ vkg_status vkg_allocator_init(void) {
 
 static void block_destroy(vkg_block *b) {
     if (b->mapped) vkUnmapMemory(vkg_ctx.device, b->memory);
+    if (b->texel_view) vkDestroyBufferView(vkg_ctx.device, b->texel_view, NULL);
     if (b->buffer) vkDestroyBuffer(vkg_ctx.device, b->buffer, NULL);
     if (b->memory) {
         vkFreeMemory(vkg_ctx.device, b->memory, NULL);
@@ -85,7 +86,8 @@ void vkg_memory_empty_cache(void) {
 static VkResult block_try(VkDeviceSize size, vkg_block *b) {
     VkBufferCreateInfo bi = { .sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = size,
                               .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
-                                       VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+                                       VK_BUFFER_USAGE_TRANSFER_DST_BIT |
+                                       (vkg_ctx.info.texel_buffers ? VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT : 0),
                               .sharingMode = VK_SHARING_MODE_EXCLUSIVE };
     VkResult r = vkCreateBuffer(vkg_ctx.device, &bi, NULL, &b->buffer);
     if (r != VK_SUCCESS) return r;

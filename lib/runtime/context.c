@@ -147,6 +147,11 @@ static void probe(VkPhysicalDevice pd, int index, vkg_device_info *d) {
     d->int8 = f16.shaderInt8;
     d->fp64 = f2.features.shaderFloat64;
     d->storage16 = s16.storageBuffer16BitAccess;
+    /* blocks double as RGBA32F uniform texel buffers where the format allows (the register-blocked
+     * matmul reads its operands so: lavapipe fetches texels without its per-lane load loop) */
+    VkFormatProperties fp;
+    vkGetPhysicalDeviceFormatProperties(pd, VK_FORMAT_R32G32B32A32_SFLOAT, &fp);
+    d->texel_buffers = (fp.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT) != 0;
 
     uint32_t next = 0;
     vkEnumerateDeviceExtensionProperties(pd, NULL, &next, NULL);
@@ -440,6 +445,10 @@ static vkg_status create_device(void) {
     bool push = vkg_ctx.info.push_descriptor && !vkg_ctx.desc.no_push_descriptor && !vkg_ctx.desc.validate_sync;
     vkg_ctx.info.push_descriptor = push;
     if (push) exts[nexts++] = VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME;
+    /* A texel view spans its whole block (vkg_dispatch_desc.texel), and synchronization validation
+     * counts a dispatch as reading all of it, so every write elsewhere in the block, which the
+     * stream rightly orders by byte range, was reported as a hazard: storage buffers then. */
+    if (vkg_ctx.desc.validate_sync) vkg_ctx.info.texel_buffers = false;
     vkg_ctx.has_creation_feedback = vkg_ctx.info.api_version >= VK_API_VERSION_1_3;
 
     float prio = 1.0f;
@@ -475,6 +484,7 @@ static vkg_status create_device(void) {
     if (most > VKG_MAX_DESCRIPTORS) most = VKG_MAX_DESCRIPTORS;
     vkg_ctx.max_descriptors = on.shaderStorageBufferArrayDynamicIndexing ? most : 0;
     if (vkg_ctx.storage_align < 16) vkg_ctx.storage_align = 16;
+    vkg_ctx.max_texels = p.limits.maxTexelBufferElements;
 done:
     free(infos);
     free(pds);

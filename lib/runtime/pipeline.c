@@ -143,24 +143,28 @@ static void cache_save(void) {
 }
 
 /* ---- layouts and pipelines ------------------------------------------------------------------ */
-/* The layout of nbind bindings with count[b] descriptors each, made on first use. */
-static const vkg_layout *layout_for(uint32_t nbind, const uint8_t *count) {
+/* The layout of nbind bindings with count[b] descriptors each, those in the texel mask uniform
+ * texel buffers, made on first use. */
+static const vkg_layout *layout_for(uint32_t nbind, const uint8_t *count, uint32_t texel) {
     uint8_t c[VKG_MAX_BINDINGS] = { 0 };
     for (uint32_t i = 0; i < nbind; i++) c[i] = count && count[i] ? count[i] : 1;
     for (int i = 0; i < vkg_ctx.nlayouts; i++)
-        if (vkg_ctx.layouts[i].nbind == nbind && memcmp(vkg_ctx.layouts[i].count, c, sizeof c) == 0)
+        if (vkg_ctx.layouts[i].nbind == nbind && vkg_ctx.layouts[i].texel == texel &&
+            memcmp(vkg_ctx.layouts[i].count, c, sizeof c) == 0)
             return &vkg_ctx.layouts[i];
     if (vkg_ctx.nlayouts == VKG_MAX_LAYOUTS) {
         vkg_fail(VKG_ERR_INVALID, "more than %d descriptor set layouts", VKG_MAX_LAYOUTS);
         return NULL;
     }
     vkg_layout *l = &vkg_ctx.layouts[vkg_ctx.nlayouts];
-    *l = (vkg_layout){ .nbind = nbind };
+    *l = (vkg_layout){ .nbind = nbind, .texel = texel };
     memcpy(l->count, c, sizeof c);
     VkDescriptorSetLayoutBinding b[VKG_MAX_BINDINGS];
-    for (uint32_t i = 0; i < nbind; i++)
-        b[i] = (VkDescriptorSetLayoutBinding){ .binding = i, .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                                               .descriptorCount = c[i], .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT };
+    for (uint32_t i = 0; i < nbind; i++) {
+        VkDescriptorType t = (texel >> i & 1) ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+        b[i] = (VkDescriptorSetLayoutBinding){ .binding = i, .descriptorType = t, .descriptorCount = c[i],
+                                               .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT };
+    }
     VkDescriptorSetLayoutCreateInfo li = {
         .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
         .flags = vkg_ctx.info.push_descriptor ? VK_DESCRIPTOR_SET_LAYOUT_CREATE_PUSH_DESCRIPTOR_BIT_KHR : 0,
@@ -222,12 +226,13 @@ static VkShaderModule user_module(const char *name, const uint32_t *code, size_t
 }
 
 vkg_pipeline *vkg_pipeline_get(const char *shader, const uint32_t *code, size_t code_size, const uint32_t *spec,
-                               int nspec, uint32_t local_size, uint32_t nbind, const uint8_t *count) {
+                               int nspec, uint32_t local_size, uint32_t nbind, const uint8_t *count,
+                               uint32_t texel) {
     if (nbind > VKG_MAX_BINDINGS || nspec > VKG_MAX_SPEC || strlen(shader) >= sizeof vkg_ctx.pipes->shader) {
         vkg_fail(VKG_ERR_INVALID, "pipeline %s: too many bindings or constants", shader);
         return NULL;
     }
-    const vkg_layout *lay = layout_for(nbind, count);
+    const vkg_layout *lay = layout_for(nbind, count, texel);
     if (!lay) return NULL;
     for (int i = 0; i < vkg_ctx.npipes; i++) {
         vkg_pipeline_entry *e = &vkg_ctx.pipes[i];

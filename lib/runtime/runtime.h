@@ -31,6 +31,7 @@ typedef struct vkg_block {
     vkg_range *free;             /* sorted by offset, coalesced                                */
     int nfree, capfree;
     uint32_t live;               /* live sub-allocations                                       */
+    VkBufferView texel_view;     /* RGBA32F view of the whole block, made on first use (stream.c) */
 } vkg_block;
 
 /* Device bytes behind one or more tensors (views share it). */
@@ -122,9 +123,10 @@ bool vkg_shape_check(vkg_shape s, const char *op);
 
 /* ---- pipelines ---------------------------------------------------------------------------- */
 /* A descriptor set layout and its pipeline layout: nbind bindings of storage buffers, binding b
- * an array of count[b] (1 for a plain binding). */
+ * an array of count[b] (1 for a plain binding), or a uniform texel buffer where bit b of texel
+ * is set (vkg_dispatch_desc.texel). */
 typedef struct vkg_layout {
-    uint32_t nbind;
+    uint32_t nbind, texel;
     uint8_t count[VKG_MAX_BINDINGS];
     VkDescriptorSetLayout set;
     VkPipelineLayout pipe;
@@ -136,9 +138,10 @@ typedef struct vkg_pipeline {
     const vkg_layout *lay;
 } vkg_pipeline;
 
-/* count: nbind descriptor counts (NULL: one each) */
+/* count: nbind descriptor counts (NULL: one each); texel: the uniform texel buffer bindings */
 vkg_pipeline *vkg_pipeline_get(const char *shader, const uint32_t *code, size_t code_size, const uint32_t *spec,
-                               int nspec, uint32_t local_size, uint32_t nbind, const uint8_t *count);
+                               int nspec, uint32_t local_size, uint32_t nbind, const uint8_t *count,
+                               uint32_t texel);
 vkg_status vkg_pipelines_init(void);
 void vkg_pipelines_shutdown(void);
 
@@ -158,12 +161,22 @@ typedef struct vkg_dispatch_desc {
     int nout;                    /* the first nout descriptors are written, the rest only read  */
     const void *push;
     uint32_t push_size;
+    uint32_t texel;              /* bit b: binding b (an input, no array) is bound as a uniform
+                                    texel buffer, an RGBA32F view of its storage's whole block,
+                                    which the shader indexes in texels from the block's start
+                                    (vkg_texel_base); only where vkg_texel_ok says so         */
     double flops, bytes;         /* work done, for VKG_PROFILE; 0: estimated from the op       */
     const uint32_t *code;        /* a user shader's SPIR-V (vkg_custom_dispatch); NULL: the built-in
                                     shaders/<shader>.comp                                     */
     size_t code_size;            /* bytes                                                      */
 } vkg_dispatch_desc;
 
+/* Whether s can be bound as a uniform texel buffer (vkg_dispatch_desc.texel): the device reads
+ * R32G32B32A32_SFLOAT texel buffers and s's block is within maxTexelBufferElements texels. */
+bool vkg_texel_ok(const vkg_storage *s);
+/* The element index of s's first float counted from its block's start (texel bindings index
+ * the whole block). */
+static inline int64_t vkg_texel_base(const vkg_storage *s) { return (int64_t)(s->off / 4); }
 vkg_status vkg_dispatch(const vkg_dispatch_desc *d);
 /* Submit what is recorded (no wait). */
 vkg_status vkg_stream_flush(void);
@@ -240,6 +253,7 @@ typedef struct vkg_context {
     /* memory */
     uint32_t device_type_index, staging_type_index;
     bool map_storage;            /* storage is mapped (unified memory and no forced staging)   */
+    uint64_t max_texels;         /* maxTexelBufferElements                                      */
     vkg_block **blocks;
     int nblocks, capblocks;
     VkDeviceSize block_size, heap_budget;

@@ -300,9 +300,10 @@ static vkg_status pool_set(vkg_frame *f, VkDescriptorSetLayout layout, VkDescrip
             f->pools = np;
             f->cappools = cap;
         }
-        VkDescriptorPoolSize ps = { VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1024 * 4 };
+        VkDescriptorPoolSize ps[2] = { { VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1024 * 4 },
+                                       { VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, 1024 * 2 } };
         VkDescriptorPoolCreateInfo pi = { .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO, .maxSets = 1024,
-                                          .poolSizeCount = 1, .pPoolSizes = &ps };
+                                          .poolSizeCount = vkg_ctx.info.texel_buffers ? 2 : 1, .pPoolSizes = ps };
         VkResult r = vkCreateDescriptorPool(vkg_ctx.device, &pi, NULL, &f->pools[f->npools]);
         if (r != VK_SUCCESS) return vkg_vk_fail(r, "vkCreateDescriptorPool");
         f->npools++;
@@ -333,6 +334,19 @@ static void check_finite(const vkg_dispatch_desc *d) {
     free(buf);
 }
 
+bool vkg_texel_ok(const vkg_storage *s) {
+    return vkg_ctx.info.texel_buffers && s && s->block->size / 16 <= vkg_ctx.max_texels;
+}
+
+/* The block's RGBA32F texel view, made on first use (lives as long as the block). */
+static vkg_status texel_view(vkg_block *b) {
+    if (b->texel_view) return VKG_OK;
+    VkBufferViewCreateInfo ci = { .sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO, .buffer = b->buffer,
+                                  .format = VK_FORMAT_R32G32B32A32_SFLOAT, .offset = 0, .range = b->size / 16 * 16 };
+    VkResult r = vkCreateBufferView(vkg_ctx.device, &ci, NULL, &b->texel_view);
+    return r == VK_SUCCESS ? VKG_OK : vkg_vk_fail(r, "vkCreateBufferView");
+}
+
 vkg_status vkg_dispatch(const vkg_dispatch_desc *d) {
     const char *name = d->name ? d->name : d->shader;
     if (!vkg_ready(name)) return vkg_last_status();
@@ -355,8 +369,18 @@ vkg_status vkg_dispatch(const vkg_dispatch_desc *d) {
             return vkg_fail(why, "%s: input %u holds values lost when the submit that computed them failed (%s); "
                                  "compute it again", name, i, vkg_status_name(why));
     }
+    uint32_t texel = d->texel & ((1u << nbind) - 1u);
+    for (uint32_t b = 0; b < nbind; b++) {
+        if (!(texel >> b & 1)) continue;
+        const vkg_storage *s = d->bind[first[b]]->storage;
+        if (d->array[b] > 1 || (int)first[b] < d->nout || !vkg_texel_ok(s))
+            return vkg_fail(VKG_ERR_INVALID, "%s: binding %u cannot be a texel buffer", name, b);
+        vkg_status st = texel_view(s->block);
+        if (st != VKG_OK) return st;
+    }
     uint32_t ls = d->local_size ? d->local_size : 128;
-    vkg_pipeline *p = vkg_pipeline_get(d->shader, d->code, d->code_size, d->spec, d->nspec, ls, nbind, d->array);
+    vkg_pipeline *p =
+        vkg_pipeline_get(d->shader, d->code, d->code_size, d->spec, d->nspec, ls, nbind, d->array, texel);
     if (!p) return vkg_last_status();
     vkg_frame *f;
     vkg_status st = recording(&f);
@@ -382,10 +406,16 @@ vkg_status vkg_dispatch(const vkg_dispatch_desc *d) {
         writes[i] = (int)i < d->nout;
         infos[i] = (VkDescriptorBufferInfo){ s->block->buffer, s->off, s->size };
     }
-    for (uint32_t b = 0; b < nbind; b++)
+    for (uint32_t b = 0; b < nbind; b++) {
         w[b] = (VkWriteDescriptorSet){ .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstBinding = b,
                                        .descriptorCount = first[b + 1] - first[b],
                                        .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .pBufferInfo = &infos[first[b]] };
+        if (texel >> b & 1) {
+            w[b].descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
+            w[b].pBufferInfo = NULL;
+            w[b].pTexelBufferView = &blocks[first[b]]->texel_view;
+        }
+    }
     vkg_explain_dispatch(d, ls, ndesc);
     order_accesses(f->cmd, blocks, offs, sizes, writes, (int)ndesc);
     vkCmdBindPipeline(f->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipeline);

@@ -54,9 +54,9 @@ int main(int argc, char **argv) {
     vkg_ref_matmul(ref, a, VKG_SHAPE(n, n), b, VKG_SHAPE(n, n));
     vkg_scope_begin();
     vkg_tensor *ta = vkg_from_data(VKG_SHAPE(n, n), a), *tb = vkg_from_data(VKG_SHAPE(n, n), b);
-    const char *variants[] = { "general", "reg", "reg_sg", "tiled" };
+    const char *variants[] = { "general", "reg", "reg_sg", "reg_sg_tex", "tiled" };
     bool all_right = true;
-    for (int v = 0; v < 4; v++) {
+    for (int v = 0; v < 5; v++) {
         setenv("VKG_MATMUL_VARIANT", variants[v], 1); /* force one kernel */
         vkg_tensor_read(vkg_matmul(ta, tb), c, sizeof(float) * n * n); /* warm: the pipeline is made */
         double t0 = now();
@@ -67,7 +67,8 @@ int main(int argc, char **argv) {
         float worst = 0;
         for (int i = 0; i < n * n; i++) worst = fmaxf(worst, fabsf(c[i] - ref[i]) / (1 + fabsf(ref[i])));
         all_right &= worst < 1e-4f;
-        printf("  %-8s ran %-8s %8.2f GFLOP/s\n", variants[v], vkg_matmul_variant_last(), 2.0 * n * n * n / dt * 1e-9);
+        printf("  %-10s ran %-10s %8.2f GFLOP/s\n", variants[v], vkg_matmul_variant_last(),
+               2.0 * n * n * n / dt * 1e-9);
     }
     unsetenv("VKG_MATMUL_VARIANT");
     printf("every variant agrees with the C reference: %s\n", all_right ? "yes" : "no");
