@@ -21,7 +21,10 @@
 
 /* Whether this device steps several parameters in one dispatch (optim_multi, lib/optim/optim.c:
  * 6 parameters x 5 buffer arrays + 1, indexed per workgroup). */
-static bool multi_tensor(void) { return vkg_ctx.max_descriptors >= 31; }
+static bool multi_tensor(void) {
+    const char *env = getenv("VKG_OPTIM_MULTI");
+    return vkg_ctx.max_descriptors >= 31 && !(env && strcmp(env, "0") == 0);
+}
 
 /* ---- fixed data --------------------------------------------------------------------------------- */
 /* p0 in +-[1, 2]; the gradient of step k, g_k = -sign(p0) * [0.1, 0.5] (different per step). */

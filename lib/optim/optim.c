@@ -11,6 +11,8 @@
 #include "runtime/graph_internal.h"
 #include "vkgrad/nn.h"
 
+#define MULTI 6   /* parameters one optim_multi dispatch steps (shaders/optim_step.comp): change both */
+
 /* Mirrors the Push block of shaders/optim_step.comp: change both. */
 typedef struct vkg_optim_push {
     uint32_t n, p_off, g_off, flags;
@@ -18,7 +20,7 @@ typedef struct vkg_optim_push {
     float w1, beta2, w2, eps;
     float step_size, bc2_sqrt, decay;
     uint32_t c_off;
-    uint32_t nm[6];   /* optim_multi: each parameter's elements (MULTI) */
+    uint32_t nm[MULTI];   /* optim_multi: each parameter's elements */
 } vkg_optim_push;
 _Static_assert(sizeof(vkg_optim_push) <= VKG_PUSH_SIZE, "push constants too large");
 
@@ -35,7 +37,6 @@ enum { C_LR, C_STEP_SIZE, C_BC2_SQRT, C_DECAY, C_FIRST, C_SLOT = 8 };
 
 #define LOCAL 128
 #define NSTATE 3
-#define MULTI 6   /* parameters one optim_multi dispatch steps (shaders/optim_step.comp): change both */
 #define MULTI_BINDINGS (NSTATE + 2)   /* the arrays: parameter, states, gradient */
 #define PI 3.14159265358979323846
 
@@ -451,18 +452,20 @@ static vkg_status step_group(vkg_optim *opt, optim_param **es, vkg_tensor **gcs,
     return st;
 }
 
-/* Whether parameter e (gradient gc) can go in an optim_multi group: offsets 0 (its buffers are
- * bound whole), at least 4 elements, on a device that indexes arrays of MULTI_BINDINGS x MULTI
- * buffers, unless VKG_OPTIM_MULTI=0. On CPU devices only tensors up to CPU_MULTI_MOST elements
- * join: there an array access costs a little more than a plain one (the MLP's Adam step took
- * 5-7% more GPU time with its 784 x 512 weight in the group), so only small tensors, whose
- * dispatch cost (~44 us on lavapipe) exceeds their work, gain. */
+/* Whether this step groups parameters at all: a device that indexes arrays of MULTI_BINDINGS x
+ * MULTI buffers, unless VKG_OPTIM_MULTI=0. Then whether parameter e (gradient gc) can join a
+ * group: offsets 0 (its buffers are bound whole), at least 4 elements, and on CPU devices at
+ * most CPU_MULTI_MOST: there an array access costs a little more than a plain one (the MLP's
+ * Adam step took 5-7% more GPU time with its 784 x 512 weight in the group), so only small
+ * tensors, whose dispatch cost (~44 us on lavapipe) exceeds their work, gain. */
 #define CPU_MULTI_MOST 65536
-static bool multi_ok(const optim_param *e, const vkg_tensor *gc) {
+static bool multi_on(void) {
     const char *env = getenv("VKG_OPTIM_MULTI"); /* 0: one dispatch per parameter (for comparisons) */
+    return vkg_ctx.max_descriptors >= MULTI_BINDINGS * MULTI + 1 && !(env && strcmp(env, "0") == 0);
+}
+static bool multi_ok(const optim_param *e, const vkg_tensor *gc) {
     int64_t n = vkg_numel(e->p);
-    return vkg_ctx.max_descriptors >= MULTI_BINDINGS * MULTI + 1 && !(env && strcmp(env, "0") == 0) &&
-           e->p->offset == 0 && gc->offset == 0 && n >= 4 && n <= UINT32_MAX &&
+    return e->p->offset == 0 && gc->offset == 0 && n >= 4 && n <= UINT32_MAX &&
            (vkg_ctx.info.type != VKG_DEVICE_CPU || n <= CPU_MULTI_MOST);
 }
 
@@ -507,12 +510,13 @@ vkg_status vkg_optim_step(vkg_optim *opt) {
             order[j] = order[j - 1];
             order[j - 1] = x;
         }
+    bool multi = multi_on(); /* once per step, not per parameter */
     optim_param *group[MULTI];
     vkg_tensor *ggc[MULTI];
     int k = 0;
     for (int j = 0; j <= norder && st == VKG_OK; j++) {
         optim_param *e = j < norder ? &opt->params[order[j]] : NULL;
-        bool joins = e && multi_ok(e, gcs[order[j]]);
+        bool joins = e && multi && multi_ok(e, gcs[order[j]]);
         /* a group ends when full, at a new step count, or at the end; a parameter that cannot
          * join goes alone in between */
         if (k > 0 && (!e || (joins && (k == MULTI || group[0]->step != e->step)))) {

@@ -477,13 +477,13 @@ static vkg_status create_device(void) {
     VkPhysicalDeviceProperties p;
     vkGetPhysicalDeviceProperties(vkg_ctx.physical, &p);
     vkg_ctx.storage_align = p.limits.minStorageBufferOffsetAlignment;
+    if (vkg_ctx.storage_align < 16) vkg_ctx.storage_align = 16;
     /* every descriptor of a dispatch is pushed (or in one set): the stage and set limits bound
      * the total, and VK_KHR_push_descriptor guarantees 32 */
     uint32_t most = p.limits.maxPerStageDescriptorStorageBuffers;
     if (p.limits.maxDescriptorSetStorageBuffers < most) most = p.limits.maxDescriptorSetStorageBuffers;
     if (most > VKG_MAX_DESCRIPTORS) most = VKG_MAX_DESCRIPTORS;
     vkg_ctx.max_descriptors = on.shaderStorageBufferArrayDynamicIndexing ? most : 0;
-    if (vkg_ctx.storage_align < 16) vkg_ctx.storage_align = 16;
     vkg_ctx.max_texels = p.limits.maxTexelBufferElements;
 done:
     free(infos);
