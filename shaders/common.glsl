@@ -18,6 +18,13 @@ float safe_sigmoid(float x) {
     return e / (1.0 + e);
 }
 
+// GELU, tanh form (vkg_gelu in shaders/unary.comp, and the matmul epilogue's, which must give
+// the same bits)
+float gelu_tanh(float v) {
+    float u = 0.7978845608028654 * (v + 0.044715 * v * v * v);
+    return 0.5 * v * (1.0 + safe_tanh(u));
+}
+
 // The vec4 row paths' reductions (shaders/layer_norm.comp says why rows go as vec4): the four
 // partial sums added in a fixed order, and maxima in which NaN wins, like the scalar loops'.
 float sum4(vec4 v) { return (v.x + v.y) + (v.z + v.w); }

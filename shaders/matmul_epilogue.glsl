@@ -44,13 +44,10 @@ float epi_z(float v, float b) {
     return v;
 }
 
-// the activation of z: vkg_relu's max(v, 0.0), vkg_gelu's tanh form (shaders/unary.comp)
+// the activation of z: vkg_relu's max(v, 0.0), gelu_tanh (common.glsl, vkg_gelu's)
 float epi_act(float v) {
     if (EPI_RELU) v = max(v, 0.0);
-    if (EPI_GELU) {
-        float u = 0.7978845608028654 * (v + 0.044715 * v * v * v);
-        v = 0.5 * v * (1.0 + safe_tanh(u));
-    }
+    if (EPI_GELU) v = gelu_tanh(v);
     return v;
 }
 

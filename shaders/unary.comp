@@ -19,10 +19,7 @@ float f(float v) {
     case 6: return safe_tanh(v);                          // tanh
     case 7: return safe_sigmoid(v);                       // sigmoid
     case 8: return max(v, 0.0);                           // relu
-    case 9: {                                             // gelu, tanh form
-        float u = 0.7978845608028654 * (v + 0.044715 * v * v * v);
-        return 0.5 * v * (1.0 + safe_tanh(u));
-    }
+    case 9: return gelu_tanh(v);                          // gelu, tanh form
     case 10: return v * safe_sigmoid(v);                  // silu
     case 11: {                                            // pow by scalar s.x
         float e = pc.s.x;
