@@ -21,6 +21,20 @@ for b in "$P"/bin/*; do ldd "$b"; done | awk '/=>/ { print $3 }' | sort -u |
   while read -r l; do cp -L "$l" "$P/lib/"; done
 strip -o "$P/lib/libVkLayer_khronos_validation.so" /usr/lib/x86_64-linux-gnu/libVkLayer_khronos_validation.so
 cp /usr/share/vulkan/explicit_layer.d/VkLayer_khronos_validation.json "$P/layers/"
+# the test list is ctest's own (every binary and variant of tests/CMakeLists.txt), rewritten
+# for run.sh: "NAME [VAR=VALUE ...] -- @B@/BINARY ARGS"; the install check needs a compiler
+(cd "$B" && ctest --show-only=json-v1) | python3 -c '
+import json, os, sys
+local = ("VK_DRIVER_FILES", "VKG_TEST_CACHE", "LSAN_OPTIONS", "UBSAN_OPTIONS")
+for t in json.load(sys.stdin)["tests"]:
+    cmd = t["command"]
+    if t["name"] == "install": continue
+    if "--" in cmd: cmd = cmd[cmd.index("--") + 1:]   # tutorial_check README main.c -- BINARY --test
+    env = [e for p in t.get("properties", []) if p["name"] == "ENVIRONMENT" for e in p["value"]
+           if not e.startswith(local)]
+    args = ["4" if a == "2" and i and cmd[i - 1] == "--jobs" else a for i, a in enumerate(cmd)]
+    print(t["name"], *env, "--", "@B@/" + os.path.basename(args[0]), *args[1:])
+' > "$P/tests.list"
 tar cJf "$OUT/vkgrad.tar.xz" -C "$P" .
 rm -rf "$P"
 # the loader and GLVND: NVIDIA's Vulkan driver (libGLX_nvidia.so.0) needs libGLdispatch

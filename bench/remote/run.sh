@@ -21,20 +21,8 @@ B=$P/bin
 echo "driver file: ${VK_DRIVER_FILES:-none found}"
 "$B/vkgrad-info" || { VK_LOADER_DEBUG=error,driver "$B/vkgrad-info" 2>&1 | tail -30; exit 1; }
 
-# the test binaries and their ctest variants (tests/CMakeLists.txt), and the tutorials, 6 at a time
-tests="runtime tensor ops loop_limit errors faults autograd seq_ops conv_ops nn_ops optim graph nn custom
-random profile loader checkpoint bench models safetensors datasets cifar idx"
-{
-  for t in $tests; do echo "$t -- $B/test_$t --jobs 4"; done
-  echo "ops_sync_validation VKG_VALIDATE=full -- $B/test_ops --jobs 4"
-  echo "ops_staging_pooled VKG_FORCE_STAGING=1 VKG_NO_PUSH_DESCRIPTOR=1 -- $B/test_ops --jobs 4"
-  echo "ops_small_grid VKG_MAX_GROUPS=1 VKG_LOOP_BUDGET=4096 -- $B/test_ops --jobs 4"
-  echo "ops_split_k VKG_MATMUL_SPLIT_K=4 -- $B/test_ops --jobs 4"
-  echo "seq_fused_attention VKG_ATTENTION_VARIANT=fused -- $B/test_seq_ops --jobs 4"
-  echo "conv_direct VKG_CONV_VARIANT=direct -- $B/test_conv_ops --jobs 4"
-  echo "profile_staging VKG_FORCE_STAGING=1 -- $B/test_profile --jobs 4"
-  for t in "$B"/tutorial-*; do echo "$(basename "$t") VKG_VALIDATE=1 -- $t --test"; done
-} > "$RES/logs/list"
+# every ctest entry but the install check (pack.sh wrote the list), 6 at a time
+sed "s|@B@|$B|" "$P/tests.list" > "$RES/logs/list"
 one() { # NAME [VAR=VALUE ...] -- COMMAND...
   local n=$1; shift; local e=()
   while [ "$1" != "--" ]; do e+=("$1"); shift; done; shift
@@ -42,11 +30,14 @@ one() { # NAME [VAR=VALUE ...] -- COMMAND...
   echo "$n rc=$?"
 }
 export -f one; export RES
+echo "$(date +%T) tests"
 xargs -P 6 -L 1 bash -c 'one "$@"' _ < "$RES/logs/list" | sort > "$RES/logs/summary"
 grep -c "rc=0" "$RES/logs/summary" | sed 's/$/ passed/'; grep -v "rc=0" "$RES/logs/summary"
 
-for s in quick micro models; do
+for s in quick models micro; do
+  echo "$(date +%T) suite $s"
   "$B/vkgrad-bench" run --suite "$s" --min-time "$MT" --quiet --out "$RES/vkgrad-$s.json"
   python3 bench/pytorch/vkgrad_bench_torch.py run --suite "$s" --device cuda --min-time "$MT" --quiet \
     --out "$RES/torch-$s.json"
 done
+echo "$(date +%T) done"
