@@ -103,8 +103,10 @@ bool uses(uint slot) {
     return slot == 0u || (slot == 1u ? (CONFIG & F_MOMENTUM) != 0u : (CONFIG & F_CENTERED) != 0u);
 }
 
-// One update of parameter x with gradient gr and the state slots s0..s2 (in, out)
-void update(inout T x, T gr, inout T a, inout T b, inout T c2) {
+// One update of parameter x with gradient gr and the state slots s0..s2 (in, out). All of it is
+// `precise`: NVIDIA's compiler fuses x - lr * g into one FMA otherwise, and every vendor's step
+// should equal the C reference (lib/optim) bit for bit, as on lavapipe.
+void update(inout precise T x, T gr, inout precise T a, inout precise T b, inout precise T c2) {
     if ((CONFIG & F_MAXIMIZE) != 0u) gr = -gr;
     if (ALGO == 1u && (CONFIG & F_DECOUPLED) != 0u) x = x * decay;   // AdamW: param.mul_(1 - lr wd)
     else if (pc.wd != 0.0) gr = gr + pc.wd * x;                            // grad.add(param, alpha=wd)
