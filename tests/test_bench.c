@@ -125,6 +125,8 @@ static const vkgb_case small[] = {
     { "nn/attention 2x2x9x8", "nn", VKGB_QUICK, VKGB_ATTENTION, 0, { 2, 2, 9, 8, 1 }, 0, NULL },
     { "nn/cross_entropy 6x11", "nn", VKGB_QUICK, VKGB_CROSS_ENTROPY, 0, { 6, 11 }, 0, NULL },
     { "optim/adam step 1000", "optim", VKGB_QUICK, VKGB_ADAM, 0, { 1000 }, 0, NULL },
+    /* eager MLP steps against replays with host inputs: fails unless the parameters are equal */
+    { "host/mlp replay vs eager step", "launch", VKGB_QUICK, VKGB_HOST, 0, { 8, 1 }, 0, NULL },
     /* the MLP in its tiny test configuration */
     { "model/mlp train step", "model", VKGB_QUICK, VKGB_MODEL_TRAIN, 0, { 0 /* VKG_MODEL_MLP */, 16, 1 }, 0, NULL },
     { "model/mlp inference", "model", VKGB_QUICK, VKGB_MODEL_INFER, 0, { 0 /* VKG_MODEL_MLP */, 16, 1 }, 0, NULL },

@@ -2,8 +2,9 @@
  * optimizer step) captured once and replayed with fresh batches gives parameters, optimizer
  * state and losses bitwise equal to the same steps run eagerly from the same start, for Adam,
  * AdamW with a learning-rate schedule and SGD with momentum (whose first step differs); the
- * pooled-descriptor and staging paths; and the refusals: nested captures, read-backs and waits
- * inside a capture, shape changes, freed optimizers, graphs left alive at shutdown. */
+ * pooled-descriptor and staging paths; host inputs written for replays still in flight; and the
+ * refusals: nested captures, read-backs and waits inside a capture, shape changes, freed
+ * optimizers, graphs left alive at shutdown. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -249,6 +250,63 @@ VKG_TEST(graph, back_to_back_replays_staging_pooled) {
     back_to_back(false, eager, sizeof eager / sizeof *eager);
     back_to_back(true, replay, sizeof replay / sizeof *replay);
     cr_assert_eq(memcmp(eager, replay, sizeof eager), 0, "parameters differ");
+}
+
+/* Host inputs (vkg_graph_host_input): what is written for a replay reaches that run although the
+ * runs before it are still in flight (nothing is read between replays); a replay given no new
+ * values uses the newest ones; the capture run uses what the tensors held. The step is SGD with
+ * lr 1 on loss = sum(index_select(p, idx) * x), which subtracts x[j] from p[idx[j]]: p ends at its
+ * start minus what every run saw, exactly (small integers), with an i32 and an f32 input. */
+static void host_inputs(void) {
+    float ph[5] = { 100, 200, 300, 400, 500 };
+    vkg_tensor *p = vkg_requires_grad(vkg_from_data(VKG_SHAPE(5), ph), true);
+    vkg_optim *opt = vkg_optim_new(&(vkg_optim_desc){ .kind = VKG_OPTIM_SGD, .lr = 1 });
+    vkg_optim_add_params(opt, (const char *[]){ "p" }, (vkg_tensor *[]){ p }, 1);
+    int32_t ih[3] = { 0, 1, 2 };
+    float xh[3] = { 1, 1, 1 };
+    vkg_tensor *idx = vkg_from_data_dtype(VKG_SHAPE(3), VKG_I32, ih), *x = vkg_from_data(VKG_SHAPE(3), xh);
+    vkg_graph *g = vkg_graph_new();
+    cr_assert_eq(vkg_graph_host_input(g, x), VKG_ERR_INVALID, "declared outside the capture");
+    cr_assert(strstr(vkg_last_error(), "during its graph's capture"), "%s", vkg_last_error());
+    cr_assert_eq(vkg_graph_capture_begin(g), VKG_OK, "%s", vkg_last_error());
+    cr_assert_eq(vkg_graph_host_input(g, idx), VKG_OK, "%s", vkg_last_error());
+    cr_assert_eq(vkg_graph_host_input(g, x), VKG_OK, "%s", vkg_last_error());
+    vkg_scope_begin();
+    vkg_optim_zero_grad(opt);
+    cr_assert_eq(vkg_backward(vkg_sum_all(vkg_mul(vkg_index_select(p, 0, idx), x))), VKG_OK, "%s", vkg_last_error());
+    cr_assert_eq(vkg_optim_step(opt), VKG_OK, "%s", vkg_last_error());
+    vkg_scope_end();
+    cr_assert_eq(vkg_graph_capture_end(g), VKG_OK, "%s", vkg_last_error());
+    for (int k = 0;; k++) { /* what the runs see: the capture run's values, then the writes */
+        for (int j = 0; j < 3; j++) ph[ih[j]] -= xh[j];
+        if (k == 8) break;
+        bool write_idx = k != 4 && k != 5, write_x = k != 5; /* run 6 keeps both, run 5 the indices */
+        if (write_idx)
+            for (int j = 0; j < 3; j++) ih[j] = (k + 2 * j) % 5;
+        if (write_x)
+            for (int j = 0; j < 3; j++) xh[j] = (float)((k + 1) * (j + 1));
+        if (write_idx) cr_assert_eq(vkg_graph_input_write(g, idx, ih, sizeof ih), VKG_OK, "%s", vkg_last_error());
+        if (write_x) cr_assert_eq(vkg_graph_input_write(g, x, xh, sizeof xh), VKG_OK, "%s", vkg_last_error());
+        cr_assert_eq(vkg_graph_replay(g), VKG_OK, "replay %d: %s", k, vkg_last_error());
+    }
+    float out[5];
+    cr_assert_eq(vkg_tensor_read(p, out, sizeof out), VKG_OK, "%s", vkg_last_error());
+    for (int i = 0; i < 5; i++) cr_assert_eq(out[i], ph[i], "p[%d] is %g, want %g", i, (double)out[i], (double)ph[i]);
+    vkg_tensor *other = vkg_zeros(VKG_SHAPE(3));
+    cr_assert_eq(vkg_graph_input_copy(g, x, other), VKG_ERR_INVALID);
+    cr_assert(strstr(vkg_last_error(), "is a host input"), "%s", vkg_last_error());
+    vkg_graph_free(g);
+    vkg_optim_free(opt);
+}
+
+VKG_TEST(graph, host_inputs_reach_their_runs) { host_inputs(); }
+
+VKG_TEST(graph, host_inputs_staging) {
+    vkg_shutdown();
+    cr_assert_eq(vkg_init(&(vkg_init_desc){ .validate = true, .force_staging = true,
+                                            .cache_dir = getenv("VKG_TEST_CACHE") }),
+                 VKG_OK, "%s", vkg_last_error());
+    host_inputs();
 }
 
 /* Eager work between replays sees the replayed values, and replays see eager writes. */

@@ -5,7 +5,8 @@
  * nothing: it submits one of them, with the eager frame's pending commands if there are any, in
  * one vkQueueSubmit. The graph holds a reference on every storage its dispatches use, so the
  * sub-allocator can give none of those ranges to anything else while a replay may still rewrite
- * them; per-run host values come from hooks (the optimizer's) that write them into stages. */
+ * them; per-run host values come from hooks (the optimizer's) that write them into stages, and
+ * from the caller for host inputs (vkg_graph_host_input), which are stages too. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,9 @@ typedef struct graph_stage {
     vkg_storage *dst;
     VkDeviceSize off, bytes;
     VkDeviceSize at;         /* offset in each slot of the stage memory */
+    bool input;              /* a host input (vkg_graph_host_input), not a hook's values */
+    int latest;              /* host input: the slot that holds its newest value */
+    unsigned fresh;          /* host input: bit i set: slot i holds the newest value */
 } graph_stage;
 
 struct vkg_graph {
@@ -168,15 +172,38 @@ int vkg_graph_stage_add(vkg_graph *g, vkg_storage *dst, VkDeviceSize off, VkDevi
         g->capstages = cap;
     }
     if (vkg_graph_note(dst, true) != VKG_OK) return -1;
-    g->stages[g->nstages] = (graph_stage){ dst, off, bytes, g->slot_bytes };
+    g->stages[g->nstages] = (graph_stage){ .dst = dst, .off = off, .bytes = bytes, .at = g->slot_bytes };
     g->slot_bytes += (bytes + 15) & ~(VkDeviceSize)15;
     return g->nstages++;
+}
+
+static uint8_t *stage_slot(const vkg_graph *g, const graph_stage *s, int slot) {
+    return g->stage_mem->block->mapped + g->stage_mem->off + (VkDeviceSize)slot * g->slot_bytes + s->at;
 }
 
 vkg_status vkg_graph_stage_write(vkg_graph *g, int id, const void *src) {
     const graph_stage *s = &g->stages[id];
     if (!g->stage_mem) return vkg_stream_write_nowait(s->dst, s->off, src, s->bytes);
-    memcpy(g->stage_mem->block->mapped + g->stage_mem->off + (VkDeviceSize)g->slot * g->slot_bytes + s->at, src, s->bytes);
+    memcpy(stage_slot(g, s, g->slot), src, s->bytes);
+    return VKG_OK;
+}
+
+/* The host inputs' first values: what the tensors hold when the capture ends (eager work that
+ * wrote them done), into the slot of the capture run. */
+static vkg_status stage_inputs_init(vkg_graph *g) {
+    bool any = false;
+    for (int k = 0; k < g->nstages; k++) any |= g->stages[k].input;
+    if (!any) return VKG_OK;
+    vkg_status st = vkg_stream_sync_all();
+    if (st != VKG_OK) return st;
+    int slot = (int)(g->replays % G_PRIMS);
+    for (int k = 0; k < g->nstages; k++) {
+        graph_stage *s = &g->stages[k];
+        if (!s->input) continue;
+        memcpy(stage_slot(g, s, slot), s->dst->block->mapped + s->dst->off + s->off, s->bytes);
+        s->latest = slot;
+        s->fresh = 1u << slot;
+    }
     return VKG_OK;
 }
 
@@ -191,6 +218,8 @@ static vkg_status record_primaries(vkg_graph *g) {
     if (g->nstages && vkg_ctx.map_storage) {
         g->stage_mem = vkg_storage_new(G_PRIMS * g->slot_bytes, true, "graph stages");
         if (!g->stage_mem) return vkg_last_status();
+        vkg_status st = stage_inputs_init(g);
+        if (st != VKG_OK) return st;
     }
     VkCommandBufferAllocateInfo ai = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
                                        .commandPool = vkg_ctx.cmd_pool, .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
@@ -328,6 +357,13 @@ static vkg_status run(vkg_graph *g) {
     vkg_status st = vkg_stream_wait_serial(g->prim_serial[i]); /* usually done long ago */
     if (st != VKG_OK) return st;
     g->slot = i;
+    /* a host input not written for this run gets the newest value it was given */
+    for (int k = 0; g->stage_mem && k < g->nstages; k++) {
+        graph_stage *s = &g->stages[k];
+        if (!s->input || (s->fresh & 1u << i)) continue;
+        memcpy(stage_slot(g, s, i), stage_slot(g, s, s->latest), s->bytes);
+        s->fresh |= 1u << i;
+    }
     for (int k = 0; k < g->nhooks; k++) {
         st = g->hooks[k].run(g->hooks[k].user);
         if (st != VKG_OK) return st;
@@ -389,6 +425,29 @@ vkg_status vkg_graph_replay(vkg_graph *g) {
     return run(g);
 }
 
+/* The host-input stage of input, or NULL. */
+static graph_stage *host_input_of(vkg_graph *g, const vkg_tensor *input) {
+    VkDeviceSize off = (VkDeviceSize)input->offset * vkg_dtype_size(input->dtype);
+    for (int k = 0; k < g->nstages; k++)
+        if (g->stages[k].input && g->stages[k].dst == input->storage && g->stages[k].off == off) return &g->stages[k];
+    return NULL;
+}
+
+vkg_status vkg_graph_host_input(vkg_graph *g, vkg_tensor *input) {
+    const char *op = "vkg_graph_host_input";
+    if (!g || !input) return vkg_fail(VKG_ERR_INVALID, "%s: the graph or the input is NULL", op);
+    if (g != capturing)
+        return refuse("%s: %s", op, "declare a host input during its graph's capture (after vkg_graph_capture_begin)");
+    if (!input->storage) return vkg_fail(VKG_ERR_INVALID, "%s: the input tensor was freed", op);
+    if (!vkg_is_contiguous(input)) return vkg_fail(VKG_ERR_INVALID, "%s: the input is a non-contiguous view", op);
+    if (host_input_of(g, input)) return VKG_OK;
+    size_t es = vkg_dtype_size(input->dtype);
+    int id = vkg_graph_stage_add(g, input->storage, (VkDeviceSize)input->offset * es, (VkDeviceSize)vkg_numel(input) * es);
+    if (id < 0) return vkg_last_status();
+    g->stages[id].input = true;
+    return VKG_OK;
+}
+
 static vkg_status input_check(vkg_graph *g, const vkg_tensor *input, const char *op) {
     if (!g || !input) return vkg_fail(VKG_ERR_INVALID, "%s: the graph or the input is NULL", op);
     if (!vkg_ready(op)) return vkg_last_status();
@@ -420,6 +479,9 @@ vkg_status vkg_graph_input_copy(vkg_graph *g, vkg_tensor *input, vkg_tensor *val
     }
     if (!vkg_is_contiguous(value))
         return vkg_fail(VKG_ERR_INVALID, "%s: the value is a non-contiguous view (vkg_contiguous first)", op);
+    if (host_input_of(g, input))
+        return vkg_fail(VKG_ERR_INVALID, "%s: the input is a host input (vkg_graph_host_input): every run copies its "
+                                         "host value over it; give it one with vkg_graph_input_write", op);
     size_t es = vkg_dtype_size(input->dtype);
     return vkg_stream_copy(input->storage, (VkDeviceSize)input->offset * es, value->storage,
                            (VkDeviceSize)value->offset * es, (VkDeviceSize)vkg_numel(input) * es);
@@ -435,7 +497,16 @@ vkg_status vkg_graph_input_write(vkg_graph *g, vkg_tensor *input, const void *sr
         return vkg_fail(VKG_ERR_INVALID, "%s: the graph was captured with this input as %s %s (%zu bytes), the source "
                                          "has %zu; a new shape needs a new capture",
                         op, vkg_shape_str(input->shape, a, sizeof a), vkg_dtype_name(input->dtype), need, bytes);
-    return vkg_stream_write_nowait(input->storage, (VkDeviceSize)input->offset * es, src, need);
+    graph_stage *s = host_input_of(g, input);
+    if (!s || !g->stage_mem) return vkg_stream_write_nowait(input->storage, (VkDeviceSize)input->offset * es, src, need);
+    /* into the slot of the next run, once the run that last used that slot is done */
+    int i = (int)(g->replays % G_PRIMS);
+    st = vkg_stream_wait_serial(g->prim_serial[i]);
+    if (st != VKG_OK) return st;
+    memcpy(stage_slot(g, s, i), src, need);
+    s->latest = i;
+    s->fresh = 1u << i;
+    return VKG_OK;
 }
 
 int64_t vkg_graph_dispatches(const vkg_graph *g) { return g && g->state == G_READY ? (int64_t)g->frame.dispatches : -1; }

@@ -65,8 +65,21 @@ vkg_status vkg_graph_replay(vkg_graph *g);
  * wait): input must be a tensor the step reads, value of the same shape and dtype (a new
  * shape needs a new capture). */
 vkg_status vkg_graph_input_copy(vkg_graph *g, vkg_tensor *input, vkg_tensor *value);
-/* The same from host memory (bytes must be the input's size). */
+/* The same from host memory (bytes must be the input's size). For a host input (below) this is
+ * a copy into the graph's own host-visible memory: no command recorded, no wait but for the run
+ * three replays back; otherwise a write in stream order. */
 vkg_status vkg_graph_input_write(vkg_graph *g, vkg_tensor *input, const void *src, size_t bytes);
+/* During the capture: input (contiguous, read by the step) is given its values from the host
+ * before each replay, with vkg_graph_input_write only. Where device memory is host-visible
+ * (integrated GPUs, lavapipe) the graph keeps one copy of it per run in flight, and each run's
+ * command buffer copies its own into the tensor first, so writing the next run's values
+ * neither records a command nor waits for the run in progress: the way to feed small inputs
+ * (batch indices into a dataset kept on the device, labels) to a replay loop that does not wait
+ * for each step. A run whose input was not written uses the newest value written (at first,
+ * what the tensor held when the capture ended). Elsewhere the writes are stream-ordered as for
+ * any input. Writing such an input by vkg_graph_input_copy is refused, and vkg_tensor_write
+ * would be overwritten by the next run. */
+vkg_status vkg_graph_host_input(vkg_graph *g, vkg_tensor *input);
 bool vkg_graph_is_capturing(void);                 /* a capture is in progress            */
 int64_t vkg_graph_dispatches(const vkg_graph *g);  /* captured dispatches; -1: not captured */
 int64_t vkg_graph_replays(const vkg_graph *g);     /* runs so far, the capture run included */
