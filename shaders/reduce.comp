@@ -19,9 +19,11 @@
 
 layout(constant_id = 1) const uint OP = 0;
 layout(constant_id = 2) const uint VARIANT = 0;
-// VEC4 (3), sum and mean in variant 0 over contiguous rows (inner 1) of a multiple of 4 that
-// start at multiples of 4: a row is read as vec4s into four partial sums (lavapipe loads a
-// lane's vec4 for about the cost of a float). X4 aliases X.
+// VEC4 (3), sums and means only: in variant 0 over contiguous rows (inner 1) of a multiple of 4
+// that start at multiples of 4, a row is read as vec4s into four partial sums; in variant 4 an
+// invocation sums four neighbouring columns (inner a multiple of 4, starting at a multiple of
+// 4) with one vec4 load per row, each column in the same order as alone. lavapipe loads a
+// lane's vec4 for about the cost of a float. X4 aliases X.
 layout(constant_id = 3) const bool VEC4 = false;
 layout(std430, binding = 0) writeonly buffer Y { float y[]; };
 layout(std430, binding = 1) readonly buffer X { float x[]; };
@@ -38,6 +40,7 @@ layout(push_constant) uniform Push {
 
 const bool IS_MAX = OP == 2 || OP == 4;
 const bool IS_MIN = OP == 3;
+const bool INDEXED = IS_MAX || IS_MIN;  // the chunks' indices matter (ties, argmax); sums skip them
 
 // Combines (v, iv) into (acc, ia); indices break ties toward the first, NaN wins like PyTorch.
 void combine(inout float acc, inout int ia, float v, int iv) {
@@ -82,6 +85,16 @@ void main() {
             for (uint r = 0; r < pc.R; r++) combine(acc, ia, x[base + r * pc.inner], int(r));
             store(o, acc, pc.R == 0u ? 0 : ia);
         }
+    } else if (VARIANT == 4 && VEC4) {
+        uint n4 = nout / 4u, step = pc.inner / 4u;
+        for (uint it = gl_GlobalInvocationID.x; it < n4 * pc.nchunk; it += GRID_STRIDE) {
+            uint c = it / n4, o = (it % n4) * 4u;
+            uint base = (pc.in_off + (o / pc.inner) * pc.R * pc.inner + o % pc.inner) / 4u;
+            uint r1 = min(pc.R, (c + 1u) * pc.chunk);
+            vec4 acc = vec4(0.0);
+            for (uint r = c * pc.chunk; r < r1; r++) acc += x4[base + r * step];
+            for (uint j = 0; j < 4u; j++) y[pc.out_off + (o + j) * pc.nchunk + c] = acc[j];
+        }
     } else if (VARIANT == 4) {
         for (uint it = gl_GlobalInvocationID.x; it < nout * pc.nchunk; it += GRID_STRIDE) {
             uint c = it / nout, o = it % nout;
@@ -91,14 +104,14 @@ void main() {
             int ia = 0x7fffffff;
             for (uint r = c * pc.chunk; r < r1; r++) combine(acc, ia, x[base + r * pc.inner], int(r));
             y[pc.out_off + o * pc.nchunk + c] = acc;
-            yi[pc.idx_off + o * pc.nchunk + c] = ia;
+            if (INDEXED) yi[pc.idx_off + o * pc.nchunk + c] = ia;
         }
     } else if (VARIANT == 3) {
         for (uint o = gl_GlobalInvocationID.x; o < nout; o += GRID_STRIDE) {
             float acc = init_value();
             int ia = 0x7fffffff;
             for (uint c = 0; c < pc.nchunk; c++)
-                combine(acc, ia, x[pc.in_off + o * pc.nchunk + c], xi[pc.idx_off + o * pc.nchunk + c]);
+                combine(acc, ia, x[pc.in_off + o * pc.nchunk + c], INDEXED ? xi[pc.idx_off + o * pc.nchunk + c] : 0);
             store(o, acc, ia);
         }
     } else {

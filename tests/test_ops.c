@@ -303,6 +303,10 @@ VKG_TEST(ops, reduce_against_reference) {
         check_reduce(o, VKG_SHAPE(300, 5), 0, false, CONTIG, SEED + 14);
         check_reduce(o, VKG_SHAPE(4, 300, 6), 1, true, CONTIG, SEED + 15);
         check_reduce(o, VKG_SHAPE(20000, 3), 0, false, CONTIG, SEED + 16);
+        /* ... four neighbouring columns per invocation (sums, inner a multiple of 4) */
+        check_reduce(o, VKG_SHAPE(300, 12), 0, false, CONTIG, SEED + 17);
+        check_reduce(o, VKG_SHAPE(2, 523, 8), 1, false, CONTIG, SEED + 18);
+        check_reduce(o, VKG_SHAPE(1000, 132), 0, true, CONTIG, SEED + 19);
         check_reduce(o, VKG_SHAPE(300, 70000), 1, false, CONTIG, SEED + 12); /* rows past lavapipe's 65535-iteration loop limit */
         /* a row of 9M: each of one workgroup's 128 lanes would still loop 70,313 times (an earlier
          * kernel did, and dropped the rest); split across workgroups, then merged */

@@ -16,12 +16,18 @@ typedef struct vkg_reduce_push {
 
 enum { PER_INVOCATION = 0, PER_WORKGROUP = 1, SPLIT = 2, MERGE = 3, COLUMNS = 4 }; /* shaders/reduce.comp's variants */
 
+/* The shader's VEC4: sums and means over contiguous rows of whole vec4s, or over columns four
+ * at a time (COLUMNS, whole vec4s across) */
+static bool cols_vec4(vkg_op op, uint32_t variant, const vkg_reduce_push *pc) {
+    return variant == COLUMNS && (op == VKG_OP_SUM || op == VKG_OP_MEAN) && pc->inner % 4 == 0 && pc->in_off % 4 == 0;
+}
+
 static vkg_status reduce_dispatch(vkg_op op, const char *name, uint32_t variant, const vkg_reduce_push *pc,
                                   uint32_t groups, const vkg_tensor *y, const vkg_tensor *x, const vkg_tensor *yi,
                                   const vkg_tensor *xi) {
-    /* sums and means over contiguous rows of whole vec4s: the shader's VEC4 */
-    bool vec4 = variant == PER_INVOCATION && (op == VKG_OP_SUM || op == VKG_OP_MEAN) && pc->inner == 1 &&
-                pc->R % 4 == 0 && pc->R > 0 && pc->in_off % 4 == 0;
+    bool vec4 = cols_vec4(op, variant, pc) ||
+                (variant == PER_INVOCATION && (op == VKG_OP_SUM || op == VKG_OP_MEAN) && pc->inner == 1 &&
+                 pc->R % 4 == 0 && pc->R > 0 && pc->in_off % 4 == 0);
     return vkg_dispatch(&(vkg_dispatch_desc){ .shader = "reduce", .op = op, .name = name,
                                               .spec = { vkg_op_table[op].code, variant, vec4 }, .nspec = 3,
                                               .local_size = LOCAL, .groups = { groups }, .bind = { y, x, yi, xi },
@@ -51,8 +57,9 @@ static vkg_status reduce_split(vkg_op op, const char *name, vkg_reduce_push pc, 
         p1.nchunk = (uint32_t)nchunk;
         p1.out_off = (uint32_t)pv->offset;
         p1.idx_off = (uint32_t)pi->offset;
+        uint64_t lanes = cols_vec4(op, first, &p1) ? nout / 4 : nout; /* COLUMNS: invocations per chunk */
         uint32_t groups = first == SPLIT ? vkg_groups_for_cost(nout * nchunk, 1, chunk / LOCAL + 16)
-                                         : vkg_groups_for_cost(nout * nchunk, LOCAL, chunk + 4);
+                                         : vkg_groups_for_cost(lanes * nchunk, LOCAL, chunk + 4);
         st = reduce_dispatch(op, name, first, &p1, groups, pv, x, pi, pv);
     }
     if (st == VKG_OK) {
@@ -114,7 +121,8 @@ static vkg_tensor *reduce(vkg_op op, vkg_tensor *x, int axis, bool keepdim, bool
         /* CPU devices: few outputs side by side (inner > 1) go in chunks of rows, an invocation
          * per (output, chunk), so that both cores work without barrier trees: the bias gradients
          * of the transformer, (2048, 128) -> (128), ran 1.2 ms in a workgroup per output */
-        uint64_t col_chunks = (SPLIT_INVOCATIONS_CPU + (uint64_t)nout - 1) / (uint64_t)nout;
+        uint64_t lanes = cols_vec4(op, COLUMNS, &pc) ? (uint64_t)nout / 4 : (uint64_t)nout;
+        uint64_t col_chunks = (SPLIT_INVOCATIONS_CPU + lanes - 1) / lanes;
         if (col_chunks > (uint64_t)R / 16) col_chunks = (uint64_t)R / 16;
         uint64_t col_chunk = col_chunks > 1 ? ((uint64_t)R + col_chunks - 1) / col_chunks : 0;
         /* (columns shorter than 256: the second pass costs more than the split saves) */
