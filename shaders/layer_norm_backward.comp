@@ -8,8 +8,9 @@
 //      rows in order: out[0, c, d] = sum dy xh,  out[1, c, d] = sum dy    out: (2, chunks, D)
 //      (the host adds the chunks in order: lib/ops/layer_norm.c)
 // x is read through strides like the forward; dy is contiguous (rows, D). flags bit 0: w present.
-// VEC4 (specialization constant 2), OP 0 only: vec4 loads and stores where the forward's VEC4
-// conditions hold for x, dy, w and the output (shaders/layer_norm.comp says why).
+// VEC4 (specialization constant 2): vec4 loads and stores where the forward's VEC4 conditions
+// hold for x, dy, w and the output (shaders/layer_norm.comp says why); in OP 1 an invocation
+// sums four neighbouring columns, each in the same order as alone (a quarter of the loads).
 // Push constants mirror vkg_layer_norm_backward_push in lib/ops/layer_norm.c: change both.
 #include "common.glsl"
 
@@ -75,6 +76,23 @@ void main() {
             for (uint d = 0u; d < pc.D; d++) {
                 float xh = (x[base + int(d) * pc.s_col] - mean) * rstd;
                 o[pc.out_off + i * pc.D + d] = rstd * (dy[gb + d] * weight(d) - mg - xh * mgx);
+            }
+        }
+    } else if (VEC4) {
+        uint n4 = pc.D / 4u;
+        for (uint it = gl_GlobalInvocationID.x; it < pc.items / 4u; it += GRID_STRIDE) {
+            uint d4 = it % n4, c = it / n4;
+            vec4 sw = vec4(0.0), sb = vec4(0.0);
+            for (uint i = c * pc.per; i < min(pc.rows, (c + 1u) * pc.per); i++) {
+                vec4 g = dy4[(pc.dy_off + i * pc.D) / 4u + d4];
+                vec4 xh = (x4[(pc.x_off + i * uint(pc.s_row)) / 4u + d4] - stats[pc.stats_off + 2u * i]) *
+                          stats[pc.stats_off + 2u * i + 1u];
+                sw += g * xh;
+                sb += g;
+            }
+            for (uint j = 0u; j < 4u; j++) {
+                o[pc.out_off + c * pc.D + 4u * d4 + j] = sw[j];
+                o[pc.out_off + pc.items + c * pc.D + 4u * d4 + j] = sb[j];
             }
         }
     } else {
