@@ -13,7 +13,8 @@
 //   4 columns: one invocation per (output, chunk of pc.chunk along R), writing like 2 (a first
 //     pass on CPU devices for few outputs side by side, inner > 1: a bias's gradient over the
 //     rows of a batch). Neighbouring lanes take neighbouring outputs, so they read neighbouring
-//     words, and there is no barrier tree (lavapipe pays for each barrier).
+//     words, and there is no barrier tree (lavapipe pays for each barrier). With VEC4 and one
+//     chunk it writes the final sums or means (many columns of short reductions).
 // Push constants mirror vkg_reduce_push in lib/ops/reduce.c: change both.
 #include "common.glsl"
 
@@ -93,6 +94,7 @@ void main() {
             uint r1 = min(pc.R, (c + 1u) * pc.chunk);
             vec4 acc = vec4(0.0);
             for (uint r = c * pc.chunk; r < r1; r++) acc += x4[base + r * step];
+            if (OP == 1 && pc.nchunk == 1u) acc /= float(pc.R); // one chunk: the final value
             for (uint j = 0; j < 4u; j++) y[pc.out_off + (o + j) * pc.nchunk + c] = acc[j];
         }
     } else if (VARIANT == 4) {
