@@ -500,6 +500,9 @@ static vkg_log_level parse_log(void) {
     return VKG_LOG_WARN;
 }
 
+static uint64_t context_serial;
+uint64_t vkg_context_serial(void) { return context_serial; }
+
 vkg_status vkg_init(const vkg_init_desc *desc) {
     if (vkg_ctx.initialized) return vkg_fail(VKG_ERR_INVALID, "vkg_init: already initialized (call vkg_shutdown first)");
     vkg_validation_hook hook = vkg_ctx.validation_hook;
@@ -535,6 +538,7 @@ vkg_status vkg_init(const vkg_init_desc *desc) {
         vkg_clear_error();
         return vkg_fail(st, "%s", msg);
     }
+    context_serial++;
     char line[768];
     vkg_device_line(&vkg_ctx.info, line, sizeof line);
     vkg_log_msg(VKG_LOG_INFO, "device %d: %s", vkg_ctx.info.index, line);

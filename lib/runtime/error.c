@@ -1,6 +1,7 @@
 /* The error mechanism: a thread-local message and status, and a replaceable handler that is
  * called once per failure (NULL inputs propagate without calling it again). */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,6 +18,9 @@ static void default_handler(vkg_status st, const char *message, void *user) {
 
 static vkg_error_handler handler = default_handler;
 static void *handler_user = NULL;
+static _Thread_local bool muted;
+static _Thread_local char muted_message[1024];
+static _Thread_local vkg_status muted_status;
 
 void vkg_error_handler_silent(vkg_status st, const char *message, void *user) {
     (void)st;
@@ -32,7 +36,7 @@ void vkg_set_error_handler(vkg_error_handler h, void *user) {
 static vkg_status vfail(vkg_status st, const char *fmt, va_list ap) {
     vsnprintf(last_message, sizeof last_message, fmt, ap);
     last_status = st;
-    handler(st, last_message, handler_user);
+    if (!muted) handler(st, last_message, handler_user);
     return st;
 }
 
@@ -50,6 +54,18 @@ void *vkg_fail_null(vkg_status st, const char *fmt, ...) {
     vfail(st, fmt, ap);
     va_end(ap);
     return NULL;
+}
+
+void vkg_error_mute_begin(void) {
+    memcpy(muted_message, last_message, sizeof muted_message);
+    muted_status = last_status;
+    muted = true;
+}
+
+void vkg_error_mute_end(void) {
+    memcpy(last_message, muted_message, sizeof last_message);
+    last_status = muted_status;
+    muted = false;
 }
 
 const char *vkg_last_error(void) { return last_message; }

@@ -15,5 +15,10 @@
 vkg_status vkg_fail(vkg_status st, const char *fmt, ...) VKG_PRINTF(2, 3);
 /* For ops returning a tensor: sets the message and returns NULL. */
 void *vkg_fail_null(vkg_status st, const char *fmt, ...) VKG_PRINTF(2, 3);
+/* Work whose failure has a fallback (matmul autotuning: the rule runs instead) is no failure of
+ * the op that asked: between mute_begin and mute_end failures reach no handler, and mute_end puts
+ * back the status and message of before. Not nested. */
+void vkg_error_mute_begin(void);
+void vkg_error_mute_end(void);
 
 #endif

@@ -57,6 +57,7 @@ static struct {
     /* variants */
     char variants[MAX_VARIANTS][96];
     int nvariants;
+    bool trace_held;
 } P;
 
 static int frame_index(const vkg_frame *f) { return (int)(f - vkg_ctx.frames); }
@@ -195,6 +196,9 @@ void vkg_profile_shutdown(void) {
 }
 
 bool vkg_profile_active(void) { return P.profile && P.pool; }
+bool vkg_profile_reporting(void) { return P.profile || P.explain; }
+bool vkg_timer_open(void) { return P.timer_begun && !P.timer_ended; }
+void vkg_trace_hold(bool on) { P.trace_held = on; }
 
 /* ---- per-dispatch timestamps -------------------------------------------------------------- */
 void vkg_profile_frame_begin(const vkg_frame *f) {
@@ -276,6 +280,8 @@ static bool same_variant(const vkg_dispatch_desc *d) {
 }
 
 void vkg_profile_dispatch_begin(const vkg_frame *f, const vkg_dispatch_desc *d) {
+    P.pending = false;
+    if (P.trace_held) return;
     if (P.nvariants < MAX_VARIANTS && !same_variant(d)) { /* the variant trace is always kept: it is cheap */
         char v[96];
         int n = snprintf(v, sizeof v, "%s", d->shader);
@@ -291,7 +297,6 @@ void vkg_profile_dispatch_begin(const vkg_frame *f, const vkg_dispatch_desc *d) 
     if (!P.pool) return;
     int fi = frame_index(f);
     int op = op_index(d);
-    P.pending = false;
     if (P.nslots[fi] >= P.per_frame || op < 0) {
         P.untimed++;
         return;
@@ -428,7 +433,7 @@ static void ex(const char *fmt, ...) {
 }
 
 void vkg_explain_dispatch(const vkg_dispatch_desc *d, uint32_t local_size, uint32_t ndesc) {
-    if (!P.explain) return;
+    if (!P.explain || P.trace_held) return;
     uint32_t wg[3], g[3];
     workgroup_size(d, local_size, wg);
     for (int i = 0; i < 3; i++) g[i] = d->groups[i] ? d->groups[i] : 1;
@@ -455,7 +460,7 @@ void vkg_explain_dispatch(const vkg_dispatch_desc *d, uint32_t local_size, uint3
 }
 
 void vkg_explain_barrier(int k, bool earlier_write, bool write) {
-    if (!P.explain) return;
+    if (!P.explain || P.trace_held) return;
     P.frame_barriers++;
     const char *kind = earlier_write ? (write ? "write after write" : "read after write") : "write after read";
     ex("  barrier before it: binding %d %s bytes that an earlier %s since the last barrier (%s)\n", k,

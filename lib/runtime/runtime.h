@@ -298,6 +298,9 @@ typedef struct vkg_context {
 } vkg_context;
 
 extern vkg_context vkg_ctx;
+/* Counts successful vkg_init calls: state kept per context outside vkg_ctx (the matmul tuning
+ * table) sees a new context, even one on the same device. */
+uint64_t vkg_context_serial(void);
 
 void vkg_log_msg(vkg_log_level level, const char *fmt, ...) VKG_PRINTF(2, 3);
 /* Maps a failed VkResult to a status and message ("vkQueueSubmit failed: VK_ERROR_DEVICE_LOST"). */
@@ -342,5 +345,12 @@ vkg_status vkg_timer_begin(void);
 vkg_status vkg_timer_end(void);
 double vkg_timer_elapsed_ns(void);
 bool vkg_profile_active(void);                     /* VKG_PROFILE is on and timestamps work     */
+bool vkg_profile_reporting(void);                  /* VKG_PROFILE or VKG_EXPLAIN is on          */
+bool vkg_timer_open(void);                         /* a region timer is begun and not ended     */
+/* While held, dispatches stay out of the variant trace, the per-op profile and the explain
+ * lines (a benchmark's variant names the kernel it measured, and a profile the op's kernel,
+ * not the candidates an autotuner timed); explain still shows their submits, and the profile's
+ * GPU time of the run includes them. */
+void vkg_trace_hold(bool on);
 
 #endif
