@@ -7,9 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "ops/ops.h"
 #include "support.h"
+#include "vkgrad/graph.h"
 
 #define SEED 20261126u
 
@@ -723,25 +726,134 @@ VKG_TEST(ops, matmul_into_strided_destinations) {
     vkg_scope_end();
 }
 
-/* VKG_TUNE=full times the candidates on first use of a shape class and writes the choice beside
- * the pipeline cache; the result is the same, and a second process (cached) reads the file. */
-VKG_TEST(ops, matmul_autotune) {
-    const char *dir = getenv("VKG_TEST_CACHE");
-    if (!dir) cr_skip_test("VKG_TEST_CACHE is not set: no cache directory to tune into");
-    const char *val = getenv("VKG_VALIDATE");
-    if (val && strcmp(val, "full") == 0) /* every candidate an instrumented compile: see check_matmul_views */
-        cr_skip_test("VKG_VALIDATE=full: the tuning file is checked by the other runs of this file");
-    setenv("VKG_TUNE", "full", 1);
-    check_matmul(VKG_SHAPE(37, 20), VKG_SHAPE(20, 52), CONTIG, CONTIG, SEED);
-    check_matmul(VKG_SHAPE(31, 40), VKG_SHAPE(40, 9), STRIDED, CONTIG, SEED);
-    setenv("VKG_TUNE", "cached", 1);
-    check_matmul(VKG_SHAPE(37, 20), VKG_SHAPE(20, 52), CONTIG, CONTIG, SEED);
-    unsetenv("VKG_TUNE");
-    char pat[1200];
+/* One (M, K) @ (K, N) product checked against the reference; returns the dispatches it took
+ * (1 when nothing was timed; a timed class runs every candidate 3 times first). */
+static uint64_t tuned_matmul(int64_t M, int64_t K, int64_t N, const char *what) {
+    vkg_scope_begin();
+    vkg_shape as = VKG_SHAPE(M, K), bs = VKG_SHAPE(K, N);
+    input a = make_input(as, -1.0f, 1.0f, SEED, CONTIG), b = make_input(bs, -1.0f, 1.0f, SEED + 1, CONTIG);
+    uint64_t d0 = vkg_stream_stats_get().dispatches;
+    vkg_tensor *c = vkg_matmul(a.t, b.t);
+    uint64_t n = vkg_stream_stats_get().dispatches - d0;
+    cr_assert_not_null(c, "%s: %s", what, vkg_last_error());
+    float *got = vkgt_read(c), *want = malloc((size_t)(M * N) * sizeof(float));
+    vkg_ref_matmul(want, a.host, as, b.host, bs);
+    vkgt_assert_close(got, want, (size_t)(M * N), 1e-5f, 2e-6f * (float)(K + 1), what); /* the chosen kernel's C */
+    free(got);
+    free(want);
+    free(a.host);
+    free(b.host);
+    vkg_scope_end();
+    return n;
+}
+
+/* The tuning file's lines (-1: no file); the variant of the first line into v. */
+static int tune_file_lines(const char *dir, char *v, size_t vsize) {
+    char pat[1200], line[256];
     snprintf(pat, sizeof pat, "%s/matmul-tune-*.txt", dir);
     glob_t g;
-    cr_assert_eq(glob(pat, 0, NULL, &g), 0, "no matmul-tune-*.txt in %s", dir);
+    if (glob(pat, 0, NULL, &g) != 0) return -1;
+    FILE *f = fopen(g.gl_pathv[0], "r");
     globfree(&g);
+    if (!f) return -1;
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        char *colon = strchr(line, ':');
+        if (n++ == 0 && colon && v && vsize >= 32) sscanf(colon + 1, "%31s", v);
+    }
+    fclose(f);
+    return n;
+}
+
+static void remove_dir(const char *dir) {
+    char pat[1200];
+    snprintf(pat, sizeof pat, "%s/*", dir);
+    glob_t g;
+    if (glob(pat, 0, NULL, &g) == 0)
+        for (size_t i = 0; i < g.gl_pathc; i++) unlink(g.gl_pathv[i]);
+    globfree(&g);
+    rmdir(dir);
+}
+
+static void tune_context(const char *dir, bool validate) {
+    vkg_shutdown();
+    cr_assert_eq(vkg_init(&(vkg_init_desc){ .validate = validate, .cache_dir = dir }), VKG_OK, "%s", vkg_last_error());
+}
+
+/* Autotuning (lib/ops/matmul.c "autotuning"). The default (VKG_TUNE unset) times a shape class on
+ * its first use, writes the choice beside the pipeline cache, and never times that class again:
+ * not on the next call, not in the next context, which reads the file. cached and off never
+ * time; full times again. Nothing is timed under validation, inside a graph capture, or by
+ * default while VKG_EXPLAIN reports. Timing needs a context without the validation layer: the
+ * test makes its own, in a directory of its own (ctest pins VKG_TUNE=off for every other test). */
+VKG_TEST(ops, matmul_autotune) {
+    const char *base = getenv("VKG_TEST_CACHE");
+    if (!base) cr_skip_test("VKG_TEST_CACHE is not set: no cache directory to tune into");
+    const char *val = getenv("VKG_VALIDATE");
+    if (val && *val) /* the environment's validation would apply to every context here */
+        cr_skip_test("VKG_VALIDATE is set: nothing is timed under validation; the plain run of this file tunes");
+    char dir[1100], v[32] = "", v2[32] = "";
+    mkdir(base, 0755);
+    snprintf(dir, sizeof dir, "%s/tune-XXXXXX", base);
+    cr_assert_not_null(mkdtemp(dir));
+    unsetenv("VKG_TUNE");
+    unsetenv("VKG_MATMUL_SPLIT_K"); /* one kernel per product: a sum after it is no timing */
+    tune_context(dir, false);
+    /* the default: a new class is timed once and written; (37, 20) @ (20, 52) and (40, 20) @
+     * (20, 60) share a class (ceil log2 of M, K, N: 6, 5, 6; both vec4-readable) */
+    cr_assert_gt(tuned_matmul(37, 20, 52, "first use"), 1, "the default did not time a new class");
+    cr_assert_eq(tune_file_lines(dir, v, sizeof v), 1, "the default did not write its choice");
+    cr_assert_eq(tuned_matmul(37, 20, 52, "second call"), 1, "the class was timed again");
+    cr_assert_eq(tuned_matmul(40, 20, 60, "same class"), 1, "the class was timed again");
+    cr_assert_str_eq(vkg_matmul_variant_last(), v, "the call ran %s, the file says %s", vkg_matmul_variant_last(), v);
+    /* a second context reads the file and times nothing */
+    tune_context(dir, false);
+    cr_assert_eq(tuned_matmul(37, 20, 52, "next context"), 1, "the next context timed a class the file has");
+    cr_assert_str_eq(vkg_matmul_variant_last(), v, "the next context ran %s, the file says %s",
+                     vkg_matmul_variant_last(), v);
+    /* cached and off: a new class runs untimed and is not written; off runs the rule */
+    setenv("VKG_TUNE", "cached", 1);
+    cr_assert_eq(tuned_matmul(9, 70, 5, "cached, new class"), 1, "VKG_TUNE=cached timed");
+    setenv("VKG_TUNE", "off", 1);
+    cr_assert_eq(tuned_matmul(37, 20, 52, "off"), 1, "VKG_TUNE=off timed");
+    cr_assert_eq(tune_file_lines(dir, NULL, 0), 1, "cached or off wrote the file");
+    /* full: the class in the file is timed again in this context (once), and stays one line */
+    setenv("VKG_TUNE", "full", 1);
+    cr_assert_gt(tuned_matmul(37, 20, 52, "full"), 1, "VKG_TUNE=full did not time");
+    cr_assert_eq(tuned_matmul(37, 20, 52, "full, again"), 1, "VKG_TUNE=full timed twice in one context");
+    cr_assert_eq(tune_file_lines(dir, v2, sizeof v2), 1, "full added a line for a class the file had");
+    unsetenv("VKG_TUNE");
+    /* inside a graph capture the host cannot wait: a new class runs the rule, the capture holds */
+    vkg_scope_begin();
+    vkg_tensor *a = vkg_ones(VKG_SHAPE(3, 200)), *b = vkg_ones(VKG_SHAPE(200, 6)), *c = NULL;
+    vkg_graph *g = vkg_graph_new();
+    cr_assert_eq(vkg_graph_capture_begin(g), VKG_OK, "%s", vkg_last_error());
+    c = vkg_matmul(a, b);
+    cr_assert_eq(vkg_graph_capture_end(g), VKG_OK, "a new class inside a capture: %s", vkg_last_error());
+    float got[18];
+    cr_assert_eq(vkg_tensor_read(c, got, sizeof got), VKG_OK);
+    for (int i = 0; i < 18; i++) cr_assert_eq(got[i], 200.0f, "element %d is %g", i, (double)got[i]);
+    vkg_graph_free(g);
+    vkg_scope_end();
+    cr_assert_eq(tune_file_lines(dir, NULL, 0), 1, "a capture tuned");
+    /* a run that VKG_EXPLAIN (or VKG_PROFILE) reports is not tuned by default, so its report
+     * shows only its own dispatches; full tunes there, out of the report */
+    setenv("VKG_EXPLAIN", "/dev/null", 1);
+    tune_context(dir, false);
+    cr_assert_eq(tuned_matmul(9, 70, 5, "explained, new class"), 1, "tuned while VKG_EXPLAIN reports");
+    cr_assert_eq(tune_file_lines(dir, NULL, 0), 1, "tuned while VKG_EXPLAIN reports");
+    setenv("VKG_TUNE", "full", 1);
+    cr_assert_gt(tuned_matmul(9, 70, 5, "explained, full"), 1, "VKG_TUNE=full did not time under VKG_EXPLAIN");
+    cr_assert_eq(tune_file_lines(dir, NULL, 0), 2, "VKG_TUNE=full did not write its choice");
+    unsetenv("VKG_TUNE");
+    unsetenv("VKG_EXPLAIN");
+    /* under validation the layer's cost swamps the kernels': nothing is timed */
+    tune_context(dir, true);
+    cr_assert_eq(tuned_matmul(20, 9, 70, "validation, new class"), 1, "tuned under validation");
+    cr_assert_eq(tune_file_lines(dir, NULL, 0), 2, "tuned under validation");
+    vkg_shutdown(); /* the pipeline cache is saved: then the directory can go */
+    remove_dir(dir);
+    tune_context(base, true);
 }
 
 VKG_TEST(ops, copy_fill_arange) {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "ops/ops.h"
+#include "vkgrad/graph.h"
 
 /* Mirrors the Push block of shaders/matmul.comp: change both. */
 typedef struct vkg_matmul_push {
@@ -273,18 +274,43 @@ static vkg_status mm_record(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const v
 }
 
 /* ---- autotuning ------------------------------------------------------------------------------
- * VKG_TUNE=off: the fixed rule. cached (default): a choice found in the tuning file is used,
- * else the rule; nothing is timed. full: each (shape class) met for the first time in this
- * process is timed with every candidate (warm-up, then the best of 2 submits each), the fastest
- * is kept and written to the file. The file sits beside the pipeline cache, one per device UUID
- * and driver version (matmul-tune-<uuid>-<driver>.txt), one line per shape class:
+ * A matmul's kernel and tile are chosen per shape class: ceil log2 of M, N and K, the vec4
+ * layouts of A and B, batched or not. VKG_TUNE says how:
+ *   unset, "" or auto (the default): first-use tuning. A class in the tuning file runs the
+ *         file's choice; a class met for the first time is timed once (every candidate: a
+ *         warm-up, then the best of 2 submits), and the fastest runs and is added to the file,
+ *         so no later call or process times that class again.
+ *   off:    the fixed rule; the file is neither read nor written.
+ *   cached: the file's choice, else the rule; nothing is timed or written.
+ *   full:   every class is timed on its first use in each context (vkg_init), even one the file
+ *         has, and the file rewritten: to tune again (a new driver has its own file anyway).
+ * Nothing is timed where timing is impossible or would be wrong; the file's choice, else the
+ * rule, runs there and nothing is written: inside a graph capture (the host cannot wait for its
+ * work), under validation (the layer's cost swamps the kernels') or VKG_SYNC, inside a region
+ * timer (vkgrad-bench's timed repetitions), where C shares memory with an operand (each
+ * candidate would read what the one before wrote), and with VKG_MATMUL_VARIANT (a forced kernel
+ * is not chosen); and by default while VKG_PROFILE or VKG_EXPLAIN reports the run, or where no
+ * cache directory would keep the choice (VKG_NO_PIPELINE_CACHE, no HOME: every process would
+ * time again). full times in those two cases too, its candidates kept out of the per-op table
+ * and the dispatch lines. Tuning first
+ * waits for the work recorded before it (vkg_sync): an eager batch may be submitted at any
+ * point, and the later ops see the same memory. Every candidate writes C, which the chosen
+ * kernel writes again last. A failure while tuning is no failure of the op: the rule runs, no
+ * error is reported or left, and the class is not timed again in this context. The file sits
+ * beside the pipeline cache, one per device UUID and driver version
+ * (matmul-tune-<uuid>-<driver>.txt), one line per shape class:
  * "log2 M, N, K buckets, A and B vec4 layout, batched: variant tm tn wx wy bk". */
-typedef struct mm_choice { int key[6]; mm_variant v; mm_config cf; bool tuned; } mm_choice;
+typedef enum tune_mode { TUNE_OFF, TUNE_CACHED, TUNE_FIRST_USE, TUNE_FULL } tune_mode;
+typedef struct mm_choice {
+    int key[6];
+    mm_variant v;
+    mm_config cf;
+    bool tuned;      /* timed in this context                                            */
+    bool failed;     /* timing failed: the rule runs, and the file does not learn the class */
+} mm_choice;
 static struct {
-    char path[1100];   /* the file of the device below ("" when there is no cache dir)  */
-    uint8_t uuid[16];
-    uint32_t driver;
-    bool ready;
+    char path[1100];   /* the file of the context below ("" when there is no cache dir)  */
+    uint64_t serial;   /* the context (vkg_context_serial) whose file was read             */
     mm_choice c[256];
     int n;
 } T;
@@ -295,8 +321,36 @@ static int ceil_log2(uint32_t x) {
     return l;
 }
 
+static mm_choice *tune_find(const int key[6]) {
+    for (int i = 0; i < T.n; i++)
+        if (memcmp(T.c[i].key, key, sizeof T.c[i].key) == 0) return &T.c[i];
+    return NULL;
+}
+
+/* Adds the file's lines whose class the table does not have yet: at the start of a context, and
+ * before each write, so that classes another process tuned meanwhile are kept. */
+static void tune_merge_file(void) {
+    FILE *f = T.path[0] ? fopen(T.path, "r") : NULL;
+    if (!f) return;
+    char line[256], name[32];
+    mm_choice e = { 0 };
+    while (T.n < (int)(sizeof T.c / sizeof *T.c) && fgets(line, sizeof line, f)) {
+        if (sscanf(line, "%d %d %d %d %d %d: %31s %u %u %u %u %u", &e.key[0], &e.key[1], &e.key[2], &e.key[3],
+                   &e.key[4], &e.key[5], name, &e.cf.tm, &e.cf.tn, &e.cf.wx, &e.cf.wy, &e.cf.bk) != 12)
+            continue;
+        e.v = mm_variant_by_name(name);
+        bool ok = e.v != MM_COUNT && e.cf.tm >= 1 && e.cf.tm <= 64 && e.cf.tn >= 1 && e.cf.tn <= 64 && e.cf.wx >= 1 &&
+                  e.cf.wy >= 1 && e.cf.wx * e.cf.wy <= vkg_ctx.info.max_workgroup_invocations && e.cf.bk <= 64 &&
+                  (!mm_sg(e.v) || (e.cf.tm % 8 == 0 && e.cf.wx == 8 && sg8_ok())) &&
+                  (e.v != MM_TILED || e.cf.bk >= 1) && (!mm_reg(e.v) || e.cf.tm % 4 == 0);
+        if (ok && !tune_find(e.key)) T.c[T.n++] = e; /* a line that is not ours is skipped: never handed to the driver */
+    }
+    fclose(f);
+}
+
 static void tune_save(void) {
     if (!T.path[0]) return;
+    tune_merge_file();
     char tmp[1200];
     snprintf(tmp, sizeof tmp, "%s", T.path);
     for (char *p = tmp + 1; *p; p++) /* the directory may not exist before the pipeline cache is saved */
@@ -310,6 +364,7 @@ static void tune_save(void) {
     if (!f) return;
     for (int i = 0; i < T.n; i++) {
         const mm_choice *e = &T.c[i];
+        if (e->failed) continue;
         fprintf(f, "%d %d %d %d %d %d: %s %u %u %u %u %u\n", e->key[0], e->key[1], e->key[2], e->key[3], e->key[4],
                 e->key[5], mm_names[e->v], e->cf.tm, e->cf.tn, e->cf.wx, e->cf.wy, e->cf.bk);
     }
@@ -317,35 +372,18 @@ static void tune_save(void) {
     if (!ok || rename(tmp, T.path) != 0) unlink(tmp); /* a half-written file never replaces a good one */
 }
 
-/* The table of this device: loaded from its file on first use after vkg_init. */
+/* The table of this context's device: read from its file on first use after each vkg_init. */
 static void tune_open(void) {
-    if (T.ready && memcmp(T.uuid, vkg_ctx.info.device_uuid, 16) == 0 && T.driver == vkg_ctx.info.driver_version)
-        return;
+    if (T.serial == vkg_context_serial()) return;
     memset(&T, 0, sizeof T);
-    memcpy(T.uuid, vkg_ctx.info.device_uuid, 16);
-    T.driver = vkg_ctx.info.driver_version;
-    T.ready = true;
+    T.serial = vkg_context_serial();
     const char *pc = vkg_ctx.cache_path, *slash = strrchr(pc, '/');
     if (!pc[0] || !slash) return;
     char uuid[33];
-    for (int i = 0; i < 16; i++) snprintf(uuid + 2 * i, 3, "%02x", T.uuid[i]);
-    snprintf(T.path, sizeof T.path, "%.*s/matmul-tune-%s-%08x.txt", (int)(slash - pc), pc, uuid, T.driver);
-    FILE *f = fopen(T.path, "r");
-    if (!f) return;
-    char line[256], name[32];
-    mm_choice e = { 0 };
-    while (T.n < (int)(sizeof T.c / sizeof *T.c) && fgets(line, sizeof line, f)) {
-        if (sscanf(line, "%d %d %d %d %d %d: %31s %u %u %u %u %u", &e.key[0], &e.key[1], &e.key[2], &e.key[3],
-                   &e.key[4], &e.key[5], name, &e.cf.tm, &e.cf.tn, &e.cf.wx, &e.cf.wy, &e.cf.bk) != 12)
-            continue;
-        e.v = mm_variant_by_name(name);
-        bool ok = e.v != MM_COUNT && e.cf.tm >= 1 && e.cf.tm <= 64 && e.cf.tn >= 1 && e.cf.tn <= 64 && e.cf.wx >= 1 &&
-                  e.cf.wy >= 1 && e.cf.wx * e.cf.wy <= vkg_ctx.info.max_workgroup_invocations && e.cf.bk <= 64 &&
-                  (!mm_sg(e.v) || (e.cf.tm % 8 == 0 && e.cf.wx == 8 && sg8_ok())) &&
-                  (e.v != MM_TILED || e.cf.bk >= 1) && (!mm_reg(e.v) || e.cf.tm % 4 == 0);
-        if (ok) T.c[T.n++] = e;   /* a line that is not ours is skipped: never handed to the driver */
-    }
-    fclose(f);
+    for (int i = 0; i < 16; i++) snprintf(uuid + 2 * i, 3, "%02x", vkg_ctx.info.device_uuid[i]);
+    snprintf(T.path, sizeof T.path, "%.*s/matmul-tune-%s-%08x.txt", (int)(slash - pc), pc, uuid,
+             vkg_ctx.info.driver_version);
+    tune_merge_file();
 }
 
 static double now_s(void) {
@@ -354,14 +392,36 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Times each candidate for this call and returns the fastest in *best; c holds some result. */
-static vkg_status tune(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const vkg_matmul_push *pc, int a_dim,
-                       int b_dim, const mm_epi *ep, mm_choice *best) {
+/* Why this call must not time candidates (see above); NULL where it may. */
+static const char *no_timing(tune_mode mode, const vkg_tensor *c, const vkg_tensor *a, const vkg_tensor *b,
+                             const mm_epi *ep) {
+    if (vkg_graph_is_capturing()) return "inside a graph capture";
+    if (vkg_ctx.desc.validate || vkg_ctx.desc.validate_sync) return "under validation";
+    if (vkg_ctx.sync_mode) return "under VKG_SYNC";
+    if (vkg_timer_open()) return "inside a timed region";
+    if (mode != TUNE_FULL && vkg_profile_reporting()) return "while VKG_PROFILE or VKG_EXPLAIN reports";
+    if (mode != TUNE_FULL && !T.path[0]) return "no cache directory keeps the choice"; /* every run would pay */
+    if (vkg_shares_storage(c, a) || vkg_shares_storage(c, b) || (ep->bias && vkg_shares_storage(c, ep->bias)))
+        return "C shares memory with an operand";
+    return NULL;
+}
+
+/* Times each candidate for this call, *best (the rule's choice) among them; true with the
+ * fastest in *best (c then holds some candidate's result), false when none could be timed.
+ * Errors stay inside (muted). */
+static bool tune(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const vkg_matmul_push *pc, int a_dim, int b_dim,
+                 const mm_epi *ep, mm_choice *best) {
     mm_choice cand[24];
     int n = 0;
-    cand[n++] = (mm_choice){ .v = MM_GENERAL, .cf = mm_default(MM_GENERAL) };
-    cand[n++] = (mm_choice){ .v = MM_TILED, .cf = mm_default(MM_TILED) };
-    if (vkg_ctx.info.type != VKG_DEVICE_CPU) { /* larger register blocks for large shapes on GPUs */
+    /* On a CPU device every candidate costs an LLVM compile (lavapipe: about half a second),
+     * which dominates the time tuning takes, so the kernels measured never to win there are
+     * left out: general and tiled ran at 1/9 and 1/15 of reg_sg, and the storage-buffer forms
+     * of reg at 1/1.17 to 1/1.54 of their texel forms at every shape (bench/MATMUL.md). */
+    bool cpu = vkg_ctx.info.type == VKG_DEVICE_CPU, tex = tex_ok(a, b);
+    if (!cpu) {
+        cand[n++] = (mm_choice){ .v = MM_GENERAL, .cf = mm_default(MM_GENERAL) };
+        cand[n++] = (mm_choice){ .v = MM_TILED, .cf = mm_default(MM_TILED) };
+        /* larger register blocks for large shapes on GPUs */
         cand[n++] = (mm_choice){ .v = MM_TILED, .cf = { 8, 8, 16, 16, 16 } };
         cand[n++] = (mm_choice){ .v = MM_TILED, .cf = { 8, 4, 16, 16, 16 } };
         cand[n++] = (mm_choice){ .v = MM_TILED, .cf = { 8, 8, 16, 16, 8 } };
@@ -375,28 +435,62 @@ static vkg_status tune(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const vkg_ma
         cand[n++] = (mm_choice){ .v = MM_REG_SG, .cf = { 32, 4, 8, 1, 0 } };
         cand[n++] = (mm_choice){ .v = MM_REG_SG, .cf = { 8, 8, 8, 1, 0 } };
     }
-    for (int i = 0, n0 = n; i < n0 && tex_ok(a, b); i++) /* each reg tile also reading texel buffers */
-        if (mm_reg(cand[i].v))
-            cand[n++] = (mm_choice){ .v = mm_sg(cand[i].v) ? MM_REG_SG_TEX : MM_REG_TEX, .cf = cand[i].cf };
+    for (int i = 0, n0 = n; i < n0 && tex; i++) /* each reg tile also reading texel buffers */
+        if (mm_reg(cand[i].v)) {
+            mm_choice t = { .v = mm_sg(cand[i].v) ? MM_REG_SG_TEX : MM_REG_TEX, .cf = cand[i].cf };
+            if (cpu) cand[i] = t; /* instead of the storage-buffer form */
+            else cand[n++] = t;
+        }
+    /* the rule's own choice (narrow shapes take their own tile) is always a candidate, the first */
+    const mm_choice rule = *best;
+    int r = 0;
+    while (r < n && !(cand[r].v == rule.v && memcmp(&cand[r].cf, &rule.cf, sizeof rule.cf) == 0)) r++;
+    if (r == n) n++;
+    memmove(&cand[1], &cand[0], (size_t)r * sizeof *cand);
+    cand[0] = rule;
+    /* Each candidate: one dispatch to warm up (its pipeline's compile), then the best of 3
+     * submits of k dispatches, k such that a submit of the rule lasts about 2 ms (a lone small
+     * product is mostly the submit's and the wait's cost, and noise). A candidate replaces the
+     * rule only when it is at least 5% faster: a near-tie timed once on a busy host is noise,
+     * and on lavapipe every other tile is one more compile in every later process. */
+    vkg_error_mute_begin();
+    vkg_trace_hold(true);
+    double t_start = now_s(), trule = INFINITY, tbest = INFINITY;
+    int k = 1;
+    vkg_explain_why("matmul autotuning");
     vkg_status st = vkg_sync(); /* time our dispatches alone */
-    double tbest = INFINITY;
     for (int i = 0; i < n && st == VKG_OK; i++) {
         double t = INFINITY;
-        for (int rep = 0; rep < 3 && st == VKG_OK; rep++) { /* rep 0 warms up: pipeline creation */
+        bool recorded = true;
+        for (int rep = 0; rep < (i ? 4 : 5) && recorded && st == VKG_OK; rep++) { /* the rule's rep 1 sets k */
             double t0 = now_s();
-            st = mm_record(c, a, b, pc, a_dim, b_dim, cand[i].v, cand[i].cf, ep);
-            if (st == VKG_OK) st = vkg_sync();
-            if (rep > 0 && now_s() - t0 < t) t = now_s() - t0;
+            for (int j = 0; j < (rep ? k : 1) && recorded; j++) /* not here: the next candidate */
+                recorded = mm_record(c, a, b, pc, a_dim, b_dim, cand[i].v, cand[i].cf, ep) == VKG_OK;
+            vkg_explain_why("matmul autotuning");
+            st = vkg_sync();
+            double dt = (now_s() - t0) / (rep ? k : 1);
+            if ((i ? rep > 0 : rep > 1) && recorded && dt < t) t = dt;
+            if (i == 0 && rep == 1 && recorded) { /* the rule's lone timed submit sets k */
+                k = (int)ceil(2e-3 / (dt > 0 ? dt : 1e-6));
+                k = k < 1 ? 1 : k > 32 ? 32 : k;
+            }
         }
-        if (st == VKG_OK && t < tbest) {
+        if (i == 0) trule = t;
+        if (st == VKG_OK && t < tbest && (i == 0 || t < 0.95 * trule)) {
             tbest = t;
             *best = cand[i];
         }
     }
-    if (st == VKG_OK)
-        vkg_log_msg(VKG_LOG_INFO, "matmul %ux%ux%u: tuned, %s %ux%u (%.3f ms)", pc->mnk[0], pc->mnk[2], pc->mnk[1],
-                    mm_names[best->v], best->cf.tm, best->cf.tn, tbest * 1e3);
-    return st;
+    vkg_trace_hold(false);
+    vkg_error_mute_end();
+    bool ok = st == VKG_OK && tbest < INFINITY;
+    if (ok)
+        vkg_log_msg(VKG_LOG_INFO, "matmul %ux%ux%u: tuned in %.3f s, %s %ux%u (%.3f ms; the rule %.3f ms)", pc->mnk[0],
+                    pc->mnk[2], pc->mnk[1], now_s() - t_start, mm_names[best->v], best->cf.tm, best->cf.tn, tbest * 1e3,
+                    trule * 1e3);
+    else
+        vkg_log_msg(VKG_LOG_DEBUG, "matmul %ux%ux%u: tuning failed; the rule runs", pc->mnk[0], pc->mnk[2], pc->mnk[1]);
+    return ok;
 }
 
 /* Records and submits C = A @ B with the variant chosen for this device and these operands. */
@@ -415,31 +509,38 @@ static vkg_status matmul_dispatch(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, c
         v = usable(f, a, b);
         return mm_record(c, a, b, pc, a_dim, b_dim, v, mm_config_for(v, pc), ep);
     }
-    const char *mode = getenv("VKG_TUNE");
-    if (mode && strcmp(mode, "off") == 0) return mm_record(c, a, b, pc, a_dim, b_dim, v, mm_config_for(v, pc), ep);
-    bool full = mode && strcmp(mode, "full") == 0;
-    if (mode && *mode && !full && strcmp(mode, "cached") != 0)
-        return vkg_fail(VKG_ERR_INVALID, "VKG_TUNE=%s: want off, cached or full", mode);
+    const char *env = getenv("VKG_TUNE");
+    tune_mode mode = !env || !*env || strcmp(env, "auto") == 0 ? TUNE_FIRST_USE
+                     : strcmp(env, "off") == 0                 ? TUNE_OFF
+                     : strcmp(env, "cached") == 0              ? TUNE_CACHED
+                     : strcmp(env, "full") == 0                ? TUNE_FULL
+                                                               : (tune_mode)-1;
+    if (mode == (tune_mode)-1) return vkg_fail(VKG_ERR_INVALID, "VKG_TUNE=%s: want auto, off, cached or full", env);
+    mm_choice rule = { .v = v, .cf = mm_config_for(v, pc) };
+    if (mode == TUNE_OFF) return mm_record(c, a, b, pc, a_dim, b_dim, v, rule.cf, ep);
     tune_open();
     int key[6] = { ceil_log2(pc->mnk[0]), ceil_log2(pc->mnk[1]), ceil_log2(pc->mnk[2]), a_dim, b_dim, pc->mnk[3] > 1 };
-    mm_choice *e = NULL;
-    for (int i = 0; i < T.n && !e; i++)
-        if (memcmp(T.c[i].key, key, sizeof key) == 0) e = &T.c[i];
-    if (full && (!e || !e->tuned)) {
-        mm_choice best = { .v = v, .cf = mm_config_for(v, pc) };
-        vkg_status st = tune(c, a, b, pc, a_dim, b_dim, ep, &best);
-        if (st != VKG_OK) return st;
-        if (!e && T.n < (int)(sizeof T.c / sizeof *T.c)) e = &T.c[T.n++];
-        if (e) {
-            *e = best;
+    mm_choice *e = tune_find(key);
+    bool want = mode == TUNE_FULL ? !e || !e->tuned : mode == TUNE_FIRST_USE && !e;
+    if (want && !no_timing(mode, c, a, b, ep)) {
+        mm_choice best = rule;
+        bool ok = tune(c, a, b, pc, a_dim, b_dim, ep, &best);
+        /* a failure is remembered too, so that the class is not timed again on every call: a
+         * new class runs the rule (and is not written), a class from the file its choice */
+        bool fresh = !e;
+        if (fresh && T.n < (int)(sizeof T.c / sizeof *T.c)) e = &T.c[T.n++];
+        if (e && (ok || fresh)) {
+            *e = ok ? best : rule;
             memcpy(e->key, key, sizeof key);
-            e->tuned = true;
-            tune_save();
+            e->failed = !ok;
         }
+        if (e) e->tuned = true;
+        if (ok) tune_save();
+        if (!ok) best = rule;
         return mm_record(c, a, b, pc, a_dim, b_dim, best.v, best.cf, ep);
     }
-    if (e) return mm_record(c, a, b, pc, a_dim, b_dim, usable(e->v, a, b), e->cf, ep);
-    return mm_record(c, a, b, pc, a_dim, b_dim, v, mm_config_for(v, pc), ep);
+    if (e && !e->failed) return mm_record(c, a, b, pc, a_dim, b_dim, usable(e->v, a, b), e->cf, ep);
+    return mm_record(c, a, b, pc, a_dim, b_dim, v, rule.cf, ep);
 }
 
 /* Batch dims of an operand, aligned right against the broadcast batch shape. */

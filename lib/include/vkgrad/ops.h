@@ -163,9 +163,11 @@ vkg_tensor *vkg_matmul(vkg_tensor *a, vkg_tensor *b);
  * vec4, CPU-like devices), "reg_sg" (reg sharing A by subgroup shuffles), "tiled" (shared
  * memory, GPUs); "fill" for K = 0, "none" for an empty result or before the first call.
  * VKG_MATMUL_VARIANT=name forces one wherever it applies (reg and reg_sg need vec4-readable
- * operands; elsewhere general runs). VKG_TUNE=off|cached|full: the fixed rule, choices from
- * the tuning file beside the pipeline cache (default), or time the candidates on first use of
- * a shape class and write the file (bench/MATMUL.md). For bench reports and the profiler. */
+ * operands; elsewhere general runs). VKG_TUNE: unset or auto (default) times a shape class's
+ * candidates on its first use and keeps the fastest in the tuning file beside the pipeline
+ * cache, which later calls and processes read without timing; off the fixed rule; cached the
+ * file's choice, never timing; full times every class again (lib/ops/matmul.c, bench/MATMUL.md).
+ * For bench reports and the profiler. */
 const char *vkg_matmul_variant_last(void);
 
 /* matmul with an epilogue, in the same kernels: y = act(a @ b + bias).
