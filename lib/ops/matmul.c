@@ -278,7 +278,8 @@ static vkg_status mm_record(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const v
  * layouts of A and B, batched or not. VKG_TUNE says how:
  *   unset, "" or auto (the default): first-use tuning. A class in the tuning file runs the
  *         file's choice; a class met for the first time is timed once (every candidate: a
- *         warm-up, then the best of 2 submits), and the fastest runs and is added to the file,
+ *         warm-up, then the best of 3 submits of a few dispatches; the rule stays unless a
+ *         candidate is 5% faster), and the winner runs and is added to the file,
  *         so no later call or process times that class again.
  *   off:    the fixed rule; the file is neither read nor written.
  *   cached: the file's choice, else the rule; nothing is timed or written.
