@@ -3,9 +3,10 @@
 # installs the carried loader (dpkg -x into /, as root), finds the driver's ICD file, then runs
 # vkgrad-info, the test binaries and tutorials (validation layer on), the three suites and the
 # same suites in PyTorch on CUDA, writing reports and logs to RESULTS.
-#   bench/remote/run.sh PACKDIR RESULTS        (MIN_TIME: --min-time for the suites, default 0.5)
+#   bench/remote/run.sh PACKDIR RESULTS        (MIN_TIME: --min-time for the suites, default 0.5;
+#                                               SUITES: which, default "quick models micro")
 set -u
-PACK=$1 RES=$2 MT=${MIN_TIME:-0.5}
+PACK=$1 RES=$2 MT=${MIN_TIME:-0.5} SUITES=${SUITES:-quick models micro}
 mkdir -p "$RES/logs"
 for f in "$PACK"/debs/*.deb; do dpkg -x "$f" /; done
 ldconfig
@@ -34,7 +35,7 @@ echo "$(date +%T) tests"
 xargs -P 6 -L 1 bash -c 'one "$@"' _ < "$RES/logs/list" | sort > "$RES/logs/summary"
 grep -c "rc=0" "$RES/logs/summary" | sed 's/$/ passed/'; grep -v "rc=0" "$RES/logs/summary"
 
-for s in quick models micro; do
+for s in $SUITES; do
   echo "$(date +%T) suite $s"
   "$B/vkgrad-bench" run --suite "$s" --min-time "$MT" --quiet --out "$RES/vkgrad-$s.json"
   python3 bench/pytorch/vkgrad_bench_torch.py run --suite "$s" --device cuda --min-time "$MT" --quiet \
