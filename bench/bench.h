@@ -136,6 +136,8 @@ typedef struct vkgb_inst {
     bool in_place;               /* the operation updates in[0] and returns it (Adam)            */
     struct vkg_optim *opt;       /* Adam, model training                                         */
     struct vkg_model *model;     /* model cases                                                  */
+    struct vkg_graph *graph;     /* train cases but the LSTM: the captured step (vkgb_inst_run)  */
+    int runs;                    /* train cases: steps run so far                                */
     double items;                /* model cases: samples or tokens per operation                 */
     const char *items_unit;
     char check_note[64];         /* what the check saw, for the report's note                    */

@@ -9,6 +9,7 @@
 #include "bench.h"
 #include "models.h"
 #include "vkgrad.h"
+#include "vkgrad/graph.h"
 #include "vkgrad/reference.h"
 
 #define Q VKGB_QUICK
@@ -556,13 +557,25 @@ vkg_tensor *vkgb_inst_record(vkgb_inst *s) {
 bool vkgb_inst_run(vkgb_inst *s) {
     bool ok;
     switch (s->c->kind) {
-    case VKGB_MODEL_TRAIN:
+    case VKGB_MODEL_TRAIN: {
+        /* as vkgrad-train runs it (models/trainer.c): the first step eager (pipelines, first-use
+         * matmul tuning), the second captured into a graph, the later ones replayed, one submit
+         * each and nothing recorded; the LSTM's steps stay eager there and here */
+        bool graph = s->c->p[0] != VKG_MODEL_LSTM, capture = graph && s->runs == 1;
+        if (graph && s->runs >= 2) {
+            s->runs++;
+            return vkg_graph_replay(s->graph) == VKG_OK;
+        }
+        if (capture && (!(s->graph = vkg_graph_new()) || vkg_graph_capture_begin(s->graph) != VKG_OK)) return false;
         vkg_scope_begin();
         vkg_optim_zero_grad(s->opt);
         vkg_tensor *loss = vkg_model_loss(s->model, s->in[0], s->in[1]);
         ok = loss && vkg_backward(loss) == VKG_OK && vkg_optim_step(s->opt) == VKG_OK;
         vkg_scope_end();
+        if (capture) ok = vkg_graph_capture_end(s->graph) == VKG_OK && ok; /* runs the captured step */
+        s->runs++;
         return ok;
+    }
     case VKGB_MODEL_INFER:
         vkg_no_grad_begin();
         vkg_scope_begin();
@@ -630,6 +643,7 @@ bool vkgb_inst_check(const vkgb_inst *s, const void *got, double *max_err, char 
 }
 
 void vkgb_inst_free(vkgb_inst *s) {
+    vkg_graph_free(s->graph); /* before the optimizer whose steps it replays */
     vkg_optim_free(s->opt); /* before the parameters it updates */
     vkg_model_free(s->model);
     for (int i = 0; i < 3; i++) vkg_free(s->in[i]);
