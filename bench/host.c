@@ -415,7 +415,8 @@ static void run_mlp_replay(vkgb_run *run, const vkgb_case *c, vkgb_result *r) {
         if (k == 0) {
             vkg_optim_zero_grad(o[1]);
             vkg_tensor *ik = vkg_from_data_dtype(VKG_SHAPE(B), VKG_I32, idx);
-            vkg_tensor *loss = vkg_model_loss(m[1], vkg_index_select(data, 0, ik), vkg_from_data_dtype(VKG_SHAPE(B), VKG_I32, yh));
+            vkg_tensor *y = vkg_from_data_dtype(VKG_SHAPE(B), VKG_I32, yh);
+            vkg_tensor *loss = vkg_model_loss(m[1], vkg_index_select(data, 0, ik), y);
             st = loss ? vkg_backward(loss) : vkg_last_status();
             if (st == VKG_OK) st = vkg_optim_step(o[1]);
         } else if (k == 1) {

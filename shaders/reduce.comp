@@ -94,7 +94,7 @@ void main() {
             uint r1 = min(pc.R, (c + 1u) * pc.chunk);
             vec4 acc = vec4(0.0);
             for (uint r = c * pc.chunk; r < r1; r++) acc += x4[base + r * step];
-            if (OP == 1 && pc.nchunk == 1u) acc /= float(pc.R); // one chunk: the final value
+            if (OP == 1 && pc.nchunk == 1u) acc /= float(pc.R); // one chunk: the final value (a split has 2+)
             for (uint j = 0; j < 4u; j++) y[pc.out_off + (o + j) * pc.nchunk + c] = acc[j];
         }
     } else if (VARIANT == 4) {

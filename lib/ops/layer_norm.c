@@ -161,7 +161,8 @@ vkg_status vkg_nn_layer_norm_backward(vkg_tensor *x, vkg_tensor *w, vkg_tensor *
         pc.per = (uint32_t)per;
         pc.items = (uint32_t)(chunks * (uint64_t)D);
         bool v4 = vec4 && (op == 1 || out->offset % 4 == 0); /* OP 1 stores floats */
-        uint64_t n = op == 0 ? (uint64_t)rows : v4 ? pc.items / 4 : pc.items, cost = op == 0 ? 2 * (uint64_t)D + 4 : per + 4;
+        uint64_t n = op == 0 ? (uint64_t)rows : v4 ? pc.items / 4 : pc.items;
+        uint64_t cost = op == 0 ? 2 * (uint64_t)D + 4 : per + 4;
         st = vkg_dispatch(&(vkg_dispatch_desc){ .shader = "layer_norm_backward", .op = VKG_OP_LAYER_NORM, .name = fn,
                                                 .spec = { op, v4 }, .nspec = 2,
                                                 .local_size = LOCAL,

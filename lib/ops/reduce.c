@@ -128,15 +128,16 @@ static vkg_tensor *reduce(vkg_op op, vkg_tensor *x, int axis, bool keepdim, bool
         /* (columns shorter than 256: the second pass costs more than the split saves) */
         bool columns = !gpu && inner > 1 && R >= 256 && col_chunk > 0 && col_chunk + 4 <= budget;
         /* CPU devices, many columns of short reductions (the CNN's per-image weight gradients
-         * summed over a batch of 128): four columns an invocation, one vec4 load per row */
-        vkg_reduce_push p4 = pc;
-        p4.chunk = (uint32_t)R, p4.nchunk = 1;
+         * summed over a batch of 128): four columns an invocation, one vec4 load per row, in one
+         * chunk that writes the final values (the split above always makes two chunks or more) */
         bool cols4 = !gpu && !columns && variant == PER_INVOCATION && inner > 1 && cols_vec4(op, COLUMNS, &pc);
         vkg_status st;
-        if (cols4)
-            st = reduce_dispatch(op, name, COLUMNS, &p4, vkg_groups_for_cost((uint64_t)nout / 4, LOCAL, (uint64_t)R + 4), y,
-                                 xc, y, y);
-        else if (columns)
+        if (cols4) {
+            vkg_reduce_push p4 = pc;
+            p4.chunk = (uint32_t)R, p4.nchunk = 1;
+            uint32_t groups = vkg_groups_for_cost((uint64_t)nout / 4, LOCAL, (uint64_t)R + 4);
+            st = reduce_dispatch(op, name, COLUMNS, &p4, groups, y, xc, y, y);
+        } else if (columns)
             st = reduce_split(op, name, pc, y, xc, (uint64_t)nout, col_chunk, COLUMNS);
         else if (variant == PER_WORKGROUP && split)
             st = reduce_split(op, name, pc, y, xc, (uint64_t)nout, chunk, SPLIT);

@@ -442,7 +442,8 @@ vkg_status vkg_graph_host_input(vkg_graph *g, vkg_tensor *input) {
     if (!vkg_is_contiguous(input)) return vkg_fail(VKG_ERR_INVALID, "%s: the input is a non-contiguous view", op);
     if (host_input_of(g, input)) return VKG_OK;
     size_t es = vkg_dtype_size(input->dtype);
-    int id = vkg_graph_stage_add(g, input->storage, (VkDeviceSize)input->offset * es, (VkDeviceSize)vkg_numel(input) * es);
+    VkDeviceSize off = (VkDeviceSize)input->offset * es, bytes = (VkDeviceSize)vkg_numel(input) * es;
+    int id = vkg_graph_stage_add(g, input->storage, off, bytes);
     if (id < 0) return vkg_last_status();
     g->stages[id].input = true;
     return VKG_OK;
