@@ -69,6 +69,81 @@ layout(push_constant) uniform Push {
 #include "matmul_epilogue.glsl"
 #endif
 
+float acc[TM][TN];
+float av[TM][4];   // A[row0 + i][k0 + kk]
+float bv[4][TN];   // B[k0 + kk][col0 + j]
+
+#ifdef MM_CONV
+// Convolution as an implicit GEMM (lib/ops/conv.c): B is not a matrix in memory but the
+// unfolding of an image x (C, H, W), one image per batch entry, read in place: B[k][n] =
+// x[c, ih, iw] at tap (c, r, s) and output position (oh, ow), with ih = oh sh + r dh + ph and
+// iw = ow sw + s dw + pw, and 0 where (ih, iw) falls outside the image (padding). With
+// CV_WGRAD, k is the position and n the tap (the weight gradient's g[n] @ unfold(x[n])^T); else
+// k is the tap and n the position (the forward, and the input gradient, a convolution of the
+// output gradient with the weights' first two dims swapped, its taps at minus the dilation and
+// the padding on the other side: dh, dw < 0 and ph, pw > 0). No
+// unfolded copy is written or read, and the K loop needs nothing the plain kernel does not
+// have but the index arithmetic of B's elements: the column's part (its position or tap) is
+// worked out once per invocation (cv_cols), the k part once per k for all lanes alike.
+// Constant 8 packs the mode, the kernel's size and OW, so that the divisions that split k are
+// by constants (lavapipe divides lane by lane): bit 0 CV_WGRAD, bits 1-7 kh, 8-14 kw, 15-31 OW.
+// B's push fields: b_mat = (x's channel stride, row stride (columns are contiguous), offset,
+// H | W << 16), b_bst.x = sh, sw, dh, dw as signed bytes, b_bst.y = ph, pw as signed 16-bit
+// halves, b_bst.z = the image stride (batch slot 2). With MM_TEXEL, B is bound as an R32F texel
+// buffer (vkg_dispatch_desc.texel_r32), where a float costs one fetch and no component select.
+layout(constant_id = 8) const uint CV = 0;
+const bool CV_WGRAD = (CV & 1u) != 0u;
+const uint CV_KH = (CV >> 1) & 127u, CV_KW = (CV >> 8) & 127u, CV_OW = CV >> 15;
+int cv_y[TN], cv_x[TN], cv_i[TN];   // the column's part of ih, iw and of x's index
+
+void cv_cols(uint col0) {
+    int sh = bitfieldExtract(pc.b_bst.x, 0, 8), sw = bitfieldExtract(pc.b_bst.x, 8, 8);
+    int dh = bitfieldExtract(pc.b_bst.x, 16, 8), dw = bitfieldExtract(pc.b_bst.x, 24, 8);
+    int ph = bitfieldExtract(pc.b_bst.y, 0, 16), pw = bitfieldExtract(pc.b_bst.y, 16, 16);
+    for (uint j = 0; j < TN; j++) {
+        uint n = min(col0 + j, pc.mnk.y - 1u);
+        if (CV_WGRAD) { // n is the tap (c, r, s)
+            uint c = n / (CV_KH * CV_KW), rs = n % (CV_KH * CV_KW);
+            cv_y[j] = int(rs / CV_KW) * dh + ph;
+            cv_x[j] = int(rs % CV_KW) * dw + pw;
+            cv_i[j] = int(c) * pc.b_mat.x;
+        } else { // n is the position (oh, ow)
+            cv_y[j] = int(n / CV_OW) * sh + ph;
+            cv_x[j] = int(n % CV_OW) * sw + pw;
+            cv_i[j] = 0;
+        }
+        cv_i[j] += cv_y[j] * pc.b_mat.y + cv_x[j];
+    }
+}
+
+// B[k][col0 + j] for the j of this invocation's columns (cv_cols), k inside [0, K)
+void cv_load_b(int bbase, uint k, uint kk) {
+    int ky, kx, kc;
+    if (CV_WGRAD) { // k is the position
+        ky = int(k / CV_OW) * bitfieldExtract(pc.b_bst.x, 0, 8);
+        kx = int(k % CV_OW) * bitfieldExtract(pc.b_bst.x, 8, 8);
+        kc = 0;
+    } else { // k is the tap
+        uint rs = k % (CV_KH * CV_KW);
+        ky = int(rs / CV_KW) * bitfieldExtract(pc.b_bst.x, 16, 8);
+        kx = int(rs % CV_KW) * bitfieldExtract(pc.b_bst.x, 24, 8);
+        kc = int(k / (CV_KH * CV_KW)) * pc.b_mat.x;
+    }
+    uint H = uint(pc.b_mat.w) & 0xffffu, W = uint(pc.b_mat.w) >> 16;
+    int ki = bbase + kc + ky * pc.b_mat.y + kx; // the k part of the index, the same in every lane
+    for (uint j = 0; j < TN; j++) {
+        bool inside = uint(cv_y[j] + ky) < H && uint(cv_x[j] + kx) < W;
+        int i = inside ? cv_i[j] + ki : bbase; // never outside x
+#ifdef MM_TEXEL
+        float v = texelFetch(b_tex, i).x; // an R32F view here: one texel a float
+#else
+        float v = b_ld(i >> 2)[i & 3];
+#endif
+        bv[kk][j] = inside ? v : 0.0;
+    }
+}
+#endif
+
 // A[m][k] and B[k][n] one float at a time (A_KC / B_KC = 2), m, k, n inside the matrix
 float a_at(int abase, uint m, uint k) {
     int i = abase + int(m) * pc.a_mat.x + int(k) * pc.a_mat.y;
@@ -78,10 +153,6 @@ float b_at(int bbase, uint k, uint n) {
     int i = bbase + int(k) * pc.b_mat.x + int(n) * pc.b_mat.y;
     return b_ld(i >> 2)[i & 3];
 }
-
-float acc[TM][TN];
-float av[TM][4];   // A[row0 + i][k0 + kk]
-float bv[4][TN];   // B[k0 + kk][col0 + j]
 
 // A chunk (TM rows x 4 k) of this invocation into av; k beyond K reads a valid k, masked later.
 void load_a(int abase, uint row0, uint k0) {
@@ -138,6 +209,9 @@ void load_a(int abase, uint row0, uint k0) {
 
 void load_b(int bbase, uint col0, uint k0) {
     uint N = pc.mnk.y, K = pc.mnk.z;
+#ifdef MM_CONV
+    for (uint kk = 0; kk < 4; kk++) cv_load_b(bbase, min(k0 + kk, K - 1u), kk);
+#else
     if (B_KC == 1) {
         for (uint j = 0; j < TN; j++) {
             uint n = min(col0 + j, N - 1u);
@@ -157,6 +231,7 @@ void load_b(int bbase, uint col0, uint k0) {
             }
         }
     }
+#endif
 }
 
 // kk innermost: an accumulator that does not fit in a register is loaded and stored once per
@@ -197,6 +272,9 @@ void main() {
     uint col0 = (gl_WorkGroupID.x * wx + lx) * TN;
     // clamped, not returned: with SG every lane of the subgroup must reach the shuffles
     uint rowl = min(row0, ((M - 1u) / TM) * TM), coll = min(col0, ((N - 1u) / TN) * TN);
+#ifdef MM_CONV
+    cv_cols(coll);
+#endif
     for (uint bt = gl_WorkGroupID.z; bt < pc.mnk.w; bt += gl_NumWorkGroups.z) {
         uint b2 = bt % pc.bshape.z, r = bt / pc.bshape.z;
         uint b1 = r % pc.bshape.y, b0 = r / pc.bshape.y;

@@ -53,9 +53,12 @@ static void check_conv(const conv_case *c, uint64_t seed) {
     vkg_tensor *y = vkg_conv2d(x, w, b, &c->d);
     cr_assert_not_null(y, "%s", vkg_last_error());
     const char *forced = getenv("VKG_CONV_VARIANT");
-    /* the rule: groups go direct, and everything when forced */
+    /* the rule: groups go direct, and everything when forced; the rest is an implicit GEMM on
+     * CPU devices (or when forced) where x's rows are contiguous, else im2col */
     bool direct = G > 1 || (forced && strcmp(forced, "direct") == 0);
-    cr_assert_str_eq(vkg_conv2d_variant_last(), direct ? "direct4x4" : "im2col+matmul");
+    bool implicit = forced ? strcmp(forced, "implicit") == 0 : vkg_device()->type == VKG_DEVICE_CPU;
+    bool im2col = c->transposed || !implicit;
+    cr_assert_str_eq(vkg_conv2d_variant_last(), direct ? "direct4x4" : im2col ? "im2col+matmul" : "implicit-gemm");
     vkg_shape ys = vkg_tensor_shape(y);
     size_t ny = (size_t)vkg_shape_numel(ys);
     float *want = malloc((ny + 1) * sizeof *want), *got = vkgt_read(y);
@@ -368,6 +371,14 @@ VKG_TEST(conv_ops, conv2d_gradcheck) {
     gradcheck(&(gc_ctx){ .op = VKG_OP_CONV2D, .xs = VKG_SHAPE(1, 4, 6, 5), .ws = VKG_SHAPE(6, 2, 2, 3), .bias = true,
                          .cd = { .stride = { 1, 2 }, .padding = { 0, 1 }, .dilation = { 2, 1 }, .groups = 2 } },
               true, SEED + 3);
+    /* stride 1 and groups 1: the input gradient too is an implicit GEMM, a convolution of g
+     * with taps at minus the dilation; odd sizes, padding past the kernel's reach (1x1, pad 1) */
+    gradcheck(&(gc_ctx){ .op = VKG_OP_CONV2D, .xs = VKG_SHAPE(2, 3, 7, 6), .ws = VKG_SHAPE(5, 3, 3, 3), .bias = true,
+                         .cd = { .padding = { 1, 2 }, .dilation = { 2, 1 } } },
+              false, SEED + 5);
+    gradcheck(&(gc_ctx){ .op = VKG_OP_CONV2D, .xs = VKG_SHAPE(1, 2, 5, 3), .ws = VKG_SHAPE(3, 2, 1, 1),
+                         .cd = { .padding = { 1, 1 } } },
+              false, SEED + 6);
     /* 12 taps: the weight gradient's blocks of 9 taps (conv2d_backward_weight.comp), the last partial */
     gradcheck(&(gc_ctx){ .op = VKG_OP_CONV2D, .xs = VKG_SHAPE(2, 2, 6, 7), .ws = VKG_SHAPE(5, 2, 4, 3), .bias = true,
                          .cd = { .stride = { 2, 1 }, .padding = { 1, 2 }, .dilation = { 1, 2 } } },

@@ -4,7 +4,9 @@
 # vkgrad-info, the test binaries and tutorials (validation layer on), the three suites and the
 # same suites in PyTorch on CUDA, writing reports and logs to RESULTS.
 #   bench/remote/run.sh PACKDIR RESULTS        (MIN_TIME: --min-time for the suites, default 0.5;
-#                                               SUITES: which, default "quick models micro")
+#                                               SUITES: which, default "quick models micro";
+#                                               TESTS: an extended regex of the test names to run,
+#                                               default all)
 set -u
 PACK=$1 RES=$2 MT=${MIN_TIME:-0.5} SUITES=${SUITES:-quick models micro}
 mkdir -p "$RES/logs"
@@ -22,8 +24,8 @@ B=$P/bin
 echo "driver file: ${VK_DRIVER_FILES:-none found}"
 "$B/vkgrad-info" || { VK_LOADER_DEBUG=error,driver "$B/vkgrad-info" 2>&1 | tail -30; exit 1; }
 
-# every ctest entry but the install check (pack.sh wrote the list), 6 at a time
-sed "s|@B@|$B|" "$P/tests.list" > "$RES/logs/list"
+# every ctest entry (or those TESTS names) but the install check (pack.sh wrote the list), 6 at a time
+sed "s|@B@|$B|" "$P/tests.list" | grep -E "^(${TESTS:-.*}) " > "$RES/logs/list"
 one() { # NAME [VAR=VALUE ...] -- COMMAND...
   local n=$1; shift; local e=()
   while [ "$1" != "--" ]; do e+=("$1"); shift; done; shift

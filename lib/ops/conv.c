@@ -1,7 +1,7 @@
-/* conv2d (direct, no im2col), max_pool2d and avg_pool2d, forward and the kernels their backward
- * rules use. Every dispatch of the group goes through conv_dispatch, the one place where a
- * later performance pass picks kernel variants per device. x is read in place through its
- * strides; weights, biases and incoming gradients are made contiguous. */
+/* conv2d (on the matmul kernels: an implicit GEMM or im2col; grouped convolutions direct),
+ * max_pool2d and avg_pool2d, forward and the kernels their backward rules use. The group's own
+ * dispatches go through conv_dispatch; the products through lib/ops/matmul.c. x is read in
+ * place through its strides; weights, biases and incoming gradients are made contiguous. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,7 +77,8 @@ static void strides_of(const vkg_tensor *x, int32_t *xs) {
 }
 
 /* ---- the matmul path (groups 1) ----------------------------------------------------------------
- * conv2d as matmuls over the unfolded input: cols (nb, C kh kw, OH OW) for a chunk of nb images
+ * conv2d as matmuls over the unfolded input, either gathered by the product itself (the
+ * implicit GEMM, below: no copy) or written out first: cols (nb, C kh kw, OH OW) for a chunk of nb images
  * (shaders/conv_im2col.comp), then y[n] = w (K, C kh kw) @ cols[n], dcols[n] = w^T @ g[n] folded
  * back by a gather (conv_col2im.comp), and dw = sum over n of g[n] @ cols[n]^T: all on the
  * tuned matmul kernels, where the direct kernels reach a few percent of them. The unfolded copy
@@ -103,6 +104,26 @@ static int64_t unfold_chunk(int64_t N, int64_t per_image) {
     int64_t bytes = v && atoll(v) > 0 ? atoll(v) : UNFOLD_BYTES;
     int64_t nb = bytes / (4 * (per_image > 0 ? per_image : 1));
     return nb < 1 ? 1 : nb > N ? N : nb;
+}
+
+/* The implicit GEMM (vkg_conv_gemm_*, lib/ops/matmul.c): the matmul path's products with B read
+ * from the image itself, no unfolded copy. geo: conv2d's forward geometry for d, or the
+ * input gradient's (a stride-1 convolution of g: taps at -dilation, the padding on the other
+ * side). The rule, by measurement (bench/README.md, "Implicit-GEMM convolution"): CPU devices
+ * take it wherever it runs, since lavapipe's unfolding and folding passes were a third of the
+ * CNN's step and its gathers cost the product less (CNN step 0.78x); GPUs keep im2col, whose
+ * products run on the tiled kernel (on an H100 the implicit GEMM on the reg kernel made the
+ * CNN's step 1.9x slower). VKG_CONV_VARIANT=implicit or im2col picks one where both run. */
+static vkg_conv_gemm forward_geometry(const vkg_conv2d_desc *d, int64_t kh, int64_t kw, int64_t OH, int64_t OW) {
+    return (vkg_conv_gemm){ kh, kw, OH, OW, d->stride[0], d->stride[1], d->dilation[0], d->dilation[1],
+                            -d->padding[0], -d->padding[1] };
+}
+
+static bool implicit_path(const vkg_tensor *x, const vkg_conv_gemm *geo) {
+    const char *v = getenv("VKG_CONV_VARIANT");
+    if (v && strcmp(v, "im2col") == 0) return false;
+    if (!(v && strcmp(v, "implicit") == 0) && vkg_ctx.info.type != VKG_DEVICE_CPU) return false;
+    return vkg_conv_gemm_ok(x, geo);
 }
 
 static vkg_tensor *unfold(vkg_tensor *x, int64_t n0, int64_t nb, const vkg_conv2d_desc *d, int64_t kh, int64_t kw,
@@ -160,7 +181,9 @@ static vkg_tensor *unfold_forward(vkg_tensor *x, vkg_tensor *wc, vkg_tensor *bc,
                                   int64_t OH, int64_t OW, const char *name, vkg_tensor **keep) {
     int64_t N = x->shape.d[0], K = wc->shape.d[0], kh = wc->shape.d[2], kw = wc->shape.d[3];
     int64_t P = OH * OW, ckk = vkg_numel(wc) / K;
-    int64_t per = unfold_chunk(N, ckk * P + K * P);
+    vkg_conv_gemm geo = forward_geometry(d, kh, kw, OH, OW);
+    bool implicit = implicit_path(x, &geo);
+    int64_t per = implicit ? N : unfold_chunk(N, ckk * P + K * P);
     vkg_status st = VKG_OK;
     vkg_tensor *y = NULL;
     if (keep) *keep = NULL;
@@ -171,9 +194,12 @@ static vkg_tensor *unfold_forward(vkg_tensor *x, vkg_tensor *wc, vkg_tensor *bc,
         st = vkg_last_status();
     for (int64_t n0 = 0; n0 < N && st == VKG_OK; n0 += per) {
         int64_t nb = N - n0 < per ? N - n0 : per;
-        vkg_tensor *cols = unfold(x, n0, nb, d, kh, kw, OH, OW, name);
+        vkg_tensor *cols = implicit ? NULL : unfold(x, n0, nb, d, kh, kw, OH, OW, name);
         /* (nb, K, P), the bias added as the product is stored */
-        vkg_tensor *prod = !cols ? NULL : bc ? vkg_matmul_row_bias(w2, cols, bc) : vkg_matmul(w2, cols);
+        vkg_tensor *prod = implicit ? vkg_conv_gemm_forward(w2, x, &geo, bc)
+                           : !cols  ? NULL
+                           : bc     ? vkg_matmul_row_bias(w2, cols, bc)
+                                    : vkg_matmul(w2, cols);
         if (!prod) {
             st = vkg_last_status();
         } else if (nb == N) {
@@ -191,6 +217,7 @@ static vkg_tensor *unfold_forward(vkg_tensor *x, vkg_tensor *wc, vkg_tensor *bc,
     }
     vkg_free(w2);
     vkg_no_grad_end();
+    variant_last = implicit ? "implicit-gemm" : "im2col+matmul";
     if (st != VKG_OK) {
         vkg_free(y);
         if (keep) {
@@ -200,6 +227,33 @@ static vkg_tensor *unfold_forward(vkg_tensor *x, vkg_tensor *wc, vkg_tensor *bc,
         return NULL;
     }
     return y;
+}
+
+/* The input gradient's geometry as a convolution of g (N, K, OH, OW) with stride 1, or false
+ * when d's stride is not 1: dx[n, c, h, w] = sum over (k, r, s) of w[k, c, r, s] g[n, k, h + ph
+ * - r dh, w + pw - s dw], the taps at minus the dilation and the padding added. */
+static bool grad_input_geometry(const vkg_conv2d_desc *d, vkg_shape xs, const vkg_tensor *wc, vkg_conv_gemm *geo) {
+    if (d->groups != 1 || d->stride[0] != 1 || d->stride[1] != 1) return false;
+    *geo = (vkg_conv_gemm){ wc->shape.d[2], wc->shape.d[3], xs.d[2], xs.d[3], 1, 1, -d->dilation[0], -d->dilation[1],
+                            d->padding[0], d->padding[1] };
+    return true;
+}
+
+/* dx as one implicit GEMM: (C, K kh kw) weights (w with its first two dims swapped) times the
+ * unfolding of g in that geometry, written as dx (N, C, H W); or NULL. */
+static vkg_tensor *implicit_grad_input(vkg_tensor *g, vkg_tensor *wc, vkg_shape xs, const vkg_conv_gemm *geo) {
+    int64_t C = wc->shape.d[1], ckk = wc->shape.d[0] * wc->shape.d[2] * wc->shape.d[3];
+    vkg_no_grad_begin();
+    vkg_tensor *wt = vkg_transpose(wc, 0, 1), *wtc = wt ? vkg_copy(wt) : NULL; /* (C, K, kh, kw) */
+    vkg_tensor *w2 = wtc ? weight_matrix(wtc, C, ckk) : NULL;
+    vkg_tensor *prod = w2 ? vkg_conv_gemm_forward(w2, g, geo, NULL) : NULL; /* (N, C, H W) */
+    vkg_tensor *dx = prod ? vkg_reshape(prod, xs) : NULL;
+    vkg_free(prod);
+    vkg_free(w2);
+    vkg_free(wtc);
+    vkg_free(wt);
+    vkg_no_grad_end();
+    return dx;
 }
 
 /* dx through the matmul path: dcols = w^T @ g per chunk, folded back by conv_col2im. */
@@ -247,15 +301,25 @@ static vkg_tensor *unfold_grad_weight(vkg_tensor *gc, vkg_tensor *x, vkg_tensor 
                                       const vkg_conv2d_desc *d, const char *name) {
     int64_t N = x->shape.d[0], K = ws.d[0], kh = ws.d[2], kw = ws.d[3], ckk = ws.d[1] * kh * kw;
     int64_t OH = gc->shape.d[2], OW = gc->shape.d[3], P = OH * OW;
-    int64_t per = unfold_chunk(N, ckk * P + K * ckk);
+    vkg_conv_gemm geo = forward_geometry(d, kh, kw, OH, OW);
+    bool implicit = !kept && implicit_path(x, &geo); /* the forward's unfolding, where kept, is read */
+    int64_t per = unfold_chunk(N, (implicit ? 0 : ckk * P) + K * ckk);
     vkg_tensor *acc = NULL;
     vkg_no_grad_begin();
     for (int64_t n0 = 0; n0 < N; n0 += per) {
         int64_t nb = N - n0 < per ? N - n0 : per;
-        vkg_tensor *cols = kept ? vkg_narrow(kept, 0, n0, nb) : unfold(x, n0, nb, d, kh, kw, OH, OW, name);
-        vkg_tensor *ct = cols ? vkg_transpose(cols, 1, 2) : NULL;
-        vkg_tensor *gs = ct ? vkg_narrow(gc, 0, n0, nb) : NULL, *gv = gs ? vkg_reshape(gs, VKG_SHAPE(nb, K, P)) : NULL;
-        vkg_tensor *part = gv ? vkg_matmul(gv, ct) : NULL;                 /* (nb, K, C kh kw) */
+        vkg_tensor *part = NULL;                                               /* (nb, K, C kh kw) */
+        vkg_tensor *gs = vkg_narrow(gc, 0, n0, nb), *gv = gs ? vkg_reshape(gs, VKG_SHAPE(nb, K, P)) : NULL;
+        vkg_tensor *cols = NULL, *ct = NULL;
+        if (implicit) {
+            vkg_tensor *xs = gv ? vkg_narrow(x, 0, n0, nb) : NULL;
+            part = xs ? vkg_conv_gemm_wgrad(gv, xs, &geo) : NULL;
+            vkg_free(xs);
+        } else {
+            cols = !gv ? NULL : kept ? vkg_narrow(kept, 0, n0, nb) : unfold(x, n0, nb, d, kh, kw, OH, OW, name);
+            ct = cols ? vkg_transpose(cols, 1, 2) : NULL;
+            part = ct ? vkg_matmul(gv, ct) : NULL;
+        }
         vkg_tensor *sum = part ? vkg_sum(part, 0, false) : NULL;
         vkg_tensor *next = !sum ? NULL : acc ? vkg_add(acc, sum) : sum;
         if (sum != next) vkg_free(sum);
@@ -347,7 +411,6 @@ vkg_tensor *vkg_conv2d(vkg_tensor *x, vkg_tensor *weight, vkg_tensor *bias, cons
         vkg_tensor *wc = vkg_contiguous(weight), *bc = bias ? vkg_contiguous(bias) : NULL;
         if (wc && (!bias || bc) && unfold_path(d.groups, C * kh * kw * OH * OW)) {
             y = unfold_forward(x, wc, bc, &d, OH, OW, op, keep ? &cols : NULL);
-            variant_last = "im2col+matmul";
         } else if (wc && (!bias || bc) && (y = vkg_tensor_alloc(VKG_SHAPE(N, K, OH, OW), VKG_F32, false, op))) {
             int64_t Kg = K / d.groups;
             int64_t items = N * d.groups * ((Kg + KB - 1) / KB) * OH * ((OW + PB - 1) / PB);
@@ -378,6 +441,12 @@ vkg_tensor *vkg_conv2d(vkg_tensor *x, vkg_tensor *weight, vkg_tensor *bias, cons
 
 vkg_tensor *vkg_conv2d_grad_input(vkg_tensor *g, vkg_tensor *weight, vkg_shape xs, const vkg_conv2d_desc *d) {
     if (!g || !weight) return NULL;
+    vkg_conv_gemm geo;
+    if (vkg_numel(g) > 0 && grad_input_geometry(d, xs, weight, &geo) && implicit_path(g, &geo)) {
+        vkg_tensor *wc = vkg_contiguous(weight), *dx = wc ? implicit_grad_input(g, wc, xs, &geo) : NULL;
+        if (wc && wc != weight) vkg_free(wc);
+        return dx;
+    }
     vkg_tensor *dx = vkg_tensor_alloc(xs, VKG_F32, false, "conv2d backward");
     if (!dx || vkg_numel(dx) == 0) return dx;
     vkg_tensor *gc = vkg_contiguous(g), *wc = vkg_contiguous(weight);

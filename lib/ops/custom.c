@@ -9,9 +9,10 @@ vkg_status vkg_custom_dispatch(const vkg_custom_desc *d) {
     if (d->push_size > VKG_PUSH_SIZE || (d->push_size && !d->push))
         return vkg_fail(VKG_ERR_INVALID, "vkg_custom_dispatch %s: %u bytes of push constants (at most %d)", name,
                         d->push_size, VKG_PUSH_SIZE);
-    if (d->nspec < 0 || d->nspec > VKG_MAX_SPEC)
+    const int max_spec = (int)(sizeof d->spec / sizeof *d->spec);
+    if (d->nspec < 0 || d->nspec > max_spec)
         return vkg_fail(VKG_ERR_INVALID, "vkg_custom_dispatch %s: %d specialization constants (at most %d)", name,
-                        d->nspec, VKG_MAX_SPEC);
+                        d->nspec, max_spec);
     int nbind = 0;
     while (nbind < 8 && d->bind[nbind]) nbind++;
     if (d->nout < 0 || d->nout > nbind)

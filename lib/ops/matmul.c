@@ -193,9 +193,10 @@ static mm_variant mm_variant_by_name(const char *s) {
     return MM_COUNT;
 }
 
-/* Records C = A @ B with variant v and tile shape cf. */
-static vkg_status mm_record(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const vkg_matmul_push *pc, int a_dim,
-                            int b_dim, mm_variant v, mm_config cf, const mm_epi *e) {
+/* Records C = A @ B with variant v and tile shape cf; cv: 0, or the convolution constant of
+ * the implicit-GEMM modules (vkg_conv_gemm_*: a reg variant, B the image x). */
+static vkg_status mm_record_cv(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const vkg_matmul_push *pc, int a_dim,
+                               int b_dim, mm_variant v, mm_config cf, const mm_epi *e, uint32_t cv) {
     uint32_t M = pc->mnk[0], N = pc->mnk[1], nbatch = pc->mnk[3];
     vkg_dispatch_desc d = { .op = VKG_OP_MATMUL, .name = "matmul", .bind = { c, a, b }, .nout = 1, .push = pc,
                             .push_size = sizeof *pc };
@@ -209,7 +210,9 @@ static vkg_status mm_record(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const v
     case MM_REG_SG:
     case MM_REG_TEX:
     case MM_REG_SG_TEX:
-        d.shader = mm_tex(v) ? "matmul_reg_tex" : "matmul_reg";
+        d.shader = cv ? (mm_tex(v) ? "matmul_reg_tex_conv" : "matmul_reg_conv")
+                 : mm_tex(v) ? "matmul_reg_tex"
+                             : "matmul_reg";
         d.local_size = cf.wx;
         d.spec[0] = cf.tm;
         d.spec[1] = cf.tn;
@@ -247,12 +250,20 @@ static vkg_status mm_record(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const v
         static const char *const epi_shader[MM_COUNT] = { "matmul_epi", "matmul_reg_epi", "matmul_reg_epi",
                                                           "matmul_tiled_epi", "matmul_reg_tex_epi",
                                                           "matmul_reg_tex_epi" };
-        d.shader = epi_shader[v];
+        d.shader = cv ? (mm_tex(v) ? "matmul_reg_tex_conv_epi" : "matmul_reg_conv_epi") : epi_shader[v];
         d.op = VKG_OP_MATMUL_BIAS_ACT;
         d.name = "matmul_bias_act";
         d.bind[3] = e->bias ? e->bias : a;
         d.spec[6] = code;
         d.nspec = 7;
+    }
+    if (cv) {
+        d.op = VKG_OP_CONV2D;
+        d.name = "conv2d (implicit GEMM)";
+        d.spec[6] = code; /* EPI, 0 without an epilogue: the plain module declares no id 7 */
+        d.spec[7] = cv;
+        d.nspec = 8;
+        d.flops = 2.0 * (double)M * (double)N * (double)pc->mnk[2] * (double)nbatch;
     }
     uint64_t gx = (N + tc - 1) / tc, gy = (M + tr - 1) / tr;
     const uint32_t *lim = vkg_ctx.info.max_workgroup_count;
@@ -267,10 +278,16 @@ static vkg_status mm_record(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const v
         pt.a_mat[2] += (int32_t)vkg_texel_base(a->storage);
         pt.b_mat[2] += (int32_t)vkg_texel_base(b->storage);
         d.push = &pt;
-        d.texel = 6u; /* bindings 1 (A) and 2 (B) */
+        d.texel = 6u;                /* bindings 1 (A) and 2 (B) */
+        d.texel_r32 = cv ? 4u : 0u;  /* the image the implicit GEMM gathers floats from */
     }
     mm_last = mm_names[v];
     return vkg_dispatch(&d);
+}
+
+static vkg_status mm_record(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const vkg_matmul_push *pc, int a_dim,
+                            int b_dim, mm_variant v, mm_config cf, const mm_epi *e) {
+    return mm_record_cv(c, a, b, pc, a_dim, b_dim, v, cf, e, 0);
 }
 
 /* ---- autotuning ------------------------------------------------------------------------------
@@ -830,4 +847,100 @@ vkg_tensor *vkg_matmul_row_bias(vkg_tensor *a, vkg_tensor *b, vkg_tensor *bias) 
                              vkg_shape_str(bias->shape, x, sizeof x), vkg_shape_str(a->shape, y, sizeof y), (long long)M);
     }
     return matmul_forward(a, b, &(mm_epi){ bias, VKG_ACTIVATION_NONE, true, NULL }, NULL);
+}
+
+/* ---- convolution as an implicit GEMM -----------------------------------------------------------
+ * The register-blocked kernels with B the unfolding of an image batch (vkg_conv_gemm in
+ * lib/ops/ops.h, shaders/matmul_reg.comp MM_CONV): conv2d's forward and input gradient (as a
+ * convolution of g) and its weight gradient, without the unfolded copy. The kernel and tile are
+ * the rule's for a product of the same shape (not tuned: the tuning file keys plain products);
+ * on devices where the rule is the tiled kernel, the reg form (texel or storage) runs. */
+
+/* The pieces of constant 8 of the MM_CONV modules (shaders/matmul_reg.comp). */
+static uint32_t conv_constant(const vkg_conv_gemm *g, bool wgrad) {
+    return (wgrad ? 1u : 0u) | (uint32_t)g->kh << 1 | (uint32_t)g->kw << 8 | (uint32_t)g->OW << 15;
+}
+
+static bool in_range(int v, int lo, int hi) { return v >= lo && v <= hi; }
+
+bool vkg_conv_gemm_ok(const vkg_tensor *x, const vkg_conv_gemm *g) {
+    if (!x || x->shape.ndim != 4 || x->dtype != VKG_F32 || x->strides[3] != 1 || x->shape.d[2] > 0xffff ||
+        x->shape.d[3] > 0xffff)
+        return false;
+    if (g->kh < 1 || g->kh > 127 || g->kw < 1 || g->kw > 127 || g->OW < 1 || g->OW >= (1 << 17) || g->OH < 1)
+        return false;
+    if (!in_range(g->sh, -128, 127) || !in_range(g->sw, -128, 127) || !in_range(g->dh, -128, 127) ||
+        !in_range(g->dw, -128, 127) || !in_range(g->ph, -32768, 32767) || !in_range(g->pw, -32768, 32767))
+        return false;
+    /* every index the kernel forms fits its int32, and the K loop (taps or positions) stays
+     * inside lavapipe's loop limit (the plain matmul's K slices have no counterpart here) */
+    int64_t C = x->shape.d[1], taps = C * g->kh * g->kw, P = g->OH * g->OW;
+    uint64_t budget = vkg_loop_budget();
+    if ((uint64_t)taps + 64 > budget || (uint64_t)P + 64 > budget) return false;
+    for (int i = 0; i < 4; i++)
+        if (x->strides[i] < 0) return false;
+    int64_t last = x->offset + (x->shape.d[0] - 1) * x->strides[0] + (C - 1) * x->strides[1] +
+                   (x->shape.d[2] - 1) * x->strides[2] + x->shape.d[3];
+    return last < INT32_MAX && taps < INT32_MAX && P < INT32_MAX && x->storage->block->size / 4 <= INT32_MAX;
+}
+
+/* c = a (@) unfold(x) in the form wgrad says; a: (M, K) shared by every image (forward) or
+ * (nb, M, K) one per image (wgrad). */
+static vkg_tensor *conv_gemm(vkg_tensor *a, vkg_tensor *x, const vkg_conv_gemm *g, bool wgrad, vkg_tensor *row_bias) {
+    const char *name = wgrad ? "vkg_conv_gemm_wgrad" : "vkg_conv_gemm_forward";
+    if (!a || !x) return NULL;
+    if (!vkg_conv_gemm_ok(x, g))
+        return vkg_fail_null(VKG_ERR_INVALID, "%s: x or the geometry is out of the implicit GEMM's range", name);
+    int64_t nb = x->shape.d[0], taps = x->shape.d[1] * g->kh * g->kw, P = g->OH * g->OW;
+    int64_t M = a->shape.d[a->shape.ndim - 2], K = wgrad ? P : taps, N = wgrad ? taps : P;
+    char s1[160], s2[160];
+    if (a->dtype != VKG_F32 || a->shape.ndim != (wgrad ? 3 : 2) || a->shape.d[a->shape.ndim - 1] != K ||
+        (wgrad && a->shape.d[0] != nb))
+        return vkg_fail_null(VKG_ERR_INVALID, "%s: a is %s but x is %s: want a (%s%lld, %lld)", name,
+                             vkg_desc(a, s1, sizeof s1), vkg_desc(x, s2, sizeof s2), wgrad ? "nb, " : "",
+                             (long long)M, (long long)K);
+    vkg_tensor *c = vkg_tensor_alloc(VKG_SHAPE(nb, M, N), VKG_F32, false, name);
+    if (!c || vkg_numel(c) == 0) return c;
+    int64_t sa[1] = { wgrad ? a->strides[0] : 0 }, bdim[1] = { nb };
+    int nd = a->shape.ndim;
+    int64_t a_rs = a->strides[nd - 2], a_cs = a->strides[nd - 1];
+    vkg_matmul_push pc = {
+        .mnk = { (uint32_t)M, (uint32_t)N, (uint32_t)K, (uint32_t)nb },
+        .bshape = { 1, 1, (uint32_t)nb, 1 },
+        .a_bst = { 0, 0, (int32_t)sa[0] },
+        .b_bst = { (int32_t)((uint32_t)(g->sh & 0xff) | (uint32_t)(g->sw & 0xff) << 8 | (uint32_t)(g->dh & 0xff) << 16 |
+                             (uint32_t)(g->dw & 0xff) << 24),
+                   (int32_t)((uint32_t)(g->ph & 0xffff) | (uint32_t)(g->pw & 0xffff) << 16), (int32_t)x->strides[0] },
+        .a_mat = { (int32_t)a_rs, (int32_t)a_cs, (int32_t)a->offset },
+        .b_mat = { (int32_t)x->strides[1], (int32_t)x->strides[2], (int32_t)x->offset,
+                   (int32_t)((uint32_t)x->shape.d[2] | (uint32_t)x->shape.d[3] << 16) },
+        .c_off = { (uint32_t)c->offset, (uint32_t)N, 0, (uint32_t)(M * N) },
+        .epi = { row_bias ? (int32_t)row_bias->offset : 0, row_bias ? (int32_t)row_bias->strides[0] : 0, 0 },
+    };
+    int a_dim = vec4_dim(a, M, K, a_rs, a_cs, sa, bdim, 1);
+    mm_variant v = usable(vkg_ctx.info.type == VKG_DEVICE_CPU && sg8_ok() ? MM_REG_SG_TEX : MM_REG_TEX, a, x);
+    const char *force = getenv("VKG_MATMUL_VARIANT");
+    mm_variant f = force && *force ? mm_variant_by_name(force) : MM_COUNT;
+    if (f != MM_COUNT && mm_reg(f)) v = usable(f, a, x); /* tests run every reg form */
+    if (mm_tex(v) && !vkg_texel_r32_ok(x->storage)) v = v == MM_REG_TEX ? MM_REG : MM_REG_SG; /* x as R32F texels */
+    mm_epi e = { row_bias, VKG_ACTIVATION_NONE, row_bias != NULL, NULL };
+    mm_config cf = mm_config_for(v, &pc);
+    /* TN 4 where K runs over many taps: a gathered float of B serves TM FMAs whatever TN is, and
+     * the smaller block keeps more of the invocation in registers (lavapipe, CNN's 3x3 over 32
+     * and 64 channels: 0.91x the time of TN 8; its first layer, K = 9, is faster with 8) */
+    const char *cfg_env = getenv("VKG_MATMUL_CONFIG");
+    if (!wgrad && K >= 64 && mm_sg(v) && !(cfg_env && *cfg_env)) cf.tn = 4;
+    if (mm_record_cv(c, a, x, &pc, a_dim, 0, v, cf, &e, conv_constant(g, wgrad)) != VKG_OK) {
+        vkg_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+vkg_tensor *vkg_conv_gemm_forward(vkg_tensor *a, vkg_tensor *x, const vkg_conv_gemm *g, vkg_tensor *row_bias) {
+    return conv_gemm(a, x, g, false, row_bias);
+}
+
+vkg_tensor *vkg_conv_gemm_wgrad(vkg_tensor *a, vkg_tensor *x, const vkg_conv_gemm *g) {
+    return conv_gemm(a, x, g, true, NULL);
 }

@@ -25,6 +25,25 @@ vkg_tensor *vkg_matmul_into(vkg_tensor *dst, vkg_tensor *a, vkg_tensor *b);
  * has one bias per output channel, a row of the product). */
 vkg_tensor *vkg_matmul_row_bias(vkg_tensor *a, vkg_tensor *b, vkg_tensor *bias);
 
+/* Convolution as an implicit GEMM on the register-blocked matmul kernels (lib/ops/matmul.c,
+ * shaders/matmul_reg.comp with MM_CONV): the product's B operand is the unfolding of each image
+ * of x (nb, C, H, W) (its last dim stride 1), read in place, never written out. The geometry:
+ * kernel kh x kw, output positions OH x OW, and for tap (c, r, s) at position (oh, ow) the
+ * input pixel ih = oh sh + r dh + ph, iw = ow sw + s dw + pw (0 outside the image), each of
+ * sh, sw, dh, dw in [-128, 127] and ph, pw in [-32768, 32767]. */
+typedef struct vkg_conv_gemm {
+    int64_t kh, kw, OH, OW;
+    int sh, sw, dh, dw, ph, pw;
+} vkg_conv_gemm;
+/* Whether vkg_conv_gemm can run these (geometry and sizes in range, the device reads texel or
+ * storage buffers as the kernels need); false without a message. */
+bool vkg_conv_gemm_ok(const vkg_tensor *x, const vkg_conv_gemm *g);
+/* Forward form: c (nb, M, OH OW) = a (M, C kh kw) @ unfold(x[n]) for each image, plus
+ * row_bias[m] (NULL: none) as the epilogue; no node. */
+vkg_tensor *vkg_conv_gemm_forward(vkg_tensor *a, vkg_tensor *x, const vkg_conv_gemm *g, vkg_tensor *row_bias);
+/* Weight-gradient form: c (nb, M, C kh kw) = a[n] (M, OH OW) @ unfold(x[n])^T per image; no node. */
+vkg_tensor *vkg_conv_gemm_wgrad(vkg_tensor *a, vkg_tensor *x, const vkg_conv_gemm *g);
+
 /* Whether rows of len floats, row_stride apart with col_stride between neighbours, from offset
  * (elements, from the binding's start) can be read and written as whole vec4s: the vec4 row
  * paths of layer_norm, the softmax family, cross-entropy and the embedding. On lavapipe a

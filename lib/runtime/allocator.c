@@ -47,6 +47,7 @@ vkg_status vkg_allocator_init(void) {
 static void block_destroy(vkg_block *b) {
     if (b->mapped) vkUnmapMemory(vkg_ctx.device, b->memory);
     if (b->texel_view) vkDestroyBufferView(vkg_ctx.device, b->texel_view, NULL);
+    if (b->texel_view_r32) vkDestroyBufferView(vkg_ctx.device, b->texel_view_r32, NULL);
     if (b->buffer) vkDestroyBuffer(vkg_ctx.device, b->buffer, NULL);
     if (b->memory) {
         vkFreeMemory(vkg_ctx.device, b->memory, NULL);

@@ -15,7 +15,7 @@
 #define VKG_MAX_DESCRIPTORS 32   /* storage buffers one dispatch binds: the push-descriptor minimum */
 #define VKG_MAX_LAYOUTS 16       /* distinct descriptor set layouts (binding counts and arrays) */
 #define VKG_PUSH_SIZE 128        /* every pipeline layout has one 128-byte push-constant range */
-#define VKG_MAX_SPEC 7           /* specialization constants 1..7 (0 is the workgroup size)    */
+#define VKG_MAX_SPEC 8           /* specialization constants 1..8 (0 is the workgroup size)    */
 
 /* ---- memory ------------------------------------------------------------------------------- */
 typedef struct vkg_range {
@@ -32,6 +32,7 @@ typedef struct vkg_block {
     int nfree, capfree;
     uint32_t live;               /* live sub-allocations                                       */
     VkBufferView texel_view;     /* RGBA32F view of the whole block, made on first use (stream.c) */
+    VkBufferView texel_view_r32; /* R32F view of the same, made on first use (dispatch texel_r32)   */
 } vkg_block;
 
 /* Device bytes behind one or more tensors (views share it). */
@@ -165,6 +166,9 @@ typedef struct vkg_dispatch_desc {
                                     texel buffer, an RGBA32F view of its storage's whole block,
                                     which the shader indexes in texels from the block's start
                                     (vkg_texel_base); only where vkg_texel_ok says so         */
+    uint32_t texel_r32;          /* bit b (also set in texel): that view is R32F instead, one
+                                    texel a float, for gathers of single floats; only where
+                                    vkg_texel_r32_ok says so                                   */
     double flops, bytes;         /* work done, for VKG_PROFILE; 0: estimated from the op       */
     const uint32_t *code;        /* a user shader's SPIR-V (vkg_custom_dispatch); NULL: the built-in
                                     shaders/<shader>.comp                                     */
@@ -174,6 +178,8 @@ typedef struct vkg_dispatch_desc {
 /* Whether s can be bound as a uniform texel buffer (vkg_dispatch_desc.texel): the device reads
  * R32G32B32A32_SFLOAT texel buffers and s's block is within maxTexelBufferElements texels. */
 bool vkg_texel_ok(const vkg_storage *s);
+/* The same for an R32F view (vkg_dispatch_desc.texel_r32): the block within maxTexelBufferElements floats. */
+bool vkg_texel_r32_ok(const vkg_storage *s);
 /* The element index of s's first float counted from its block's start (texel bindings index
  * the whole block). */
 static inline int64_t vkg_texel_base(const vkg_storage *s) { return (int64_t)(s->off / 4); }

@@ -338,12 +338,19 @@ bool vkg_texel_ok(const vkg_storage *s) {
     return vkg_ctx.info.texel_buffers && s && s->block->size / 16 <= vkg_ctx.max_texels;
 }
 
-/* The block's RGBA32F texel view, made on first use (lives as long as the block). */
-static vkg_status texel_view(vkg_block *b) {
-    if (b->texel_view) return VKG_OK;
+bool vkg_texel_r32_ok(const vkg_storage *s) {
+    return vkg_ctx.info.texel_buffers && s && s->block->size / 4 <= vkg_ctx.max_texels;
+}
+
+/* The block's RGBA32F (or R32F) texel view, made on first use (lives as long as the block).
+ * R32F uniform texel buffers are required of every Vulkan device, like RGBA32F. */
+static vkg_status texel_view(vkg_block *b, bool r32) {
+    VkBufferView *v = r32 ? &b->texel_view_r32 : &b->texel_view;
+    if (*v) return VKG_OK;
     VkBufferViewCreateInfo ci = { .sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO, .buffer = b->buffer,
-                                  .format = VK_FORMAT_R32G32B32A32_SFLOAT, .offset = 0, .range = b->size / 16 * 16 };
-    VkResult r = vkCreateBufferView(vkg_ctx.device, &ci, NULL, &b->texel_view);
+                                  .format = r32 ? VK_FORMAT_R32_SFLOAT : VK_FORMAT_R32G32B32A32_SFLOAT, .offset = 0,
+                                  .range = r32 ? b->size / 4 * 4 : b->size / 16 * 16 };
+    VkResult r = vkCreateBufferView(vkg_ctx.device, &ci, NULL, v);
     return r == VK_SUCCESS ? VKG_OK : vkg_vk_fail(r, "vkCreateBufferView");
 }
 
@@ -373,9 +380,10 @@ vkg_status vkg_dispatch(const vkg_dispatch_desc *d) {
     for (uint32_t b = 0; b < nbind; b++) {
         if (!(texel >> b & 1)) continue;
         const vkg_storage *s = d->bind[first[b]]->storage;
-        if (d->array[b] > 1 || (int)first[b] < d->nout || !vkg_texel_ok(s))
+        bool r32 = d->texel_r32 >> b & 1;
+        if (d->array[b] > 1 || (int)first[b] < d->nout || !(r32 ? vkg_texel_r32_ok(s) : vkg_texel_ok(s)))
             return vkg_fail(VKG_ERR_INVALID, "%s: binding %u cannot be a texel buffer", name, b);
-        vkg_status st = texel_view(s->block);
+        vkg_status st = texel_view(s->block, r32);
         if (st != VKG_OK) return st;
     }
     uint32_t ls = d->local_size ? d->local_size : 128;
@@ -413,7 +421,7 @@ vkg_status vkg_dispatch(const vkg_dispatch_desc *d) {
         if (texel >> b & 1) {
             w[b].descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
             w[b].pBufferInfo = NULL;
-            w[b].pTexelBufferView = &blocks[first[b]]->texel_view;
+            w[b].pTexelBufferView = d->texel_r32 >> b & 1 ? &blocks[first[b]]->texel_view_r32 : &blocks[first[b]]->texel_view;
         }
     }
     vkg_explain_dispatch(d, ls, ndesc);
