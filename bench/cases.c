@@ -42,6 +42,10 @@ const vkgb_case vkgb_cases[] = {
     { "matmul/1024", "matmul", Q | M, VKGB_MATMUL, 0, { 0, 1024, 1024, 1024 }, 0, NULL },
     { "matmul/2048", "matmul", M, VKGB_MATMUL, 0, { 0, 2048, 2048, 2048 }, 5, NULL },
     { "matmul/4096", "matmul", M, VKGB_MATMUL, 0, { 0, 4096, 4096, 4096 }, 2, NULL },
+    /* f16 operands, f32 product and sums: the tensor-core kernel where the device has one
+     * (shaders/matmul_coopmat.comp), else the operands widened to f32 */
+    { "matmul/f16 1024", "matmul", M, VKGB_MATMUL, 0, { 0, 1024, 1024, 1024, 1 }, 0, NULL },
+    { "matmul/f16 4096", "matmul", M, VKGB_MATMUL, 0, { 0, 4096, 4096, 4096, 1 }, 2, NULL },
     /* matmul: the reference models' shapes (MLP on Fashion-MNIST; tiny transformer B=32, T=64,
      * d=128, 4 heads of 32, MLP 512, byte vocabulary 256) */
     { "matmul/mlp 128x784 @ 784x512", "matmul", Q | M, VKGB_MATMUL, 0, { 0, 128, 784, 512 }, 0, NULL },
@@ -331,19 +335,31 @@ bool vkgb_inst_setup(vkgb_inst *s, const vkgb_case *c, char *why, size_t whysize
     switch (c->kind) {
     case VKGB_MATMUL: {
         int64_t B = p[0], m = p[1], k = p[2], n = p[3];
+        bool f16 = p[4] != 0;
         vkg_shape as = B ? VKG_SHAPE(B, m, k) : VKG_SHAPE(m, k), bs = B ? VKG_SHAPE(B, k, n) : VKG_SHAPE(k, n);
         s->in[0] = upload(as, -1, 1, 1, &a);
         s->in[1] = upload(bs, -1, 1, 2, &b);
         if (!s->in[0] || !s->in[1]) { ok = setup_fail(why, whysize, "inputs"); break; }
         int64_t nb = B ? B : 1;
+        if (f16) { /* the f16 copies, and their values (exact in f32) for the reference */
+            for (int i = 0; i < 2; i++) {
+                vkg_tensor *h = vkg_keep(vkg_to_dtype(s->in[i], VKG_F16));
+                vkg_free(s->in[i]);
+                s->in[i] = h;
+            }
+            if (!s->in[0] || !s->in[1]) { ok = setup_fail(why, whysize, "f16 inputs"); break; }
+            for (int64_t i = 0; i < nb * m * k; i++) a[i] = vkg_ref_f16_to_f32(vkg_ref_f32_to_f16(a[i]));
+            for (int64_t i = 0; i < nb * k * n; i++) b[i] = vkg_ref_f16_to_f32(vkg_ref_f32_to_f16(b[i]));
+        }
         s->nout = (size_t)(nb * m * n);
         s->flops = 2.0 * (double)nb * (double)m * (double)n * (double)k;
-        s->bytes = 4.0 * (double)nb * (double)(m * k + k * n + m * n);
+        s->bytes = (f16 ? 2.0 : 4.0) * (double)nb * (double)(m * k + k * n) + 4.0 * (double)(nb * m * n);
         s->rtol = 1e-3;
         s->atol = 1e-5 * (double)k;
-        if (B) snprintf(s->shape, sizeof s->shape, "f32 (%lld,%lld,%lld) @ (%lld,%lld,%lld)", (long long)B,
+        const char *dt = f16 ? "f16" : "f32";
+        if (B) snprintf(s->shape, sizeof s->shape, "%s (%lld,%lld,%lld) @ (%lld,%lld,%lld)", dt, (long long)B,
                         (long long)m, (long long)k, (long long)B, (long long)k, (long long)n);
-        else snprintf(s->shape, sizeof s->shape, "f32 (%lld,%lld) @ (%lld,%lld)", (long long)m, (long long)k,
+        else snprintf(s->shape, sizeof s->shape, "%s (%lld,%lld) @ (%lld,%lld)", dt, (long long)m, (long long)k,
                       (long long)k, (long long)n);
         if (!B && (double)m * (double)n * (double)k > (double)(1 << 27)) {
             /* a full double-precision reference of 4096^3 takes minutes: check 8 spread rows */

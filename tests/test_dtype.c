@@ -330,3 +330,95 @@ VKG_TEST(dtype, to_dtype_backward) {
     vkg_scope_end();
     vkg_free(xt);
 }
+
+/* ---- matmul with f16 operands ------------------------------------------------------------------
+ * f16 @ f16 (and f16 @ f32) is an f32 product with f32 sums: against the double product of the
+ * operands' f16 values, on shapes the tensor-core kernel takes (multiples of 16, row- and
+ * column-major) and shapes it leaves to the widened f32 path (odd sizes, a strided view). On a
+ * device with that kernel the first ones must really run on it. */
+static float round16(float v) { return vkg_ref_f16_to_f32(vkg_ref_f32_to_f16(v)); }
+
+/* a (B?, M, K) @ b (B?, K, N), b transposed in storage when bt; a f16, b f16 unless b32 */
+static void check_matmul_f16(int64_t B, int64_t M, int64_t K, int64_t N, bool bt, bool b32, uint64_t seed,
+                             bool want_coopmat) {
+    vkg_scope_begin();
+    size_t na = (size_t)(B * M * K), nb = (size_t)(B * K * N), nc = (size_t)(B * M * N);
+    float *ah = malloc(na * sizeof *ah), *bh = malloc(nb * sizeof *bh), *want = calloc(nc, sizeof *want);
+    vkgt_fill(ah, na, -2.0f, 2.0f, seed);
+    vkgt_fill(bh, nb, -2.0f, 2.0f, seed + 1);
+    for (size_t i = 0; i < na; i++) ah[i] = round16(ah[i]);
+    for (size_t i = 0; i < nb; i++) bh[i] = b32 ? bh[i] : round16(bh[i]);
+    /* bh holds b (B, K, N) row-major; when bt, the tensor is stored (B, N, K) and viewed back */
+    float *bs = malloc(nb * sizeof *bs);
+    for (int64_t z = 0; z < B; z++)
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t n = 0; n < N; n++)
+                bs[bt ? z * K * N + n * K + k : z * K * N + k * N + n] = bh[z * K * N + k * N + n];
+    for (int64_t z = 0; z < B; z++)
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t n = 0; n < N; n++) {
+                double s = 0.0;
+                for (int64_t k = 0; k < K; k++) s += (double)ah[z * M * K + m * K + k] * bh[z * K * N + k * N + n];
+                want[z * M * N + m * N + n] = (float)s;
+            }
+    vkg_tensor *a = vkg_to_dtype(vkg_from_data(B > 1 ? VKG_SHAPE(B, M, K) : VKG_SHAPE(M, K), ah), VKG_F16);
+    vkg_tensor *bstore = vkg_from_data(B > 1 ? (bt ? VKG_SHAPE(B, N, K) : VKG_SHAPE(B, K, N)) : bt ? VKG_SHAPE(N, K) : VKG_SHAPE(K, N), bs);
+    if (!b32) bstore = vkg_to_dtype(bstore, VKG_F16);
+    vkg_tensor *b = bt ? vkg_transpose(bstore, -1, -2) : bstore;
+    vkg_tensor *c = vkg_matmul(a, b);
+    cr_assert_not_null(c, "%s", vkg_last_error());
+    cr_assert_eq(vkg_tensor_dtype(c), VKG_F32);
+    char what[96];
+    snprintf(what, sizeof what, "f16 matmul %lld/%lldx%lldx%lld%s%s (%s)", (long long)B, (long long)M, (long long)K,
+             (long long)N, bt ? " b^T" : "", b32 ? " b f32" : "", vkg_matmul_variant_last());
+    if (want_coopmat) cr_assert_str_eq(vkg_matmul_variant_last(), "coopmat", "%s", what);
+    float *got = vkgt_read(c);
+    vkgt_assert_close(got, want, nc, 1e-5f, 1e-4f, what);
+    free(ah), free(bh), free(bs), free(want), free(got);
+    vkg_scope_end();
+}
+
+VKG_TEST(dtype, matmul_f16) {
+    const vkg_device_info *dev = vkg_device();
+    /* what lib/runtime/context.c asks of a device for the kernel (the 16x16x16 shape aside) */
+    bool cm = dev->cooperative_matrix && dev->fp16 && dev->storage16 && dev->subgroup_size == 32 &&
+              !getenv("VKG_NO_COOPMAT") && !getenv("VKG_MATMUL_VARIANT");
+    check_matmul_f16(1, 32, 48, 64, false, false, 11, cm);
+    check_matmul_f16(1, 48, 32, 80, true, false, 13, cm);   /* B column-major */
+    check_matmul_f16(3, 16, 32, 16, false, false, 15, cm);  /* batched, one 16x16 tile */
+    check_matmul_f16(1, 160, 64, 96, false, false, 17, cm); /* blocks overhanging M and N */
+    check_matmul_f16(1, 20, 33, 7, false, false, 19, false);
+    check_matmul_f16(2, 5, 9, 3, true, false, 21, false);
+    check_matmul_f16(1, 32, 48, 64, false, true, 23, false); /* f16 @ f32 */
+}
+
+/* The gradient of an f32 weight used through its f16 copy: dW = f32(f16(G X^T)), G X^T summed
+ * in f32; tolerance one f16 rounding step either way (the sums' order differs by kernel), and
+ * every value an f16 one. */
+VKG_TEST(dtype, matmul_f16_backward) {
+    enum { M = 32, K = 48, N = 64 };
+    float w[M * K], x[K * N], g[M * N], want[M * K];
+    vkgt_fill(w, M * K, -1.0f, 1.0f, 31);
+    vkgt_fill(x, K * N, -1.0f, 1.0f, 32);
+    vkgt_fill(g, M * N, -1.0f, 1.0f, 33);
+    for (int i = 0; i < K * N; i++) x[i] = round16(x[i]);
+    for (int m = 0; m < M; m++)
+        for (int k = 0; k < K; k++) {
+            double s = 0.0;
+            for (int n = 0; n < N; n++) s += (double)g[m * N + n] * x[k * N + n];
+            want[m * K + k] = round16((float)s);
+        }
+    vkg_tensor *wt = vkg_requires_grad(vkg_from_data(VKG_SHAPE(M, K), w), true);
+    vkg_scope_begin();
+    vkg_tensor *x16 = vkg_to_dtype(vkg_from_data(VKG_SHAPE(K, N), x), VKG_F16);
+    vkg_tensor *y = vkg_matmul(vkg_to_dtype(wt, VKG_F16), x16);
+    vkg_tensor *loss = vkg_sum_all(vkg_mul(y, vkg_from_data(VKG_SHAPE(M, N), g)));
+    cr_assert_eq(vkg_backward(loss), VKG_OK, "%s", vkg_last_error());
+    float *got = vkgt_read(vkg_grad(wt));
+    vkgt_assert_close(got, want, M * K, 1e-3f, 1e-3f, "dW through an f16 matmul");
+    for (int i = 0; i < M * K; i++) /* the f16 copy's gradient was stored as f16 */
+        cr_assert_eq(got[i], round16(got[i]), "dW[%d] = %.9g is not an f16 value", i, (double)got[i]);
+    free(got);
+    vkg_scope_end();
+    vkg_free(wt);
+}

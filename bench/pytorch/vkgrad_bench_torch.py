@@ -50,6 +50,8 @@ CASES = [
     ("matmul/1024", "matmul", Q | M, "matmul", None, (0, 1024, 1024, 1024), 0),
     ("matmul/2048", "matmul", M, "matmul", None, (0, 2048, 2048, 2048), 5),
     ("matmul/4096", "matmul", M, "matmul", None, (0, 4096, 4096, 4096), 2),
+    ("matmul/f16 1024", "matmul", M, "matmul", None, (0, 1024, 1024, 1024, 1), 0),
+    ("matmul/f16 4096", "matmul", M, "matmul", None, (0, 4096, 4096, 4096, 1), 2),
     ("matmul/mlp 128x784 @ 784x512", "matmul", Q | M, "matmul", None, (0, 128, 784, 512), 0),
     ("matmul/mlp 128x512 @ 512x256", "matmul", Q | M, "matmul", None, (0, 128, 512, 256), 0),
     ("matmul/mlp 128x256 @ 256x10", "matmul", Q | M, "matmul", None, (0, 128, 256, 10), 0),
@@ -191,24 +193,32 @@ def blas_name():
 
 
 def setup_matmul(p, dev):
-    B, m, k, n = p
+    B, m, k, n = p[:4]
+    f16 = len(p) > 4 and p[4]
+    if f16 and dev.type == "cpu":  # PyTorch 1.13 has no f16 matmul on the CPU
+        raise CaseError("PyTorch %s has no float16 matmul on the CPU" % torch.__version__, status="skipped")
     a_shape, b_shape = ((B, m, k), (B, k, n)) if B else ((m, k), (k, n))
     a, ta = upload(a_shape, -1, 1, 1, dev)
     b, tb = upload(b_shape, -1, 1, 2, dev)
+    if f16:  # the halves, and their values for the reference, as cases.c
+        ta, tb = ta.half(), tb.half()
+        a, b = ta.float().cpu().numpy(), tb.float().cpu().numpy()
     s = Inst()
     nb = B or 1
     s.flops = 2.0 * nb * m * n * k
-    s.bytes = 4.0 * nb * (m * k + k * n + m * n)
+    s.bytes = (2.0 if f16 else 4.0) * nb * (m * k + k * n) + 4.0 * nb * m * n
+    dt = "f16" if f16 else "f32"
     if B:
-        s.settings = "f32 (%d,%d,%d) @ (%d,%d,%d)" % (B, m, k, B, k, n)
+        s.settings = "%s (%d,%d,%d) @ (%d,%d,%d)" % (dt, B, m, k, B, k, n)
     else:
-        s.settings = "f32 (%d,%d) @ (%d,%d)" % (m, k, k, n)
+        s.settings = "%s (%d,%d) @ (%d,%d)" % (dt, m, k, k, n)
+    # f16 @ f16 in PyTorch is an f16 tensor (f32 sums on the GPU); the check widens it
     s.fn = lambda: torch.matmul(ta, tb)
     big = not B and float(m) * n * k > float(1 << 27)
     rows = [(m - 1) * r // 7 for r in range(8)] if big else None
 
     def check(y):
-        y = y.cpu().numpy()
+        y = y.float().cpu().numpy()  # an f16 product's rounding (2^-11 relative) is inside rtol
         if rows is not None:  # as cases.c: 8 spread rows of the largest products
             return check_close(y[rows], a[rows].astype(np.float64) @ b.astype(np.float64), 1e-3, 1e-5 * k)
         return check_close(y, np.matmul(a.astype(np.float64), b.astype(np.float64)), 1e-3, 1e-5 * k)

@@ -4,11 +4,12 @@
 # vkgrad-info, the test binaries and tutorials (validation layer on), the three suites and the
 # same suites in PyTorch on CUDA, writing reports and logs to RESULTS.
 #   bench/remote/run.sh PACKDIR RESULTS        (MIN_TIME: --min-time for the suites, default 0.5;
-#                                               SUITES: which, default "quick models micro";
+#                                               SUITES: which, default "quick models micro",
+#                                               empty for none;
 #                                               TESTS: an extended regex of the test names to run,
 #                                               default all)
 set -u
-PACK=$1 RES=$2 MT=${MIN_TIME:-0.5} SUITES=${SUITES:-quick models micro}
+PACK=$1 RES=$2 MT=${MIN_TIME:-0.5} SUITES=${SUITES-quick models micro}
 mkdir -p "$RES/logs"
 for f in "$PACK"/debs/*.deb; do dpkg -x "$f" /; done
 ldconfig

@@ -124,7 +124,8 @@ static vkg_tensor *grad_in_place(vkg_tensor *t, vkg_tensor *x, vkg_tensor *y, co
 }
 
 /* dA = dC B^T, dB = A^T dC, with 1-D operands promoted as the forward did and the batch
- * dims summed back to each operand's own. */
+ * dims summed back to each operand's own. An f16 operand (the product of f16 operands is
+ * f32) gets its gradient computed in f32 and stored as f16, like its values. */
 static vkg_status matmul_grads(vkg_tensor *a, vkg_tensor *b, vkg_tensor *g) {
     vkg_tensor *a2 = a->shape.ndim == 1 ? vkg_unsqueeze(a, 0) : a;
     vkg_tensor *b2 = b->shape.ndim == 1 ? vkg_unsqueeze(b, -1) : b;
@@ -138,13 +139,15 @@ static vkg_status matmul_grads(vkg_tensor *a, vkg_tensor *b, vkg_tensor *g) {
     vkg_tensor *g2 = vkg_reshape(g, full);
     vkg_status st = VKG_OK;
     if (a->requires_grad) {
-        vkg_tensor *ga = a == a2 ? grad_in_place(a, g2, vkg_transpose(b2, -1, -2), g2) : NULL;
+        vkg_tensor *ga = a == a2 && a->dtype == VKG_F32 ? grad_in_place(a, g2, vkg_transpose(b2, -1, -2), g2) : NULL;
         if (!ga) ga = vkg_reshape(vkg_sum_to_shape(vkg_matmul(g2, vkg_transpose(b2, -1, -2)), a2->shape), a->shape);
+        if (ga && ga->dtype != a->dtype) ga = vkg_to_dtype(ga, a->dtype);
         st = vkg_ag_accumulate(a, ga);
     }
     if (st == VKG_OK && b->requires_grad) {
-        vkg_tensor *gb = b == b2 ? grad_in_place(b, vkg_transpose(a2, -1, -2), g2, g2) : NULL;
+        vkg_tensor *gb = b == b2 && b->dtype == VKG_F32 ? grad_in_place(b, vkg_transpose(a2, -1, -2), g2, g2) : NULL;
         if (!gb) gb = vkg_reshape(matmul_grad_b(a2, b2, g2), b->shape);
+        if (gb && gb->dtype != b->dtype) gb = vkg_to_dtype(gb, b->dtype);
         st = vkg_ag_accumulate(b, gb);
     }
     return st;

@@ -93,7 +93,7 @@ typedef struct vkg_device_info {
     uint32_t max_allocation_count;
     uint32_t max_push_constants;
     bool fp16, int8, fp64, storage16;   /* shaderFloat16, shaderInt8, shaderFloat64, 16-bit storage */
-    bool cooperative_matrix;           /* VK_KHR_cooperative_matrix                         */
+    bool cooperative_matrix;           /* VK_KHR_cooperative_matrix or VK_NV_cooperative_matrix */
     bool push_descriptor;              /* VK_KHR_push_descriptor                            */
     bool unified_memory;               /* a device-local, host-visible, coherent type       */
     float timestamp_period;            /* ns per timestamp tick; 0: no timestamps           */
@@ -150,8 +150,10 @@ void vkg_set_validation_hook(vkg_validation_hook hook, void *user);
 /* VKG_F16 is IEEE binary16, 2 bytes an element (host data as uint16_t bits). It is a storage
  * type on every device: shaders read and write it as packed halves in 32-bit words with integer
  * bit conversions (no storageBuffer16BitAccess, no shaderFloat16 needed), and compute in f32.
- * Only vkg_to_dtype (f32 <-> f16), vkg_copy/vkg_contiguous, views, read-back, write and
- * checkpoints take f16 tensors; every other op takes f32 and refuses f16 with a message. */
+ * Only vkg_to_dtype (f32 <-> f16), vkg_copy/vkg_contiguous, views, read-back, write,
+ * checkpoints and vkg_matmul (an f32 product: on the tensor cores where the device has
+ * VK_NV_cooperative_matrix, else widened to f32) take f16 tensors; every other op takes f32 and
+ * refuses f16 with a message. */
 typedef enum vkg_dtype { VKG_F32 = 0, VKG_I32, VKG_U8, VKG_F16, VKG_DTYPE_COUNT } vkg_dtype;
 
 typedef struct vkg_shape {

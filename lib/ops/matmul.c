@@ -618,13 +618,74 @@ static vkg_tensor *into(vkg_tensor *dst, vkg_tensor *r) {
     return st == VKG_OK ? dst : NULL;
 }
 
+/* ---- f16 operands ------------------------------------------------------------------------------
+ * A product with an f16 operand is an f32 tensor, accumulated in f32. Both operands f16, on a
+ * device where the tensor-core kernel runs (shaders/matmul_coopmat.comp) and a plain product
+ * (no epilogue) whose sizes are multiples of 16 and whose layouts it loads: that kernel. Anything
+ * else: the f16 operands widened to f32 (vkg_to_dtype) and the f32 kernels, the same values,
+ * since every f16 is exact in f32. */
+static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b, const mm_epi *ep, vkg_tensor *dst);
+
+static vkg_tensor *matmul_widened(vkg_tensor *a, vkg_tensor *b, const mm_epi *ep, vkg_tensor *dst) {
+    vkg_no_grad_begin();
+    vkg_tensor *a32 = a->dtype == VKG_F16 ? vkg_to_dtype(a, VKG_F32) : a;
+    vkg_tensor *b32 = b->dtype == VKG_F16 ? vkg_to_dtype(b, VKG_F32) : b;
+    vkg_no_grad_end();
+    vkg_tensor *r = a32 && b32 ? matmul_forward(a32, b32, ep, dst) : NULL;
+    if (a32 != a) vkg_free(a32);
+    if (b32 != b) vkg_free(b32);
+    return r;
+}
+
+/* The coopmat kernel's block of C per workgroup (BM x BN in shaders/matmul_coopmat.comp). */
+#define CM_ROWS 64
+#define CM_COLS 128
+
+/* Records C = A @ B on the tensor-core kernel, or returns false (nothing recorded, no error) when
+ * these operands do not fit it: sizes multiples of 16, A row-major and B row- or column-major,
+ * offsets and strides multiples of 8 halves (16 bytes), C's multiples of 4 floats. */
+static bool coopmat_record(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const vkg_matmul_push *pc, vkg_status *st) {
+    uint32_t M = pc->mnk[0], N = pc->mnk[1], K = pc->mnk[2];
+    if (M % 16 || N % 16 || K % 16 || !M || !N || !K) return false;
+    const int32_t *am = pc->a_mat, *bm = pc->b_mat;
+    bool b_col = bm[0] == 1 && bm[1] != 1;
+    if (am[1] != 1 || (!b_col && bm[1] != 1)) return false;
+    int32_t al[] = { am[0], am[1], am[2], pc->a_bst[0], pc->a_bst[1], pc->a_bst[2], bm[0], bm[1], bm[2],
+                     pc->b_bst[0], pc->b_bst[1], pc->b_bst[2] };
+    for (size_t i = 0; i < sizeof al / sizeof *al; i++)
+        if (al[i] != 1 && al[i] % 8 != 0) return false; /* a unit stride, or 16-byte steps */
+    for (int i = 0; i < 4; i++)
+        if (pc->c_off[i] % 4 != 0) return false;
+    vkg_dispatch_desc d = { .shader = "matmul_coopmat", .op = VKG_OP_MATMUL, .name = "matmul", .bind = { c, a, b },
+                            .nout = 1, .push = pc, .push_size = offsetof(vkg_matmul_push, epi), .local_size = 128 };
+    d.spec[3] = b_col; /* B_COL, constant 4 */
+    d.nspec = 4;
+    const uint32_t *lim = vkg_ctx.info.max_workgroup_count;
+    uint64_t gx = (N + CM_COLS - 1) / CM_COLS, gy = (M + CM_ROWS - 1) / CM_ROWS;
+    if (gx > lim[0] || gy > lim[1]) return false;
+    d.groups[0] = (uint32_t)gx;
+    d.groups[1] = (uint32_t)gy;
+    d.groups[2] = pc->mnk[3] > lim[2] ? lim[2] : pc->mnk[3];
+    mm_last = "coopmat";
+    *st = vkg_dispatch(&d);
+    return true;
+}
+
 /* C = A @ B (with the epilogue ep) into a new contiguous tensor, or, where dst is given, into
  * dst, a view of the product's shape whose last dim has stride 1: a product written in place
  * of another layout (attention's heads side by side, a gradient into its place in a larger
  * one) needs no copy after it. Returns the new tensor or dst; NULL on failure. */
 static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b, const mm_epi *ep, vkg_tensor *dst) {
     if (!a || !b) return NULL;
-    if (!vkg_require_f32(a, "matmul", "a") || !vkg_require_f32(b, "matmul", "b")) return NULL;
+    if ((a->dtype == VKG_F16 || b->dtype == VKG_F16) && (a->dtype == VKG_F16 || a->dtype == VKG_F32) &&
+        (b->dtype == VKG_F16 || b->dtype == VKG_F32)) {
+        const char *force = getenv("VKG_MATMUL_VARIANT");
+        if (a->dtype != b->dtype || !vkg_ctx.coopmat_nv || epi_code(ep) || (force && *force))
+            return matmul_widened(a, b, ep, dst);
+    } else if (!vkg_require_f32(a, "matmul", "a") || !vkg_require_f32(b, "matmul", "b")) {
+        return NULL;
+    }
+    bool f16 = a->dtype == VKG_F16; /* both, for the tensor-core kernel */
     char x[160], y[160];
     if (a->shape.ndim == 0 || b->shape.ndim == 0)
         return vkg_fail_null(VKG_ERR_INVALID, "vkg_matmul: a is %s and b is %s; both need at least 1 dim",
@@ -640,7 +701,7 @@ static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b, const mm_epi *ep
                              vkg_shape_str(a->shape, x, sizeof x), vkg_shape_str(b->shape, y, sizeof y),
                              (long long)K, (long long)Kb);
     uint64_t budget = vkg_loop_budget();
-    if ((uint64_t)K + 64 > budget) {
+    if (!f16 && (uint64_t)K + 64 > budget) {
         /* one output's K loop would run past lavapipe's loop limit: sum products of K slices,
          * in order (views, no copies) */
         uint64_t step = budget / 2;
@@ -660,7 +721,7 @@ static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b, const mm_epi *ep
         vkg_no_grad_end();
         return into(dst, epilogue_ops(sum, ep)); /* after the whole sum */
     }
-    int S = split_k(M, N, K, an, bn);
+    int S = f16 ? 1 : split_k(M, N, K, an, bn);
     if (S > 1) {
         /* a (M, S, K/S) view of A, transposed to (S, M, K/S), times a (S, K/S, N) view of B: one
          * batched product of the K slices, whose S results a sum over the batch adds */
@@ -784,6 +845,14 @@ static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b, const mm_epi *ep
         pc.a_bst[slot] = (int32_t)sa[i];
         pc.b_bst[slot] = (int32_t)sb[i];
         if (slot >= 1) pc.c_off[slot + 1] = (uint32_t)sc[i];
+    }
+    if (f16) {
+        vkg_status st = VKG_OK;
+        vkg_tensor *r = c;
+        if (!coopmat_record(c, a, b, &pc, &st)) r = matmul_widened(a, b, ep, c); /* a layout it cannot load */
+        else if (st != VKG_OK) r = NULL;
+        if (!r && c != dst) vkg_free(c);
+        return r;
     }
     int a_dim = vec4_dim(a, M, K, a_rs, a_cs, sa, bdim, nb), b_dim = vec4_dim(b, K, N, b_rs, b_cs, sb, bdim, nb);
     if (matmul_dispatch(c, a, b, &pc, a_dim, b_dim, ep) != VKG_OK) {

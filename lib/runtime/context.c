@@ -158,7 +158,8 @@ static void probe(VkPhysicalDevice pd, int index, vkg_device_info *d) {
     VkExtensionProperties *ext = calloc(next ? next : 1, sizeof *ext);
     if (ext) {
         vkEnumerateDeviceExtensionProperties(pd, NULL, &next, ext);
-        d->cooperative_matrix = has_extension(ext, next, "VK_KHR_cooperative_matrix");
+        d->cooperative_matrix = has_extension(ext, next, "VK_KHR_cooperative_matrix") ||
+                                has_extension(ext, next, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
         d->push_descriptor = has_extension(ext, next, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME);
         free(ext);
     }
@@ -458,6 +459,46 @@ static vkg_status create_device(void) {
     if (vkg_ctx.info.api_version < VK_API_VERSION_1_2) vkg_ctx.info.fp16 = false;
     VkPhysicalDeviceShaderFloat16Int8Features f16_on = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES, .shaderFloat16 = VK_TRUE };
+    /* The tensor-core matmul (shaders/matmul_coopmat.comp, f16 x f16 -> f32): Debian's glslang
+     * has GL_NV_cooperative_matrix (not yet the KHR form), so the kernel runs where the device
+     * offers VK_NV_cooperative_matrix with a 16x16x16 subgroup shape of those types, subgroups
+     * of 32 and the features its SPIR-V declares: 16-bit storage, float16 arithmetic and the
+     * Vulkan memory model, with device scope (with the model on, every other shader's
+     * device-scope atomics need it: the H100's validation layer said so). VKG_NO_COOPMAT=1
+     * leaves it off (comparisons). */
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV cm_have = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV };
+    VkPhysicalDeviceVulkanMemoryModelFeatures vmm_have = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES,
+                                                           .pNext = &cm_have };
+    VkPhysicalDeviceFeatures2 f2 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &vmm_have };
+    const char *no_cm = getenv("VKG_NO_COOPMAT");
+    vkg_ctx.coopmat_nv = false;
+    if (vkg_ctx.info.cooperative_matrix && vkGetPhysicalDeviceCooperativeMatrixPropertiesNV && vkg_ctx.info.fp16 &&
+        vkg_ctx.info.storage16 && vkg_ctx.info.subgroup_size == 32 && !(no_cm && *no_cm && strcmp(no_cm, "0") != 0)) {
+        vkGetPhysicalDeviceFeatures2(vkg_ctx.physical, &f2);
+        uint32_t ncm = 0;
+        vkGetPhysicalDeviceCooperativeMatrixPropertiesNV(vkg_ctx.physical, &ncm, NULL);
+        VkCooperativeMatrixPropertiesNV *cmp = calloc(ncm ? ncm : 1, sizeof *cmp);
+        for (uint32_t i = 0; cmp && i < ncm; i++) cmp[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV;
+        if (cmp) vkGetPhysicalDeviceCooperativeMatrixPropertiesNV(vkg_ctx.physical, &ncm, cmp);
+        for (uint32_t i = 0; cmp && i < ncm; i++)
+            if (cmp[i].MSize == 16 && cmp[i].NSize == 16 && cmp[i].KSize == 16 && cmp[i].scope == VK_SCOPE_SUBGROUP_NV &&
+                cmp[i].AType == VK_COMPONENT_TYPE_FLOAT16_NV && cmp[i].BType == VK_COMPONENT_TYPE_FLOAT16_NV &&
+                cmp[i].CType == VK_COMPONENT_TYPE_FLOAT32_NV && cmp[i].DType == VK_COMPONENT_TYPE_FLOAT32_NV)
+                vkg_ctx.coopmat_nv = cm_have.cooperativeMatrix && vmm_have.vulkanMemoryModel &&
+                                     vmm_have.vulkanMemoryModelDeviceScope;
+        free(cmp);
+    }
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV cm_on = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV,
+                                                          .cooperativeMatrix = VK_TRUE };
+    VkPhysicalDeviceVulkanMemoryModelFeatures vmm_on = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES,
+                                                         .pNext = &cm_on, .vulkanMemoryModel = VK_TRUE,
+                                                         .vulkanMemoryModelDeviceScope = VK_TRUE };
+    VkPhysicalDevice16BitStorageFeatures s16_on = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES,
+                                                    .pNext = &vmm_on, .storageBuffer16BitAccess = VK_TRUE };
+    if (vkg_ctx.coopmat_nv) {
+        f16_on.pNext = &s16_on;
+        exts[nexts++] = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
+    }
     /* arrays of storage buffers indexed by a workgroup-uniform value: the optimizer's
      * multi-tensor step (lib/optim/optim.c); without the feature it steps one tensor a dispatch */
     VkPhysicalDeviceFeatures have, on = { 0 };

@@ -260,6 +260,7 @@ typedef struct vkg_context {
     uint32_t device_type_index, staging_type_index;
     bool map_storage;            /* storage is mapped (unified memory and no forced staging)   */
     uint64_t max_texels;         /* maxTexelBufferElements                                      */
+    bool coopmat_nv;             /* the f16 tensor-core matmul runs here (context.c)             */
     vkg_block **blocks;
     int nblocks, capblocks;
     VkDeviceSize block_size, heap_budget;

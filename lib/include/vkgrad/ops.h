@@ -158,6 +158,8 @@ vkg_tensor *vkg_argmax_all(vkg_tensor *x);                       /* index into t
 
 /* ---- matmul, with PyTorch's semantics: 1-D operands are promoted and the added dim dropped;
  * batch dims broadcast; transposed views are read in place. ------------------------------- */
+/* f32 or f16 operands; the product is f32 either way, summed in f32 (f16 @ f16 on the tensor
+ * cores where the device has them, vkgrad.h's VKG_F16). */
 vkg_tensor *vkg_matmul(vkg_tensor *a, vkg_tensor *b);
 /* The kernel the last vkg_matmul recorded: "general" (any strides), "reg" (register-blocked,
  * vec4, CPU-like devices), "reg_sg" (reg sharing A by subgroup shuffles), "tiled" (shared
