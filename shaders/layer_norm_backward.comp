@@ -7,7 +7,11 @@
 //   1  dw and db, one invocation per (chunk of pc.per rows, column d), summed over the chunk's
 //      rows in order: out[0, c, d] = sum dy xh,  out[1, c, d] = sum dy    out: (2, chunks, D)
 //      (the host adds the chunks in order: lib/ops/layer_norm.c)
-// x is read through strides like the forward; dy is contiguous (rows, D). flags bit 0: w present.
+// x is read through strides like the forward; dy is contiguous (rows, D). flags bit 0: w present;
+// bit 1: OP 0 adds acc (contiguous (rows, D), binding 5) to dx as it stores it, acc + dx: the
+// gradient the residual path already gave x, the same addition the autograd engine would make
+// (v is precise: its product is not contracted into that addition, so the sum's bits are the
+// separate add's).
 // VEC4 (specialization constant 2): vec4 loads and stores where the forward's VEC4 conditions
 // hold for x, dy, w and the output (shaders/layer_norm.comp says why); in OP 1 an invocation
 // sums four neighbouring columns, each in the same order as alone (a quarter of the loads).
@@ -21,10 +25,12 @@ layout(std430, binding = 1) readonly buffer X { float x[]; };
 layout(std430, binding = 2) readonly buffer DY { float dy[]; };
 layout(std430, binding = 3) readonly buffer S { float stats[]; };
 layout(std430, binding = 4) readonly buffer W { float w[]; };
+layout(std430, binding = 5) readonly buffer Acc { float acc[]; };
 layout(std430, binding = 0) writeonly buffer O4 { vec4 o4[]; };
 layout(std430, binding = 1) readonly buffer X4 { vec4 x4[]; };
 layout(std430, binding = 2) readonly buffer DY4 { vec4 dy4[]; };
 layout(std430, binding = 4) readonly buffer W4 { vec4 w4[]; };
+layout(std430, binding = 5) readonly buffer Acc4 { vec4 acc4[]; };
 
 layout(push_constant) uniform Push {
     uint rows, D, x_off, out_off;
@@ -34,6 +40,7 @@ layout(push_constant) uniform Push {
     int w_st;
     uint flags;
     uint per, items;     // OP 1: rows per chunk, chunks x D
+    uint acc_off;
 } pc;
 
 float weight(uint d) { return (pc.flags & 1u) != 0u ? w[int(pc.w_off) + int(d) * pc.w_st] : 1.0; }
@@ -53,7 +60,9 @@ void row_vec4(uint i) {
     uint ob = (pc.out_off + i * pc.D) / 4u;
     for (uint d = 0u; d < n; d++) {
         vec4 xh = (x4[base + d] - mean) * rstd;
-        o4[ob + d] = rstd * (dy4[gb + d] * weight4(d) - m1 - xh * m2);
+        precise vec4 v = rstd * (dy4[gb + d] * weight4(d) - m1 - xh * m2); // not fused into acc + v
+        if ((pc.flags & 2u) != 0u) v = acc4[(pc.acc_off + i * pc.D) / 4u + d] + v;
+        o4[ob + d] = v;
     }
 }
 
@@ -75,7 +84,9 @@ void main() {
             mgx /= float(pc.D);
             for (uint d = 0u; d < pc.D; d++) {
                 float xh = (x[base + int(d) * pc.s_col] - mean) * rstd;
-                o[pc.out_off + i * pc.D + d] = rstd * (dy[gb + d] * weight(d) - mg - xh * mgx);
+                precise float v = rstd * (dy[gb + d] * weight(d) - mg - xh * mgx);
+                if ((pc.flags & 2u) != 0u) v = acc[pc.acc_off + i * pc.D + d] + v;
+                o[pc.out_off + i * pc.D + d] = v;
             }
         }
     } else if (VEC4) {

@@ -575,6 +575,37 @@ VKG_TEST(nn_ops, layer_norm_gradcheck) {
               SEED + 91);
 }
 
+/* A pre-LN residual block, y = h + layer_norm(h): h's gradient from the residual path is added
+ * by the layer norm's backward kernel as it stores dx (lib/autograd/backward_nn.c), so
+ * dh = dy + the layer's own dx; against the reference, rows of 12 (vec4) and 7 (scalar). */
+VKG_TEST(nn_ops, layer_norm_in_a_residual_block) {
+    const int dims[2] = { 12, 7 };
+    for (int k = 0; k < 2; k++) {
+        vkg_scope_begin();
+        int R = 5, D = dims[k];
+        float *x = rnd(R * D, -3, 5, SEED + 100 + (uint64_t)k), *pw = rnd(D, 0.5f, 2, SEED + 102);
+        float *dy = rnd(R * D, -1, 1, SEED + 103 + (uint64_t)k);
+        vkg_tensor *x0 = vkg_requires_grad(vkg_from_data(VKG_SHAPE(R, D), x), true);
+        vkg_tensor *h = vkg_mul(x0, vkg_full(VKG_SHAPE(1), 1.0f)); /* inside the graph, as a block's input is */
+        vkg_tensor *y = vkg_add(h, vkg_layer_norm(h, vkg_from_data(VKG_SHAPE(D), pw), NULL, VKG_LAYER_NORM_EPS));
+        cr_assert_eq(vkg_backward_desc_run(y, &(vkg_backward_desc){ .grad_output = vkg_from_data(VKG_SHAPE(R, D), dy) }),
+                     VKG_OK, "%s", vkg_last_error());
+        double *xd = malloc((size_t)(R * D) * sizeof *xd), *dyd = malloc((size_t)(R * D) * sizeof *dyd);
+        double *dx = calloc((size_t)(R * D), sizeof *dx), wd[12];
+        for (int i = 0; i < R * D; i++) xd[i] = x[i], dyd[i] = dy[i];
+        for (int d = 0; d < D; d++) wd[d] = pw[d];
+        vkg_ref_layer_norm_backward_f64(dx, NULL, NULL, xd, wd, R, D, 1e-5, dyd);
+        float *got = vkgt_read(vkg_grad(x0));
+        for (int i = 0; i < R * D; i++) {
+            double want = dyd[i] + dx[i];
+            cr_assert(fabs(got[i] - want) <= 1e-4 + 1e-4 * fabs(want), "D %d: dx[%d] = %g, want %g", D, i,
+                      (double)got[i], want);
+        }
+        free(got), free(xd), free(dyd), free(dx), free(x), free(pw), free(dy);
+        vkg_scope_end();
+    }
+}
+
 /* Many rows: dw and db are summed in chunks of rows (lib/ops/layer_norm.c) and come out as
  * tensors of their own; both against the reference. */
 VKG_TEST(nn_ops, layer_norm_weight_gradients_over_many_rows) {

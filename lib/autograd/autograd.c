@@ -75,6 +75,20 @@ static bool grad_adoptable(const vkg_tensor *u, const vkg_tensor *gu) {
            gu->storage->size - bytes < 256; /* not a small gradient pinning a large buffer */
 }
 
+vkg_tensor *vkg_ag_partial_sum(const vkg_tensor *u) {
+    vkg_tensor *s = u->node && u->requires_grad ? u->gacc : NULL;
+    if (!s || (u->node->op == VKG_OP_SPLIT && u->node->ip[1] == 0)) return NULL;
+    if (s->dtype != VKG_F32 || !vkg_is_contiguous(s) || s->shape.ndim != u->shape.ndim ||
+        memcmp(s->shape.d, u->shape.d, sizeof(int64_t) * (size_t)u->shape.ndim) != 0)
+        return NULL;
+    return s;
+}
+
+void vkg_ag_set_sum(vkg_tensor *u, vkg_tensor *sum) {
+    u->gacc = sum;
+    u->gacc_private = true; /* a new tensor, as vkg_ag_accumulate's sums are */
+}
+
 vkg_status vkg_ag_accumulate(vkg_tensor *u, vkg_tensor *gu) {
     if (!u || !u->requires_grad) return VKG_OK;
     if (!gu) return vkg_last_status() != VKG_OK ? vkg_last_status() : vkg_fail(VKG_ERR_INVALID, "autograd: no gradient");

@@ -6,6 +6,14 @@
 
 /* Adds gu (reduced to u's shape first, so broadcasting is undone) into u's gradient. */
 vkg_status vkg_ag_accumulate(vkg_tensor *u, vkg_tensor *gu);
+/* The gradient u has gathered so far inside this backward, when a rule may fold it into a
+ * kernel that makes u's next contribution (layer norm's dx: acc + its own, the same float
+ * additions as vkg_ag_accumulate's, one pass fewer): u inside the graph, not a split's hub (its
+ * gradient is a buffer that later pieces write into), the sum f32, contiguous and u's shape.
+ * NULL otherwise. The rule then hands the total to vkg_ag_set_sum. */
+vkg_tensor *vkg_ag_partial_sum(const vkg_tensor *u);
+/* u's gradient so far is now sum (which already includes what vkg_ag_partial_sum returned). */
+void vkg_ag_set_sum(vkg_tensor *u, vkg_tensor *sum);
 /* Sums g over broadcast dims so that it has shape s. */
 vkg_tensor *vkg_sum_to_shape(vkg_tensor *g, vkg_shape s);
 /* Runs the backward rule of t's node with dL/dt = g. */

@@ -23,8 +23,9 @@ typedef struct vkg_layer_norm_backward_push {
     uint32_t dy_off, stats_off;
     uint32_t w_off;
     int32_t w_st;
-    uint32_t flags;
+    uint32_t flags;       /* bit 0: w present; bit 1: dx adds acc */
     uint32_t per, items;  /* dw and db: rows per chunk, chunks x D */
+    uint32_t acc_off;
 } vkg_layer_norm_backward_push;
 
 #define LOCAL 64
@@ -108,7 +109,7 @@ fail:
     return NULL;
 }
 
-vkg_status vkg_nn_layer_norm_backward(vkg_tensor *x, vkg_tensor *w, vkg_tensor *stats, vkg_tensor *dy,
+vkg_status vkg_nn_layer_norm_backward(vkg_tensor *x, vkg_tensor *w, vkg_tensor *stats, vkg_tensor *dy, vkg_tensor *acc,
                                       vkg_tensor **dx, vkg_tensor **dw, vkg_tensor **db) {
     const char *fn = "vkg_layer_norm backward";
     int64_t D = x->shape.d[x->shape.ndim - 1], rows = stats->shape.d[0];
@@ -141,12 +142,14 @@ vkg_status vkg_nn_layer_norm_backward(vkg_tensor *x, vkg_tensor *w, vkg_tensor *
                                         .stats_off = (uint32_t)stats->offset,
                                         .w_off = w ? (uint32_t)w->offset : 0,
                                         .w_st = w ? (int32_t)w->strides[0] : 0,
-                                        .flags = w ? 1u : 0u };
+                                        .flags = (w ? 1u : 0u) | (acc ? 2u : 0u),
+                                        .acc_off = acc ? (uint32_t)acc->offset : 0 };
     /* dw and db sum over the rows: split into chunks (vkg_split_rows) whose partial sums, (2,
      * chunks, D), are added in order, so that the rows of a long batch neither run past
      * lavapipe's loop limit nor leave a device with only D invocations to run. dw and db come
      * out as tensors of their own, which the parameters keep without a copy. */
-    bool vec4 = vkg_vec4_rows(D, r.so, r.sr, xr->offset) && dyc->offset % 4 == 0 && vec4_param(w);
+    bool vec4 = vkg_vec4_rows(D, r.so, r.sr, xr->offset) && dyc->offset % 4 == 0 && vec4_param(w) &&
+                (!acc || acc->offset % 4 == 0);
     uint64_t per, chunks = vkg_split_rows((uint64_t)rows, 1, (uint64_t)D, &per);
     if ((st = vkg_loop_check(2 * (uint64_t)D + 4, fn, "one row")) != VKG_OK) goto done;
     if (want_wb && !(part = vkg_tensor_alloc(VKG_SHAPE(2, (int64_t)chunks, D), VKG_F32, false, fn))) {
@@ -167,7 +170,8 @@ vkg_status vkg_nn_layer_norm_backward(vkg_tensor *x, vkg_tensor *w, vkg_tensor *
                                                 .spec = { op, v4 }, .nspec = 2,
                                                 .local_size = LOCAL,
                                                 .groups = { vkg_groups_for_cost(n, LOCAL, cost) },
-                                                .bind = { out, xr, dyc, stats, w ? w : xr }, .nout = 1, .push = &pc,
+                                                .bind = { out, xr, dyc, stats, w ? w : xr, acc ? acc : dyc },
+                                                .nout = 1, .push = &pc,
                                                 .push_size = sizeof pc });
     }
     for (int i = 0; i < 2 && st == VKG_OK && part; i++) {

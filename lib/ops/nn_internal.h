@@ -51,8 +51,9 @@ vkg_tensor *vkg_nn_class_loss_backward(vkg_op op, vkg_tensor *x, vkg_tensor *tar
                                        vkg_tensor *count, vkg_reduction reduction, int32_t ignore_index);
 
 /* Backward of layer_norm from its saved stats (rows, 2): dx (x's shape), dw and db (D); dx, or
- * dw and db together, may be NULL when not wanted. */
-vkg_status vkg_nn_layer_norm_backward(vkg_tensor *x, vkg_tensor *w, vkg_tensor *stats, vkg_tensor *dy,
+ * dw and db together, may be NULL when not wanted. acc (NULL: none), contiguous in x's shape,
+ * is added to dx as it is stored: dx = acc + the layer's own gradient. */
+vkg_status vkg_nn_layer_norm_backward(vkg_tensor *x, vkg_tensor *w, vkg_tensor *stats, vkg_tensor *dy, vkg_tensor *acc,
                                       vkg_tensor **dx, vkg_tensor **dw, vkg_tensor **db);
 
 /* A float kept bit for bit in a node's int64 parameter. */
