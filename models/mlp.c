@@ -22,6 +22,7 @@ vkg_mlp_model *vkg_mlp_model_new(vkg_module *module, const vkg_mlp_config *cfg) 
     if (!c.classes) c.classes = d.classes;
     vkg_mlp_model *m = calloc(1, sizeof *m);
     if (!m) return NULL;
+    if (c.amp) vkg_module_amp(module, true); /* the config's own switch, as --amp sets for every model */
     m->cfg = c;
     m->fc1 = vkg_linear_new(module, "fc1", &(vkg_linear_desc){ .in = c.in, .out = c.hidden1 });
     m->fc2 = vkg_linear_new(module, "fc2", &(vkg_linear_desc){ .in = c.hidden1, .out = c.hidden2 });
@@ -33,20 +34,12 @@ vkg_mlp_model *vkg_mlp_model_new(vkg_module *module, const vkg_mlp_config *cfg) 
     return m;
 }
 
-/* A linear layer and its activation, fused into the matmul's epilogue; with amp, its weight is rounded through f16 storage on the way to the matmul
- * (the f32 weight stays the master copy the optimizer updates; its gradient is the f16-rounded
- * gradient of the rounded weight, cast back: vkg_to_dtype's rule). */
-static vkg_tensor *linear(const vkg_mlp_model *m, const vkg_linear *l, vkg_tensor *x, vkg_activation act) {
-    if (!m->cfg.amp) return act == VKG_ACTIVATION_RELU ? vkg_linear_forward_relu(l, x) : vkg_linear_forward(l, x);
-    vkg_tensor *w = vkg_to_dtype(vkg_to_dtype(l->weight, VKG_F16), VKG_F32);   // (out, in), f16 values
-    return vkg_matmul_bias_act(x, vkg_transpose(w, 0, 1), l->bias, act);
-}
-
-/* x (B, 28, 28) or (B, 784) -> logits (B, classes) */
+/* x (B, 28, 28) or (B, 784) -> logits (B, classes); each linear layer's bias and ReLU fused
+ * into its matmul's epilogue (with amp, the module's layers use f16-rounded weights) */
 vkg_tensor *vkg_mlp_model_forward(const vkg_mlp_model *m, vkg_tensor *x) {
     if (!x) return NULL;
     vkg_tensor *h = vkg_reshape(x, VKG_SHAPE(vkg_dim(x, 0), m->cfg.in));   // (B, 784)
-    h = linear(m, m->fc1, h, VKG_ACTIVATION_RELU);                          // (B, hidden1)
-    h = linear(m, m->fc2, h, VKG_ACTIVATION_RELU);                          // (B, hidden2)
-    return linear(m, m->fc3, h, VKG_ACTIVATION_NONE);                       // (B, classes)
+    h = vkg_linear_forward_relu(m->fc1, h);                                 // (B, hidden1)
+    h = vkg_linear_forward_relu(m->fc2, h);                                 // (B, hidden2)
+    return vkg_linear_forward(m->fc3, h);                                   // (B, classes)
 }

@@ -34,10 +34,11 @@ typedef enum vkg_model_kind { VKG_MODEL_MLP = 0, VKG_MODEL_CNN, VKG_MODEL_LSTM, 
 /* nn.Sequential(Flatten, Linear(784, 512), ReLU, Linear(512, 256), ReLU, Linear(256, 10)) */
 typedef struct vkg_mlp_config {
     int64_t in, hidden1, hidden2, classes;   /* 784, 512, 256, 10 */
-    /* Mixed precision (vkgrad-train --amp): the f32 weights stay the master copy; before each
-     * matmul the weight is cast to f16 and back to f32, so the product sees f16-stored weights
-     * and computes in f32. That is f16 storage precision, not f16 compute: on lavapipe it is no
-     * faster (two casts more per layer), and nothing here measures a speed-up. */
+    /* Mixed precision, as vkg_module_amp(module, true) gives any model (vkgrad-train --amp): the
+     * f32 weights stay the master copy; before each matmul the weight is cast to f16 and back to
+     * f32, so the product sees f16-stored weights and computes in f32. That is f16 storage
+     * precision, not f16 compute: on lavapipe it is no faster (two casts more per layer), and
+     * nothing here measures a speed-up. */
     bool amp;
 } vkg_mlp_config;
 
@@ -139,9 +140,9 @@ typedef struct vkg_train_options {
     bool skip_eval;           /* no evaluation at the end                                         */
     bool quiet;               /* no progress lines                                                */
     bool no_graph;            /* eager steps, not a captured step replayed (not LSTM) */
-    bool amp;                 /* MLP only: f16-stored weights in the forward (vkg_mlp_config.amp) and
-                                 dynamic loss scaling (vkg_loss_scaler); eager steps, since the
-                                 scaler reads its inf/NaN flag back every step */
+    bool amp;                 /* f16-stored weights in the forward (vkg_module_amp) and dynamic loss
+                                 scaling (vkg_loss_scaler); eager steps, since the scaler reads
+                                 its inf/NaN flag back every step */
     const char *sample;       /* LMs: after training (or from the checkpoint), sample from it    */
     vkg_sample_desc sample_desc;
 } vkg_train_options;

@@ -72,11 +72,7 @@ static vkg_status fail(const char *what) {
 
 static vkg_model *make_model(const vkg_train_options *o) {
     switch (o->kind) {
-    case VKG_MODEL_MLP: {
-        vkg_mlp_config c = vkg_mlp_config_default(o->test);
-        c.amp = o->amp;
-        return vkg_model_new(o->kind, &c, o->seed);
-    }
+    case VKG_MODEL_MLP: { vkg_mlp_config c = vkg_mlp_config_default(o->test); return vkg_model_new(o->kind, &c, o->seed); }
     case VKG_MODEL_CNN: { vkg_cnn_config c = vkg_cnn_config_default(o->test); return vkg_model_new(o->kind, &c, o->seed); }
     case VKG_MODEL_LSTM: { vkg_lstm_config c = vkg_lstm_config_default(o->test); return vkg_model_new(o->kind, &c, o->seed); }
     case VKG_MODEL_GPT: { vkg_gpt_config c = vkg_gpt_config_default(o->test); return vkg_model_new(o->kind, &c, o->seed); }
@@ -308,12 +304,9 @@ vkg_status vkg_train_run(const vkg_train_options *o, vkg_train_result *r) {
     t.batch = o->batch > 0 ? o->batch : t.lm ? 32 : 128;
     if (o->test && o->batch <= 0) t.batch = t.lm ? 4 : 32;
     vkg_status st = VKG_OK;
-    if (o->amp && o->kind != VKG_MODEL_MLP) {
-        fprintf(stderr, "vkgrad-train: --amp is implemented for the mlp only\n");
-        return VKG_ERR_INVALID;
-    }
     t.model = make_model(o);
     if (!t.model) return fail("building the model");
+    vkg_module_amp(vkg_model_module(t.model), o->amp); /* --amp: f16-rounded weights, with t.scaler */
     t.context = vkg_model_context(t.model);
     t.optim = make_optim(o, t.model);
     if (!t.optim) {

@@ -221,23 +221,30 @@ VKG_TEST(models, lstm_gradcheck) { gradcheck_model(VKG_MODEL_LSTM, 1e-2f); }
 VKG_TEST(models, gpt_gradcheck) { gradcheck_model(VKG_MODEL_GPT, 1e-2f); }
 
 /* ---- 30 steps on one fixed batch ------------------------------------------------------------ */
-static void overfit(vkg_model_kind kind, int64_t B, double lr, double factor) {
+/* With amp: the module's weights used through f16 (vkg_module_amp), the loss scaled by 2^16 and
+ * the gradients unscaled and checked before each Adam step (vkg_loss_scaler). Returns the first
+ * loss, and the last in *last_out. */
+static float overfit_run(vkg_model_kind kind, int64_t B, double lr, double factor, bool amp, float *last_out) {
     vkg_model *m = tiny(kind, 4);
+    vkg_module_amp(vkg_model_module(m), amp);
     vkg_tensor *x, *y;
     fixed_batch(m, B, &x, &y);
     vkg_optim *opt = vkg_optim_new(&(vkg_optim_desc){ .kind = VKG_OPTIM_ADAM, .lr = lr });
     cr_assert_eq(vkg_optim_add_module(opt, vkg_model_module(m)), VKG_OK, "%s", vkg_last_error());
+    vkg_loss_scaler *sc = amp ? vkg_loss_scaler_new(NULL) : NULL;
     float first = 0.0f, last = 0.0f;
     for (int step = 0; step < 30; step++) {
         vkg_scope_begin();
         vkg_optim_zero_grad(opt);
         vkg_tensor *loss = vkg_model_loss(m, x, y);
-        cr_assert_eq(vkg_backward(loss), VKG_OK, "%s", vkg_last_error());
-        cr_assert_eq(vkg_optim_step(opt), VKG_OK, "%s", vkg_last_error());
+        bool stepped;
+        cr_assert_eq(vkg_backward(amp ? vkg_loss_scaler_scale(sc, loss) : loss), VKG_OK, "%s", vkg_last_error());
+        cr_assert_eq(amp ? vkg_loss_scaler_step(sc, opt, &stepped) : vkg_optim_step(opt), VKG_OK, "%s", vkg_last_error());
         if (step == 0) first = vkg_item(loss);
         if (step == 29) last = vkg_item(loss);
         vkg_scope_end();
     }
+    vkg_loss_scaler_free(sc);
     cr_log_info("%s: loss %.4f -> %.4f after 30 steps (%.1fx)", vkg_model_kind_name(kind), (double)first, (double)last,
                 (double)(first / last));
     cr_assert(isfinite(last) && last * factor <= first, "%s: loss %.4f -> %.4f, not down by %gx", vkg_model_kind_name(kind),
@@ -245,6 +252,23 @@ static void overfit(vkg_model_kind kind, int64_t B, double lr, double factor) {
     vkg_optim_free(opt);
     vkg_free(x), vkg_free(y);
     vkg_model_free(m);
+    if (last_out) *last_out = last;
+    return first;
+}
+
+static void overfit(vkg_model_kind kind, int64_t B, double lr, double factor) {
+    overfit_run(kind, B, lr, factor, false, NULL);
+}
+
+/* The same 30 steps with --amp's mixed precision, to the same bar; the first loss is the f32
+ * run's within 1%, and the last is not the same bits (the weights really are rounded to f16). */
+static void amp_overfit(vkg_model_kind kind, int64_t B, double lr, double factor) {
+    float last32, last16;
+    float f32 = overfit_run(kind, B, lr, factor, false, &last32), amp = overfit_run(kind, B, lr, factor, true, &last16);
+    cr_assert(fabsf(amp - f32) <= 1e-2f * f32, "%s: first loss with amp %.8f, f32 %.8f", vkg_model_kind_name(kind),
+              (double)amp, (double)f32);
+    cr_assert(last16 != last32, "%s: the amp run ended at the f32 run's very loss %.8f", vkg_model_kind_name(kind),
+              (double)last32);
 }
 
 /* --amp's MLP: weights rounded through f16 in the forward, loss scaled by 2^16 and the
@@ -298,8 +322,11 @@ VKG_TEST(models, mlp_amp_overfit) {
                             .skip_eval = true };
     cr_assert_eq(vkg_train_run(&o, &r), VKG_OK, "%s", vkg_last_error());
     cr_assert(r.steps_run == 5 && isfinite(r.last_loss));
-    o.kind = VKG_MODEL_CNN;
-    cr_assert_neq(vkg_train_run(&o, &r), VKG_OK, "--amp is the mlp's only");
+    for (int k = VKG_MODEL_CNN; k < VKG_MODEL_COUNT; k++) { /* every model takes --amp */
+        o.kind = (vkg_model_kind)k;
+        cr_assert_eq(vkg_train_run(&o, &r), VKG_OK, "%s --amp: %s", vkg_model_kind_name(o.kind), vkg_last_error());
+        cr_assert(r.steps_run == 5 && isfinite(r.last_loss));
+    }
 }
 
 /* Measured (lavapipe): MLP 2.39 -> 0.0002, CNN 2.31 -> 0.0042, LSTM 5.54 -> 2.42, GPT 5.80 -> 0.33;
@@ -308,6 +335,9 @@ VKG_TEST(models, mlp_overfit) { overfit(VKG_MODEL_MLP, 16, 1e-2, 100.0); }
 VKG_TEST(models, cnn_overfit) { overfit(VKG_MODEL_CNN, 16, 1e-2, 50.0); }
 VKG_TEST(models, lstm_overfit) { overfit(VKG_MODEL_LSTM, 4, 1e-2, 1.8); }
 VKG_TEST(models, gpt_overfit) { overfit(VKG_MODEL_GPT, 4, 1e-2, 5.0); }
+VKG_TEST(models, cnn_amp_overfit) { amp_overfit(VKG_MODEL_CNN, 16, 1e-2, 50.0); }
+VKG_TEST(models, lstm_amp_overfit) { amp_overfit(VKG_MODEL_LSTM, 4, 1e-2, 1.8); }
+VKG_TEST(models, gpt_amp_overfit) { amp_overfit(VKG_MODEL_GPT, 4, 1e-2, 5.0); }
 
 /* ---- save -> load in a fresh context -------------------------------------------------------- */
 static float *logits_of(vkg_model *m, vkg_model_kind kind, size_t *n) {

@@ -917,3 +917,65 @@ VKG_TEST(nn, multi_head_attention_shapes_and_gradients) {
     free(n.win), free(n.bin), free(n.wout), free(n.bout);
     vkg_module_free(m);
 }
+
+/* vkg_module_amp: every layer that multiplies by weights uses them rounded to f16. Each layer's
+ * forward with amp must give the same bits as its forward without amp after its weights were
+ * rounded in place (the same kernels on the same values); and differ from the unrounded one. */
+static float *forward_values(vkg_module *m, int which, void *layer, vkg_tensor *x, size_t *n) {
+    vkg_tensor *y = NULL;
+    switch (which) {
+    case 0: y = vkg_linear_forward(layer, x); break;
+    case 1: y = vkg_conv2d_forward(layer, x); break;
+    case 2: cr_assert_eq(vkg_lstm_forward(layer, x, NULL, NULL, &y, NULL, NULL), VKG_OK, "%s", vkg_last_error()); break;
+    case 3: y = vkg_mha_forward(layer, x, NULL, NULL, NULL); break;                 /* self-attention: one qkv product */
+    default: y = vkg_mha_forward(layer, x, vkg_mul(x, vkg_full(VKG_SHAPE(1), 0.5f)), NULL, NULL); /* q, k, v apart */
+    }
+    (void)m;
+    cr_assert_not_null(y, "%s", vkg_last_error());
+    *n = (size_t)vkg_numel(y);
+    return vkgt_read(y);
+}
+
+VKG_TEST(nn, amp_layers_use_f16_rounded_weights) {
+    for (int which = 0; which < 5; which++) {
+        vkg_scope_begin();
+        vkg_module *m = vkg_module_new(&(vkg_module_desc){ .seed = 7 + (uint64_t)which });
+        void *layer = NULL;
+        vkg_tensor *x = NULL;
+        float xs[2 * 3 * 6 * 5];
+        vkgt_fill(xs, sizeof xs / sizeof *xs, -1.0f, 1.0f, 40 + (uint64_t)which);
+        switch (which) {
+        case 0: layer = vkg_linear_new(m, "fc", &(vkg_linear_desc){ .in = 5, .out = 7 }), x = vkg_from_data(VKG_SHAPE(4, 5), xs); break;
+        case 1:
+            layer = vkg_conv2d_new(m, "conv", &(vkg_conv2d_layer_desc){ .in = 3, .out = 4, .kernel = { 3, 3 }, .conv = { .padding = { 1, 1 } } });
+            x = vkg_from_data(VKG_SHAPE(2, 3, 6, 5), xs);
+            break;
+        case 2: layer = vkg_lstm_new(m, "lstm", &(vkg_lstm_desc){ .input = 5, .hidden = 6 }), x = vkg_from_data(VKG_SHAPE(2, 3, 5), xs); break;
+        default: layer = vkg_mha_new(m, "attn", &(vkg_mha_desc){ .embed = 8, .heads = 2 }), x = vkg_from_data(VKG_SHAPE(2, 3, 8), xs); break;
+        }
+        cr_assert_not_null(layer, "%s", vkg_last_error());
+        size_t n;
+        float *plain = forward_values(m, which, layer, x, &n);
+        vkg_module_amp(m, true);
+        cr_assert(vkg_module_amp_enabled(m));
+        float *amp = forward_values(m, which, layer, x, &n);
+        vkg_module_amp(m, false);
+        const char *const *names;
+        vkg_tensor *const *params;
+        int np = vkg_module_params(m, &names, &params);
+        for (int p = 0; p < np; p++) { /* every weight (not the biases) rounded in place */
+            if (!strstr(names[p], "weight")) continue;
+            size_t k = (size_t)vkg_numel(params[p]);
+            float *w = vkgt_read(params[p]);
+            for (size_t i = 0; i < k; i++) w[i] = vkg_ref_f16_to_f32(vkg_ref_f32_to_f16(w[i]));
+            cr_assert_eq(vkg_tensor_write(params[p], w, k * sizeof *w), VKG_OK);
+            free(w);
+        }
+        float *rounded = forward_values(m, which, layer, x, &n);
+        cr_assert_eq(memcmp(amp, rounded, n * sizeof *amp), 0, "layer %d: amp forward is not the rounded weights' forward", which);
+        cr_assert_neq(memcmp(amp, plain, n * sizeof *amp), 0, "layer %d: amp changed nothing", which);
+        free(plain), free(amp), free(rounded);
+        vkg_module_free(m);
+        vkg_scope_end();
+    }
+}

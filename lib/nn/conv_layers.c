@@ -31,7 +31,7 @@ vkg_conv2d_layer *vkg_conv2d_new(vkg_module *m, const char *name, const vkg_conv
 vkg_tensor *vkg_conv2d_forward(const vkg_conv2d_layer *l, vkg_tensor *x) {
     if (!x) return NULL;
     if (!l) return vkg_fail_null(VKG_ERR_INVALID, "vkg_conv2d_forward: the layer is NULL");
-    return vkg_conv2d(x, l->weight, l->bias, &l->conv);
+    return vkg_conv2d(x, vkg_nn_matmul_weight(l->module, l->weight), l->bias, &l->conv);
 }
 
 static vkg_pool2d_layer *pool_new(vkg_module *m, const char *name, const vkg_pool2d_desc *desc, bool max,

@@ -32,7 +32,7 @@ static vkg_tensor *linear_forward(const vkg_linear *l, vkg_tensor *x, vkg_activa
     if (x->shape.ndim < 1 || x->shape.d[x->shape.ndim - 1] != l->in)
         return vkg_fail_null(VKG_ERR_INVALID, "%s: x is %s but the layer takes (..., %lld)", fn,
                              vkg_shape_str(x->shape, s, sizeof s), (long long)l->in);
-    return vkg_matmul_bias_act(x, vkg_transpose(l->weight, 0, 1), l->bias, act);
+    return vkg_matmul_bias_act(x, vkg_transpose(vkg_nn_matmul_weight(l->module, l->weight), 0, 1), l->bias, act);
 }
 
 vkg_tensor *vkg_linear_forward(const vkg_linear *l, vkg_tensor *x) {

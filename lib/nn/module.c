@@ -14,6 +14,7 @@ typedef struct entries {
 struct vkg_module {
     uint64_t seed;
     bool training;
+    bool amp;
     entries params, buffers;
     void **layers;
     int nlayers, caplayers;
@@ -146,6 +147,16 @@ void vkg_module_train(vkg_module *m, bool training) {
     if (m) m->training = training;
 }
 bool vkg_module_training(const vkg_module *m) { return m && m->training; }
+
+void vkg_module_amp(vkg_module *m, bool on) {
+    if (m) m->amp = on;
+}
+bool vkg_module_amp_enabled(const vkg_module *m) { return m && m->amp; }
+
+vkg_tensor *vkg_nn_matmul_weight(const vkg_module *m, vkg_tensor *w) {
+    if (!w || !vkg_module_amp_enabled(m)) return w;
+    return vkg_to_dtype(vkg_to_dtype(w, VKG_F16), VKG_F32);
+}
 uint64_t vkg_module_seed(const vkg_module *m) { return m ? m->seed : 0; }
 
 static uint64_t splitmix64(uint64_t z) {

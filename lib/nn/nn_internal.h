@@ -14,6 +14,10 @@ vkg_tensor *vkg_nn_param_uniform(vkg_module *m, const char *name, vkg_shape shap
 vkg_tensor *vkg_nn_param_normal(vkg_module *m, const char *name, vkg_shape shape, float mean, float std);
 vkg_tensor *vkg_nn_param_const(vkg_module *m, const char *name, vkg_shape shape, float value);
 vkg_tensor *vkg_nn_buffer_const(vkg_module *m, const char *name, vkg_shape shape, float value);
+/* The weight a layer multiplies by: w itself, or under vkg_module_amp its f16 rounding (an f16
+ * copy widened back, recorded with its gradient: the f32 master copy gets the gradient of the
+ * rounded weight, cast back, vkg_to_dtype's rule). */
+vkg_tensor *vkg_nn_matmul_weight(const vkg_module *m, vkg_tensor *w);
 /* Fails with "<op>: <what> is NULL" style messages for layer constructors. */
 bool vkg_nn_check_new(vkg_module *m, const char *name, const void *desc, const char *op);
 

@@ -89,7 +89,8 @@ vkg_status vkg_lstm_forward(const vkg_lstm_layer *l, vkg_tensor *x, vkg_tensor *
     for (int k = 0; k < L; k++) {
         vkg_tensor *hk = state_of(h0, k), *ck = state_of(c0, k), *y;
         if ((h0 && !hk) || (c0 && !ck)) return vkg_last_status();
-        vkg_status status = vkg_lstm(input, hk, ck, l->w_ih[k], l->w_hh[k], l->b_ih[k], l->b_hh[k], &y, &hl[k], &cl[k]);
+        vkg_status status = vkg_lstm(input, hk, ck, vkg_nn_matmul_weight(l->module, l->w_ih[k]),
+                                     vkg_nn_matmul_weight(l->module, l->w_hh[k]), l->b_ih[k], l->b_hh[k], &y, &hl[k], &cl[k]);
         if (status != VKG_OK) return status;
         input = y;                                                           /* (B, T, H) */
     }
@@ -140,7 +141,7 @@ vkg_mha_layer *vkg_mha_new(vkg_module *m, const char *name, const vkg_mha_desc *
  * (strided batch dims) and the fused kernel gathers them itself. */
 static vkg_tensor *project(const vkg_mha_layer *l, vkg_tensor *x, int i) {
     int64_t E = l->embed, Dh = E / l->heads;
-    vkg_tensor *w = vkg_narrow(l->in_proj_weight, 0, i * E, E);
+    vkg_tensor *w = vkg_narrow(vkg_nn_matmul_weight(l->module, l->in_proj_weight), 0, i * E, E);
     vkg_tensor *bias = l->in_proj_bias ? vkg_narrow(l->in_proj_bias, 0, i * E, E) : NULL;
     vkg_tensor *y = vkg_matmul_bias_act(x, vkg_transpose(w, 0, 1), bias, VKG_ACTIVATION_NONE);
     if (!y) return NULL;
@@ -168,8 +169,8 @@ vkg_tensor *vkg_mha_forward(const vkg_mha_layer *l, vkg_tensor *query, vkg_tenso
     vkg_tensor *q, *k, *v;
     if (key == query && value == query) { /* self-attention: one matmul for q, k and v */
         int64_t Dh = E / l->heads;
-        vkg_tensor *qkv = vkg_matmul_bias_act(query, vkg_transpose(l->in_proj_weight, 0, 1), l->in_proj_bias,
-                                              VKG_ACTIVATION_NONE);                       /* (B, T, 3E) */
+        vkg_tensor *qkv = vkg_matmul_bias_act(query, vkg_transpose(vkg_nn_matmul_weight(l->module, l->in_proj_weight), 0, 1),
+                                              l->in_proj_bias, VKG_ACTIVATION_NONE);      /* (B, T, 3E) */
         /* the heads are split out of (B, T, 3, h, Dh) views, so that every step back is a view
          * too: each piece's gradient, a transposed (B, T, 1, h, Dh) view, is written into its
          * place of qkv's gradient once. (Three narrows added each into a zeroed full-size

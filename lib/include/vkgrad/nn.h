@@ -56,6 +56,14 @@ void vkg_module_zero_grad(vkg_module *m);
 /* Training mode (the default) or evaluation: dropout and batch norm read it. */
 void vkg_module_train(vkg_module *m, bool training);
 bool vkg_module_training(const vkg_module *m);
+/* Mixed precision (off by default): the layers that multiply by weights (linear, conv2d, the
+ * attention's projections, LSTM) use them rounded to f16 (each forward casts a weight to f16
+ * and back), while the f32 parameters stay the master copies the optimizer updates; their
+ * gradients flow through the rounding. Embeddings and norms stay f32. With a loss scaler
+ * (vkgrad/optim.h, vkg_loss_scaler) this is the f32-master-weights half of mixed-precision
+ * training; the compute is f32 (on lavapipe the casts make a step slower). */
+void vkg_module_amp(vkg_module *m, bool on);
+bool vkg_module_amp_enabled(const vkg_module *m);
 uint64_t vkg_module_seed(const vkg_module *m);
 /* The Philox seed parameter `name` is initialised from (see the top of this file). */
 uint64_t vkg_module_param_seed(const vkg_module *m, const char *name);
