@@ -358,10 +358,12 @@ static bool params_equal(vkg_model *a, vkg_model *b, const char **what) {
  * all work instead leaves lavapipe's queue thread asleep, and waking it made each vkQueueSubmit
  * cost 15-20 us of the caller's CPU on this VM, and a blocking wait inside the timing 8-18 us,
  * eager or replayed alike. The runs are apart, so that each pays only for its own frames; at
- * the end their parameters and last losses must be equal bitwise. */
+ * the end their parameters and last losses must be equal bitwise. 60 steps each: each run's
+ * host time per step spreads by 60-90% on this VM, and the medians of 20 put the ratio at
+ * 0.075-0.118 in five runs of one build (bench/README.md, run 11). */
 static void run_mlp_replay(vkgb_run *run, const vkgb_case *c, vkgb_result *r) {
     int64_t B = c->p[0] > 0 ? c->p[0] : 128;
-    int steps = run->settings.min_reps > 20 ? run->settings.min_reps : 20, total = steps + 2;
+    int steps = run->settings.min_reps > 60 ? run->settings.min_reps : 60, total = steps + 2;
     vkg_model *m[2] = { vkg_model_new(VKG_MODEL_MLP, NULL, 7), vkg_model_new(VKG_MODEL_MLP, NULL, 7) };
     vkg_optim *o[2] = { NULL, NULL };
     for (int i = 0; i < 2 && m[i]; i++) {
