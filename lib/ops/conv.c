@@ -111,9 +111,10 @@ static int64_t unfold_chunk(int64_t N, int64_t per_image) {
  * input gradient's (a stride-1 convolution of g: taps at -dilation, the padding on the other
  * side). The rule, by measurement (bench/README.md, "Implicit-GEMM convolution"): CPU devices
  * take it wherever it runs, since lavapipe's unfolding and folding passes were a third of the
- * CNN's step and its gathers cost the product less (CNN step 0.78x); GPUs keep im2col, whose
- * products run on the tiled kernel (on an H100 the implicit GEMM on the reg kernel made the
- * CNN's step 1.9x slower). VKG_CONV_VARIANT=implicit or im2col picks one where both run. */
+ * CNN's step and the product's own gathers cost less than they did (CNN step 0.66-0.68x);
+ * GPUs keep im2col, whose products run on the tiled kernel (on an H100 the implicit GEMM on
+ * the reg kernel made the CNN's step 1.9x slower). VKG_CONV_VARIANT=implicit or im2col picks
+ * one where both run. */
 static vkg_conv_gemm forward_geometry(const vkg_conv2d_desc *d, int64_t kh, int64_t kw, int64_t OH, int64_t OW) {
     return (vkg_conv_gemm){ kh, kw, OH, OW, d->stride[0], d->stride[1], d->dilation[0], d->dilation[1],
                             -d->padding[0], -d->padding[1] };
