@@ -390,6 +390,14 @@ VKG_TEST(dtype, matmul_f16) {
     check_matmul_f16(1, 20, 33, 7, false, false, 19, false);
     check_matmul_f16(2, 5, 9, 3, true, false, 21, false);
     check_matmul_f16(1, 32, 48, 64, false, true, 23, false); /* f16 @ f32 */
+    /* any other dtype is refused, naming both operands */
+    vkg_scope_begin();
+    vkg_tensor *h = vkg_to_dtype(vkg_zeros(VKG_SHAPE(4, 4)), VKG_F16), *i = vkg_empty_dtype(VKG_SHAPE(4, 4), VKG_I32);
+    cr_assert_null(vkg_matmul(h, i));
+    cr_assert(strstr(vkg_last_error(), "b is (4, 4) i32") && strstr(vkg_last_error(), "must be f32 or f16"), "%s",
+              vkg_last_error());
+    vkg_clear_error();
+    vkg_scope_end();
 }
 
 /* The gradient of an f32 weight used through its f16 copy: dW = f32(f16(G X^T)), G X^T summed

@@ -677,13 +677,16 @@ static bool coopmat_record(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const vk
  * one) needs no copy after it. Returns the new tensor or dst; NULL on failure. */
 static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b, const mm_epi *ep, vkg_tensor *dst) {
     if (!a || !b) return NULL;
-    if ((a->dtype == VKG_F16 || b->dtype == VKG_F16) && (a->dtype == VKG_F16 || a->dtype == VKG_F32) &&
-        (b->dtype == VKG_F16 || b->dtype == VKG_F32)) {
+    bool a_ok = a->dtype == VKG_F32 || a->dtype == VKG_F16, b_ok = b->dtype == VKG_F32 || b->dtype == VKG_F16;
+    if (!a_ok || !b_ok) {
+        char x[192], y[192];
+        return vkg_fail_null(VKG_ERR_INVALID, "vkg_matmul: a is %s and b is %s; the operands must be f32 or f16",
+                             vkg_desc(a, x, sizeof x), vkg_desc(b, y, sizeof y));
+    }
+    if (a->dtype == VKG_F16 || b->dtype == VKG_F16) {
         const char *force = getenv("VKG_MATMUL_VARIANT");
         if (a->dtype != b->dtype || !vkg_ctx.coopmat_nv || epi_code(ep) || (force && *force))
             return matmul_widened(a, b, ep, dst);
-    } else if (!vkg_require_f32(a, "matmul", "a") || !vkg_require_f32(b, "matmul", "b")) {
-        return NULL;
     }
     bool f16 = a->dtype == VKG_F16; /* both, for the tensor-core kernel */
     char x[160], y[160];
