@@ -698,7 +698,7 @@ def setup_case(case, dev, st):
         if p[1] == 0:
             s.settings = "%d dependent adds of 64 floats + 1 read-back" % p[0]
         else:
-            s.settings = "MLP 784-512-256-10, batch %d, Adam; %d steps each" % (p[0], max(st["min_reps"], 20))
+            s.settings = "MLP 784-512-256-10, batch %d, Adam; %d steps each" % (p[0], max(st["min_reps"], 60))
         e = CaseError(SKIP_HOST, status="skipped")
         e.inst = s
         raise e
