@@ -141,7 +141,7 @@ vkg_mha_layer *vkg_mha_new(vkg_module *m, const char *name, const vkg_mha_desc *
  * (strided batch dims) and the fused kernel gathers them itself. */
 static vkg_tensor *project(const vkg_mha_layer *l, vkg_tensor *x, int i) {
     int64_t E = l->embed, Dh = E / l->heads;
-    vkg_tensor *w = vkg_narrow(vkg_nn_matmul_weight(l->module, l->in_proj_weight), 0, i * E, E);
+    vkg_tensor *w = vkg_nn_matmul_weight(l->module, vkg_narrow(l->in_proj_weight, 0, i * E, E)); /* this third only */
     vkg_tensor *bias = l->in_proj_bias ? vkg_narrow(l->in_proj_bias, 0, i * E, E) : NULL;
     vkg_tensor *y = vkg_matmul_bias_act(x, vkg_transpose(w, 0, 1), bias, VKG_ACTIVATION_NONE);
     if (!y) return NULL;

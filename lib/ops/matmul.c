@@ -990,7 +990,7 @@ static vkg_tensor *conv_gemm(vkg_tensor *a, vkg_tensor *x, const vkg_conv_gemm *
         .epi = { row_bias ? (int32_t)row_bias->offset : 0, row_bias ? (int32_t)row_bias->strides[0] : 0, 0 },
     };
     int a_dim = vec4_dim(a, M, K, a_rs, a_cs, sa, bdim, 1);
-    mm_variant v = usable(vkg_ctx.info.type == VKG_DEVICE_CPU && sg8_ok() ? MM_REG_SG_TEX : MM_REG_TEX, a, x);
+    mm_variant v = usable(MM_REG_SG_TEX, a, x); /* without subgroups of 8 (GPUs): reg_tex */
     const char *force = getenv("VKG_MATMUL_VARIANT");
     mm_variant f = force && *force ? mm_variant_by_name(force) : MM_COUNT;
     if (f != MM_COUNT && mm_reg(f)) v = usable(f, a, x); /* tests run every reg form */
