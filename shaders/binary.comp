@@ -28,13 +28,12 @@ float f(float u, float v) {
 float select_where(float cond, float u, float v) { return cond != 0.0 ? u : v; }
 
 void main() {
-    bool scalar = (pc.flags & 1u) != 0u;
     Walk w = walk_start();
     for (uint k = gl_GlobalInvocationID.x; k < pc.n / UNIT; k += GRID_STRIDE, walk_next(w)) {
-        ELEM u = LOAD(a, src_index(w, pc.st0, pc.off.x), pc.st0);
-        ELEM v = scalar ? ELEM(pc.s.x) : LOAD(b, src_index(w, pc.st1, pc.off.y), pc.st1);
+        ELEM u = LOAD(a, src_index(w, pc.st0, pc.off.x), 0);
+        ELEM v = EW_SCALAR ? ELEM(pc.s.x) : LOAD(b, src_index(w, pc.st1, pc.off.y), 1);
         if (OP == 9) {
-            ELEM cond = LOAD(c, src_index(w, pc.st2, pc.off.z), pc.st2);
+            ELEM cond = LOAD(c, src_index(w, pc.st2, pc.off.z), 2);
             y[pc.out_off / UNIT + k] = EACH3(select_where, cond, u, v);
         } else {
             y[pc.out_off / UNIT + k] = EACH2(f, u, v);
@@ -42,7 +41,7 @@ void main() {
     }
     for (uint i = TAIL_BEGIN; i < pc.n; i += GRID_STRIDE) {
         float u = AT(a, TAIL_INDEX(i, pc.st0, pc.off.x));
-        float v = scalar ? pc.s.x : AT(b, TAIL_INDEX(i, pc.st1, pc.off.y));
+        float v = EW_SCALAR ? pc.s.x : AT(b, TAIL_INDEX(i, pc.st1, pc.off.y));
         AT(y, pc.out_off + i) = OP == 9 ? select_where(AT(c, TAIL_INDEX(i, pc.st2, pc.off.z)), u, v) : f(u, v);
     }
 }

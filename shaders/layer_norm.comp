@@ -3,7 +3,9 @@
 // Layer norm over the last dim (D) of x seen as (rows, D) through strides (s_row, s_col); one
 // invocation per row, two passes (mean, then squared deviations) in a fixed order:
 //   y = (x - mean) rstd w + b,  rstd = 1 / sqrt(var + eps),  var biased;  stats[row] = (mean, rstd)
-// flags bit 0: w present, bit 1: b present (absent ones are bound to x and never read).
+// FLAGS (specialization constant 2): bit 0 w present, bit 1 b present (absent ones are bound to
+// x and never read); constants, not push fields, since lavapipe would run the loads of both sides
+// of a branch on a push field (shaders/elementwise.glsl).
 // VEC4 (specialization constant 1), set by the host where x's rows, y, w and b are contiguous
 // and start at multiples of 4 floats and D is a multiple of 4: the rows are read and written
 // as vec4, each lane summing 4 partial sums. lavapipe loads and stores a lane's words one at a
@@ -13,6 +15,8 @@
 #include "common.glsl"
 
 layout(constant_id = 1) const bool VEC4 = false;
+layout(constant_id = 2) const uint FLAGS = 0;
+const bool HAS_W = (FLAGS & 1u) != 0u, HAS_B = (FLAGS & 2u) != 0u;
 layout(std430, binding = 0) writeonly buffer Y { float y[]; };
 layout(std430, binding = 1) writeonly buffer S { float stats[]; };
 layout(std430, binding = 2) readonly buffer X { float x[]; };
@@ -26,7 +30,7 @@ layout(std430, binding = 4) readonly buffer B4 { vec4 b4[]; };
 layout(push_constant) uniform Push {
     uint rows, D, x_off, y_off;
     int s_row, s_col;    // strides of x, in elements
-    uint stats_off, flags;
+    uint stats_off, pad;
     uint w_off, b_off;
     int w_st, b_st;      // strides of w and b
     float eps;
@@ -48,8 +52,8 @@ vec2 row_vec4(uint i) {
     uint yb = (pc.y_off + i * pc.D) / 4u;
     for (uint d = 0u; d < n; d++) {
         vec4 v = (x4[base + d] - mean) * rstd;
-        if ((pc.flags & 1u) != 0u) v *= w4[pc.w_off / 4u + d];
-        if ((pc.flags & 2u) != 0u) v += b4[pc.b_off / 4u + d];
+        if (HAS_W) v *= w4[pc.w_off / 4u + d];
+        if (HAS_B) v += b4[pc.b_off / 4u + d];
         y4[yb + d] = v;
     }
     return vec2(mean, rstd);
@@ -75,8 +79,8 @@ void main() {
         uint yb = pc.y_off + i * pc.D;
         for (uint d = 0u; d < pc.D; d++) {
             float v = (x[base + int(d) * pc.s_col] - mean) * rstd;
-            if ((pc.flags & 1u) != 0u) v *= w[int(pc.w_off) + int(d) * pc.w_st];
-            if ((pc.flags & 2u) != 0u) v += b[int(pc.b_off) + int(d) * pc.b_st];
+            if (HAS_W) v *= w[int(pc.w_off) + int(d) * pc.w_st];
+            if (HAS_B) v += b[int(pc.b_off) + int(d) * pc.b_st];
             y[yb + d] = v;
         }
         stats[pc.stats_off + 2u * i] = mean;

@@ -7,7 +7,8 @@
 //   1  dw and db, one invocation per (chunk of pc.per rows, column d), summed over the chunk's
 //      rows in order: out[0, c, d] = sum dy xh,  out[1, c, d] = sum dy    out: (2, chunks, D)
 //      (the host adds the chunks in order: lib/ops/layer_norm.c)
-// x is read through strides like the forward; dy is contiguous (rows, D). flags bit 0: w present;
+// x is read through strides like the forward; dy is contiguous (rows, D). FLAGS (specialization
+// constant 3, so that lavapipe compiles out the loads of the branch not taken): bit 0 w present;
 // bit 1: OP 0 adds acc (contiguous (rows, D), binding 5) to dx as it stores it, acc + dx: the
 // gradient the residual path already gave x, the same addition the autograd engine would make
 // (v is precise: its product is not contracted into that addition, so the sum's bits are the
@@ -20,6 +21,8 @@
 
 layout(constant_id = 1) const uint OP = 0;
 layout(constant_id = 2) const bool VEC4 = false;
+layout(constant_id = 3) const uint FLAGS = 0;
+const bool HAS_W = (FLAGS & 1u) != 0u, ADD_ACC = (FLAGS & 2u) != 0u;
 layout(std430, binding = 0) writeonly buffer O { float o[]; };
 layout(std430, binding = 1) readonly buffer X { float x[]; };
 layout(std430, binding = 2) readonly buffer DY { float dy[]; };
@@ -38,14 +41,14 @@ layout(push_constant) uniform Push {
     uint dy_off, stats_off;
     uint w_off;
     int w_st;
-    uint flags;
+    uint pad;
     uint per, items;     // OP 1: rows per chunk, chunks x D
     uint acc_off;
 } pc;
 
-float weight(uint d) { return (pc.flags & 1u) != 0u ? w[int(pc.w_off) + int(d) * pc.w_st] : 1.0; }
+float weight(uint d) { return HAS_W ? w[int(pc.w_off) + int(d) * pc.w_st] : 1.0; }
 
-vec4 weight4(uint d) { return (pc.flags & 1u) != 0u ? w4[pc.w_off / 4u + d] : vec4(1.0); }
+vec4 weight4(uint d) { return HAS_W ? w4[pc.w_off / 4u + d] : vec4(1.0); }
 
 void row_vec4(uint i) {
     uint base = (pc.x_off + i * uint(pc.s_row)) / 4u, gb = (pc.dy_off + i * pc.D) / 4u, n = pc.D / 4u;
@@ -61,7 +64,7 @@ void row_vec4(uint i) {
     for (uint d = 0u; d < n; d++) {
         vec4 xh = (x4[base + d] - mean) * rstd;
         precise vec4 v = rstd * (dy4[gb + d] * weight4(d) - m1 - xh * m2); // not fused into acc + v
-        if ((pc.flags & 2u) != 0u) v = acc4[(pc.acc_off + i * pc.D) / 4u + d] + v;
+        if (ADD_ACC) v = acc4[(pc.acc_off + i * pc.D) / 4u + d] + v;
         o4[ob + d] = v;
     }
 }
@@ -85,7 +88,7 @@ void main() {
             for (uint d = 0u; d < pc.D; d++) {
                 float xh = (x[base + int(d) * pc.s_col] - mean) * rstd;
                 precise float v = rstd * (dy[gb + d] * weight(d) - mg - xh * mgx);
-                if ((pc.flags & 2u) != 0u) v = acc[pc.acc_off + i * pc.D + d] + v;
+                if (ADD_ACC) v = acc[pc.acc_off + i * pc.D + d] + v;
                 o[pc.out_off + i * pc.D + d] = v;
             }
         }

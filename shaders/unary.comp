@@ -41,7 +41,7 @@ float f(float v) {
 void main() {
     Walk w = walk_start();
     for (uint k = gl_GlobalInvocationID.x; k < pc.n / UNIT; k += GRID_STRIDE, walk_next(w))
-        y[pc.out_off / UNIT + k] = EACH1(f, LOAD(x, src_index(w, pc.st0, pc.off.x), pc.st0));
+        y[pc.out_off / UNIT + k] = EACH1(f, LOAD(x, src_index(w, pc.st0, pc.off.x), 0));
     for (uint i = TAIL_BEGIN; i < pc.n; i += GRID_STRIDE)
         AT(y, pc.out_off + i) = f(AT(x, TAIL_INDEX(i, pc.st0, pc.off.x)));
 }

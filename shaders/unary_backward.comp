@@ -52,7 +52,7 @@ float grad(float v, float gv) {
 void main() {
     Walk w = walk_start();
     for (uint k = gl_GlobalInvocationID.x; k < pc.n / UNIT; k += GRID_STRIDE, walk_next(w)) {
-        ELEM v = LOAD(x, src_index(w, pc.st0, pc.off.x), pc.st0), gv = LOAD(g, src_index(w, pc.st1, pc.off.y), pc.st1);
+        ELEM v = LOAD(x, src_index(w, pc.st0, pc.off.x), 0), gv = LOAD(g, src_index(w, pc.st1, pc.off.y), 1);
         dx[pc.out_off / UNIT + k] = EACH2(grad, v, gv);
     }
     for (uint i = TAIL_BEGIN; i < pc.n; i += GRID_STRIDE)

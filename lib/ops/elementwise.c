@@ -9,7 +9,7 @@
 
 /* Mirrors the Push block of shaders/elementwise.glsl: change both. */
 typedef struct vkg_elementwise_push {
-    uint32_t n, out_off, flags, pad;
+    uint32_t n, out_off, unused, pad;
     uint32_t shape[4];
     int32_t st[3][4];
     uint32_t off[4];
@@ -272,7 +272,7 @@ static vkg_tensor *run_elementwise(kernel k, vkg_op op, const char *name, operan
     y = vkg_tensor_alloc(o->out, VKG_F32, false, name);
     int64_t n = vkg_numel(y);
     if (!y || n == 0) goto done;
-    vkg_elementwise_push pc = { .n = (uint32_t)n, .out_off = (uint32_t)y->offset, .flags = flags, .s = { s0 } };
+    vkg_elementwise_push pc = { .n = (uint32_t)n, .out_off = (uint32_t)y->offset, .s = { s0 } };
     for (int d = 0; d < 4; d++) {
         int src = o->nd - 4 + d; /* right-align the coalesced dims, pad outer ones with 1 */
         pc.shape[d] = src >= 0 ? (uint32_t)o->shape[src] : 1;
@@ -282,8 +282,14 @@ static vkg_tensor *run_elementwise(kernel k, vkg_op op, const char *name, operan
     for (int j = 0; j < o->nin; j++) pc.off[j] = (uint32_t)o->in[j]->offset;
     bool vec4 = vec4_items(o, n, y->offset);
     uint64_t items = vec4 ? (uint64_t)n / 4 : (uint64_t)n;
-    vkg_dispatch_desc d = { .shader = vec4 ? k.vec4 : k.one, .op = op, .name = name, .spec = { vkg_op_table[op].code },
-                            .nspec = 1, .local_size = LOCAL, .groups = { vkg_groups_for(items, LOCAL) }, .nout = 1,
+    /* the layout constant (shaders/elementwise.glsl): bit 3 the scalar form; bit j an input of
+     * a vec4 module that is constant along the run (the scalar modules ignore those bits: set
+     * there, they would only compile more pipelines) */
+    uint32_t layout = flags & 1u ? 8u : 0u;
+    for (int j = 0; j < o->nin && vec4; j++)
+        if (o->st[j][o->nd - 1] == 0) layout |= 1u << j;
+    vkg_dispatch_desc d = { .shader = vec4 ? k.vec4 : k.one, .op = op, .name = name,
+                            .spec = { vkg_op_table[op].code, layout }, .nspec = 2, .local_size = LOCAL, .groups = { vkg_groups_for(items, LOCAL) }, .nout = 1,
                             .push = &pc, .push_size = sizeof pc };
     d.bind[0] = y;
     if (op == VKG_OP_WHERE) { /* binding order y, a, b, cond; the shader's inputs are (a, b, cond) */

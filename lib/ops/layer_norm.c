@@ -10,7 +10,7 @@
 typedef struct vkg_layer_norm_push {
     uint32_t rows, D, x_off, y_off;
     int32_t s_row, s_col;
-    uint32_t stats_off, flags;
+    uint32_t stats_off, pad;
     uint32_t w_off, b_off;
     int32_t w_st, b_st;
     float eps;
@@ -23,7 +23,7 @@ typedef struct vkg_layer_norm_backward_push {
     uint32_t dy_off, stats_off;
     uint32_t w_off;
     int32_t w_st;
-    uint32_t flags;       /* bit 0: w present; bit 1: dx adds acc */
+    uint32_t pad;
     uint32_t per, items;  /* dw and db: rows per chunk, chunks x D */
     uint32_t acc_off;
 } vkg_layer_norm_backward_push;
@@ -81,7 +81,6 @@ vkg_tensor *vkg_layer_norm(vkg_tensor *x, vkg_tensor *weight, vkg_tensor *bias, 
                                    .s_row = (int32_t)r.so,
                                    .s_col = (int32_t)r.sr,
                                    .stats_off = (uint32_t)stats->offset,
-                                   .flags = (weight ? 1u : 0u) | (bias ? 2u : 0u),
                                    .w_off = weight ? (uint32_t)weight->offset : 0,
                                    .b_off = bias ? (uint32_t)bias->offset : 0,
                                    .w_st = weight ? (int32_t)weight->strides[0] : 0,
@@ -91,7 +90,7 @@ vkg_tensor *vkg_layer_norm(vkg_tensor *x, vkg_tensor *weight, vkg_tensor *bias, 
                     vec4_param(bias);
         vkg_status st = vkg_dispatch(&(vkg_dispatch_desc){
             .shader = "layer_norm", .op = VKG_OP_LAYER_NORM, .name = fn, .local_size = LOCAL,
-            .spec = { vec4 }, .nspec = 1,
+            .spec = { vec4, (weight ? 1u : 0u) | (bias ? 2u : 0u) }, .nspec = 2, /* FLAGS: w, b present */
             .groups = { vkg_groups_for_cost((uint64_t)rows, LOCAL, 3 * (uint64_t)D + 4) },
             .bind = { y, stats, xr, weight ? weight : xr, bias ? bias : xr }, .nout = 2, .push = &pc,
             .push_size = sizeof pc });
@@ -142,7 +141,6 @@ vkg_status vkg_nn_layer_norm_backward(vkg_tensor *x, vkg_tensor *w, vkg_tensor *
                                         .stats_off = (uint32_t)stats->offset,
                                         .w_off = w ? (uint32_t)w->offset : 0,
                                         .w_st = w ? (int32_t)w->strides[0] : 0,
-                                        .flags = (w ? 1u : 0u) | (acc ? 2u : 0u),
                                         .acc_off = acc ? (uint32_t)acc->offset : 0 };
     /* dw and db sum over the rows: split into chunks (vkg_split_rows) whose partial sums, (2,
      * chunks, D), are added in order, so that the rows of a long batch neither run past
@@ -167,7 +165,7 @@ vkg_status vkg_nn_layer_norm_backward(vkg_tensor *x, vkg_tensor *w, vkg_tensor *
         uint64_t n = op == 0 ? (uint64_t)rows : v4 ? pc.items / 4 : pc.items;
         uint64_t cost = op == 0 ? 2 * (uint64_t)D + 4 : per + 4;
         st = vkg_dispatch(&(vkg_dispatch_desc){ .shader = "layer_norm_backward", .op = VKG_OP_LAYER_NORM, .name = fn,
-                                                .spec = { op, v4 }, .nspec = 2,
+                                                .spec = { op, v4, (w ? 1u : 0u) | (acc ? 2u : 0u) }, .nspec = 3,
                                                 .local_size = LOCAL,
                                                 .groups = { vkg_groups_for_cost(n, LOCAL, cost) },
                                                 .bind = { out, xr, dyc, stats, w ? w : xr, acc ? acc : dyc },
