@@ -17,6 +17,10 @@
 layout(constant_id = 1) const bool VEC4 = false;
 layout(constant_id = 2) const uint FLAGS = 0;
 const bool HAS_W = (FLAGS & 1u) != 0u, HAS_B = (FLAGS & 2u) != 0u;
+// ROW4 (specialization constant 3, VEC4 only, set on CPU devices: lib/ops/layer_norm.c) = D / 4:
+// the row is read once into registers and w, b once an invocation, instead of x three times and
+// w, b once a row (lavapipe loads lane by lane, even a word all lanes share); the same arithmetic.
+layout(constant_id = 3) const uint ROW4 = 0;
 layout(std430, binding = 0) writeonly buffer Y { float y[]; };
 layout(std430, binding = 1) writeonly buffer S { float stats[]; };
 layout(std430, binding = 2) readonly buffer X { float x[]; };
@@ -37,9 +41,34 @@ layout(push_constant) uniform Push {
 } pc;
 
 
+vec4 wr[ROW4 > 0u ? ROW4 : 1u], br[ROW4 > 0u ? ROW4 : 1u];   // w and b, read once an invocation
+
 // returns (mean, rstd)
 vec2 row_vec4(uint i) {
     uint base = (pc.x_off + i * uint(pc.s_row)) / 4u, n = pc.D / 4u;
+    if (ROW4 > 0u) {
+        vec4 xr[ROW4 > 0u ? ROW4 : 1u];
+        vec4 s = vec4(0.0);
+        for (uint d = 0u; d < ROW4; d++) {
+            xr[d] = x4[base + d];
+            s += xr[d];
+        }
+        float mean = sum4(s) / float(pc.D);
+        vec4 q = vec4(0.0);
+        for (uint d = 0u; d < ROW4; d++) {
+            vec4 v = xr[d] - mean;
+            q += v * v;
+        }
+        float rstd = 1.0 / sqrt(sum4(q) / float(pc.D) + pc.eps);
+        uint yb = (pc.y_off + i * pc.D) / 4u;
+        for (uint d = 0u; d < ROW4; d++) {
+            vec4 v = (xr[d] - mean) * rstd;
+            if (HAS_W) v *= wr[d];
+            if (HAS_B) v += br[d];
+            y4[yb + d] = v;
+        }
+        return vec2(mean, rstd);
+    }
     vec4 s = vec4(0.0);
     for (uint d = 0u; d < n; d++) s += x4[base + d];
     float mean = sum4(s) / float(pc.D);
@@ -60,6 +89,10 @@ vec2 row_vec4(uint i) {
 }
 
 void main() {
+    for (uint d = 0u; d < ROW4; d++) {
+        wr[d] = HAS_W ? w4[pc.w_off / 4u + d] : vec4(1.0);
+        br[d] = HAS_B ? b4[pc.b_off / 4u + d] : vec4(0.0);
+    }
     for (uint i = gl_GlobalInvocationID.x; VEC4 && i < pc.rows; i += GRID_STRIDE) {
         vec2 ms = row_vec4(i);
         stats[pc.stats_off + 2u * i] = ms.x;

@@ -23,6 +23,9 @@ layout(constant_id = 1) const uint OP = 0;
 layout(constant_id = 2) const bool VEC4 = false;
 layout(constant_id = 3) const uint FLAGS = 0;
 const bool HAS_W = (FLAGS & 1u) != 0u, ADD_ACC = (FLAGS & 2u) != 0u;
+// ROW4 (specialization constant 4, OP 0 with VEC4, on CPU devices) = D / 4: x's and dy's rows are
+// read once into registers and w once an invocation (shaders/layer_norm.comp says why).
+layout(constant_id = 4) const uint ROW4 = 0;
 layout(std430, binding = 0) writeonly buffer O { float o[]; };
 layout(std430, binding = 1) readonly buffer X { float x[]; };
 layout(std430, binding = 2) readonly buffer DY { float dy[]; };
@@ -50,9 +53,30 @@ float weight(uint d) { return HAS_W ? w[int(pc.w_off) + int(d) * pc.w_st] : 1.0;
 
 vec4 weight4(uint d) { return HAS_W ? w4[pc.w_off / 4u + d] : vec4(1.0); }
 
+vec4 wr[ROW4 > 0u ? ROW4 : 1u];   // w, read once an invocation (main)
+
 void row_vec4(uint i) {
     uint base = (pc.x_off + i * uint(pc.s_row)) / 4u, gb = (pc.dy_off + i * pc.D) / 4u, n = pc.D / 4u;
     float mean = stats[pc.stats_off + 2u * i], rstd = stats[pc.stats_off + 2u * i + 1u];
+    if (ROW4 > 0u) { // the same arithmetic, each x, dy and w read once
+        vec4 xr[ROW4 > 0u ? ROW4 : 1u], gr[ROW4 > 0u ? ROW4 : 1u];
+        vec4 mg = vec4(0.0), mgx = vec4(0.0);
+        for (uint d = 0u; d < ROW4; d++) {
+            xr[d] = x4[base + d];
+            gr[d] = dy4[gb + d] * wr[d];
+            mg += gr[d];
+            mgx += gr[d] * (xr[d] - mean) * rstd;
+        }
+        float m1 = sum4(mg) / float(pc.D), m2 = sum4(mgx) / float(pc.D);
+        uint ob = (pc.out_off + i * pc.D) / 4u;
+        for (uint d = 0u; d < ROW4; d++) {
+            vec4 xh = (xr[d] - mean) * rstd;
+            precise vec4 v = rstd * (gr[d] - m1 - xh * m2); // not fused into acc + v
+            if (ADD_ACC) v = acc4[(pc.acc_off + i * pc.D) / 4u + d] + v;
+            o4[ob + d] = v;
+        }
+        return;
+    }
     vec4 mg = vec4(0.0), mgx = vec4(0.0);
     for (uint d = 0u; d < n; d++) {
         vec4 g = dy4[gb + d] * weight4(d);
@@ -70,6 +94,7 @@ void row_vec4(uint i) {
 }
 
 void main() {
+    for (uint d = 0u; d < ROW4; d++) wr[d] = weight4(d);
     if (OP == 0u && VEC4) {
         for (uint i = gl_GlobalInvocationID.x; i < pc.rows; i += GRID_STRIDE) row_vec4(i);
     } else if (OP == 0u) {
