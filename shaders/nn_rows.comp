@@ -17,6 +17,10 @@
 layout(constant_id = 1) const uint OP = 0;
 layout(constant_id = 2) const uint VARIANT = 0;
 layout(constant_id = 3) const bool VEC4 = false;
+// ROW4 (specialization constant 4, VEC4 on CPU devices, lib/ops/nn_rows.c) = R / 4: the row is
+// read and scaled once, into registers, and its exponentials computed once, where the loops
+// read it three times and exponentiate twice (lavapipe loads lane by lane); the same arithmetic.
+layout(constant_id = 4) const uint ROW4 = 0;
 layout(std430, binding = 0) writeonly buffer Y { float y[]; };
 layout(std430, binding = 1) readonly buffer X { float x[]; };
 layout(std430, binding = 0) writeonly buffer Y4 { vec4 y4[]; };
@@ -86,6 +90,25 @@ vec4 xs4(uint base, uint r, uint lim) {
 
 void row_vec4(uint o) {
     uint base = (pc.x_off + o * uint(pc.so)) / 4u, n = pc.R / 4u, lim = causal_limit(o);
+    if (ROW4 > 0u) {
+        vec4 xr[ROW4 > 0u ? ROW4 : 1u];
+        vec4 m4 = vec4(-INF);
+        for (uint r = 0u; r < ROW4; r++) {
+            xr[r] = xs4(base, r, lim);
+            m4 = max_nan(xr[r], m4);
+        }
+        float m = max_nan4(m4);
+        vec4 s4 = vec4(0.0);
+        for (uint r = 0u; r < ROW4; r++) {
+            xr[r] -= m;
+            if (OP == 0u) xr[r] = exp(xr[r]);
+            s4 += OP == 0u ? xr[r] : exp(xr[r]);
+        }
+        float s = sum4(s4), ls = log(s);
+        uint yb = (pc.y_off + o * pc.R) / 4u;
+        for (uint r = 0u; r < ROW4; r++) y4[yb + r] = OP == 0u ? xr[r] / s : xr[r] - ls;
+        return;
+    }
     vec4 m4 = vec4(-INF);
     for (uint r = 0u; r < n; r++) {
         m4 = max_nan(xs4(base, r, lim), m4);

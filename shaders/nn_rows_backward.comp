@@ -18,6 +18,9 @@
 layout(constant_id = 1) const uint OP = 0;
 layout(constant_id = 2) const uint VARIANT = 0;
 layout(constant_id = 3) const bool VEC4 = false;
+// ROW4 (specialization constant 4, VEC4 on CPU devices) = R / 4: a's and dy's rows read once,
+// into registers (shaders/nn_rows.comp says why); the same arithmetic.
+layout(constant_id = 4) const uint ROW4 = 0;
 layout(std430, binding = 0) writeonly buffer DX { float dx[]; };
 layout(std430, binding = 1) readonly buffer A { float a[]; };
 layout(std430, binding = 2) readonly buffer DY { float dy[]; };
@@ -75,6 +78,19 @@ void row_by_workgroup(uint o) {
 
 void row_vec4(uint o) {
     uint base = (pc.a_off + o * uint(pc.so)) / 4u, gb = (pc.dy_off + o * pc.R) / 4u, n = pc.R / 4u;
+    if (ROW4 > 0u) {
+        vec4 ar[ROW4 > 0u ? ROW4 : 1u], gr[ROW4 > 0u ? ROW4 : 1u];
+        vec4 s4 = vec4(0.0);
+        for (uint r = 0u; r < ROW4; r++) {
+            ar[r] = a4[base + r];
+            gr[r] = dy4[gb + r];
+            s4 += OP == 0u ? gr[r] * ar[r] : gr[r];
+        }
+        float s = sum4(s4);
+        uint xb = (pc.dx_off + o * pc.R) / 4u;
+        for (uint r = 0u; r < ROW4; r++) dx4[xb + r] = pc.scale * (OP == 0u ? ar[r] * (gr[r] - s) : gr[r] - exp(ar[r]) * s);
+        return;
+    }
     vec4 s4 = vec4(0.0);
     for (uint r = 0u; r < n; r++) s4 += OP == 0u ? dy4[gb + r] * a4[base + r] : dy4[gb + r];
     float s = sum4(s4);

@@ -118,8 +118,9 @@ VKG_TEST(nn_ops, rows_forward) {
         { VKG_SHAPE(200, 3), 1, false },
         /* few long rows: the workgroup-per-row variant */
         { VKG_SHAPE(3001, 2), 0, false }, { VKG_SHAPE(3, 1000), -1, true },
-        /* contiguous rows of a multiple of 4: softmax and log_softmax take the vec4 path */
-        { VKG_SHAPE(37, 128), 1, false }, { VKG_SHAPE(5, 3, 12), -1, false },
+        /* contiguous rows of a multiple of 4: softmax and log_softmax take the vec4 path, rows of up
+         * to 256 kept in registers on a CPU device, longer ones (264) read in loops */
+        { VKG_SHAPE(37, 128), 1, false }, { VKG_SHAPE(5, 3, 12), -1, false }, { VKG_SHAPE(16, 264), 1, false },
     };
     const vkg_op ops[] = { VKG_OP_SOFTMAX, VKG_OP_LOG_SOFTMAX, VKG_OP_LOGSUMEXP, VKG_OP_VAR, VKG_OP_STD };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
@@ -523,9 +524,12 @@ VKG_TEST(nn_ops, rows_gradcheck) {
         gradcheck((nn_case){ .op = ops[j], .nin = 1, .shape = { VKG_SHAPE(600, 2) }, .axis = 0, .correction = 1,
                              .transposed = { true } },
                   SEED + 35 + (uint64_t)j);
-        /* contiguous rows of 8: the vec4 path of softmax and log_softmax */
+        /* contiguous rows of 8: the vec4 path of softmax and log_softmax (in registers on a CPU
+         * device); rows of 264 take its loops */
         gradcheck((nn_case){ .op = ops[j], .nin = 1, .shape = { VKG_SHAPE(3, 8) }, .axis = 1, .correction = 1 },
                   SEED + 40 + (uint64_t)j);
+        if (j < 2)
+            gradcheck((nn_case){ .op = ops[j], .nin = 1, .shape = { VKG_SHAPE(16, 264) }, .axis = 1 }, SEED + 45 + (uint64_t)j);
     }
     /* NaN wins the vec4 path's max whichever lane holds it; -inf entries give 0 */
     vkg_scope_begin();

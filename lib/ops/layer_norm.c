@@ -55,17 +55,6 @@ static bool check_param(vkg_tensor *p, const char *what, vkg_tensor *x) {
 /* The shaders' VEC4 paths read w and b as vec4 too (absent ones are not read). */
 static bool vec4_param(const vkg_tensor *p) { return !p || vkg_vec4_rows(p->shape.d[0], 0, p->strides[0], p->offset); }
 
-/* The shaders' ROW4 constant: on a CPU device, a vec4 row of up to 256 floats is read once into
- * registers (x, and dy in the backward) and w and b once an invocation, where the loops would
- * read x three times (dy twice) and w, b per row. lavapipe loads lane by lane, even a word every
- * lane shares, so loads were most of the time: on lavapipe, bench micro nn/layer_norm 2048x128
- * 0.59 -> 0.29 ms, the backward's dx pass over the same rows 0.71 -> 0.41 ms. On a GPU those rows
- * would be 128-256 registers an invocation, spilled: GPUs keep the loops, which their caches
- * serve. */
-static uint32_t row_regs(int64_t D, bool vec4) {
-    return vec4 && D <= 256 && vkg_ctx.info.type == VKG_DEVICE_CPU ? (uint32_t)(D / 4) : 0;
-}
-
 vkg_tensor *vkg_layer_norm(vkg_tensor *x, vkg_tensor *weight, vkg_tensor *bias, float eps) {
     const char *fn = "vkg_layer_norm";
     if (!x) return NULL;
@@ -101,7 +90,7 @@ vkg_tensor *vkg_layer_norm(vkg_tensor *x, vkg_tensor *weight, vkg_tensor *bias, 
                     vec4_param(bias);
         vkg_status st = vkg_dispatch(&(vkg_dispatch_desc){
             .shader = "layer_norm", .op = VKG_OP_LAYER_NORM, .name = fn, .local_size = LOCAL,
-            .spec = { vec4, (weight ? 1u : 0u) | (bias ? 2u : 0u), row_regs(D, vec4) }, .nspec = 3, /* FLAGS: w, b present */
+            .spec = { vec4, (weight ? 1u : 0u) | (bias ? 2u : 0u), vkg_row_regs(D, vec4) }, .nspec = 3, /* FLAGS: w, b present */
             .groups = { vkg_groups_for_cost((uint64_t)rows, LOCAL, 3 * (uint64_t)D + 4) },
             .bind = { y, stats, xr, weight ? weight : xr, bias ? bias : xr }, .nout = 2, .push = &pc,
             .push_size = sizeof pc });
@@ -176,7 +165,7 @@ vkg_status vkg_nn_layer_norm_backward(vkg_tensor *x, vkg_tensor *w, vkg_tensor *
         uint64_t n = op == 0 ? (uint64_t)rows : v4 ? pc.items / 4 : pc.items;
         uint64_t cost = op == 0 ? 2 * (uint64_t)D + 4 : per + 4;
         st = vkg_dispatch(&(vkg_dispatch_desc){ .shader = "layer_norm_backward", .op = VKG_OP_LAYER_NORM, .name = fn,
-                                                .spec = { op, v4, (w ? 1u : 0u) | (acc ? 2u : 0u), row_regs(D, op == 0 && v4) }, .nspec = 4,
+                                                .spec = { op, v4, (w ? 1u : 0u) | (acc ? 2u : 0u), vkg_row_regs(D, op == 0 && v4) }, .nspec = 4,
                                                 .local_size = LOCAL,
                                                 .groups = { vkg_groups_for_cost(n, LOCAL, cost) },
                                                 .bind = { out, xr, dyc, stats, w ? w : xr, acc ? acc : dyc },
