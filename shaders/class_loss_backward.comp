@@ -7,11 +7,16 @@
 // sample's row is 0; a target outside [0, C) gives a NaN row. dx (N, C) is contiguous.
 // Push constants mirror vkg_class_loss_backward_push in lib/ops/loss.c: change both.
 // VEC4 (specialization constant 2): cross_entropy's rows as vec4 where the forward's VEC4
-// conditions hold for x and dx (shaders/class_loss.comp).
+// conditions hold for x and dx (shaders/class_loss.comp), in one pass that picks each output
+// (0 for an ignored sample, NaN for a bad target) instead of branching per sample: lavapipe
+// runs every side of a branch its lanes disagree on, and the two C-long store loops of the
+// ignored and bad rows cost more than the row itself. ROW4 (constant 3, on CPU devices: C / 4)
+// keeps the row in registers, read and exponentiated once (lib/ops/ops.h, vkg_row_regs).
 #include "common.glsl"
 
 layout(constant_id = 1) const uint OP = 0;
 layout(constant_id = 2) const bool VEC4 = false;
+layout(constant_id = 3) const uint ROW4 = 0;
 layout(std430, binding = 0) writeonly buffer DX { float dx[]; };
 layout(std430, binding = 1) readonly buffer X { float x[]; };
 layout(std430, binding = 2) readonly buffer T { int target[]; };
@@ -34,7 +39,44 @@ layout(push_constant) uniform Push {
 
 #include "class_loss_vec4.glsl"
 
+// cross_entropy's row n, VEC4: dx = gn (p - onehot(t)), 0 where ignored, NaN for a bad target
+void row_vec4(uint n) {
+    int t = target[int(pc.t_off) + int(n) * pc.sT];
+    bool ignored = t == pc.ignore, bad = !ignored && (t < 0 || t >= int(pc.C));
+    float gn = g[int(pc.g_off) + int(n) * pc.g_st]; // g_st is 0 for a reduced loss's scalar g
+    if (pc.mode == 2u) gn /= count[pc.count_off];
+    uint b4 = uint(int(pc.x_off) + int(n) * pc.sN) / 4u, o4 = (pc.dx_off + n * pc.C) / 4u;
+    vec4 er[ROW4 > 0u ? ROW4 : 1u];   // with ROW4: the row, then exp(x - max)
+    vec2 ms;
+    if (ROW4 > 0u) {
+        vec4 m4 = vec4(-INF);
+        for (uint c = 0u; c < ROW4; c++) {
+            er[c] = x4[b4 + c];
+            m4 = max_nan(er[c], m4);
+        }
+        float m = max_nan4(m4);
+        vec4 s4 = vec4(0.0);
+        for (uint c = 0u; c < ROW4; c++) {
+            er[c] = exp(er[c] - m);
+            s4 += er[c];
+        }
+        ms = vec2(m, sum4(s4));
+    } else {
+        ms = max_sumexp4(b4);
+    }
+    for (uint c = 0u; c < pc.C / 4u; c++) {
+        vec4 p = (ROW4 > 0u ? er[c] : exp(x4[b4 + c] - ms.x)) / ms.y;
+        // the target's class gets p - 1: compare the lane's four class numbers with t
+        vec4 hit = vec4(equal(ivec4(4 * int(c)) + ivec4(0, 1, 2, 3), ivec4(t)));
+        dx4[o4 + c] = bad ? vec4(NAN) : ignored ? vec4(0.0) : gn * (p - hit);
+    }
+}
+
 void main() {
+    if (VEC4 && OP == 0u) {
+        for (uint n = gl_GlobalInvocationID.x; n < pc.N; n += GRID_STRIDE) row_vec4(n);
+        return;
+    }
     for (uint n = gl_GlobalInvocationID.x; n < pc.N; n += GRID_STRIDE) {
         int t = target[int(pc.t_off) + int(n) * pc.sT];
         uint ob = pc.dx_off + n * pc.C;
@@ -53,17 +95,6 @@ void main() {
             continue;
         }
         int base = int(pc.x_off) + int(n) * pc.sN;
-        if (VEC4) {
-            uint b4 = uint(base) / 4u, o4 = ob / 4u;
-            vec2 ms = max_sumexp4(b4);
-            for (uint c = 0u; c < pc.C / 4u; c++) {
-                vec4 p = exp(x4[b4 + c] - ms.x) / ms.y;
-                // the target's class gets p - 1: compare the lane's four class numbers with t
-                vec4 hit = vec4(equal(ivec4(4 * int(c)) + ivec4(0, 1, 2, 3), ivec4(t)));
-                dx4[o4 + c] = gn * (p - hit);
-            }
-            continue;
-        }
         float m = -INF;
         for (uint c = 0u; c < pc.C; c++) {
             float v = x[base + int(c) * pc.sC];

@@ -134,8 +134,8 @@ vkg_tensor *vkg_nn_class_loss_backward(vkg_op op, vkg_tensor *x, vkg_tensor *tar
                                         count ? (uint32_t)count->offset : 0 };
     bool vec4 = vkg_vec4_rows(C, x->strides[0], x->strides[1], x->offset) && dx->offset % 4 == 0;
     if (vkg_dispatch(&(vkg_dispatch_desc){ .shader = "class_loss_backward", .op = op, .name = fn,
-                                           .spec = { vkg_op_table[op].code, vec4 },
-                                           .nspec = 2, .local_size = LOCAL,
+                                           .spec = { vkg_op_table[op].code, vec4, vkg_row_regs(C, vec4) },
+                                           .nspec = 3, .local_size = LOCAL,
                                            .groups = { vkg_groups_for_cost((uint64_t)N, LOCAL, 3 * (uint64_t)C + 4) },
                                            .bind = { dx, x, target, g, count ? count : g }, .nout = 1, .push = &pc,
                                            .push_size = sizeof pc }) != VKG_OK) {
