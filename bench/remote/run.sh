@@ -29,13 +29,13 @@ echo "driver file: ${VK_DRIVER_FILES:-none found}"
 sed "s|@B@|$B|" "$P/tests.list" | grep -E "^(${TESTS:-.*}) " > "$RES/logs/list"
 one() { # NAME [VAR=VALUE ...] -- COMMAND...
   local n=$1; shift; local e=()
-  while [ "$1" != "--" ]; do e+=("$1"); shift; done; shift
+  while [ $# -gt 0 ] && [ "$1" != "--" ]; do e+=("$1"); shift; done; [ $# -gt 0 ] && shift
   VKG_TEST_CACHE=$(mktemp -d) timeout 300 env "${e[@]}" "$@" > "$RES/logs/$n.log" 2>&1
   echo "$n rc=$?"
 }
 export -f one; export RES
 echo "$(date +%T) tests"
-xargs -P 6 -L 1 bash -c 'one "$@"' _ < "$RES/logs/list" | sort > "$RES/logs/summary"
+xargs -r -P 6 -L 1 bash -c 'one "$@"' _ < "$RES/logs/list" | sort > "$RES/logs/summary"
 grep -c "rc=0" "$RES/logs/summary" | sed 's/$/ passed/'; grep -v "rc=0" "$RES/logs/summary"
 
 for s in $SUITES; do
