@@ -17,7 +17,7 @@
 layout(constant_id = 1) const bool VEC4 = false;
 layout(constant_id = 2) const uint FLAGS = 0;
 const bool HAS_W = (FLAGS & 1u) != 0u, HAS_B = (FLAGS & 2u) != 0u;
-// ROW4 (specialization constant 3, VEC4 only, set on CPU devices: lib/ops/layer_norm.c) = D / 4:
+// ROW4 (specialization constant 3, VEC4 only, on CPU devices: vkg_row_regs, lib/ops/ops.h) = D / 4:
 // the row is read once into registers and w, b once an invocation, instead of x three times and
 // w, b once a row (lavapipe loads lane by lane, even a word all lanes share); the same arithmetic.
 layout(constant_id = 3) const uint ROW4 = 0;

@@ -17,7 +17,7 @@
 layout(constant_id = 1) const uint OP = 0;
 layout(constant_id = 2) const uint VARIANT = 0;
 layout(constant_id = 3) const bool VEC4 = false;
-// ROW4 (specialization constant 4, VEC4 on CPU devices, lib/ops/nn_rows.c) = R / 4: the row is
+// ROW4 (specialization constant 4, VEC4 on CPU devices: vkg_row_regs, lib/ops/ops.h) = R / 4: the row is
 // read and scaled once, into registers, and its exponentials computed once, where the loops
 // read it three times and exponentiate twice (lavapipe loads lane by lane); the same arithmetic.
 layout(constant_id = 4) const uint ROW4 = 0;

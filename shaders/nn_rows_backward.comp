@@ -88,7 +88,8 @@ void row_vec4(uint o) {
         }
         float s = sum4(s4);
         uint xb = (pc.dx_off + o * pc.R) / 4u;
-        for (uint r = 0u; r < ROW4; r++) dx4[xb + r] = pc.scale * (OP == 0u ? ar[r] * (gr[r] - s) : gr[r] - exp(ar[r]) * s);
+        for (uint r = 0u; r < ROW4; r++)
+            dx4[xb + r] = pc.scale * (OP == 0u ? ar[r] * (gr[r] - s) : gr[r] - exp(ar[r]) * s);
         return;
     }
     vec4 s4 = vec4(0.0);

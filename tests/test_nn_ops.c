@@ -266,7 +266,8 @@ VKG_TEST(nn_ops, cross_entropy_out_of_range_target_is_nan) {
         for (int i = 0; i < 2 * C; i++) x[i] = (float)(i + 1);
         int32_t t[2] = { 1, C + 4 };
         vkg_tensor *lg = vkg_requires_grad(vkg_from_data(VKG_SHAPE(2, C), x), true);
-        vkg_tensor *none = vkg_cross_entropy(lg, dev_i32(VKG_SHAPE(2), t), &(vkg_loss_desc){ .reduction = VKG_REDUCTION_NONE });
+        vkg_tensor *none =
+            vkg_cross_entropy(lg, dev_i32(VKG_SHAPE(2), t), &(vkg_loss_desc){ .reduction = VKG_REDUCTION_NONE });
         float *l = vkgt_read(none);
         cr_assert(isfinite(l[0]) && isnan(l[1]), "C %d: losses %g %g", C, (double)l[0], (double)l[1]);
         free(l);
@@ -539,7 +540,8 @@ VKG_TEST(nn_ops, rows_gradcheck) {
         gradcheck((nn_case){ .op = ops[j], .nin = 1, .shape = { VKG_SHAPE(3, 8) }, .axis = 1, .correction = 1 },
                   SEED + 40 + (uint64_t)j);
         if (j < 2)
-            gradcheck((nn_case){ .op = ops[j], .nin = 1, .shape = { VKG_SHAPE(16, 264) }, .axis = 1 }, SEED + 45 + (uint64_t)j);
+            gradcheck((nn_case){ .op = ops[j], .nin = 1, .shape = { VKG_SHAPE(16, 264) }, .axis = 1 },
+                      SEED + 45 + (uint64_t)j);
     }
     /* NaN wins the vec4 path's max whichever lane holds it; -inf entries give 0 */
     vkg_scope_begin();

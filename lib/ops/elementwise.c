@@ -289,7 +289,8 @@ static vkg_tensor *run_elementwise(kernel k, vkg_op op, const char *name, operan
     for (int j = 0; j < o->nin && vec4; j++)
         if (o->st[j][o->nd - 1] == 0) layout |= 1u << j;
     vkg_dispatch_desc d = { .shader = vec4 ? k.vec4 : k.one, .op = op, .name = name,
-                            .spec = { vkg_op_table[op].code, layout }, .nspec = 2, .local_size = LOCAL, .groups = { vkg_groups_for(items, LOCAL) }, .nout = 1,
+                            .spec = { vkg_op_table[op].code, layout }, .nspec = 2, .local_size = LOCAL,
+                            .groups = { vkg_groups_for(items, LOCAL) }, .nout = 1,
                             .push = &pc, .push_size = sizeof pc };
     d.bind[0] = y;
     if (op == VKG_OP_WHERE) { /* binding order y, a, b, cond; the shader's inputs are (a, b, cond) */

@@ -90,7 +90,8 @@ vkg_tensor *vkg_layer_norm(vkg_tensor *x, vkg_tensor *weight, vkg_tensor *bias, 
                     vec4_param(bias);
         vkg_status st = vkg_dispatch(&(vkg_dispatch_desc){
             .shader = "layer_norm", .op = VKG_OP_LAYER_NORM, .name = fn, .local_size = LOCAL,
-            .spec = { vec4, (weight ? 1u : 0u) | (bias ? 2u : 0u), vkg_row_regs(D, vec4) }, .nspec = 3, /* FLAGS: w, b present */
+            /* VEC4, FLAGS (w, b present), ROW4 */
+            .spec = { vec4, (weight ? 1u : 0u) | (bias ? 2u : 0u), vkg_row_regs(D, vec4) }, .nspec = 3,
             .groups = { vkg_groups_for_cost((uint64_t)rows, LOCAL, 3 * (uint64_t)D + 4) },
             .bind = { y, stats, xr, weight ? weight : xr, bias ? bias : xr }, .nout = 2, .push = &pc,
             .push_size = sizeof pc });
@@ -165,7 +166,9 @@ vkg_status vkg_nn_layer_norm_backward(vkg_tensor *x, vkg_tensor *w, vkg_tensor *
         uint64_t n = op == 0 ? (uint64_t)rows : v4 ? pc.items / 4 : pc.items;
         uint64_t cost = op == 0 ? 2 * (uint64_t)D + 4 : per + 4;
         st = vkg_dispatch(&(vkg_dispatch_desc){ .shader = "layer_norm_backward", .op = VKG_OP_LAYER_NORM, .name = fn,
-                                                .spec = { op, v4, (w ? 1u : 0u) | (acc ? 2u : 0u), vkg_row_regs(D, op == 0 && v4) }, .nspec = 4,
+                                                .spec = { op, v4, (w ? 1u : 0u) | (acc ? 2u : 0u),
+                                                          vkg_row_regs(D, op == 0 && v4) },
+                                                .nspec = 4,
                                                 .local_size = LOCAL,
                                                 .groups = { vkg_groups_for_cost(n, LOCAL, cost) },
                                                 .bind = { out, xr, dyc, stats, w ? w : xr, acc ? acc : dyc },

@@ -96,9 +96,10 @@ static vkg_tensor *rows_op(vkg_op op, vkg_tensor *x, int axis, bool keepdim, int
             uint32_t variant, groups = rows_grid(rows, r.R, r.sr, fn, &variant);
             bool vec4 = same_shape && variant == 0 && rows_vec4(&r, xr->offset) && y->offset % 4 == 0;
             vkg_status st = !groups ? vkg_last_status() : vkg_dispatch(&(vkg_dispatch_desc){
-                .shader = "nn_rows", .op = op, .name = fn, .spec = { vkg_op_table[op].code, variant, vec4, vkg_row_regs(r.R, vec4) },
-                .nspec = 4, .local_size = LOCAL, .groups = { groups }, .bind = { y, xr },
-                .nout = 1, .push = &pc, .push_size = sizeof pc });
+                .shader = "nn_rows", .op = op, .name = fn,
+                .spec = { vkg_op_table[op].code, variant, vec4, vkg_row_regs(r.R, vec4) }, .nspec = 4,
+                .local_size = LOCAL, .groups = { groups }, .bind = { y, xr }, .nout = 1, .push = &pc,
+                .push_size = sizeof pc });
             if (xr != x) vkg_free(xr);
             if (st != VKG_OK) {
                 vkg_free(y);
@@ -155,7 +156,8 @@ vkg_tensor *vkg_nn_rows_backward(vkg_op op, vkg_tensor *a, int axis, vkg_tensor 
                     dx->offset % 4 == 0 && dyc->offset % 4 == 0;
         st = !groups ? vkg_last_status()
                      : vkg_dispatch(&(vkg_dispatch_desc){ .shader = "nn_rows_backward", .op = op, .name = fn,
-                                                .spec = { vkg_op_table[op].code, variant, vec4, vkg_row_regs(r.R, vec4) },
+                                                .spec = { vkg_op_table[op].code, variant, vec4,
+                                                          vkg_row_regs(r.R, vec4) },
                                                 .nspec = 4,
                                                 .local_size = LOCAL, .groups = { groups },
                                                 .bind = { dx, ar, dyc, auxc ? auxc : dyc }, .nout = 1, .push = &pc,
