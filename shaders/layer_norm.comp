@@ -41,48 +41,31 @@ layout(push_constant) uniform Push {
 } pc;
 
 
-vec4 wr[ROW4 > 0u ? ROW4 : 1u], br[ROW4 > 0u ? ROW4 : 1u];   // w and b, read once an invocation
+vec4 wr[ROW4 > 0u ? ROW4 : 1u], br[ROW4 > 0u ? ROW4 : 1u];   // ROW4: w and b, read once (main)
 
 // returns (mean, rstd)
 vec2 row_vec4(uint i) {
-    uint base = (pc.x_off + i * uint(pc.s_row)) / 4u, n = pc.D / 4u;
-    if (ROW4 > 0u) {
-        vec4 xr[ROW4 > 0u ? ROW4 : 1u];
-        vec4 s = vec4(0.0);
-        for (uint d = 0u; d < ROW4; d++) {
-            xr[d] = x4[base + d];
-            s += xr[d];
-        }
-        float mean = sum4(s) / float(pc.D);
-        vec4 q = vec4(0.0);
-        for (uint d = 0u; d < ROW4; d++) {
-            vec4 v = xr[d] - mean;
-            q += v * v;
-        }
-        float rstd = 1.0 / sqrt(sum4(q) / float(pc.D) + pc.eps);
-        uint yb = (pc.y_off + i * pc.D) / 4u;
-        for (uint d = 0u; d < ROW4; d++) {
-            vec4 v = (xr[d] - mean) * rstd;
-            if (HAS_W) v *= wr[d];
-            if (HAS_B) v += br[d];
-            y4[yb + d] = v;
-        }
-        return vec2(mean, rstd);
-    }
+    uint base = (pc.x_off + i * uint(pc.s_row)) / 4u;
+    uint n = ROW4 > 0u ? ROW4 : pc.D / 4u; // ROW4: a constant, and xr holds the row
+    vec4 xr[ROW4 > 0u ? ROW4 : 1u];
     vec4 s = vec4(0.0);
-    for (uint d = 0u; d < n; d++) s += x4[base + d];
+    for (uint d = 0u; d < n; d++) {
+        vec4 v = x4[base + d];
+        if (ROW4 > 0u) xr[d] = v;
+        s += v;
+    }
     float mean = sum4(s) / float(pc.D);
     vec4 q = vec4(0.0);
     for (uint d = 0u; d < n; d++) {
-        vec4 v = x4[base + d] - mean;
+        vec4 v = (ROW4 > 0u ? xr[d] : x4[base + d]) - mean;
         q += v * v;
     }
     float rstd = 1.0 / sqrt(sum4(q) / float(pc.D) + pc.eps);
     uint yb = (pc.y_off + i * pc.D) / 4u;
     for (uint d = 0u; d < n; d++) {
-        vec4 v = (x4[base + d] - mean) * rstd;
-        if (HAS_W) v *= w4[pc.w_off / 4u + d];
-        if (HAS_B) v += b4[pc.b_off / 4u + d];
+        vec4 v = ((ROW4 > 0u ? xr[d] : x4[base + d]) - mean) * rstd;
+        if (HAS_W) v *= ROW4 > 0u ? wr[d] : w4[pc.w_off / 4u + d];
+        if (HAS_B) v += ROW4 > 0u ? br[d] : b4[pc.b_off / 4u + d];
         y4[yb + d] = v;
     }
     return vec2(mean, rstd);

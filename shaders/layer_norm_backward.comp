@@ -53,41 +53,29 @@ float weight(uint d) { return HAS_W ? w[int(pc.w_off) + int(d) * pc.w_st] : 1.0;
 
 vec4 weight4(uint d) { return HAS_W ? w4[pc.w_off / 4u + d] : vec4(1.0); }
 
-vec4 wr[ROW4 > 0u ? ROW4 : 1u];   // w, read once an invocation (main)
+vec4 wr[ROW4 > 0u ? ROW4 : 1u];   // ROW4: w, read once an invocation (main)
 
 void row_vec4(uint i) {
-    uint base = (pc.x_off + i * uint(pc.s_row)) / 4u, gb = (pc.dy_off + i * pc.D) / 4u, n = pc.D / 4u;
+    uint base = (pc.x_off + i * uint(pc.s_row)) / 4u, gb = (pc.dy_off + i * pc.D) / 4u;
+    uint n = ROW4 > 0u ? ROW4 : pc.D / 4u; // ROW4: a constant, and xr, gr hold x's row and dy w
     float mean = stats[pc.stats_off + 2u * i], rstd = stats[pc.stats_off + 2u * i + 1u];
-    if (ROW4 > 0u) { // the same arithmetic, each x, dy and w read once
-        vec4 xr[ROW4 > 0u ? ROW4 : 1u], gr[ROW4 > 0u ? ROW4 : 1u];
-        vec4 mg = vec4(0.0), mgx = vec4(0.0);
-        for (uint d = 0u; d < ROW4; d++) {
-            xr[d] = x4[base + d];
-            gr[d] = dy4[gb + d] * wr[d];
-            mg += gr[d];
-            mgx += gr[d] * (xr[d] - mean) * rstd;
-        }
-        float m1 = sum4(mg) / float(pc.D), m2 = sum4(mgx) / float(pc.D);
-        uint ob = (pc.out_off + i * pc.D) / 4u;
-        for (uint d = 0u; d < ROW4; d++) {
-            vec4 xh = (xr[d] - mean) * rstd;
-            precise vec4 v = rstd * (gr[d] - m1 - xh * m2); // not fused into acc + v
-            if (ADD_ACC) v = acc4[(pc.acc_off + i * pc.D) / 4u + d] + v;
-            o4[ob + d] = v;
-        }
-        return;
-    }
+    vec4 xr[ROW4 > 0u ? ROW4 : 1u], gr[ROW4 > 0u ? ROW4 : 1u];
     vec4 mg = vec4(0.0), mgx = vec4(0.0);
     for (uint d = 0u; d < n; d++) {
-        vec4 g = dy4[gb + d] * weight4(d);
+        vec4 x = x4[base + d], g = dy4[gb + d] * (ROW4 > 0u ? wr[d] : weight4(d));
+        if (ROW4 > 0u) {
+            xr[d] = x;
+            gr[d] = g;
+        }
         mg += g;
-        mgx += g * (x4[base + d] - mean) * rstd;
+        mgx += g * (x - mean) * rstd;
     }
     float m1 = sum4(mg) / float(pc.D), m2 = sum4(mgx) / float(pc.D);
     uint ob = (pc.out_off + i * pc.D) / 4u;
     for (uint d = 0u; d < n; d++) {
-        vec4 xh = (x4[base + d] - mean) * rstd;
-        precise vec4 v = rstd * (dy4[gb + d] * weight4(d) - m1 - xh * m2); // not fused into acc + v
+        vec4 xh = ((ROW4 > 0u ? xr[d] : x4[base + d]) - mean) * rstd;
+        vec4 g = ROW4 > 0u ? gr[d] : dy4[gb + d] * weight4(d);
+        precise vec4 v = rstd * (g - m1 - xh * m2); // not fused into acc + v
         if (ADD_ACC) v = acc4[(pc.acc_off + i * pc.D) / 4u + d] + v;
         o4[ob + d] = v;
     }

@@ -89,38 +89,30 @@ vec4 xs4(uint base, uint r, uint lim) {
 }
 
 void row_vec4(uint o) {
-    uint base = (pc.x_off + o * uint(pc.so)) / 4u, n = pc.R / 4u, lim = causal_limit(o);
-    if (ROW4 > 0u) {
-        vec4 xr[ROW4 > 0u ? ROW4 : 1u];
-        vec4 m4 = vec4(-INF);
-        for (uint r = 0u; r < ROW4; r++) {
-            xr[r] = xs4(base, r, lim);
-            m4 = max_nan(xr[r], m4);
-        }
-        float m = max_nan4(m4);
-        vec4 s4 = vec4(0.0);
-        for (uint r = 0u; r < ROW4; r++) {
-            xr[r] -= m;
-            if (OP == 0u) xr[r] = exp(xr[r]);
-            s4 += OP == 0u ? xr[r] : exp(xr[r]);
-        }
-        float s = sum4(s4), ls = log(s);
-        uint yb = (pc.y_off + o * pc.R) / 4u;
-        for (uint r = 0u; r < ROW4; r++) y4[yb + r] = OP == 0u ? xr[r] / s : xr[r] - ls;
-        return;
-    }
+    uint base = (pc.x_off + o * uint(pc.so)) / 4u, lim = causal_limit(o);
+    // ROW4: n is a constant, the loops unroll and xr holds the row (then its exponentials); else
+    // every pass reads the row again
+    uint n = ROW4 > 0u ? ROW4 : pc.R / 4u;
+    vec4 xr[ROW4 > 0u ? ROW4 : 1u];
     vec4 m4 = vec4(-INF);
     for (uint r = 0u; r < n; r++) {
-        m4 = max_nan(xs4(base, r, lim), m4);
+        vec4 v = xs4(base, r, lim);
+        if (ROW4 > 0u) xr[r] = v;
+        m4 = max_nan(v, m4);
     }
     float m = max_nan4(m4);
     vec4 s4 = vec4(0.0);
-    for (uint r = 0u; r < n; r++) s4 += exp(xs4(base, r, lim) - m);
+    for (uint r = 0u; r < n; r++) {
+        vec4 v = (ROW4 > 0u ? xr[r] : xs4(base, r, lim)) - m, e = exp(v);
+        if (ROW4 > 0u) xr[r] = OP == 0u ? e : v;
+        s4 += e;
+    }
     float s = sum4(s4), ls = log(s);
     uint yb = (pc.y_off + o * pc.R) / 4u;
     for (uint r = 0u; r < n; r++) {
-        vec4 v = xs4(base, r, lim) - m;
-        y4[yb + r] = OP == 0u ? exp(v) / s : v - ls;
+        // softmax: exp(x - m), log_softmax: x - m
+        vec4 t = ROW4 > 0u ? xr[r] : OP == 0u ? exp(xs4(base, r, lim) - m) : xs4(base, r, lim) - m;
+        y4[yb + r] = OP == 0u ? t / s : t - ls;
     }
 }
 

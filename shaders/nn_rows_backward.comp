@@ -77,27 +77,22 @@ void row_by_workgroup(uint o) {
 }
 
 void row_vec4(uint o) {
-    uint base = (pc.a_off + o * uint(pc.so)) / 4u, gb = (pc.dy_off + o * pc.R) / 4u, n = pc.R / 4u;
-    if (ROW4 > 0u) {
-        vec4 ar[ROW4 > 0u ? ROW4 : 1u], gr[ROW4 > 0u ? ROW4 : 1u];
-        vec4 s4 = vec4(0.0);
-        for (uint r = 0u; r < ROW4; r++) {
-            ar[r] = a4[base + r];
-            gr[r] = dy4[gb + r];
-            s4 += OP == 0u ? gr[r] * ar[r] : gr[r];
-        }
-        float s = sum4(s4);
-        uint xb = (pc.dx_off + o * pc.R) / 4u;
-        for (uint r = 0u; r < ROW4; r++)
-            dx4[xb + r] = pc.scale * (OP == 0u ? ar[r] * (gr[r] - s) : gr[r] - exp(ar[r]) * s);
-        return;
-    }
+    uint base = (pc.a_off + o * uint(pc.so)) / 4u, gb = (pc.dy_off + o * pc.R) / 4u;
+    uint n = ROW4 > 0u ? ROW4 : pc.R / 4u; // ROW4: a constant, and ar, gr hold the rows
+    vec4 ar[ROW4 > 0u ? ROW4 : 1u], gr[ROW4 > 0u ? ROW4 : 1u];
     vec4 s4 = vec4(0.0);
-    for (uint r = 0u; r < n; r++) s4 += OP == 0u ? dy4[gb + r] * a4[base + r] : dy4[gb + r];
+    for (uint r = 0u; r < n; r++) {
+        vec4 v = a4[base + r], g = dy4[gb + r];
+        if (ROW4 > 0u) {
+            ar[r] = v;
+            gr[r] = g;
+        }
+        s4 += OP == 0u ? g * v : g;
+    }
     float s = sum4(s4);
     uint xb = (pc.dx_off + o * pc.R) / 4u;
     for (uint r = 0u; r < n; r++) {
-        vec4 v = a4[base + r], g = dy4[gb + r];
+        vec4 v = ROW4 > 0u ? ar[r] : a4[base + r], g = ROW4 > 0u ? gr[r] : dy4[gb + r];
         dx4[xb + r] = pc.scale * (OP == 0u ? v * (g - s) : g - exp(v) * s);
     }
 }
