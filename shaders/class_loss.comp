@@ -30,7 +30,18 @@ layout(push_constant) uniform Push {
 #define INF uintBitsToFloat(0x7f800000u)
 #define NAN uintBitsToFloat(0x7fc00000u)
 
-#include "class_loss_vec4.glsl"
+// The VEC4 path's row: the max of the row of pc.C classes starting at vec4 b4 of X4 and the
+// sum of exp(x - max), as (max, sum).
+// NaN wins the max, like the scalar loops.
+vec2 max_sumexp4(uint b4) {
+    uint n = pc.C / 4u;
+    vec4 m4 = vec4(-INF);
+    for (uint c = 0u; c < n; c++) m4 = max_nan(x4[b4 + c], m4);
+    float m = max_nan4(m4);
+    vec4 s4 = vec4(0.0);
+    for (uint c = 0u; c < n; c++) s4 += exp(x4[b4 + c] - m);
+    return vec2(m, sum4(s4));
+}
 
 void main() {
     for (uint n = gl_GlobalInvocationID.x; n < pc.N; n += GRID_STRIDE) {

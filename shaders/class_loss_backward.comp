@@ -37,8 +37,6 @@ layout(push_constant) uniform Push {
 #define INF uintBitsToFloat(0x7f800000u)
 #define NAN uintBitsToFloat(0x7fc00000u)
 
-#include "class_loss_vec4.glsl"
-
 // cross_entropy's row n, VEC4: dx = gn (p - onehot(t)), 0 where ignored, NaN for a bad target
 void row_vec4(uint n) {
     int t = target[int(pc.t_off) + int(n) * pc.sT];
@@ -46,26 +44,24 @@ void row_vec4(uint n) {
     float gn = g[int(pc.g_off) + int(n) * pc.g_st]; // g_st is 0 for a reduced loss's scalar g
     if (pc.mode == 2u) gn /= count[pc.count_off];
     uint b4 = uint(int(pc.x_off) + int(n) * pc.sN) / 4u, o4 = (pc.dx_off + n * pc.C) / 4u;
-    vec4 er[ROW4 > 0u ? ROW4 : 1u];   // with ROW4: the row, then exp(x - max)
-    vec2 ms;
-    if (ROW4 > 0u) {
-        vec4 m4 = vec4(-INF);
-        for (uint c = 0u; c < ROW4; c++) {
-            er[c] = x4[b4 + c];
-            m4 = max_nan(er[c], m4);
-        }
-        float m = max_nan4(m4);
-        vec4 s4 = vec4(0.0);
-        for (uint c = 0u; c < ROW4; c++) {
-            er[c] = exp(er[c] - m);
-            s4 += er[c];
-        }
-        ms = vec2(m, sum4(s4));
-    } else {
-        ms = max_sumexp4(b4);
+    uint nc = ROW4 > 0u ? ROW4 : pc.C / 4u; // ROW4: a constant, and er holds the row, then exp(x - max)
+    vec4 er[ROW4 > 0u ? ROW4 : 1u];
+    vec4 m4 = vec4(-INF);
+    for (uint c = 0u; c < nc; c++) {
+        vec4 v = x4[b4 + c];
+        if (ROW4 > 0u) er[c] = v;
+        m4 = max_nan(v, m4);
     }
-    for (uint c = 0u; c < pc.C / 4u; c++) {
-        vec4 p = (ROW4 > 0u ? er[c] : exp(x4[b4 + c] - ms.x)) / ms.y;
+    float m = max_nan4(m4);
+    vec4 s4 = vec4(0.0);
+    for (uint c = 0u; c < nc; c++) {
+        vec4 e = exp((ROW4 > 0u ? er[c] : x4[b4 + c]) - m);
+        if (ROW4 > 0u) er[c] = e;
+        s4 += e;
+    }
+    float s = sum4(s4);
+    for (uint c = 0u; c < nc; c++) {
+        vec4 p = (ROW4 > 0u ? er[c] : exp(x4[b4 + c] - m)) / s;
         // the target's class gets p - 1: compare the lane's four class numbers with t
         vec4 hit = vec4(equal(ivec4(4 * int(c)) + ivec4(0, 1, 2, 3), ivec4(t)));
         dx4[o4 + c] = bad ? vec4(NAN) : ignored ? vec4(0.0) : gn * (p - hit);
