@@ -247,17 +247,42 @@ void fma_chunk(uint kn) {
 }
 
 // Stores the TM x TN block at (row0, col0) of the matrix that starts at cbase (rows c_off.y apart).
-void store_tile(uint cbase, uint row0, uint col0, uint M, uint N) {
+#ifdef MM_EPILOGUE
+float bj[TN];   // the epilogue's column bias, read once per column
+#endif
+
+// C[row0 + i][col0 + j] from its accumulator: as it is (plain modules), or through the
+// epilogue: z = acc + bias, and with act its activation. Applied as the value is stored, so the
+// accumulators are not written again (on lavapipe each write of a variable in the batch loop
+// is a masked blend of a spilled register: the epilogue that rewrote them in place cost fc1's
+// GELU product in the GPT more than a separate GELU pass).
+float out_value(uint i, uint j, float bi, bool act) {
+#ifdef MM_EPILOGUE
+    float z = epi_z(acc[i][j], epi_pick(bj[j], bi));
+    return act ? epi_act(z) : z;
+#else
+    return acc[i][j];
+#endif
+}
+
+// C's tile; act (a constant at each call) as out_value takes it
+void store_tile(uint cbase, uint row0, uint col0, uint M, uint N, bool act) {
     for (uint i = 0; i < TM; i++) {
         uint ci = cbase + (row0 + i) * pc.c_off.y + col0;
+#ifdef MM_EPILOGUE
+        float bi = epi_row_bias(min(row0 + i, M - 1u));
+#else
+        float bi = 0.0;
+#endif
         if (C_V4) {
             // N % 4 == 0 and col0 % 4 == 0: a vec4 that starts inside N lies inside it
             for (uint j4 = 0; j4 < TN / 4; j4++)
                 if (row0 + i < M && col0 + 4u * j4 < N)
-                    c4[(ci >> 2) + j4] = vec4(acc[i][4 * j4], acc[i][4 * j4 + 1], acc[i][4 * j4 + 2], acc[i][4 * j4 + 3]);
+                    c4[(ci >> 2) + j4] = vec4(out_value(i, 4 * j4, bi, act), out_value(i, 4 * j4 + 1, bi, act),
+                                              out_value(i, 4 * j4 + 2, bi, act), out_value(i, 4 * j4 + 3, bi, act));
         } else {
             for (uint j = 0; j < TN; j++)
-                if (row0 + i < M && col0 + j < N) c4[(ci + j) >> 2][(ci + j) & 3u] = acc[i][j];
+                if (row0 + i < M && col0 + j < N) c4[(ci + j) >> 2][(ci + j) & 3u] = out_value(i, j, bi, act);
         }
     }
 }
@@ -296,17 +321,10 @@ void main() {
         if (row0 < M && col0 < N) {
             uint cbase = pc.c_off.x + (b0 * pc.bshape.y + b1) * pc.c_off.z + b2 * pc.c_off.w;
 #ifdef MM_EPILOGUE
-            float bj[TN];   // the epilogue's bias, once per column
             for (uint j = 0; j < TN; j++) bj[j] = epi_bias(min(col0 + j, N - 1u));
-            for (uint i = 0; i < TM; i++) {
-                float bi = epi_row_bias(min(row0 + i, M - 1u));
-                for (uint j = 0; j < TN; j++) acc[i][j] = epi_z(acc[i][j], epi_pick(bj[j], bi));
-            }
-            if (EPI_Z) store_tile(cbase + uint(pc.epi.z), row0, col0, M, N); // z, then the activation of z
-            for (uint i = 0; i < TM; i++)
-                for (uint j = 0; j < TN; j++) acc[i][j] = epi_act(acc[i][j]);
+            if (EPI_Z) store_tile(cbase + uint(pc.epi.z), row0, col0, M, N, false); // z, then its activation
 #endif
-            store_tile(cbase, row0, col0, M, N);
+            store_tile(cbase, row0, col0, M, N, true);
         }
     }
 }
