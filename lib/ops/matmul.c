@@ -198,6 +198,7 @@ static mm_variant mm_variant_by_name(const char *s) {
 static vkg_status mm_record_cv(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const vkg_matmul_push *pc, int a_dim,
                                int b_dim, mm_variant v, mm_config cf, const mm_epi *e, uint32_t cv) {
     uint32_t M = pc->mnk[0], N = pc->mnk[1], nbatch = pc->mnk[3];
+    uint32_t zcap = vkg_groups_cap(vkg_ctx.info.max_workgroup_count[2]); /* batch entries side by side */
     vkg_dispatch_desc d = { .op = VKG_OP_MATMUL, .name = "matmul", .bind = { c, a, b }, .nout = 1, .push = pc,
                             .push_size = sizeof *pc };
     uint64_t tr = TILE, tc = TILE;
@@ -220,13 +221,14 @@ static vkg_status mm_record_cv(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, cons
         d.spec[3] = b_dim < 0 ? 2u : (uint32_t)(b_dim == 0); /* B_KC: B's rows are K (2: scalar loads) */
         /* MODE: bit 0 shares A across the subgroup, bit 1 stores C as vec4s (N and C's offset
          * multiples of 4, so every row starts aligned), bit 2 compiles the K tail in (lavapipe
-         * would run it, masked, even when K % 4 == 0) */
+         * would run it, masked, even when K % 4 == 0), bit 3 runs the product without the batch
+         * loop when the grid has a workgroup row per batch entry (see the shader) */
         d.spec[4] = (mm_sg(v) ? 1u : 0u) |
                     (N % 4 == 0 && pc->c_off[0] % 4 == 0 && pc->c_off[1] % 4 == 0 && pc->c_off[2] % 4 == 0 &&
                              pc->c_off[3] % 4 == 0
                          ? 2u
                          : 0u) |
-                    (pc->mnk[2] % 4 != 0 ? 4u : 0u);
+                    (pc->mnk[2] % 4 != 0 ? 4u : 0u) | (nbatch <= zcap ? 8u : 0u);
         d.spec[5] = cf.wy;
         d.nspec = 6;
         tr = (uint64_t)cf.tm * cf.wy;
@@ -271,7 +273,7 @@ static vkg_status mm_record_cv(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, cons
         return vkg_fail(VKG_ERR_TOO_LARGE, "vkg_matmul: %u x %u output is larger than one dispatch covers", M, N);
     d.groups[0] = (uint32_t)gx;
     d.groups[1] = (uint32_t)gy;
-    d.groups[2] = nbatch > lim[2] ? lim[2] : nbatch;
+    d.groups[2] = nbatch > zcap ? zcap : nbatch;
     vkg_matmul_push pt;
     if (mm_tex(v)) { /* A and B texel views span their blocks: offsets count from the block start */
         pt = *pc;

@@ -86,6 +86,11 @@ uint32_t vkg_groups_for_cost(uint64_t n, uint32_t local_size, uint64_t cost) {
     return g ? (uint32_t)g : 1;
 }
 
+uint32_t vkg_groups_cap(uint32_t device_limit) {
+    grid_settings();
+    return device_limit && device_limit < grid.cap ? device_limit : (uint32_t)grid.cap;
+}
+
 uint32_t vkg_groups_for(uint64_t n, uint32_t local_size) {
     return vkg_groups_for_cost(n, local_size, VKG_COST_SMALL);
 }

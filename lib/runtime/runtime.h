@@ -200,6 +200,8 @@ void vkg_stream_shutdown(void);
  * count keeps every invocation's loop iterations within vkg_loop_budget(). */
 uint32_t vkg_groups_for(uint64_t n, uint32_t local_size);   /* cost VKG_COST_SMALL */
 uint32_t vkg_groups_for_cost(uint64_t n, uint32_t local_size, uint64_t cost);
+/* The most workgroups a grid dimension of device_limit gets (VKG_MAX_GROUPS lowers it: tests). */
+uint32_t vkg_groups_cap(uint32_t device_limit);
 #define VKG_COST_SMALL 16  /* a body with only a few short loops (strided index math, ndim <= 8) */
 /* Loop iterations one invocation may run (UINT64_MAX: no limit). VKG_LOOP_BUDGET=N lowers it on
  * any device, so that tests reach the split paths at small sizes. */
