@@ -25,6 +25,18 @@ float gelu_tanh(float v) {
     return 0.5 * v * (1.0 + safe_tanh(u));
 }
 
+// GELU's derivative, tanh form (vkg_gelu's backward in shaders/unary_backward.comp, and the
+// matmul epilogue's that multiplies a product by it, which must give the same bits):
+// y = x/2 (1 + tanh u), u = c (x + k x^3): y' = (1 + t)/2 + x/2 (1 - t^2) c (1 + 3k x^2)
+float gelu_tanh_grad(float v) {
+    const float c = 0.7978845608028654, k = 0.044715;
+    float x2 = v * v;
+    float t = safe_tanh(c * (v + k * x2 * v));
+    float left = (t + 1.0) * 0.5;
+    float right = (v * 0.5) * ((1.0 - t * t) * ((x2 * (3.0 * k) + 1.0) * c));
+    return left + right;
+}
+
 // The vec4 row paths' reductions (shaders/layer_norm.comp says why rows go as vec4): the four
 // partial sums added in a fixed order, and maxima in which NaN wins, like the scalar loops'.
 float sum4(vec4 v) { return (v.x + v.y) + (v.z + v.w); }

@@ -67,7 +67,7 @@ void main() {
                         uint ci = cbase + (row0 + i) * pc.c_off.y + col0 + j;
                         float b = epi_pick(bj[j], bi);
                         if (EPI_Z) c[ci + uint(pc.epi.z)] = epi_z(acc[i][j], b);
-                        c[ci] = epi_apply(acc[i][j], b);
+                        c[ci] = epi_out(acc[i][j], b, ci);
                     }
             }
 #else

@@ -1,5 +1,6 @@
 // The epilogue the matmul kernels apply as they store C: C = act(A @ B + bias), bias a vector
-// over N (C's last dim) read through an offset and a stride, act none, relu or tanh-GELU. With
+// over N (C's last dim) read through an offset and a stride, act none, relu or tanh-GELU; or
+// C = (A @ B) gelu'(z) with z read at binding 4 (EPI_GELU_GRAD, below). With
 // GELU (EPI_Z) the pre-activation z = A @ B + bias, which GELU's backward needs, is stored too,
 // pc.epi.z elements after each element of C (in the same binding: a second written binding would
 // need a binding of its own in every _epi module). Each kernel's
@@ -10,11 +11,20 @@
 // plain matmul made GPU-assisted validation's instrumented reg kernels take minutes to compile
 // in lavapipe's LLVM (ctest ops_sync_validation: 17 s to a timeout).
 layout(constant_id = 7) const uint EPI = 0;   // bit 0: add bias[n]; bits 1-2: 0 none, 1 relu,
-                                              // 2 gelu; bit 3: the bias is over rows instead, bias[m]
+                                              // 2 gelu, 3 gelu's derivative at z (no bias);
+                                              // bit 3: the bias is over rows instead, bias[m]
 const bool EPI_BIAS = (EPI & 1u) != 0u;
 const bool EPI_RELU = ((EPI >> 1) & 3u) == 1u;
 const bool EPI_GELU = ((EPI >> 1) & 3u) == 2u;
 const bool EPI_Z = EPI_GELU;                  // z stored at pc.epi.z past C
+// GELU's backward in the product that makes its upstream gradient (lib/autograd: the product
+// dL/dh = g W of a layer whose input h = gelu(z) has no other consumer): C = (A @ B) gelu'(z),
+// the same float operations as vkg_gelu's backward over the stored product, so the same bits,
+// without writing the product and reading it back. z has C's shape and layout (contiguous, as
+// C is then), its element for C's element ci at pc.epi.z + ci - pc.c_off.x; binding 4, a
+// texel buffer in the texel modules (pc.epi.z then counts from its block's start, a multiple of
+// 4), bound to A where there is no z.
+const bool EPI_GELU_GRAD = ((EPI >> 1) & 3u) == 3u;
 // A bias over C's rows (M): conv2d's y (K, OH OW) = w @ cols has one bias per output channel,
 // a row of the product. The kernels read it once per row (epi_row_bias) beside the column
 // bias they read once per column, and epi_pick takes the one EPI selects (a constant: the
@@ -22,6 +32,15 @@ const bool EPI_Z = EPI_GELU;                  // z stored at pc.epi.z past C
 const bool EPI_ROWS = (EPI & 8u) != 0u;
 
 layout(std430, binding = 3) readonly buffer Biasb { float bias[]; };
+#ifdef MM_TEXEL
+layout(binding = 4) uniform samplerBuffer zin_tex;
+float epi_zin(uint i) { return texelFetch(zin_tex, int(i >> 2))[i & 3u]; }
+vec4 epi_zin4(uint i) { return texelFetch(zin_tex, int(i >> 2)); } // i a multiple of 4
+#else
+layout(std430, binding = 4) readonly buffer Zinb { float zin[]; };
+float epi_zin(uint i) { return zin[i]; }
+vec4 epi_zin4(uint i) { return vec4(zin[i], zin[i + 1u], zin[i + 2u], zin[i + 3u]); }
+#endif
 
 // bias[n] (n already clamped inside [0, N)), or 0 without a bias
 float epi_bias(uint n) {
@@ -53,3 +72,20 @@ float epi_act(float v) {
 
 // v = acc + b, then the activation
 float epi_apply(float v, float b) { return epi_act(epi_z(v, b)); }
+
+// C's element ci (its index in binding 0) from its accumulator v: epi_apply, or v gelu'(z)
+float epi_out(float v, float b, uint ci) {
+    if (EPI_GELU_GRAD) return v * gelu_tanh_grad(epi_zin(uint(pc.epi.z) + ci - pc.c_off.x));
+    return epi_apply(v, b);
+}
+
+// four consecutive elements from ci (a multiple of 4, vec4 stores) whose z + b is v: the
+// activation, or for EPI_GELU_GRAD v gelu'(z) with z read as one vec4
+vec4 epi_out4(vec4 v, uint ci) {
+    if (EPI_GELU_GRAD) {
+        vec4 z = epi_zin4(uint(pc.epi.z) + ci - pc.c_off.x);
+        return vec4(v.x * gelu_tanh_grad(z.x), v.y * gelu_tanh_grad(z.y), v.z * gelu_tanh_grad(z.z),
+                    v.w * gelu_tanh_grad(z.w));
+    }
+    return vec4(epi_act(v.x), epi_act(v.y), epi_act(v.z), epi_act(v.w));
+}

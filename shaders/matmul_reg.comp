@@ -252,26 +252,25 @@ void fma_chunk(uint kn) {
         }
 }
 
-// Stores the TM x TN block at (row0, col0) of the matrix that starts at cbase (rows c_off.y apart).
 #ifdef MM_EPILOGUE
 float bj[TN];   // the epilogue's column bias, read once per column
 #endif
 
-// C[row0 + i][col0 + j] from its accumulator: as it is (plain modules), or through the
-// epilogue: z = acc + bias, and with act its activation. Applied as the value is stored, so the
-// accumulators are not written again (on lavapipe each write of a variable in the batch loop
-// is a masked blend of a spilled register: the epilogue that rewrote them in place cost fc1's
-// GELU product in the GPT more than a separate GELU pass).
-float out_value(uint i, uint j, float bi, bool act) {
+// C[row0 + i][col0 + j]'s accumulator, plus the epilogue's bias where there is one (z)
+float z_value(uint i, uint j, float bi) {
 #ifdef MM_EPILOGUE
-    float z = epi_z(acc[i][j], epi_pick(bj[j], bi));
-    return act ? epi_act(z) : z;
+    return epi_z(acc[i][j], epi_pick(bj[j], bi));
 #else
     return acc[i][j];
 #endif
 }
 
-// C's tile; act (a constant at each call) as out_value takes it
+// Stores the TM x TN block at (row0, col0) of the matrix that starts at cbase (rows c_off.y
+// apart); with act (a constant at each call) through the epilogue (epi_out), else z.
+// The epilogue is applied as the values are stored, so the accumulators are not written again
+// (on lavapipe each write of a variable inside a loop is a masked blend of a spilled register:
+// the epilogue that rewrote them in place cost fc1's GELU product in the GPT more than a
+// separate GELU pass).
 void store_tile(uint cbase, uint row0, uint col0, uint M, uint N, bool act) {
     for (uint i = 0; i < TM; i++) {
         uint ci = cbase + (row0 + i) * pc.c_off.y + col0;
@@ -283,12 +282,23 @@ void store_tile(uint cbase, uint row0, uint col0, uint M, uint N, bool act) {
         if (C_V4) {
             // N % 4 == 0 and col0 % 4 == 0: a vec4 that starts inside N lies inside it
             for (uint j4 = 0; j4 < TN / 4; j4++)
-                if (row0 + i < M && col0 + 4u * j4 < N)
-                    c4[(ci >> 2) + j4] = vec4(out_value(i, 4 * j4, bi, act), out_value(i, 4 * j4 + 1, bi, act),
-                                              out_value(i, 4 * j4 + 2, bi, act), out_value(i, 4 * j4 + 3, bi, act));
+                if (row0 + i < M && col0 + 4u * j4 < N) {
+                    vec4 v = vec4(z_value(i, 4 * j4, bi), z_value(i, 4 * j4 + 1, bi), z_value(i, 4 * j4 + 2, bi),
+                                  z_value(i, 4 * j4 + 3, bi));
+#ifdef MM_EPILOGUE
+                    if (act) v = epi_out4(v, ci + 4u * j4);
+#endif
+                    c4[(ci >> 2) + j4] = v;
+                }
         } else {
             for (uint j = 0; j < TN; j++)
-                if (row0 + i < M && col0 + j < N) c4[(ci + j) >> 2][(ci + j) & 3u] = out_value(i, j, bi, act);
+                if (row0 + i < M && col0 + j < N) {
+                    float v = z_value(i, j, bi);
+#ifdef MM_EPILOGUE
+                    if (act) v = EPI_GELU_GRAD ? epi_out(v, 0.0, ci + j) : epi_act(v);
+#endif
+                    c4[(ci + j) >> 2][(ci + j) & 3u] = v;
+                }
         }
     }
 }

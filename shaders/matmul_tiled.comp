@@ -86,7 +86,7 @@ void main() {
 #ifdef MM_EPILOGUE
                 float b = epi_pick(bj[j], bi);
                 if (m < M && n < N && EPI_Z) c[cbase + m * pc.c_off.y + n + uint(pc.epi.z)] = epi_z(acc[i][j], b);
-                if (m < M && n < N) c[cbase + m * pc.c_off.y + n] = epi_apply(acc[i][j], b);
+                if (m < M && n < N) c[cbase + m * pc.c_off.y + n] = epi_out(acc[i][j], b, cbase + m * pc.c_off.y + n);
 #else
                 if (m < M && n < N) c[cbase + m * pc.c_off.y + n] = acc[i][j];
 #endif

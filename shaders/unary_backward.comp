@@ -32,15 +32,7 @@ float grad(float v, float gv) {
         return gv * (s * (1.0 - s));
     }
     case 8: return gv * (v > 0.0 ? 1.0 : 0.0);                            // relu
-    case 9: {                                                             // gelu, tanh form
-        // y = x/2 (1 + tanh u), u = c (x + k x^3): y' = (1 + t)/2 + x/2 (1 - t^2) c (1 + 3k x^2)
-        const float c = 0.7978845608028654, k = 0.044715;
-        float x2 = v * v;
-        float t = safe_tanh(c * (v + k * x2 * v));
-        float left = (t + 1.0) * 0.5;
-        float right = (v * 0.5) * ((1.0 - t * t) * ((x2 * (3.0 * k) + 1.0) * c));
-        return gv * (left + right);
-    }
+    case 9: return gv * gelu_tanh_grad(v);                                // gelu, tanh form
     case 10: {                                                            // silu: s (1 + x (1 - s))
         float s = safe_sigmoid(v);
         return gv * (s * (v * (1.0 - s) + 1.0));

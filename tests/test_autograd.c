@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gradcheck.h"
 
@@ -253,6 +254,98 @@ VKG_TEST(autograd, matmul_bias_act_gradcheck) {
                   .seed = SEED + 600 };
     vkgt_gradcheck(&g);
     unsetenv("VKG_MATMUL_SPLIT_K");
+}
+
+/* GELU's backward folded into the product that makes its upstream gradient (gelu_fold in
+ * lib/autograd/backward.c): h = gelu(x W1^T + b1), y = h W2^T, backward from a given dy. With
+ * the product h's only consumer, gelu' runs in its epilogue; a second consumer of h (a relu the
+ * backward never reaches) turns the fold off. The gradients of x, W1, b1 and W2 are bitwise
+ * equal both ways, for each kernel forced, N odd (scalar stores) and a multiple of 4 (vec4
+ * stores), x 3-D like the transformer's (B, T, E); the explain trace shows that only the
+ * unfolded runs dispatched gelu's own backward. */
+static char fold_trace[64];
+static void fold_init(void) {
+    snprintf(fold_trace, sizeof fold_trace, "/tmp/vkg_fold_XXXXXX");
+    int fd = mkstemp(fold_trace);
+    cr_assert(fd >= 0);
+    close(fd);
+    setenv("VKG_EXPLAIN", fold_trace, 1);
+    vkgt_setup();
+}
+
+static vkg_tensor *fold_leaf(vkg_shape s, uint64_t seed) {
+    size_t n = (size_t)vkg_shape_numel(s);
+    float *h = malloc(n * sizeof *h);
+    vkgt_fill(h, n, -1.5f, 1.5f, seed);
+    vkg_tensor *t = vkg_requires_grad(vkg_from_data(s, h), true);
+    free(h);
+    cr_assert_not_null(t, "%s", vkg_last_error());
+    return t;
+}
+
+/* the four gradients, read back, of the chain above; with second_consumer h has another */
+static void fold_grads(vkg_shape xs, int64_t H, int64_t O, bool second_consumer, float *out[4], size_t n[4]) {
+    vkg_scope_begin();
+    int64_t I = xs.d[xs.ndim - 1];
+    vkg_tensor *in[4] = { fold_leaf(xs, SEED + 1), fold_leaf(VKG_SHAPE(H, I), SEED + 2), fold_leaf(VKG_SHAPE(H), SEED + 3),
+                          fold_leaf(VKG_SHAPE(O, H), SEED + 4) };
+    vkg_tensor *h = vkg_matmul_bias_act(in[0], vkg_transpose(in[1], 0, 1), in[2], VKG_ACTIVATION_GELU);
+    vkg_tensor *other = second_consumer ? vkg_relu(h) : NULL;
+    vkg_tensor *y = vkg_matmul(h, vkg_transpose(in[3], 0, 1));
+    cr_assert_not_null(y, "%s", vkg_last_error());
+    cr_assert(!second_consumer || other, "%s", vkg_last_error());
+    vkg_shape ys = { .ndim = xs.ndim };
+    for (int i = 0; i < xs.ndim - 1; i++) ys.d[i] = xs.d[i];
+    ys.d[xs.ndim - 1] = O;
+    vkg_tensor *dy = fold_leaf(ys, SEED + 5);
+    vkg_requires_grad(dy, false);
+    cr_assert_eq(vkg_backward_desc_run(y, &(vkg_backward_desc){ .grad_output = dy }), VKG_OK, "%s", vkg_last_error());
+    for (int i = 0; i < 4; i++) {
+        out[i] = vkgt_read(vkg_grad(in[i]));
+        n[i] = (size_t)vkg_numel(in[i]);
+    }
+    vkg_scope_end();
+}
+
+static int count_of(const char *text, const char *s) {
+    int c = 0;
+    for (const char *p = strstr(text, s); p; p = strstr(p + 1, s)) c++;
+    return c;
+}
+
+Test(autograd, gelu_fold_matches_the_unfolded_backward, .init = fold_init) {
+    static const char *const names[] = { "x", "W1", "b1", "W2" };
+    const char *const kernels[] = { "", "general", "tiled", "reg", "reg_sg", "reg_tex", "reg_sg_tex" };
+    const vkg_shape xs[] = { VKG_SHAPE(2, 5, 12), VKG_SHAPE(9, 20) };
+    const int64_t hs[] = { 16, 13 };
+    int runs = 0;
+    for (size_t v = 0; v < sizeof kernels / sizeof *kernels; v++)
+        for (int k = 0; k < 2; k++) {
+            setenv("VKG_MATMUL_VARIANT", kernels[v], 1);
+            float *folded[4], *unfolded[4];
+            size_t n[4];
+            fold_grads(xs[k], hs[k], 7, false, folded, n);
+            fold_grads(xs[k], hs[k], 7, true, unfolded, n);
+            runs++;
+            for (int i = 0; i < 4; i++) {
+                for (size_t e = 0; e < n[i]; e++)
+                    cr_assert(folded[i][e] == unfolded[i][e], "[%s] H %lld: d%s[%zu] is %.9g folded, %.9g not",
+                              kernels[v], (long long)hs[k], names[i], e, folded[i][e], unfolded[i][e]);
+                free(folded[i]);
+                free(unfolded[i]);
+            }
+        }
+    unsetenv("VKG_MATMUL_VARIANT");
+    vkgt_finish();
+    FILE *f = fopen(fold_trace, "rb");
+    cr_assert_not_null(f);
+    static char text[1 << 22];
+    size_t len = fread(text, 1, sizeof text - 1, f);
+    text[len] = '\0';
+    fclose(f);
+    remove(fold_trace);
+    cr_assert_lt(len, sizeof text - 1, "the trace is longer than the buffer");
+    cr_expect_eq(count_of(text, " gelu backward: "), runs, "one gelu backward per unfolded run, none per folded one");
 }
 
 VKG_TEST(autograd, every_differentiable_op_is_checked) {

@@ -221,12 +221,14 @@ vkg_status vkg_backward_desc_run(vkg_tensor *y, const vkg_backward_desc *desc) {
         t->gacc = NULL;
         t->gacc_private = false;
         if (g) st = vkg_backward_rule(t, g);
+        t->gacc_preact = false;
     }
     vkg_no_grad_end();
     caller_grad = NULL;
     for (int i = 0; i < post.n; i++) {
         post.t[i]->gacc = NULL;
         post.t[i]->gacc_private = false;
+        post.t[i]->gacc_preact = false;
         if (!d.retain_graph && st == VKG_OK) vkg_node_release(post.t[i]->node);
     }
     free(post.t);

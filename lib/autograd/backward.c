@@ -123,6 +123,24 @@ static vkg_tensor *grad_in_place(vkg_tensor *t, vkg_tensor *x, vkg_tensor *y, co
     return r ? place : NULL;
 }
 
+/* GELU's backward folded into the product that makes its upstream gradient: when a is the
+ * output h = gelu(z) of a matmul_bias_act (z saved as its in[3]) and the product a @ b being
+ * differentiated is h's only consumer (one node reference; the owner's is the other, unless it
+ * is gone) and nothing has added to h's gradient yet, dL/dz = (g b^T) gelu'(z) is computed in
+ * the product's epilogue (vkg_matmul_gelu_grad) and handed to h's rule as such (gacc_preact),
+ * instead of the product dL/dh written out and read back by a separate gelu' pass: the
+ * transformer's MLP (fc2's input gradient). The same float operations, so the same bits.
+ * Returns z, or NULL where the fold does not apply. */
+static vkg_tensor *gelu_fold(const vkg_tensor *a, const vkg_tensor *g) {
+    const vkg_node *n = a->node;
+    if (!n || n->op != VKG_OP_MATMUL_BIAS_ACT || n->ip[0] != VKG_ACTIVATION_GELU || n->nin < 4 || !n->in[3]) return NULL;
+    if (a->gacc || a->dtype != VKG_F32 || g->dtype != VKG_F32 || a->refs != (a->dead ? 1 : 2)) return NULL;
+    if (g->shape.ndim != a->shape.ndim) return NULL;
+    for (int i = 0; i < a->shape.ndim - 1; i++) /* the product's batch and rows are a's: nothing to sum */
+        if (g->shape.d[i] != a->shape.d[i]) return NULL;
+    return n->in[3];
+}
+
 /* dA = dC B^T, dB = A^T dC, with 1-D operands promoted as the forward did and the batch
  * dims summed back to each operand's own. An f16 operand (the product of f16 operands is
  * f32) gets its gradient computed in f32 and stored as f16, like its values. */
@@ -139,10 +157,14 @@ static vkg_status matmul_grads(vkg_tensor *a, vkg_tensor *b, vkg_tensor *g) {
     vkg_tensor *g2 = vkg_reshape(g, full);
     vkg_status st = VKG_OK;
     if (a->requires_grad) {
-        vkg_tensor *ga = a == a2 && a->dtype == VKG_F32 ? grad_in_place(a, g2, vkg_transpose(b2, -1, -2), g2) : NULL;
-        if (!ga) ga = vkg_reshape(vkg_sum_to_shape(vkg_matmul(g2, vkg_transpose(b2, -1, -2)), a2->shape), a->shape);
+        vkg_tensor *z = a == a2 ? gelu_fold(a, g2) : NULL;
+        vkg_tensor *ga = z                                ? vkg_matmul_gelu_grad(g2, vkg_transpose(b2, -1, -2), z)
+                         : a == a2 && a->dtype == VKG_F32 ? grad_in_place(a, g2, vkg_transpose(b2, -1, -2), g2)
+                                                          : NULL;
+        if (!ga && !z) ga = vkg_reshape(vkg_sum_to_shape(vkg_matmul(g2, vkg_transpose(b2, -1, -2)), a2->shape), a->shape);
         if (ga && ga->dtype != a->dtype) ga = vkg_to_dtype(ga, a->dtype);
         st = vkg_ag_accumulate(a, ga);
+        a->gacc_preact = z && st == VKG_OK;
     }
     if (st == VKG_OK && b->requires_grad) {
         vkg_tensor *gb = b == b2 && b->dtype == VKG_F32 ? grad_in_place(b, vkg_transpose(a2, -1, -2), g2, g2) : NULL;
@@ -158,7 +180,8 @@ static vkg_status matmul_grads(vkg_tensor *a, vkg_tensor *b, vkg_tensor *g) {
  * in[3]), then matmul's rule on dz, and dbias = dz summed over every dim but the last
  * (vkg_ag_accumulate sums what the bias was broadcast over). */
 static vkg_status matmul_bias_act_rule(vkg_tensor *y, const vkg_node *n, vkg_tensor *g) {
-    vkg_tensor *gz = n->ip[0] == VKG_ACTIVATION_RELU   ? vkg_unary_grad(VKG_OP_RELU, y, g)
+    vkg_tensor *gz = y->gacc_preact                    ? g /* gelu_fold: gelu' applied already */
+                     : n->ip[0] == VKG_ACTIVATION_RELU ? vkg_unary_grad(VKG_OP_RELU, y, g)
                      : n->ip[0] == VKG_ACTIVATION_GELU ? vkg_unary_grad(VKG_OP_GELU, n->in[3], g)
                                                        : g;
     if (!gz) return vkg_last_status();

@@ -25,23 +25,25 @@ typedef struct vkg_matmul_push {
 } vkg_matmul_push;
 
 /* The epilogue: add bias (NULL: none) over C's last dim (rows: over C's rows instead), then
- * act. Plain matmuls (code 0) run the kernels as they were (3 bindings). An epilogue runs the
- * same kernel built with MM_EPILOGUE, "<shader>_epi" (shaders/matmul_epilogue.glsl), with its
- * EPI specialization constant (id 7: bit 0 bias, bits 1-2 the activation, bit 3 rows) and the
- * bias at binding 3, A there when there is no bias (never read, but the validation layer wants
- * every declared binding bound). */
+ * act; or, with zin, C = (A @ B) gelu'(zin) (GELU's backward, vkg_matmul_gelu_grad). Plain
+ * matmuls (code 0) run the kernels as they were (3 bindings). An epilogue runs the same kernel
+ * built with MM_EPILOGUE, "<shader>_epi" (shaders/matmul_epilogue.glsl), with its EPI
+ * specialization constant (id 7: bit 0 bias, bits 1-2 the activation, 3 gelu', bit 3 rows), the
+ * bias at binding 3 and zin at binding 4, A in their place where there is none (never read, but
+ * the validation layer wants every declared binding bound). */
 typedef struct mm_epi {
     vkg_tensor *bias;
     vkg_activation act;
     bool rows;
     vkg_tensor **z;     /* GELU: where the pre-activation z (its backward's input) is returned */
+    vkg_tensor *zin;    /* gelu'(zin) times the product: zin has the product's shape */
 } mm_epi;
 
-static const mm_epi MM_PLAIN = { NULL, VKG_ACTIVATION_NONE, false, NULL };
+static const mm_epi MM_PLAIN = { NULL, VKG_ACTIVATION_NONE, false, NULL, NULL };
 
 static uint32_t epi_code(const mm_epi *e) {
     return (e->bias ? 1u : 0u) | (e->act == VKG_ACTIVATION_RELU ? 2u : e->act == VKG_ACTIVATION_GELU ? 4u : 0u) |
-           (e->bias && e->rows ? 8u : 0u);
+           (e->bias && e->rows ? 8u : 0u) | (e->zin ? 6u : 0u);
 }
 
 /* The product's output. With GELU, y and z share one buffer, z n4 elements (n rounded up to a
@@ -198,6 +200,7 @@ static mm_variant mm_variant_by_name(const char *s) {
 static vkg_status mm_record_cv(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const vkg_matmul_push *pc, int a_dim,
                                int b_dim, mm_variant v, mm_config cf, const mm_epi *e, uint32_t cv) {
     uint32_t M = pc->mnk[0], N = pc->mnk[1], nbatch = pc->mnk[3];
+    if (mm_tex(v) && e->zin && !vkg_texel_ok(e->zin->storage)) v = v == MM_REG_TEX ? MM_REG : MM_REG_SG;
     uint32_t zcap = vkg_groups_cap(vkg_ctx.info.max_workgroup_count[2]); /* batch entries side by side */
     vkg_dispatch_desc d = { .op = VKG_OP_MATMUL, .name = "matmul", .bind = { c, a, b }, .nout = 1, .push = pc,
                             .push_size = sizeof *pc };
@@ -256,6 +259,7 @@ static vkg_status mm_record_cv(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, cons
         d.op = VKG_OP_MATMUL_BIAS_ACT;
         d.name = "matmul_bias_act";
         d.bind[3] = e->bias ? e->bias : a;
+        d.bind[4] = e->zin ? e->zin : a;
         d.spec[6] = code;
         d.nspec = 7;
     }
@@ -279,8 +283,9 @@ static vkg_status mm_record_cv(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, cons
         pt = *pc;
         pt.a_mat[2] += (int32_t)vkg_texel_base(a->storage);
         pt.b_mat[2] += (int32_t)vkg_texel_base(b->storage);
+        if (e->zin) pt.epi[2] += (int32_t)vkg_texel_base(e->zin->storage);
         d.push = &pt;
-        d.texel = 6u;                /* bindings 1 (A) and 2 (B) */
+        d.texel = 6u | (code ? 16u : 0u); /* bindings 1 (A) and 2 (B), and 4 (zin) in the _epi modules */
         d.texel_r32 = cv ? 4u : 0u;  /* the image the implicit GEMM gathers floats from */
     }
     mm_last = mm_names[v];
@@ -601,6 +606,10 @@ static vkg_tensor *epilogue_ops(vkg_tensor *c, const mm_epi *e) {
         vkg_tensor *y = vkg_relu(r);
         if (r != c) vkg_free(r);
         r = y;
+    } else if (r && e->zin) {
+        vkg_tensor *y = vkg_unary_grad(VKG_OP_GELU, e->zin, r);
+        if (r != c) vkg_free(r);
+        r = y;
     } else if (r && e->act == VKG_ACTIVATION_GELU) { /* z = r is kept for the backward */
         if (*e->z && *e->z != r) vkg_free(*e->z);
         *e->z = r;
@@ -763,6 +772,11 @@ static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b, const mm_epi *ep
         return vkg_fail_null(VKG_ERR_INVALID, "vkg_matmul: the product is %s but its destination is %s",
                              vkg_shape_str(out, x, sizeof x), vkg_shape_str(dst->shape, z, sizeof z));
     }
+    if (ep->zin && (dst || !vkg_is_contiguous(ep->zin) || ep->zin->offset % 4 != 0 || ep->zin->offset > INT32_MAX ||
+                    ep->zin->shape.ndim != out.ndim ||
+                    memcmp(ep->zin->shape.d, out.d, sizeof(int64_t) * (size_t)out.ndim)))
+        /* the kernels read z at C's index, so it must lie as a new C does: else the two passes */
+        return into(dst, epilogue_ops(matmul_forward(a, b, &MM_PLAIN, NULL), ep));
     /* C's strides: contiguous, or dst's (a 2-D product's row stride; its last dim's must be 1) */
     int64_t ast[VKG_MAX_DIMS], bst[VKG_MAX_DIMS], cfull[VKG_MAX_DIMS], c_rs = N;
     batch_strides(a, a_nb, &batch, ast);
@@ -843,7 +857,7 @@ static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b, const mm_epi *ep
                            .b_mat = { (int32_t)b_rs, (int32_t)b_cs, (int32_t)b->offset },
                            .c_off = { (uint32_t)c->offset, (uint32_t)c_rs },
                            .epi = { ep->bias ? (int32_t)ep->bias->offset : 0, ep->bias ? (int32_t)ep->bias->strides[0] : 0,
-                                    (int32_t)zoff } };
+                                    (int32_t)(ep->zin ? ep->zin->offset : zoff) } };
     for (int i = 0; i < nb; i++) { /* right-align into the 3 slots */
         int slot = 3 - nb + i;
         pc.bshape[slot] = (uint32_t)bdim[i];
@@ -897,7 +911,7 @@ vkg_tensor *vkg_matmul_bias_act(vkg_tensor *a, vkg_tensor *b, vkg_tensor *bias, 
         }
     }
     vkg_tensor *z = NULL;
-    mm_epi e = { bias, act, false, &z };
+    mm_epi e = { bias, act, false, &z, NULL };
     vkg_tensor *c = matmul_forward(a, b, &e, NULL);
     if (!c) {
         vkg_free(z);
@@ -910,6 +924,12 @@ vkg_tensor *vkg_matmul_bias_act(vkg_tensor *a, vkg_tensor *b, vkg_tensor *bias, 
     return c;
 }
 
+vkg_tensor *vkg_matmul_gelu_grad(vkg_tensor *a, vkg_tensor *b, vkg_tensor *z) {
+    if (!a || !b || !z) return NULL;
+    if (!vkg_require_f32(z, "matmul_gelu_grad", "z")) return NULL;
+    return matmul_forward(a, b, &(mm_epi){ NULL, VKG_ACTIVATION_NONE, false, NULL, z }, NULL);
+}
+
 vkg_tensor *vkg_matmul_row_bias(vkg_tensor *a, vkg_tensor *b, vkg_tensor *bias) {
     if (!a || !b || !bias) return NULL;
     if (!vkg_require_f32(bias, "matmul_row_bias", "bias")) return NULL;
@@ -920,7 +940,7 @@ vkg_tensor *vkg_matmul_row_bias(vkg_tensor *a, vkg_tensor *b, vkg_tensor *bias) 
                                               "one value per row of the product",
                              vkg_shape_str(bias->shape, x, sizeof x), vkg_shape_str(a->shape, y, sizeof y), (long long)M);
     }
-    return matmul_forward(a, b, &(mm_epi){ bias, VKG_ACTIVATION_NONE, true, NULL }, NULL);
+    return matmul_forward(a, b, &(mm_epi){ bias, VKG_ACTIVATION_NONE, true, NULL, NULL }, NULL);
 }
 
 /* ---- convolution as an implicit GEMM -----------------------------------------------------------
@@ -997,7 +1017,7 @@ static vkg_tensor *conv_gemm(vkg_tensor *a, vkg_tensor *x, const vkg_conv_gemm *
     mm_variant f = force && *force ? mm_variant_by_name(force) : MM_COUNT;
     if (f != MM_COUNT && mm_reg(f)) v = usable(f, a, x); /* tests run every reg form */
     if (mm_tex(v) && !vkg_texel_r32_ok(x->storage)) v = v == MM_REG_TEX ? MM_REG : MM_REG_SG; /* x as R32F texels */
-    mm_epi e = { row_bias, VKG_ACTIVATION_NONE, row_bias != NULL, NULL };
+    mm_epi e = { row_bias, VKG_ACTIVATION_NONE, row_bias != NULL, NULL, NULL };
     mm_config cf = mm_config_for(v, &pc);
     /* TN 4 where K runs over many taps: a gathered float of B serves TM FMAs whatever TN is, and
      * the smaller block keeps more of the invocation in registers (lavapipe, CNN's 3x3 over 32

@@ -19,6 +19,12 @@ vkg_tensor *vkg_unary_grad(vkg_op op, vkg_tensor *x, vkg_tensor *g);
  * after the product. Returns dst, or NULL on failure (lib/ops/matmul.c). */
 vkg_tensor *vkg_matmul_into(vkg_tensor *dst, vkg_tensor *a, vkg_tensor *b);
 
+/* c = (a @ b) gelu'(z), elementwise, z (f32) of the product's shape: GELU's backward applied
+ * in the matmul kernels' epilogue as the product that makes its upstream gradient is stored
+ * (lib/autograd), the same bits as vkg_unary_grad(VKG_OP_GELU, z, a @ b) without writing the
+ * product and reading it back. No node is recorded. */
+vkg_tensor *vkg_matmul_gelu_grad(vkg_tensor *a, vkg_tensor *b, vkg_tensor *z);
+
 /* c = a @ b + bias[m] over the product's rows (bias (M), f32, the same for every batch), the
  * bias added in the matmul kernels' epilogue as C is stored (lib/ops/matmul.c); no node is
  * recorded: for ops that record their own (conv2d's matmul path, whose y (K, OH OW) = w @ cols

@@ -102,6 +102,9 @@ struct vkg_tensor {
     struct vkg_tensor *gacc;         /* gradient being accumulated during one backward       */
     bool gacc_private;               /* gacc was made by the engine for this tensor alone (no
                                         other tensor's gradient is it): a rule may add into it */
+    bool gacc_preact;                /* gacc is already the gradient of the GELU's input z of the
+                                        matmul_bias_act that made this tensor (its one consumer
+                                        applied gelu'(z) in its product: lib/autograd/backward.c) */
 };
 
 /* Records the node of an op's output when grad mode is on and an input requires grad. in may
