@@ -57,6 +57,16 @@ void vkgt_fill(float *x, size_t n, float lo, float hi, uint64_t seed) {
     }
 }
 
+vkg_tensor *vkgt_leaf(vkg_shape s, float lo, float hi, uint64_t seed) {
+    size_t n = (size_t)vkg_shape_numel(s);
+    float *v = malloc((n ? n : 1) * sizeof *v);
+    vkgt_fill(v, n, lo, hi, seed);
+    vkg_tensor *t = vkg_requires_grad(vkg_from_data(s, v), true);
+    free(v);
+    cr_assert_not_null(t, "%s", vkg_last_error());
+    return t;
+}
+
 float *vkgt_read(const vkg_tensor *t) {
     cr_assert_not_null(t, "tensor is NULL: %s", vkg_last_error());
     size_t n = (size_t)vkg_numel(t);

@@ -23,6 +23,8 @@ void vkgt_finish(void);
 
 /* Fills with uniform values in [lo, hi) from a fixed seed (splitmix64; printed on failure). */
 void vkgt_fill(float *x, size_t n, float lo, float hi, uint64_t seed);
+/* A leaf that requires grad: shape s, values vkgt_fill(lo, hi, seed); asserts it was made. */
+vkg_tensor *vkgt_leaf(vkg_shape s, float lo, float hi, uint64_t seed);
 /* Reads t back into a new host array (freed by the caller); asserts on failure. */
 float *vkgt_read(const vkg_tensor *t);
 /* |got - want| <= atol + rtol |want| everywhere; NaN meets NaN, Inf the same Inf. */

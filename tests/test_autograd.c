@@ -273,15 +273,7 @@ static void fold_init(void) {
     vkgt_setup();
 }
 
-static vkg_tensor *fold_leaf(vkg_shape s, uint64_t seed) {
-    size_t n = (size_t)vkg_shape_numel(s);
-    float *h = malloc(n * sizeof *h);
-    vkgt_fill(h, n, -1.5f, 1.5f, seed);
-    vkg_tensor *t = vkg_requires_grad(vkg_from_data(s, h), true);
-    free(h);
-    cr_assert_not_null(t, "%s", vkg_last_error());
-    return t;
-}
+static vkg_tensor *fold_leaf(vkg_shape s, uint64_t seed) { return vkgt_leaf(s, -1.5f, 1.5f, seed); }
 
 /* the four gradients, read back, of the chain above; with second_consumer h has another */
 static void fold_grads(vkg_shape xs, int64_t H, int64_t O, bool second_consumer, float *out[4], size_t n[4]) {

@@ -24,15 +24,7 @@ typedef struct mlp {
     vkg_tensor *w1, *b1, *w2, *b2;
 } mlp;
 
-static vkg_tensor *param(vkg_shape s, uint64_t seed) {
-    size_t n = (size_t)vkg_shape_numel(s);
-    float *v = malloc(n * sizeof *v);
-    vkgt_fill(v, n, -0.5f, 0.5f, seed);
-    vkg_tensor *t = vkg_requires_grad(vkg_from_data(s, v), true);
-    free(v);
-    cr_assert_not_null(t, "%s", vkg_last_error());
-    return t;
-}
+static vkg_tensor *param(vkg_shape s, uint64_t seed) { return vkgt_leaf(s, -0.5f, 0.5f, seed); }
 
 static mlp mlp_new(vkg_optim *opt) {
     mlp m = { param(VKG_SHAPE(IN, HID), 1), param(VKG_SHAPE(HID), 2), param(VKG_SHAPE(HID, OUT), 3),
