@@ -77,10 +77,9 @@ vkg_tensor *vkg_gpt_model_forward(const vkg_gpt_model *m, vkg_tensor *x) {
     for (int i = 0; i < m->cfg.layers; i++) {
         const gpt_block *b = &m->blocks[i];
         vkg_tensor *a = vkg_layer_norm_forward(b->ln1, h);
-        h = vkg_add(h, vkg_mha_forward(b->attn, a, NULL, NULL, NULL));            // (B, T, E)
+        h = vkg_mha_forward_residual(b->attn, a, NULL, NULL, NULL, h);            // h + attn(a)
         vkg_tensor *f = vkg_layer_norm_forward(b->ln2, h);
-        f = vkg_linear_forward(b->proj, vkg_linear_forward_gelu(b->fc, f));       // (B, T, E)
-        h = vkg_add(h, f);
+        h = vkg_linear_forward_residual(b->proj, vkg_linear_forward_gelu(b->fc, f), h); // h + mlp(f)
     }
     return vkg_linear_forward(m->head, vkg_layer_norm_forward(m->ln_f, h));       // (B, T, vocab)
 }

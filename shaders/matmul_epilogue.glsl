@@ -30,6 +30,10 @@ const bool EPI_GELU_GRAD = ((EPI >> 1) & 3u) == 3u;
 // bias they read once per column, and epi_pick takes the one EPI selects (a constant: the
 // other read is compiled out).
 const bool EPI_ROWS = (EPI & 8u) != 0u;
+// bit 4: a residual r (C's shape and layout, read at binding 4 like GELU_GRAD's z) added last:
+// C = r + act(A @ B + bias), the same add as vkg_add(r, product) (the transformer's residual
+// branches end so: the stream is not written, read and written again)
+const bool EPI_RES = (EPI & 16u) != 0u;
 
 layout(std430, binding = 3) readonly buffer Biasb { float bias[]; };
 #ifdef MM_TEXEL
@@ -73,19 +77,26 @@ float epi_act(float v) {
 // v = acc + b, then the activation
 float epi_apply(float v, float b) { return epi_act(epi_z(v, b)); }
 
-// C's element ci (its index in binding 0) from its accumulator v: epi_apply, or v gelu'(z)
-float epi_out(float v, float b, uint ci) {
-    if (EPI_GELU_GRAD) return v * gelu_tanh_grad(epi_zin(uint(pc.epi.z) + ci - pc.c_off.x));
-    return epi_apply(v, b);
+// C's element ci (its index in binding 0) from z = acc + bias: the activation of z (plus the
+// residual), or z gelu'(binding 4's z)
+float epi_out_z(float z, uint ci) {
+    if (EPI_GELU_GRAD) return z * gelu_tanh_grad(epi_zin(uint(pc.epi.z) + ci - pc.c_off.x));
+    if (EPI_RES) return epi_zin(uint(pc.epi.z) + ci - pc.c_off.x) + epi_act(z);
+    return epi_act(z);
 }
 
-// four consecutive elements from ci (a multiple of 4, vec4 stores) whose z + b is v: the
-// activation, or for EPI_GELU_GRAD v gelu'(z) with z read as one vec4
+// the same from the accumulator v and the bias b
+float epi_out(float v, float b, uint ci) { return epi_out_z(epi_z(v, b), ci); }
+
+// epi_out_z of four consecutive elements from ci (a multiple of 4: vec4 stores), binding 4
+// read as one vec4
 vec4 epi_out4(vec4 v, uint ci) {
     if (EPI_GELU_GRAD) {
         vec4 z = epi_zin4(uint(pc.epi.z) + ci - pc.c_off.x);
         return vec4(v.x * gelu_tanh_grad(z.x), v.y * gelu_tanh_grad(z.y), v.z * gelu_tanh_grad(z.z),
                     v.w * gelu_tanh_grad(z.w));
     }
-    return vec4(epi_act(v.x), epi_act(v.y), epi_act(v.z), epi_act(v.w));
+    vec4 y = vec4(epi_act(v.x), epi_act(v.y), epi_act(v.z), epi_act(v.w));
+    if (EPI_RES) y = epi_zin4(uint(pc.epi.z) + ci - pc.c_off.x) + y;
+    return y;
 }

@@ -295,7 +295,7 @@ void store_tile(uint cbase, uint row0, uint col0, uint M, uint N, bool act) {
                 if (row0 + i < M && col0 + j < N) {
                     float v = z_value(i, j, bi);
 #ifdef MM_EPILOGUE
-                    if (act) v = EPI_GELU_GRAD ? epi_out(v, 0.0, ci + j) : epi_act(v);
+                    if (act) v = epi_out_z(v, ci + j);
 #endif
                     c4[(ci + j) >> 2][(ci + j) & 3u] = v;
                 }

@@ -340,6 +340,47 @@ Test(autograd, gelu_fold_matches_the_unfolded_backward, .init = fold_init) {
     cr_expect_eq(count_of(text, " gelu backward: "), runs, "one gelu backward per unfolded run, none per folded one");
 }
 
+/* vkg_matmul_bias_act_residual's backward: the gradients of x, W, b and r are bitwise those of
+ * vkg_add(r, vkg_matmul_bias_act(x, W^T, b, none)), for the device's kernel and two forced. */
+static void residual_grads(bool fused, float *out[4], size_t n[4]) {
+    vkg_scope_begin();
+    vkg_tensor *in[4] = { vkgt_leaf(VKG_SHAPE(2, 5, 12), -1.5f, 1.5f, SEED + 11),
+                          vkgt_leaf(VKG_SHAPE(16, 12), -1.5f, 1.5f, SEED + 12),
+                          vkgt_leaf(VKG_SHAPE(16), -1.5f, 1.5f, SEED + 13),
+                          vkgt_leaf(VKG_SHAPE(2, 5, 16), -1.5f, 1.5f, SEED + 14) };
+    vkg_tensor *wt = vkg_transpose(in[1], 0, 1);
+    vkg_tensor *y = fused ? vkg_matmul_bias_act_residual(in[0], wt, in[2], in[3])
+                          : vkg_add(in[3], vkg_matmul_bias_act(in[0], wt, in[2], VKG_ACTIVATION_NONE));
+    cr_assert_not_null(y, "%s", vkg_last_error());
+    vkg_tensor *dy = vkg_requires_grad(vkgt_leaf(VKG_SHAPE(2, 5, 16), -1.5f, 1.5f, SEED + 15), false);
+    cr_assert_eq(vkg_backward_desc_run(y, &(vkg_backward_desc){ .grad_output = dy }), VKG_OK, "%s", vkg_last_error());
+    for (int i = 0; i < 4; i++) {
+        out[i] = vkgt_read(vkg_grad(in[i]));
+        n[i] = (size_t)vkg_numel(in[i]);
+    }
+    vkg_scope_end();
+}
+
+VKG_TEST(autograd, matmul_bias_act_residual_matches_the_add) {
+    static const char *const names[] = { "x", "W", "b", "r" };
+    const char *const kernels[] = { "", "tiled", "reg_sg" };
+    for (size_t v = 0; v < sizeof kernels / sizeof *kernels; v++) {
+        setenv("VKG_MATMUL_VARIANT", kernels[v], 1);
+        float *fused[4], *added[4];
+        size_t n[4];
+        residual_grads(true, fused, n);
+        residual_grads(false, added, n);
+        for (int i = 0; i < 4; i++) {
+            for (size_t e = 0; e < n[i]; e++)
+                cr_assert(fused[i][e] == added[i][e], "[%s] d%s[%zu] is %.9g fused, %.9g added", kernels[v], names[i], e,
+                          fused[i][e], added[i][e]);
+            free(fused[i]);
+            free(added[i]);
+        }
+    }
+    unsetenv("VKG_MATMUL_VARIANT");
+}
+
 VKG_TEST(autograd, every_differentiable_op_is_checked) {
     /* the gradchecks above ran in other processes: repeat one per kind here, then check the table */
     for (int op = 0; op < VKG_OP_COUNT; op++) {

@@ -224,23 +224,28 @@ VKG_TEST(nn, mlp_gradients_match_finite_differences) {
 }
 
 /* vkg_linear_forward (bias in the matmul's epilogue), vkg_linear_forward_relu and _gelu (bias
- * and activation) give bitwise the values and the gradients of the unfused ops, with a bias and
- * without, on 2-D and 3-D inputs of sizes off the kernels' tiles. mode: 0-2 fused none, relu,
- * gelu; 3-5 the same unfused. */
+ * and activation) and vkg_linear_forward_residual (r added by the kernel) give bitwise the values
+ * and the gradients of the unfused ops, with a bias and without, on 2-D and 3-D inputs of sizes
+ * off the kernels' tiles. mode: 0-3 fused none, relu, gelu, residual; 4-7 the same unfused. */
 static void linear_grads(vkg_linear *l, const float *xv, vkg_shape xs, const float *wv, int mode, float **out, int nout) {
     vkg_scope_begin();
     vkg_zero_grad(l->weight);
     if (l->bias) vkg_zero_grad(l->bias);
     vkg_tensor *x = vkg_requires_grad(vkg_from_data(xs, xv), true), *y;
     vkg_tensor *wt = vkg_transpose(l->weight, 0, 1);
-    vkg_tensor *z = mode >= 3 ? (l->bias ? vkg_add(vkg_matmul(x, wt), l->bias) : vkg_matmul(x, wt)) : NULL;
+    vkg_tensor *z = mode >= 4 ? (l->bias ? vkg_add(vkg_matmul(x, wt), l->bias) : vkg_matmul(x, wt)) : NULL;
+    vkg_shape ys = xs;
+    ys.d[ys.ndim - 1] = l->out;
+    vkg_tensor *r = vkg_from_data(ys, wv); /* a residual (any values: dL/dy's serve) */
     switch (mode) {
     case 0: y = vkg_linear_forward(l, x); break;
     case 1: y = vkg_linear_forward_relu(l, x); break;
     case 2: y = vkg_linear_forward_gelu(l, x); break;
-    case 3: y = z; break;
-    case 4: y = vkg_relu(z); break;
-    default: y = vkg_gelu(z); break;
+    case 3: y = vkg_linear_forward_residual(l, x, r); break;
+    case 4: y = z; break;
+    case 5: y = vkg_relu(z); break;
+    case 6: y = vkg_gelu(z); break;
+    default: y = vkg_add(r, z); break;
     }
     cr_assert_not_null(y, "%s", vkg_last_error());
     vkg_tensor *loss = vkg_sum_all(vkg_mul(y, vkg_from_data(vkg_tensor_shape(y), wv)));
@@ -263,13 +268,13 @@ VKG_TEST(nn, linear_fused_epilogue_matches_unfused_ops) {
     vkgt_fill(wv, 13 * 29, -1.0f, 1.0f, 33);
     for (int k = 0; k < 2; k++)
         for (int hb = 0; hb < 2; hb++)
-            for (int act = 0; act < 3; act++) {
+            for (int act = 0; act < 4; act++) {
                 bool relu = act == 1;
                 vkg_linear *l = hb ? lb : ln;
                 int nout = hb ? 4 : 3;
                 float *fused[4] = { 0 }, *ref[4] = { 0 };
                 linear_grads(l, xv, shapes[k], wv, act, fused, nout);
-                linear_grads(l, xv, shapes[k], wv, 3 + act, ref, nout);
+                linear_grads(l, xv, shapes[k], wv, 4 + act, ref, nout);
                 int64_t rows = vkg_shape_numel(shapes[k]) / 37;
                 const int64_t n[4] = { rows * 29, rows * 37, 29 * 37, 29 };
                 const char *what[4] = { "y", "dx", "dweight", "dbias" };
@@ -899,6 +904,13 @@ VKG_TEST(nn, multi_head_attention_shapes_and_gradients) {
     float *yf = vkgt_read(vkg_mha_forward(attn, x, NULL, NULL, NULL));
     unsetenv("VKG_ATTENTION_VARIANT");
     vkgt_assert_close(yf, ys, AB * AT * AE, 1e-5f, 1e-6f, "fused attention kernel");
+    /* the residual form (the output projection's kernel adds r) gives bitwise r + the output */
+    vkg_tensor *ya = vkg_add(x, y), *yr = vkg_mha_forward_residual(attn, x, NULL, NULL, NULL, x);
+    cr_assert_not_null(yr, "%s", vkg_last_error());
+    float *va = vkgt_read(ya), *vr = vkgt_read(yr);
+    for (int i = 0; i < AB * AT * AE; i++) cr_assert(va[i] == vr[i], "residual attention [%d]: %.9g, %.9g", i, va[i], vr[i]);
+    free(va), free(vr);
+    cr_expect_null(vkg_mha_forward_residual(attn, x, NULL, NULL, NULL, NULL));
     free(ys), free(yf);
     /* cross-attention over a key/value sequence of another length */
     vkg_tensor *kv = vkg_zeros(VKG_SHAPE(AB, 5, AE));

@@ -483,8 +483,11 @@ VKG_TEST(ops, matmul_against_reference) {
  * VKG_MATMUL_SPLIT_K=4 (ctest ops_split_k) the default choice runs the epilogue after the sum. */
 static const char *const act_names[] = { "none", "relu", "gelu" };
 
-static void check_matmul_bias_act(vkg_shape as, vkg_shape bs, layout la, layout lb, bool with_bias, vkg_activation act,
-                                  uint64_t seed) {
+/* ... and with a residual r laid out as rl (vkg_matmul_bias_act_residual, act none): r +
+ * product, bitwise vkg_add(r, the unfused product); a contiguous r is read by the kernels, any
+ * other view goes the two-pass way */
+static void check_epilogue(vkg_shape as, vkg_shape bs, layout la, layout lb, bool with_bias, vkg_activation act,
+                           bool with_r, layout rl, uint64_t seed) {
     vkg_scope_begin();
     input a = make_input(as, -1.0f, 1.0f, seed, la);
     input b = make_input(bs, -1.0f, 1.0f, seed + 1, lb);
@@ -501,14 +504,28 @@ static void check_matmul_bias_act(vkg_shape as, vkg_shape bs, layout la, layout 
         cr_assert_not_null(bias, "%s", vkg_last_error());
         free(big);
     }
+    input r = { 0 };
+    vkg_shape cs = { 0 }; /* the product's shape (operands of 2 dims or more here) */
+    if (with_r) {
+        int an = as.ndim - 2, bn = bs.ndim - 2;
+        cs.ndim = (an > bn ? an : bn) + 2;
+        for (int i = 0; i < cs.ndim - 2; i++) {
+            int ia = i - (cs.ndim - 2 - an), ib = i - (cs.ndim - 2 - bn);
+            int64_t da = ia >= 0 ? as.d[ia] : 1, db = ib >= 0 ? bs.d[ib] : 1;
+            cs.d[i] = da == 1 ? db : da;
+        }
+        cs.d[cs.ndim - 2] = as.d[as.ndim - 2];
+        cs.d[cs.ndim - 1] = bs.d[bs.ndim - 1];
+    }
+    if (with_r) r = make_input(cs, -1.0f, 1.0f, seed + 3, rl);
     char sa[64], sb[64], what[224];
-    snprintf(what, sizeof what, "matmul_bias_act %s @ %s (layouts %d %d), bias %d, %s", vkg_shape_str(as, sa, sizeof sa),
-             vkg_shape_str(bs, sb, sizeof sb), la, lb, with_bias, act_names[act]);
+    snprintf(what, sizeof what, "matmul_bias_act%s %s @ %s (layouts %d %d), bias %d, %s", with_r ? "_residual" : "",
+             vkg_shape_str(as, sa, sizeof sa), vkg_shape_str(bs, sb, sizeof sb), la, lb, with_bias, act_names[act]);
     for (size_t v = 0; v < sizeof matmul_variants / sizeof *matmul_variants; v++) {
         const char *name = matmul_variants[v];
         if (!variant_runs(name)) continue;
         setenv("VKG_MATMUL_VARIANT", name, 1);
-        vkg_tensor *c = vkg_matmul_bias_act(a.t, b.t, bias, act);
+        vkg_tensor *c = with_r ? vkg_matmul_bias_act_residual(a.t, b.t, bias, r.t) : vkg_matmul_bias_act(a.t, b.t, bias, act);
         cr_assert_not_null(c, "%s [%s]: %s", what, name, vkg_last_error());
         const char *used = vkg_matmul_variant_last();
         size_t n = (size_t)vkg_numel(c);
@@ -518,10 +535,12 @@ static void check_matmul_bias_act(vkg_shape as, vkg_shape bs, layout la, layout 
         if (bias) u = vkg_add(u, bias);
         if (act == VKG_ACTIVATION_RELU) u = vkg_relu(u);
         if (act == VKG_ACTIVATION_GELU) u = vkg_gelu(u);
+        if (with_r) u = vkg_add(r.t, u);
         cr_assert_not_null(u, "%s unfused: %s", what, vkg_last_error());
         cr_assert_eq(vkg_ndim(c), vkg_ndim(u));
         float *got = vkgt_read(c), *unfused = vkgt_read(u), *want = malloc((n ? n : 1) * sizeof(float));
         vkg_ref_matmul_bias_act(want, a.host, as, b.host, bs, hbias, act);
+        for (size_t i = 0; with_r && i < n; i++) want[i] += r.host[i];
         char w2[300];
         snprintf(w2, sizeof w2, "%s [%s ran %s]", what, *name ? name : "default", used);
         vkgt_assert_close(got, want, n, 1e-5f, 2e-6f * (float)(K + 1), w2);
@@ -537,8 +556,14 @@ static void check_matmul_bias_act(vkg_shape as, vkg_shape bs, layout la, layout 
     free(hbias);
     free(a.host);
     free(b.host);
+    free(r.host);
     vkg_scope_end();
     covered[VKG_OP_MATMUL_BIAS_ACT] = true;
+}
+
+static void check_matmul_bias_act(vkg_shape as, vkg_shape bs, layout la, layout lb, bool with_bias, vkg_activation act,
+                                  uint64_t seed) {
+    check_epilogue(as, bs, la, lb, with_bias, act, false, CONTIG, seed);
 }
 
 VKG_TEST(ops, matmul_bias_act_against_reference) {
@@ -565,6 +590,33 @@ VKG_TEST(ops, matmul_bias_act_against_reference) {
             check_matmul_bias_act(VKG_SHAPE(36, 24), VKG_SHAPE(24, 44), TRANSPOSED, TRANSPOSED, wb, ac, sd);
             check_matmul_bias_act(VKG_SHAPE(2, 1, 8, 12), VKG_SHAPE(3, 12, 16), CONTIG, CONTIG, wb, ac, sd);
         }
+}
+
+VKG_TEST(ops, matmul_bias_act_residual_against_reference) {
+    for (int wb = 0; wb < 2; wb++) {
+        uint64_t sd = SEED + 40 + (uint64_t)wb;
+        const vkg_activation no = VKG_ACTIVATION_NONE;
+        check_epilogue(VKG_SHAPE(5, 7), VKG_SHAPE(7, 3), CONTIG, CONTIG, wb, no, true, CONTIG, sd);      /* scalar stores */
+        check_epilogue(VKG_SHAPE(37, 20), VKG_SHAPE(20, 52), CONTIG, CONTIG, wb, no, true, CONTIG, sd);  /* vec4 stores */
+        check_epilogue(VKG_SHAPE(130, 96), VKG_SHAPE(96, 200), CONTIG, TRANSPOSED, wb, no, true, CONTIG, sd);
+        check_epilogue(VKG_SHAPE(2, 9, 12), VKG_SHAPE(12, 16), CONTIG, TRANSPOSED, wb, no, true, CONTIG, sd); /* (B, T, E) */
+        check_epilogue(VKG_SHAPE(3, 5, 7), VKG_SHAPE(3, 7, 4), CONTIG, CONTIG, wb, no, true, CONTIG, sd); /* batched */
+        check_epilogue(VKG_SHAPE(31, 40), VKG_SHAPE(40, 9), STRIDED, CONTIG, wb, no, true, TRANSPOSED, sd); /* r a view */
+        check_epilogue(VKG_SHAPE(37, 20), VKG_SHAPE(20, 52), CONTIG, CONTIG, wb, no, true, STRIDED, sd);
+        check_epilogue(VKG_SHAPE(3, 0), VKG_SHAPE(0, 4), CONTIG, CONTIG, wb, no, true, CONTIG, sd);     /* K = 0 */
+    }
+}
+
+VKG_TEST(ops, matmul_bias_act_residual_refuses) {
+    vkg_tensor *a = vkg_zeros(VKG_SHAPE(4, 3)), *b = vkg_zeros(VKG_SHAPE(3, 5));
+    cr_assert_null(vkg_matmul_bias_act_residual(a, b, NULL, vkg_zeros(VKG_SHAPE(4, 6))));
+    cr_assert(strstr(vkg_last_error(), "vkg_matmul_bias_act_residual: r is (4, 6) but the product is (4, 5)"), "%s",
+              vkg_last_error());
+    cr_assert_null(vkg_matmul_bias_act_residual(a, b, NULL, vkg_zeros(VKG_SHAPE(5))));
+    cr_assert(strstr(vkg_last_error(), "r is (5,) but the product is (4, 5)"), "%s", vkg_last_error());
+    cr_assert_null(vkg_matmul_bias_act_residual(a, b, NULL, NULL));
+    cr_assert_null(vkg_matmul_bias_act_residual(a, b, vkg_zeros(VKG_SHAPE(4)), vkg_zeros(VKG_SHAPE(4, 5))));
+    cr_assert(strstr(vkg_last_error(), "bias is (4,) but b is (3, 5)"), "%s", vkg_last_error());
 }
 
 /* ---- matmul_row_bias: the epilogue's bias over rows (conv2d's per-channel bias) -----------

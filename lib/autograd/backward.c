@@ -187,6 +187,7 @@ static vkg_status matmul_bias_act_rule(vkg_tensor *y, const vkg_node *n, vkg_ten
     if (!gz) return vkg_last_status();
     vkg_status st = matmul_grads(n->in[0], n->in[1], gz);
     if (st == VKG_OK && n->in[2]) st = vkg_ag_accumulate(n->in[2], gz);
+    if (st == VKG_OK && n->nin > 4 && n->in[4]) st = vkg_ag_accumulate(n->in[4], g); /* the residual */
     return st;
 }
 

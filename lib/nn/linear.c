@@ -25,24 +25,32 @@ vkg_linear *vkg_linear_new(vkg_module *m, const char *name, const vkg_linear_des
     return l;
 }
 
-static vkg_tensor *linear_forward(const vkg_linear *l, vkg_tensor *x, vkg_activation act, const char *fn) {
+/* act(x W^T + b), plus r where r is given (act none then) */
+static vkg_tensor *linear_forward(const vkg_linear *l, vkg_tensor *x, vkg_activation act, vkg_tensor *r,
+                                  const char *fn) {
     if (!x) return NULL;
     if (!l) return vkg_fail_null(VKG_ERR_INVALID, "%s: the layer is NULL", fn);
     char s[160];
     if (x->shape.ndim < 1 || x->shape.d[x->shape.ndim - 1] != l->in)
         return vkg_fail_null(VKG_ERR_INVALID, "%s: x is %s but the layer takes (..., %lld)", fn,
                              vkg_shape_str(x->shape, s, sizeof s), (long long)l->in);
-    return vkg_matmul_bias_act(x, vkg_transpose(vkg_nn_matmul_weight(l->module, l->weight), 0, 1), l->bias, act);
+    vkg_tensor *wt = vkg_transpose(vkg_nn_matmul_weight(l->module, l->weight), 0, 1);
+    return r ? vkg_matmul_bias_act_residual(x, wt, l->bias, r) : vkg_matmul_bias_act(x, wt, l->bias, act);
 }
 
 vkg_tensor *vkg_linear_forward(const vkg_linear *l, vkg_tensor *x) {
-    return linear_forward(l, x, VKG_ACTIVATION_NONE, "vkg_linear_forward");
+    return linear_forward(l, x, VKG_ACTIVATION_NONE, NULL, "vkg_linear_forward");
 }
 
 vkg_tensor *vkg_linear_forward_relu(const vkg_linear *l, vkg_tensor *x) {
-    return linear_forward(l, x, VKG_ACTIVATION_RELU, "vkg_linear_forward_relu");
+    return linear_forward(l, x, VKG_ACTIVATION_RELU, NULL, "vkg_linear_forward_relu");
 }
 
 vkg_tensor *vkg_linear_forward_gelu(const vkg_linear *l, vkg_tensor *x) {
-    return linear_forward(l, x, VKG_ACTIVATION_GELU, "vkg_linear_forward_gelu");
+    return linear_forward(l, x, VKG_ACTIVATION_GELU, NULL, "vkg_linear_forward_gelu");
+}
+
+vkg_tensor *vkg_linear_forward_residual(const vkg_linear *l, vkg_tensor *x, vkg_tensor *r) {
+    if (!r) return NULL;
+    return linear_forward(l, x, VKG_ACTIVATION_NONE, r, "vkg_linear_forward_residual");
 }

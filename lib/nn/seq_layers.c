@@ -149,8 +149,9 @@ static vkg_tensor *project(const vkg_mha_layer *l, vkg_tensor *x, int i) {
     return vkg_transpose(y, 1, 2);
 }
 
-vkg_tensor *vkg_mha_forward(const vkg_mha_layer *l, vkg_tensor *query, vkg_tensor *key, vkg_tensor *value,
-                            vkg_tensor *mask) {
+/* vkg_mha_forward, plus r where r is given (vkg_mha_forward_residual) */
+static vkg_tensor *mha_forward(const vkg_mha_layer *l, vkg_tensor *query, vkg_tensor *key, vkg_tensor *value,
+                               vkg_tensor *mask, vkg_tensor *r) {
     if (!l) return vkg_fail_null(VKG_ERR_INVALID, "vkg_mha_forward: the layer is NULL");
     if (!key) key = query;
     if (!value) value = key;
@@ -184,5 +185,16 @@ vkg_tensor *vkg_mha_forward(const vkg_mha_layer *l, vkg_tensor *query, vkg_tenso
     }
     /* (B, T, E), the heads side by side */
     vkg_tensor *o = vkg_sdpa_merged(q, k, v, &(vkg_attention_desc){ .causal = l->causal, .mask = mask });
-    return vkg_linear_forward(&l->out_proj, o);
+    return r ? vkg_linear_forward_residual(&l->out_proj, o, r) : vkg_linear_forward(&l->out_proj, o);
+}
+
+vkg_tensor *vkg_mha_forward(const vkg_mha_layer *l, vkg_tensor *query, vkg_tensor *key, vkg_tensor *value,
+                            vkg_tensor *mask) {
+    return mha_forward(l, query, key, value, mask, NULL);
+}
+
+vkg_tensor *vkg_mha_forward_residual(const vkg_mha_layer *l, vkg_tensor *query, vkg_tensor *key, vkg_tensor *value,
+                                     vkg_tensor *mask, vkg_tensor *r) {
+    if (!r) return NULL;
+    return mha_forward(l, query, key, value, mask, r);
 }

@@ -36,14 +36,16 @@ typedef struct mm_epi {
     vkg_activation act;
     bool rows;
     vkg_tensor **z;     /* GELU: where the pre-activation z (its backward's input) is returned */
-    vkg_tensor *zin;    /* gelu'(zin) times the product: zin has the product's shape */
+    vkg_tensor *zin;    /* gelu'(zin) times the product, or with res zin added last: the
+                           product's shape and layout (binding 4) */
+    bool res;
 } mm_epi;
 
-static const mm_epi MM_PLAIN = { NULL, VKG_ACTIVATION_NONE, false, NULL, NULL };
+static const mm_epi MM_PLAIN = { NULL, VKG_ACTIVATION_NONE, false, NULL, NULL, false };
 
 static uint32_t epi_code(const mm_epi *e) {
     return (e->bias ? 1u : 0u) | (e->act == VKG_ACTIVATION_RELU ? 2u : e->act == VKG_ACTIVATION_GELU ? 4u : 0u) |
-           (e->bias && e->rows ? 8u : 0u) | (e->zin ? 6u : 0u);
+           (e->bias && e->rows ? 8u : 0u) | (e->zin ? (e->res ? 16u : 6u) : 0u);
 }
 
 /* The product's output. With GELU, y and z share one buffer, z n4 elements (n rounded up to a
@@ -606,7 +608,7 @@ static vkg_tensor *epilogue_ops(vkg_tensor *c, const mm_epi *e) {
         vkg_tensor *y = vkg_relu(r);
         if (r != c) vkg_free(r);
         r = y;
-    } else if (r && e->zin) {
+    } else if (r && e->zin && !e->res) {
         vkg_tensor *y = vkg_unary_grad(VKG_OP_GELU, e->zin, r);
         if (r != c) vkg_free(r);
         r = y;
@@ -614,6 +616,11 @@ static vkg_tensor *epilogue_ops(vkg_tensor *c, const mm_epi *e) {
         if (*e->z && *e->z != r) vkg_free(*e->z);
         *e->z = r;
         r = vkg_gelu(r);
+    }
+    if (r && e->zin && e->res) { /* act is none here: the residual is added last */
+        vkg_tensor *y = vkg_add(e->zin, r);
+        if (r != c) vkg_free(r);
+        r = y;
     }
     vkg_no_grad_end();
     if (r != c && (!e->z || *e->z != c)) vkg_free(c);
@@ -686,6 +693,20 @@ static bool coopmat_record(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const vk
  * dst, a view of the product's shape whose last dim has stride 1: a product written in place
  * of another layout (attention's heads side by side, a gradient into its place in a larger
  * one) needs no copy after it. Returns the new tensor or dst; NULL on failure. */
+/* The product's batch dims (a's and b's broadcast) and its shape (1-D operands promoted and
+ * their added dim dropped); false when the batch dims do not broadcast. a, b of 1 dim or more. */
+static bool product_shape(const vkg_tensor *a, const vkg_tensor *b, vkg_shape *batch, vkg_shape *out) {
+    int an = a->shape.ndim, bn = b->shape.ndim, a_nb = an > 2 ? an - 2 : 0, b_nb = bn > 2 ? bn - 2 : 0;
+    vkg_shape as = { .ndim = a_nb }, bsh = { .ndim = b_nb };
+    for (int i = 0; i < a_nb; i++) as.d[i] = a->shape.d[i];
+    for (int i = 0; i < b_nb; i++) bsh.d[i] = b->shape.d[i];
+    if (!vkg_broadcast_shape(as, bsh, batch)) return false;
+    *out = *batch;
+    if (an > 1) out->d[out->ndim++] = a->shape.d[an - 2];
+    if (bn > 1) out->d[out->ndim++] = b->shape.d[bn - 1];
+    return true;
+}
+
 static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b, const mm_epi *ep, vkg_tensor *dst) {
     if (!a || !b) return NULL;
     bool a_ok = a->dtype == VKG_F32 || a->dtype == VKG_F16, b_ok = b->dtype == VKG_F32 || b->dtype == VKG_F16;
@@ -757,15 +778,10 @@ static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b, const mm_epi *ep
         if (S > 1) return into(dst, epilogue_ops(r, ep)); /* after the sum over the slices */
     }
     int a_nb = an > 2 ? an - 2 : 0, b_nb = bn > 2 ? bn - 2 : 0;
-    vkg_shape as = { .ndim = a_nb }, bsh = { .ndim = b_nb }, batch;
-    for (int i = 0; i < a_nb; i++) as.d[i] = a->shape.d[i];
-    for (int i = 0; i < b_nb; i++) bsh.d[i] = b->shape.d[i];
-    if (!vkg_broadcast_shape(as, bsh, &batch))
+    vkg_shape batch, out;
+    if (!product_shape(a, b, &batch, &out))
         return vkg_fail_null(VKG_ERR_INVALID, "vkg_matmul: batch dims of a %s and b %s do not broadcast",
                              vkg_shape_str(a->shape, x, sizeof x), vkg_shape_str(b->shape, y, sizeof y));
-    vkg_shape out = batch;
-    if (an > 1) out.d[out.ndim++] = M;
-    if (bn > 1) out.d[out.ndim++] = N;
 
     if (dst && (dst->shape.ndim != out.ndim || memcmp(dst->shape.d, out.d, sizeof(int64_t) * (size_t)out.ndim))) {
         char z[160];
@@ -892,42 +908,65 @@ vkg_tensor *vkg_matmul(vkg_tensor *a, vkg_tensor *b) {
     return c;
 }
 
-vkg_tensor *vkg_matmul_bias_act(vkg_tensor *a, vkg_tensor *b, vkg_tensor *bias, vkg_activation act) {
+/* vkg_matmul_bias_act and its _residual form (r NULL: none); fn names the caller in messages */
+static vkg_tensor *bias_act(vkg_tensor *a, vkg_tensor *b, vkg_tensor *bias, vkg_activation act, vkg_tensor *r,
+                            const char *fn) {
     if (!a || !b) return NULL;
     if (act != VKG_ACTIVATION_NONE && act != VKG_ACTIVATION_RELU && act != VKG_ACTIVATION_GELU)
-        return vkg_fail_null(VKG_ERR_INVALID, "vkg_matmul_bias_act: act %d is not VKG_ACTIVATION_NONE, "
-                                              "VKG_ACTIVATION_RELU or VKG_ACTIVATION_GELU", (int)act);
-    if (!bias && act == VKG_ACTIVATION_NONE) return vkg_matmul(a, b); /* nothing to fuse */
+        return vkg_fail_null(VKG_ERR_INVALID, "%s: act %d is not VKG_ACTIVATION_NONE, "
+                                              "VKG_ACTIVATION_RELU or VKG_ACTIVATION_GELU", fn, (int)act);
+    if (!bias && act == VKG_ACTIVATION_NONE && !r) return vkg_matmul(a, b); /* nothing to fuse */
     if (bias) {
-        if (!vkg_require_f32(bias, "matmul_bias_act", "bias")) return NULL;
+        if (!vkg_require_f32(bias, fn, "bias")) return NULL;
         /* C's last dim is b's last (a 1-D b adds none: then N = 1) */
         int64_t N = b->shape.ndim == 1 ? 1 : b->shape.ndim >= 2 ? b->shape.d[b->shape.ndim - 1] : 0;
         if (bias->shape.ndim != 1 || bias->shape.d[0] != N || b->shape.ndim == 0) {
             char x[160], y[160];
-            return vkg_fail_null(VKG_ERR_INVALID, "vkg_matmul_bias_act: bias is %s but b is %s: bias must be (%lld,), "
+            return vkg_fail_null(VKG_ERR_INVALID, "%s: bias is %s but b is %s: bias must be (%lld,), "
                                                   "one value per column of the product",
-                                 vkg_shape_str(bias->shape, x, sizeof x), vkg_shape_str(b->shape, y, sizeof y),
+                                 fn, vkg_shape_str(bias->shape, x, sizeof x), vkg_shape_str(b->shape, y, sizeof y),
                                  (long long)N);
         }
     }
+    if (r) {
+        vkg_shape batch, out;
+        if (!vkg_require_f32(r, fn, "r")) return NULL;
+        if (a->shape.ndim > 0 && b->shape.ndim > 0 && product_shape(a, b, &batch, &out) &&
+            (out.ndim != r->shape.ndim || memcmp(out.d, r->shape.d, sizeof(int64_t) * (size_t)out.ndim))) {
+            char x[160], y[160];
+            return vkg_fail_null(VKG_ERR_INVALID, "%s: r is %s but the product is %s: r must have the product's shape",
+                                 fn, vkg_shape_str(r->shape, x, sizeof x), vkg_shape_str(out, y, sizeof y));
+        }
+    }
     vkg_tensor *z = NULL;
-    mm_epi e = { bias, act, false, &z, NULL };
+    mm_epi e = { bias, act, false, &z, r, r != NULL };
     vkg_tensor *c = matmul_forward(a, b, &e, NULL);
     if (!c) {
         vkg_free(z);
         return NULL;
     }
-    /* backward (lib/autograd): relu's mask comes from c itself, gelu's derivative from z */
-    vkg_node *n = vkg_node_record(c, VKG_OP_MATMUL_BIAS_ACT, (vkg_tensor *[]){ a, b, bias, z }, z ? 4 : bias ? 3 : 2);
+    /* backward (lib/autograd): relu's mask comes from c itself, gelu's derivative from z; r gets
+     * the gradient as it is */
+    vkg_node *n = vkg_node_record(c, VKG_OP_MATMUL_BIAS_ACT, (vkg_tensor *[]){ a, b, bias, z, r },
+                                  r ? 5 : z ? 4 : bias ? 3 : 2);
     if (n) n->ip[0] = act;
     else vkg_free(z); /* no backward: z is not needed */
     return c;
 }
 
+vkg_tensor *vkg_matmul_bias_act(vkg_tensor *a, vkg_tensor *b, vkg_tensor *bias, vkg_activation act) {
+    return bias_act(a, b, bias, act, NULL, "vkg_matmul_bias_act");
+}
+
+vkg_tensor *vkg_matmul_bias_act_residual(vkg_tensor *a, vkg_tensor *b, vkg_tensor *bias, vkg_tensor *r) {
+    if (!r) return NULL;
+    return bias_act(a, b, bias, VKG_ACTIVATION_NONE, r, "vkg_matmul_bias_act_residual");
+}
+
 vkg_tensor *vkg_matmul_gelu_grad(vkg_tensor *a, vkg_tensor *b, vkg_tensor *z) {
     if (!a || !b || !z) return NULL;
     if (!vkg_require_f32(z, "matmul_gelu_grad", "z")) return NULL;
-    return matmul_forward(a, b, &(mm_epi){ NULL, VKG_ACTIVATION_NONE, false, NULL, z }, NULL);
+    return matmul_forward(a, b, &(mm_epi){ NULL, VKG_ACTIVATION_NONE, false, NULL, z, false }, NULL);
 }
 
 vkg_tensor *vkg_matmul_row_bias(vkg_tensor *a, vkg_tensor *b, vkg_tensor *bias) {
@@ -940,7 +979,7 @@ vkg_tensor *vkg_matmul_row_bias(vkg_tensor *a, vkg_tensor *b, vkg_tensor *bias) 
                                               "one value per row of the product",
                              vkg_shape_str(bias->shape, x, sizeof x), vkg_shape_str(a->shape, y, sizeof y), (long long)M);
     }
-    return matmul_forward(a, b, &(mm_epi){ bias, VKG_ACTIVATION_NONE, true, NULL, NULL }, NULL);
+    return matmul_forward(a, b, &(mm_epi){ bias, VKG_ACTIVATION_NONE, true, NULL, NULL, false }, NULL);
 }
 
 /* ---- convolution as an implicit GEMM -----------------------------------------------------------
@@ -1017,7 +1056,7 @@ static vkg_tensor *conv_gemm(vkg_tensor *a, vkg_tensor *x, const vkg_conv_gemm *
     mm_variant f = force && *force ? mm_variant_by_name(force) : MM_COUNT;
     if (f != MM_COUNT && mm_reg(f)) v = usable(f, a, x); /* tests run every reg form */
     if (mm_tex(v) && !vkg_texel_r32_ok(x->storage)) v = v == MM_REG_TEX ? MM_REG : MM_REG_SG; /* x as R32F texels */
-    mm_epi e = { row_bias, VKG_ACTIVATION_NONE, row_bias != NULL, NULL, NULL };
+    mm_epi e = { row_bias, VKG_ACTIVATION_NONE, row_bias != NULL, NULL, NULL, false };
     mm_config cf = mm_config_for(v, &pc);
     /* TN 4 where K runs over many taps: a gathered float of B serves TM FMAs whatever TN is, and
      * the smaller block keeps more of the invocation in registers (lavapipe, CNN's 3x3 over 32

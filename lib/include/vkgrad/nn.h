@@ -92,6 +92,10 @@ vkg_tensor *vkg_linear_forward_relu(const vkg_linear *l, vkg_tensor *x);
 /* gelu(x W^T + b) (vkg_gelu's tanh form), fused the same way: the same values and gradients as
  * vkg_gelu(vkg_linear_forward(l, x)); the kernel also stores x W^T + b for the backward. */
 vkg_tensor *vkg_linear_forward_gelu(const vkg_linear *l, vkg_tensor *x);
+/* r + (x W^T + b), r of the output's shape: a residual branch that ends in this layer, the sum
+ * written by the matmul kernel (vkg_matmul_bias_act_residual); the same values and gradients
+ * as vkg_add(r, vkg_linear_forward(l, x)). */
+vkg_tensor *vkg_linear_forward_residual(const vkg_linear *l, vkg_tensor *x, vkg_tensor *r);
 
 
 /* ---- LayerNorm over the last dim -------------------------------------------------------------
@@ -255,5 +259,9 @@ vkg_mha_layer *vkg_mha_new(vkg_module *m, const char *name, const vkg_mha_desc *
  * or f32 added to the scores, broadcastable to (B, heads, T, S). Returns (B, T, E). */
 vkg_tensor *vkg_mha_forward(const vkg_mha_layer *l, vkg_tensor *query, vkg_tensor *key, vkg_tensor *value,
                             vkg_tensor *mask);
+/* r + vkg_mha_forward(l, query, key, value, mask), r (B, T, E): the residual added by the output
+ * projection's kernel (vkg_linear_forward_residual), as a pre-LN transformer block wants. */
+vkg_tensor *vkg_mha_forward_residual(const vkg_mha_layer *l, vkg_tensor *query, vkg_tensor *key, vkg_tensor *value,
+                                     vkg_tensor *mask, vkg_tensor *r);
 
 #endif

@@ -188,6 +188,14 @@ const char *vkg_matmul_variant_last(void);
  * the backward's gelu'(z) reads. With neither bias nor act it is vkg_matmul. */
 typedef enum vkg_activation { VKG_ACTIVATION_NONE = 0, VKG_ACTIVATION_RELU, VKG_ACTIVATION_GELU } vkg_activation;
 vkg_tensor *vkg_matmul_bias_act(vkg_tensor *a, vkg_tensor *b, vkg_tensor *bias, vkg_activation act);
+/* r + (a @ b + bias), r of the product's shape, bias (N) or NULL: a residual branch's end
+ *
+ *   x = vkg_matmul_bias_act_residual(h, vkg_transpose(w, 0, 1), b, x);   // x + (h w^T + b)
+ *
+ * with r added as the kernel stores the product, so the sum is written once (not the product,
+ * then read with r and the sum written). The same values as vkg_add(r, vkg_matmul_bias_act(a,
+ * b, bias, VKG_ACTIVATION_NONE)), bit for bit; r's gradient is the output's. */
+vkg_tensor *vkg_matmul_bias_act_residual(vkg_tensor *a, vkg_tensor *b, vkg_tensor *bias, vkg_tensor *r);
 
 /* ---- dtype conversion ------------------------------------------------------------------------
  * t itself when it already has dtype dt, else a new contiguous tensor: f32 <-> f16 (IEEE
