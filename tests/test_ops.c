@@ -593,18 +593,17 @@ VKG_TEST(ops, matmul_bias_act_against_reference) {
 }
 
 VKG_TEST(ops, matmul_bias_act_residual_against_reference) {
-    for (int wb = 0; wb < 2; wb++) {
+    const vkg_activation no = VKG_ACTIVATION_NONE;
+    for (int wb = 0; wb < 2; wb++) { /* without and with a bias: scalar and vec4 stores */
         uint64_t sd = SEED + 40 + (uint64_t)wb;
-        const vkg_activation no = VKG_ACTIVATION_NONE;
-        check_epilogue(VKG_SHAPE(5, 7), VKG_SHAPE(7, 3), CONTIG, CONTIG, wb, no, true, CONTIG, sd);      /* scalar stores */
-        check_epilogue(VKG_SHAPE(37, 20), VKG_SHAPE(20, 52), CONTIG, CONTIG, wb, no, true, CONTIG, sd);  /* vec4 stores */
-        check_epilogue(VKG_SHAPE(130, 96), VKG_SHAPE(96, 200), CONTIG, TRANSPOSED, wb, no, true, CONTIG, sd);
-        check_epilogue(VKG_SHAPE(2, 9, 12), VKG_SHAPE(12, 16), CONTIG, TRANSPOSED, wb, no, true, CONTIG, sd); /* (B, T, E) */
-        check_epilogue(VKG_SHAPE(3, 5, 7), VKG_SHAPE(3, 7, 4), CONTIG, CONTIG, wb, no, true, CONTIG, sd); /* batched */
-        check_epilogue(VKG_SHAPE(31, 40), VKG_SHAPE(40, 9), STRIDED, CONTIG, wb, no, true, TRANSPOSED, sd); /* r a view */
-        check_epilogue(VKG_SHAPE(37, 20), VKG_SHAPE(20, 52), CONTIG, CONTIG, wb, no, true, STRIDED, sd);
-        check_epilogue(VKG_SHAPE(3, 0), VKG_SHAPE(0, 4), CONTIG, CONTIG, wb, no, true, CONTIG, sd);     /* K = 0 */
+        check_epilogue(VKG_SHAPE(5, 7), VKG_SHAPE(7, 3), CONTIG, CONTIG, wb, no, true, CONTIG, sd);
+        check_epilogue(VKG_SHAPE(37, 20), VKG_SHAPE(20, 52), CONTIG, CONTIG, wb, no, true, CONTIG, sd);
     }
+    uint64_t sd = SEED + 42;
+    check_epilogue(VKG_SHAPE(2, 9, 12), VKG_SHAPE(12, 16), CONTIG, TRANSPOSED, true, no, true, CONTIG, sd); /* (B, T, E) */
+    check_epilogue(VKG_SHAPE(3, 5, 7), VKG_SHAPE(3, 7, 4), CONTIG, CONTIG, true, no, true, CONTIG, sd);      /* batched */
+    check_epilogue(VKG_SHAPE(37, 20), VKG_SHAPE(20, 52), CONTIG, CONTIG, true, no, true, STRIDED, sd);     /* r a view */
+    check_epilogue(VKG_SHAPE(3, 0), VKG_SHAPE(0, 4), CONTIG, CONTIG, true, no, true, CONTIG, sd);          /* K = 0 */
 }
 
 VKG_TEST(ops, matmul_bias_act_residual_refuses) {
