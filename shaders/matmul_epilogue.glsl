@@ -1,6 +1,7 @@
 // The epilogue the matmul kernels apply as they store C: C = act(A @ B + bias), bias a vector
-// over N (C's last dim) read through an offset and a stride, act none, relu or tanh-GELU; or
-// C = (A @ B) gelu'(z) with z read at binding 4 (EPI_GELU_GRAD, below). With
+// over N (C's last dim) read through an offset and a stride, act none, relu or tanh-GELU, plus
+// a residual read at binding 4 (EPI_RES); or C = (A @ B) gelu'(z) with z read at binding 4
+// (EPI_GELU_GRAD, below). With
 // GELU (EPI_Z) the pre-activation z = A @ B + bias, which GELU's backward needs, is stored too,
 // pc.epi.z elements after each element of C (in the same binding: a second written binding would
 // need a binding of its own in every _epi module). Each kernel's

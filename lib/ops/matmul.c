@@ -25,12 +25,13 @@ typedef struct vkg_matmul_push {
 } vkg_matmul_push;
 
 /* The epilogue: add bias (NULL: none) over C's last dim (rows: over C's rows instead), then
- * act; or, with zin, C = (A @ B) gelu'(zin) (GELU's backward, vkg_matmul_gelu_grad). Plain
- * matmuls (code 0) run the kernels as they were (3 bindings). An epilogue runs the same kernel
- * built with MM_EPILOGUE, "<shader>_epi" (shaders/matmul_epilogue.glsl), with its EPI
- * specialization constant (id 7: bit 0 bias, bits 1-2 the activation, 3 gelu', bit 3 rows), the
- * bias at binding 3 and zin at binding 4, A in their place where there is none (never read, but
- * the validation layer wants every declared binding bound). */
+ * act, then with res the residual zin; or, with zin and no res, C = (A @ B) gelu'(zin) (GELU's
+ * backward, vkg_matmul_gelu_grad). Plain matmuls (code 0) run the kernels as they were (3
+ * bindings). An epilogue runs the same kernel built with MM_EPILOGUE, "<shader>_epi"
+ * (shaders/matmul_epilogue.glsl), with its EPI specialization constant (id 7: bit 0 bias, bits
+ * 1-2 the activation, 3 gelu', bit 3 rows, bit 4 the residual), the bias at binding 3 and zin at
+ * binding 4, A in their place where there is none (never read, but the validation layer wants
+ * every declared binding bound). */
 typedef struct mm_epi {
     vkg_tensor *bias;
     vkg_activation act;
@@ -689,10 +690,6 @@ static bool coopmat_record(vkg_tensor *c, vkg_tensor *a, vkg_tensor *b, const vk
     return true;
 }
 
-/* C = A @ B (with the epilogue ep) into a new contiguous tensor, or, where dst is given, into
- * dst, a view of the product's shape whose last dim has stride 1: a product written in place
- * of another layout (attention's heads side by side, a gradient into its place in a larger
- * one) needs no copy after it. Returns the new tensor or dst; NULL on failure. */
 /* The product's batch dims (a's and b's broadcast) and its shape (1-D operands promoted and
  * their added dim dropped); false when the batch dims do not broadcast. a, b of 1 dim or more. */
 static bool product_shape(const vkg_tensor *a, const vkg_tensor *b, vkg_shape *batch, vkg_shape *out) {
@@ -707,6 +704,10 @@ static bool product_shape(const vkg_tensor *a, const vkg_tensor *b, vkg_shape *b
     return true;
 }
 
+/* C = A @ B (with the epilogue ep) into a new contiguous tensor, or, where dst is given, into
+ * dst, a view of the product's shape whose last dim has stride 1: a product written in place
+ * of another layout (attention's heads side by side, a gradient into its place in a larger
+ * one) needs no copy after it. Returns the new tensor or dst; NULL on failure. */
 static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b, const mm_epi *ep, vkg_tensor *dst) {
     if (!a || !b) return NULL;
     bool a_ok = a->dtype == VKG_F32 || a->dtype == VKG_F16, b_ok = b->dtype == VKG_F32 || b->dtype == VKG_F16;
