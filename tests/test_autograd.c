@@ -279,8 +279,8 @@ static vkg_tensor *fold_leaf(vkg_shape s, uint64_t seed) { return vkgt_leaf(s, -
 static void fold_grads(vkg_shape xs, int64_t H, int64_t O, bool second_consumer, float *out[4], size_t n[4]) {
     vkg_scope_begin();
     int64_t I = xs.d[xs.ndim - 1];
-    vkg_tensor *in[4] = { fold_leaf(xs, SEED + 1), fold_leaf(VKG_SHAPE(H, I), SEED + 2), fold_leaf(VKG_SHAPE(H), SEED + 3),
-                          fold_leaf(VKG_SHAPE(O, H), SEED + 4) };
+    vkg_tensor *in[4] = { fold_leaf(xs, SEED + 1), fold_leaf(VKG_SHAPE(H, I), SEED + 2),
+                          fold_leaf(VKG_SHAPE(H), SEED + 3), fold_leaf(VKG_SHAPE(O, H), SEED + 4) };
     vkg_tensor *h = vkg_matmul_bias_act(in[0], vkg_transpose(in[1], 0, 1), in[2], VKG_ACTIVATION_GELU);
     vkg_tensor *other = second_consumer ? vkg_relu(h) : NULL;
     vkg_tensor *y = vkg_matmul(h, vkg_transpose(in[3], 0, 1));
@@ -372,8 +372,8 @@ VKG_TEST(autograd, matmul_bias_act_residual_matches_the_add) {
         residual_grads(false, added, n);
         for (int i = 0; i < 4; i++) {
             for (size_t e = 0; e < n[i]; e++)
-                cr_assert(fused[i][e] == added[i][e], "[%s] d%s[%zu] is %.9g fused, %.9g added", kernels[v], names[i], e,
-                          fused[i][e], added[i][e]);
+                cr_assert(fused[i][e] == added[i][e], "[%s] d%s[%zu] is %.9g fused, %.9g added", kernels[v], names[i],
+                          e, fused[i][e], added[i][e]);
             free(fused[i]);
             free(added[i]);
         }

@@ -908,7 +908,8 @@ VKG_TEST(nn, multi_head_attention_shapes_and_gradients) {
     vkg_tensor *ya = vkg_add(x, y), *yr = vkg_mha_forward_residual(attn, x, NULL, NULL, NULL, x);
     cr_assert_not_null(yr, "%s", vkg_last_error());
     float *va = vkgt_read(ya), *vr = vkgt_read(yr);
-    for (int i = 0; i < AB * AT * AE; i++) cr_assert(va[i] == vr[i], "residual attention [%d]: %.9g, %.9g", i, va[i], vr[i]);
+    for (int i = 0; i < AB * AT * AE; i++)
+        cr_assert(va[i] == vr[i], "residual attention [%d]: %.9g, %.9g", i, va[i], vr[i]);
     free(va), free(vr);
     cr_expect_null(vkg_mha_forward_residual(attn, x, NULL, NULL, NULL, NULL));
     free(ys), free(yf);

@@ -525,7 +525,8 @@ static void check_epilogue(vkg_shape as, vkg_shape bs, layout la, layout lb, boo
         const char *name = matmul_variants[v];
         if (!variant_runs(name)) continue;
         setenv("VKG_MATMUL_VARIANT", name, 1);
-        vkg_tensor *c = with_r ? vkg_matmul_bias_act_residual(a.t, b.t, bias, r.t) : vkg_matmul_bias_act(a.t, b.t, bias, act);
+        vkg_tensor *c = with_r ? vkg_matmul_bias_act_residual(a.t, b.t, bias, r.t)
+                               : vkg_matmul_bias_act(a.t, b.t, bias, act);
         cr_assert_not_null(c, "%s [%s]: %s", what, name, vkg_last_error());
         const char *used = vkg_matmul_variant_last();
         size_t n = (size_t)vkg_numel(c);
@@ -600,10 +601,11 @@ VKG_TEST(ops, matmul_bias_act_residual_against_reference) {
         check_epilogue(VKG_SHAPE(37, 20), VKG_SHAPE(20, 52), CONTIG, CONTIG, wb, no, true, CONTIG, sd);
     }
     uint64_t sd = SEED + 42;
-    check_epilogue(VKG_SHAPE(2, 9, 12), VKG_SHAPE(12, 16), CONTIG, TRANSPOSED, true, no, true, CONTIG, sd); /* (B, T, E) */
-    check_epilogue(VKG_SHAPE(3, 5, 7), VKG_SHAPE(3, 7, 4), CONTIG, CONTIG, true, no, true, CONTIG, sd);      /* batched */
-    check_epilogue(VKG_SHAPE(37, 20), VKG_SHAPE(20, 52), CONTIG, CONTIG, true, no, true, STRIDED, sd);     /* r a view */
-    check_epilogue(VKG_SHAPE(3, 0), VKG_SHAPE(0, 4), CONTIG, CONTIG, true, no, true, CONTIG, sd);          /* K = 0 */
+    /* (B, T, E); batched; r a strided view; K = 0 */
+    check_epilogue(VKG_SHAPE(2, 9, 12), VKG_SHAPE(12, 16), CONTIG, TRANSPOSED, true, no, true, CONTIG, sd);
+    check_epilogue(VKG_SHAPE(3, 5, 7), VKG_SHAPE(3, 7, 4), CONTIG, CONTIG, true, no, true, CONTIG, sd);
+    check_epilogue(VKG_SHAPE(37, 20), VKG_SHAPE(20, 52), CONTIG, CONTIG, true, no, true, STRIDED, sd);
+    check_epilogue(VKG_SHAPE(3, 0), VKG_SHAPE(0, 4), CONTIG, CONTIG, true, no, true, CONTIG, sd);
 }
 
 VKG_TEST(ops, matmul_bias_act_residual_refuses) {

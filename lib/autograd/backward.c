@@ -133,7 +133,8 @@ static vkg_tensor *grad_in_place(vkg_tensor *t, vkg_tensor *x, vkg_tensor *y, co
  * Returns z, or NULL where the fold does not apply. */
 static vkg_tensor *gelu_fold(const vkg_tensor *a, const vkg_tensor *g) {
     const vkg_node *n = a->node;
-    if (!n || n->op != VKG_OP_MATMUL_BIAS_ACT || n->ip[0] != VKG_ACTIVATION_GELU || n->nin < 4 || !n->in[3]) return NULL;
+    if (!n || n->op != VKG_OP_MATMUL_BIAS_ACT || n->ip[0] != VKG_ACTIVATION_GELU || n->nin < 4 || !n->in[3])
+        return NULL;
     if (a->gacc || a->dtype != VKG_F32 || g->dtype != VKG_F32 || a->refs != (a->dead ? 1 : 2)) return NULL;
     if (g->shape.ndim != a->shape.ndim) return NULL;
     for (int i = 0; i < a->shape.ndim - 1; i++) /* the product's batch and rows are a's: nothing to sum */
@@ -161,7 +162,8 @@ static vkg_status matmul_grads(vkg_tensor *a, vkg_tensor *b, vkg_tensor *g) {
         vkg_tensor *ga = z                                ? vkg_matmul_gelu_grad(g2, vkg_transpose(b2, -1, -2), z)
                          : a == a2 && a->dtype == VKG_F32 ? grad_in_place(a, g2, vkg_transpose(b2, -1, -2), g2)
                                                           : NULL;
-        if (!ga && !z) ga = vkg_reshape(vkg_sum_to_shape(vkg_matmul(g2, vkg_transpose(b2, -1, -2)), a2->shape), a->shape);
+        if (!ga && !z)
+            ga = vkg_reshape(vkg_sum_to_shape(vkg_matmul(g2, vkg_transpose(b2, -1, -2)), a2->shape), a->shape);
         if (ga && ga->dtype != a->dtype) ga = vkg_to_dtype(ga, a->dtype);
         st = vkg_ag_accumulate(a, ga);
         a->gacc_preact = z && st == VKG_OK;
