@@ -340,6 +340,7 @@ vkg_status vkg_graph_capture_begin(vkg_graph *g) {
         return vkg_vk_fail(r, "vkBeginCommandBuffer (graph)");
     }
     g->frame.recording = true;
+    g->frame.bound = VK_NULL_HANDLE;
     g->frame.serial = VKG_SERIAL_CAPTURE;
     g->state = G_CAPTURING;
     capturing = g;

@@ -233,6 +233,9 @@ typedef struct vkg_frame {
     uint64_t serial;
     bool recording, in_flight;
     uint32_t dispatches;
+    VkPipeline bound;            /* the pipeline last bound in cmd since it began: a dispatch with
+                                    the same one binds nothing (on lavapipe every command recorded
+                                    is an allocation, and freed when the buffer begins again)  */
 } vkg_frame;
 
 typedef struct vkg_access {

@@ -77,6 +77,7 @@ static vkg_status frame_begin(vkg_frame *f) {
     if (r != VK_SUCCESS) return vkg_vk_fail(r, "vkBeginCommandBuffer");
     f->recording = true;
     f->dispatches = 0;
+    f->bound = VK_NULL_HANDLE;
     f->serial = ++vkg_ctx.next_serial;
     vkg_profile_frame_begin(f);
     return VKG_OK;
@@ -426,7 +427,10 @@ vkg_status vkg_dispatch(const vkg_dispatch_desc *d) {
     }
     vkg_explain_dispatch(d, ls, ndesc);
     order_accesses(f->cmd, blocks, offs, sizes, writes, (int)ndesc);
-    vkCmdBindPipeline(f->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipeline);
+    if (f->bound != p->pipeline) {
+        vkCmdBindPipeline(f->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipeline);
+        f->bound = p->pipeline;
+    }
     if (vkg_ctx.info.push_descriptor) {
         vkCmdPushDescriptorSetKHR(f->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, nbind, w);
     } else {
