@@ -37,14 +37,22 @@ const bool EPI_ROWS = (EPI & 8u) != 0u;
 const bool EPI_RES = (EPI & 16u) != 0u;
 
 layout(std430, binding = 3) readonly buffer Biasb { float bias[]; };
+// binding 4's element for C's element ci (its index in binding 0), and the four from there
+// (ci a multiple of 4: vec4 stores)
 #ifdef MM_TEXEL
 layout(binding = 4) uniform samplerBuffer zin_tex;
-float epi_zin(uint i) { return texelFetch(zin_tex, int(i >> 2))[i & 3u]; }
-vec4 epi_zin4(uint i) { return texelFetch(zin_tex, int(i >> 2)); } // i a multiple of 4
+float epi_zin(uint ci) {
+    uint i = uint(pc.epi.z) + ci - pc.c_off.x;
+    return texelFetch(zin_tex, int(i >> 2))[i & 3u];
+}
+vec4 epi_zin4(uint ci) { return texelFetch(zin_tex, int((uint(pc.epi.z) + ci - pc.c_off.x) >> 2)); }
 #else
 layout(std430, binding = 4) readonly buffer Zinb { float zin[]; };
-float epi_zin(uint i) { return zin[i]; }
-vec4 epi_zin4(uint i) { return vec4(zin[i], zin[i + 1u], zin[i + 2u], zin[i + 3u]); }
+float epi_zin(uint ci) { return zin[uint(pc.epi.z) + ci - pc.c_off.x]; }
+vec4 epi_zin4(uint ci) {
+    uint i = uint(pc.epi.z) + ci - pc.c_off.x;
+    return vec4(zin[i], zin[i + 1u], zin[i + 2u], zin[i + 3u]);
+}
 #endif
 
 // bias[n] (n already clamped inside [0, N)), or 0 without a bias
@@ -75,14 +83,11 @@ float epi_act(float v) {
     return v;
 }
 
-// v = acc + b, then the activation
-float epi_apply(float v, float b) { return epi_act(epi_z(v, b)); }
-
 // C's element ci (its index in binding 0) from z = acc + bias: the activation of z (plus the
 // residual), or z gelu'(binding 4's z)
 float epi_out_z(float z, uint ci) {
-    if (EPI_GELU_GRAD) return z * gelu_tanh_grad(epi_zin(uint(pc.epi.z) + ci - pc.c_off.x));
-    if (EPI_RES) return epi_zin(uint(pc.epi.z) + ci - pc.c_off.x) + epi_act(z);
+    if (EPI_GELU_GRAD) return z * gelu_tanh_grad(epi_zin(ci));
+    if (EPI_RES) return epi_zin(ci) + epi_act(z);
     return epi_act(z);
 }
 
@@ -93,11 +98,11 @@ float epi_out(float v, float b, uint ci) { return epi_out_z(epi_z(v, b), ci); }
 // read as one vec4
 vec4 epi_out4(vec4 v, uint ci) {
     if (EPI_GELU_GRAD) {
-        vec4 z = epi_zin4(uint(pc.epi.z) + ci - pc.c_off.x);
+        vec4 z = epi_zin4(ci);
         return vec4(v.x * gelu_tanh_grad(z.x), v.y * gelu_tanh_grad(z.y), v.z * gelu_tanh_grad(z.z),
                     v.w * gelu_tanh_grad(z.w));
     }
     vec4 y = vec4(epi_act(v.x), epi_act(v.y), epi_act(v.z), epi_act(v.w));
-    if (EPI_RES) y = epi_zin4(uint(pc.epi.z) + ci - pc.c_off.x) + y;
+    if (EPI_RES) y = epi_zin4(ci) + y;
     return y;
 }
