@@ -138,6 +138,34 @@ VKG_TEST(tensor, scopes_own_tensors) {
     vkg_scope_end(); /* ending a scope that is not open does nothing */
 }
 
+/* Tensor, storage and node structs are recycled (lib/runtime/recycle.c): one freed with a
+ * gradient, a node, a view's offset and a scope must come back as a plain new tensor. */
+VKG_TEST(tensor, recycled_structs_start_clean) {
+    for (int round = 0; round < 3; round++) {
+        vkg_scope_begin();
+        vkg_tensor *w = vkg_requires_grad(vkg_full(VKG_SHAPE(4, 3), 2.0f), true);
+        vkg_tensor *v = vkg_narrow(vkg_transpose(w, 0, 1), 1, 1, 2); /* offset 1, strides (1, 3) */
+        cr_assert_eq(vkg_backward(vkg_sum_all(vkg_mul(v, v))), VKG_OK, "%s", vkg_last_error());
+        cr_assert_not_null(vkg_grad(w));
+        vkg_scope_end();
+        vkg_scope_begin();
+        vkg_tensor *t[8];
+        for (int i = 0; i < 8; i++) {
+            t[i] = vkg_full(VKG_SHAPE(2, 5), (float)i);
+            cr_assert(!vkg_tensor_requires_grad(t[i]));
+            cr_assert_null(vkg_grad(t[i]));
+            cr_assert(vkg_is_contiguous(t[i]));
+            cr_assert_eq(vkg_stride(t[i], 0), 5);
+        }
+        vkg_tensor *y = vkg_add(t[3], t[7]);
+        cr_assert(!vkg_tensor_requires_grad(y), "no input requires grad: no node");
+        float got[10];
+        cr_assert_eq(vkg_tensor_read(y, got, sizeof got), VKG_OK);
+        for (int i = 0; i < 10; i++) cr_assert_eq(got[i], 10.0f);
+        vkg_scope_end();
+    }
+}
+
 VKG_TEST(tensor, write_then_read) {
     vkg_tensor *t = vkg_zeros(VKG_SHAPE(3, 3));
     vkg_tensor *y = vkg_add_scalar(t, 1.0f); /* pending work reads t ...                    */

@@ -262,7 +262,7 @@ static vkg_storage *storage_new(VkDeviceSize bytes, bool host_write, const alloc
      * those would land before the step) */
     vkg_storage *s = host_write ? NULL : vkg_graph_storage_reuse(size);
     if (s) return s;
-    s = calloc(1, sizeof *s);
+    s = vkg_recycled_calloc(&vkg_spare_storage);
     if (!s) return vkg_fail_null(VKG_ERR_OUT_OF_MEMORY, "%s: out of host memory", what_str(aw, wbuf, sizeof wbuf));
     vkg_block *b = NULL;
     VkDeviceSize off = 0;
@@ -286,7 +286,7 @@ static vkg_storage *storage_new(VkDeviceSize bytes, bool host_write, const alloc
             human(bytes, h, sizeof h);
             human(vkg_ctx.mem.in_use, used, sizeof used);
             human(vkg_ctx.heap_budget, heap, sizeof heap);
-            free(s);
+            vkg_recycle(&vkg_spare_storage, s);
             if (r == VK_ERROR_DEVICE_LOST) vkg_ctx.lost = true;
             return vkg_fail_null(r == VK_ERROR_DEVICE_LOST ? VKG_ERR_DEVICE_LOST : VKG_ERR_OUT_OF_MEMORY,
                                  "%s: out of device memory allocating %llu bytes (%s): %s in use by live tensors, "
@@ -330,7 +330,7 @@ void vkg_storage_release(vkg_storage *s) {
     b->live--;
     b->used -= s->size;
     vkg_ctx.mem.in_use -= s->size;
-    free(s);
+    vkg_recycle(&vkg_spare_storage, s);
 }
 
 void vkg_allocator_shutdown(void) {

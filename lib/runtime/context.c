@@ -599,6 +599,7 @@ void vkg_shutdown(void) {
     vkg_pipelines_shutdown();
     vkg_stream_shutdown();
     vkg_allocator_shutdown();
+    vkg_recyclers_drain();
     if (vkg_ctx.device) vkDestroyDevice(vkg_ctx.device, NULL);
     if (vkg_ctx.messenger) vkDestroyDebugUtilsMessengerEXT(vkg_ctx.instance, vkg_ctx.messenger, NULL);
     if (vkg_ctx.instance) vkDestroyInstance(vkg_ctx.instance, NULL);

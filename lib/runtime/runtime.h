@@ -17,6 +17,18 @@
 #define VKG_PUSH_SIZE 128        /* every pipeline layout has one 128-byte push-constant range */
 #define VKG_MAX_SPEC 8           /* specialization constants 1..8 (0 is the workgroup size)    */
 
+/* ---- recycled host structs (recycle.c) ------------------------------------------------------ */
+/* A free list of structs of one size (size >= sizeof(void *)); single-threaded like the rest.
+ * One per kind: vkg_spare_tensors, vkg_spare_storage, vkg_spare_nodes (declared below the types). */
+typedef struct vkg_recycler {
+    void *head;
+    int count;
+    size_t size;
+} vkg_recycler;
+void *vkg_recycled_calloc(vkg_recycler *r); /* zeroed, like calloc(1, r->size); NULL when out of memory */
+void vkg_recycle(vkg_recycler *r, void *p); /* p from vkg_recycled_calloc(r), or NULL; freed after vkg_shutdown */
+void vkg_recyclers_drain(void);             /* frees what every list keeps (vkg_shutdown) */
+
 /* ---- memory ------------------------------------------------------------------------------- */
 typedef struct vkg_range {
     VkDeviceSize off, size;
@@ -106,6 +118,8 @@ struct vkg_tensor {
                                         matmul_bias_act that made this tensor (its one consumer
                                         applied gelu'(z) in its product: lib/autograd/backward.c) */
 };
+
+extern vkg_recycler vkg_spare_tensors, vkg_spare_storage, vkg_spare_nodes;
 
 /* Records the node of an op's output when grad mode is on and an input requires grad. in may
  * hold NULLs past nin. Returns the node (to fill parameters) or NULL when nothing is recorded. */

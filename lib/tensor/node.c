@@ -18,7 +18,7 @@ vkg_node *vkg_node_record(vkg_tensor *out, int op, vkg_tensor *const *in, int ni
     bool needed = false;
     for (int i = 0; i < nin; i++) needed |= in[i] && in[i]->requires_grad;
     if (!needed) return NULL;
-    vkg_node *n = calloc(1, sizeof *n);
+    vkg_node *n = vkg_recycled_calloc(&vkg_spare_nodes);
     if (!n) {
         /* the forward result is still right; only its gradient is lost, so say it */
         vkg_fail(VKG_ERR_OUT_OF_MEMORY, "autograd: out of host memory recording a node; gradients will be missing");

@@ -105,7 +105,7 @@ void vkg_scope_begin(void) {
 }
 
 void vkg_tensor_unref(vkg_tensor *t) {
-    if (t && --t->refs == 0) free(t);
+    if (t && --t->refs == 0) vkg_recycle(&vkg_spare_tensors, t);
 }
 
 /* The owner lets go: storage, gradient and graph node go now; the struct stays while a node
@@ -116,7 +116,7 @@ static void destroy(vkg_tensor *t) {
     t->grad = NULL;
     if (t->node) {
         vkg_node_release(t->node);
-        free(t->node);
+        vkg_recycle(&vkg_spare_nodes, t->node);
         t->node = NULL;
     }
     vkg_storage_release(t->storage);
@@ -182,7 +182,7 @@ void vkg_tensors_free_all(void) {
 /* ---- creation ------------------------------------------------------------------------------- */
 static vkg_tensor *tensor_struct(vkg_shape shape, vkg_dtype dtype, const char *op) {
     if (!scopes_reserve(vkg_ctx.scope_depth)) return vkg_fail_null(VKG_ERR_OUT_OF_MEMORY, "%s: out of host memory", op);
-    vkg_tensor *t = calloc(1, sizeof *t);
+    vkg_tensor *t = vkg_recycled_calloc(&vkg_spare_tensors);
     if (!t) return vkg_fail_null(VKG_ERR_OUT_OF_MEMORY, "%s: out of host memory", op);
     t->refs = 1;
     t->shape = shape;
