@@ -361,24 +361,33 @@ vkg_status vkg_dispatch(const vkg_dispatch_desc *d) {
     uint32_t ndesc = 0;
     while (ndesc < VKG_MAX_DESCRIPTORS && d->bind[ndesc]) ndesc++;
     /* the bindings: one descriptor each, or array[b] of them */
-    uint32_t nbind = 0, first[VKG_MAX_BINDINGS + 1] = { 0 };
-    for (uint32_t k = 0; k < ndesc; nbind++) {
-        if (nbind == VKG_MAX_BINDINGS) return vkg_fail(VKG_ERR_INVALID, "%s: more than %d bindings", name, VKG_MAX_BINDINGS);
-        first[nbind] = k;
-        k += d->array[nbind] ? d->array[nbind] : 1;
-        if (k > ndesc) return vkg_fail(VKG_ERR_INVALID, "%s: binding %u's array runs past the %u tensors", name, nbind, ndesc);
+    uint32_t nbind = 0, first[VKG_MAX_BINDINGS + 1];
+    uint64_t arrays;
+    _Static_assert(sizeof d->array == sizeof arrays, "array[] is read as one word");
+    memcpy(&arrays, d->array, sizeof arrays);
+    if (!arrays && ndesc <= VKG_MAX_BINDINGS) { /* the common case, a descriptor per binding */
+        for (; nbind < ndesc; nbind++) first[nbind] = nbind;
+    } else {
+        for (uint32_t k = 0; k < ndesc; nbind++) {
+            if (nbind == VKG_MAX_BINDINGS)
+                return vkg_fail(VKG_ERR_INVALID, "%s: more than %d bindings", name, VKG_MAX_BINDINGS);
+            first[nbind] = k;
+            k += d->array[nbind] ? d->array[nbind] : 1;
+            if (k > ndesc)
+                return vkg_fail(VKG_ERR_INVALID, "%s: binding %u's array runs past the %u tensors", name, nbind, ndesc);
+        }
     }
     first[nbind] = ndesc;
     for (uint32_t i = 0; i < ndesc; i++) {
         if (!d->bind[i]->storage)
             return vkg_fail(VKG_ERR_INVALID, "%s: input %u is a tensor that was already freed (its scope ended)", name, i);
-        vkg_status why = (int)i >= d->nout ? lost(d->bind[i]->storage) : VKG_OK;
+        vkg_status why = (int)i >= d->nout && vkg_ctx.nfailed ? lost(d->bind[i]->storage) : VKG_OK;
         if (why != VKG_OK)
             return vkg_fail(why, "%s: input %u holds values lost when the submit that computed them failed (%s); "
                                  "compute it again", name, i, vkg_status_name(why));
     }
     uint32_t texel = d->texel & ((1u << nbind) - 1u);
-    for (uint32_t b = 0; b < nbind; b++) {
+    for (uint32_t b = 0; texel && b < nbind; b++) {
         if (!(texel >> b & 1)) continue;
         const vkg_storage *s = d->bind[first[b]]->storage;
         bool r32 = d->texel_r32 >> b & 1;
@@ -441,8 +450,11 @@ vkg_status vkg_dispatch(const vkg_dispatch_desc *d) {
         vkUpdateDescriptorSets(vkg_ctx.device, nbind, w, 0, NULL);
         vkCmdBindDescriptorSets(f->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, 1, &set, 0, NULL);
     }
-    uint8_t push[VKG_PUSH_SIZE] = { 0 };
-    if (d->push) memcpy(push, d->push, d->push_size < VKG_PUSH_SIZE ? d->push_size : VKG_PUSH_SIZE);
+    /* the whole range, zeros past the op's own push block */
+    uint8_t push[VKG_PUSH_SIZE];
+    uint32_t psize = d->push ? (d->push_size < VKG_PUSH_SIZE ? d->push_size : VKG_PUSH_SIZE) : 0;
+    if (psize) memcpy(push, d->push, psize);
+    memset(push + psize, 0, VKG_PUSH_SIZE - psize);
     vkCmdPushConstants(f->cmd, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, VKG_PUSH_SIZE, push);
     if (!captured) vkg_profile_dispatch_begin(f, d); /* no timestamps inside a graph */
     vkCmdDispatch(f->cmd, d->groups[0] ? d->groups[0] : 1, d->groups[1] ? d->groups[1] : 1,
