@@ -194,10 +194,30 @@ typedef struct operands {
     int64_t st[3][VKG_MAX_DIMS]; /* coalesced input strides (0 where broadcast)        */
 } operands;
 
+/* Whether t is a contiguous tensor of shape s (any offset). */
+static bool dense_as(const vkg_tensor *t, const vkg_shape *s) {
+    if (t->shape.ndim != s->ndim) return false;
+    int64_t st = 1;
+    for (int i = s->ndim - 1; i >= 0; i--) {
+        if (t->shape.d[i] != s->d[i] || (s->d[i] != 1 && t->strides[i] != st)) return false;
+        st *= s->d[i];
+    }
+    return true;
+}
+
 /* Broadcast strides of every input against out, then drop size-1 dims and merge dims that
  * are contiguous with each other in every input. */
 static void coalesce(operands *o) {
     int nd = o->out.ndim;
+    bool dense = nd > 0;
+    for (int j = 0; j < o->nin && dense; j++) dense = dense_as(o->in[j], &o->out);
+    int64_t n = vkg_shape_numel(o->out);
+    if (dense && n > 1) { /* the common case, every input laid out as the output: one run */
+        o->nd = 1;
+        o->shape[0] = n;
+        for (int j = 0; j < o->nin; j++) o->st[j][0] = 1;
+        return;
+    }
     int64_t shape[VKG_MAX_DIMS], st[3][VKG_MAX_DIMS];
     int k = 0;
     for (int i = 0; i < nd; i++) {
@@ -272,12 +292,12 @@ static vkg_tensor *run_elementwise(kernel k, vkg_op op, const char *name, operan
     y = vkg_tensor_alloc(o->out, VKG_F32, false, name);
     int64_t n = vkg_numel(y);
     if (!y || n == 0) goto done;
-    vkg_elementwise_push pc = { .n = (uint32_t)n, .out_off = (uint32_t)y->offset, .s = { s0 } };
-    for (int d = 0; d < 4; d++) {
-        int src = o->nd - 4 + d; /* right-align the coalesced dims, pad outer ones with 1 */
-        pc.shape[d] = src >= 0 ? (uint32_t)o->shape[src] : 1;
-        for (int j = 0; j < 3; j++)
-            pc.st[j][d] = (src >= 0 && j < o->nin) ? (int32_t)o->st[j][src] : 0;
+    vkg_elementwise_push pc = { .n = (uint32_t)n, .out_off = (uint32_t)y->offset, .shape = { 1, 1, 1, 1 },
+                                .s = { s0 } };
+    for (int d = 4 - o->nd; d < 4; d++) { /* right-align the coalesced dims, outer ones 1 */
+        int src = o->nd - 4 + d;
+        pc.shape[d] = (uint32_t)o->shape[src];
+        for (int j = 0; j < o->nin; j++) pc.st[j][d] = (int32_t)o->st[j][src];
     }
     for (int j = 0; j < o->nin; j++) pc.off[j] = (uint32_t)o->in[j]->offset;
     bool vec4 = vec4_items(o, n, y->offset);
@@ -357,7 +377,10 @@ vkg_tensor *vkg_binary(vkg_op op, vkg_tensor *a, vkg_tensor *b) {
     const char *name = vkg_op_table[op].name;
     if (!vkg_require_f32(a, name, "a") || !vkg_require_f32(b, name, "b")) return NULL;
     operands o = { .nin = 2, .in = { a, b } };
-    if (!vkg_broadcast_shape(a->shape, b->shape, &o.out)) {
+    bool same = a->shape.ndim == b->shape.ndim &&
+                memcmp(a->shape.d, b->shape.d, (size_t)a->shape.ndim * sizeof *a->shape.d) == 0;
+    if (same) o.out = a->shape;
+    else if (!vkg_broadcast_shape(a->shape, b->shape, &o.out)) {
         char x[160], y[160];
         return vkg_fail_null(VKG_ERR_INVALID, "vkg_%s: a is %s but b is %s: they do not broadcast", name,
                              vkg_shape_str(a->shape, x, sizeof x), vkg_shape_str(b->shape, y, sizeof y));
