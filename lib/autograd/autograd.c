@@ -78,8 +78,7 @@ static bool grad_adoptable(const vkg_tensor *u, const vkg_tensor *gu) {
 vkg_tensor *vkg_ag_partial_sum(const vkg_tensor *u) {
     vkg_tensor *s = u->node && u->requires_grad ? u->gacc : NULL;
     if (!s || (u->node->op == VKG_OP_SPLIT && u->node->ip[1] == 0)) return NULL;
-    if (s->dtype != VKG_F32 || !vkg_is_contiguous(s) || s->shape.ndim != u->shape.ndim ||
-        memcmp(s->shape.d, u->shape.d, sizeof(int64_t) * (size_t)u->shape.ndim) != 0)
+    if (s->dtype != VKG_F32 || !vkg_is_contiguous(s) || !vkg_shape_eq(&s->shape, &u->shape))
         return NULL;
     return s;
 }
@@ -190,7 +189,7 @@ vkg_status vkg_backward_desc_run(vkg_tensor *y, const vkg_backward_desc *desc) {
                         vkg_shape_str(y->shape, b, sizeof b));
     vkg_tensor *gy = d.grad_output;
     if (gy) {
-        if (gy->shape.ndim != y->shape.ndim || memcmp(gy->shape.d, y->shape.d, sizeof(int64_t) * (size_t)y->shape.ndim) ||
+        if (!vkg_shape_eq(&gy->shape, &y->shape) ||
             gy->dtype != VKG_F32)
             return vkg_fail(VKG_ERR_INVALID, "vkg_backward: grad_output is %s but the output is %s",
                             vkg_shape_str(gy->shape, b, sizeof b), vkg_shape_str(y->shape, c, sizeof c));

@@ -194,23 +194,12 @@ typedef struct operands {
     int64_t st[3][VKG_MAX_DIMS]; /* coalesced input strides (0 where broadcast)        */
 } operands;
 
-/* Whether t is a contiguous tensor of shape s (any offset). */
-static bool dense_as(const vkg_tensor *t, const vkg_shape *s) {
-    if (t->shape.ndim != s->ndim) return false;
-    int64_t st = 1;
-    for (int i = s->ndim - 1; i >= 0; i--) {
-        if (t->shape.d[i] != s->d[i] || (s->d[i] != 1 && t->strides[i] != st)) return false;
-        st *= s->d[i];
-    }
-    return true;
-}
-
 /* Broadcast strides of every input against out, then drop size-1 dims and merge dims that
  * are contiguous with each other in every input. */
 static void coalesce(operands *o) {
     int nd = o->out.ndim;
     bool dense = nd > 0;
-    for (int j = 0; j < o->nin && dense; j++) dense = dense_as(o->in[j], &o->out);
+    for (int j = 0; j < o->nin && dense; j++) dense = vkg_shape_eq(&o->in[j]->shape, &o->out) && vkg_is_contiguous(o->in[j]);
     int64_t n = vkg_shape_numel(o->out);
     if (dense && n > 1) { /* the common case, every input laid out as the output: one run */
         o->nd = 1;
@@ -377,9 +366,7 @@ vkg_tensor *vkg_binary(vkg_op op, vkg_tensor *a, vkg_tensor *b) {
     const char *name = vkg_op_table[op].name;
     if (!vkg_require_f32(a, name, "a") || !vkg_require_f32(b, name, "b")) return NULL;
     operands o = { .nin = 2, .in = { a, b } };
-    bool same = a->shape.ndim == b->shape.ndim &&
-                memcmp(a->shape.d, b->shape.d, (size_t)a->shape.ndim * sizeof *a->shape.d) == 0;
-    if (same) o.out = a->shape;
+    if (vkg_shape_eq(&a->shape, &b->shape)) o.out = a->shape;
     else if (!vkg_broadcast_shape(a->shape, b->shape, &o.out)) {
         char x[160], y[160];
         return vkg_fail_null(VKG_ERR_INVALID, "vkg_%s: a is %s but b is %s: they do not broadcast", name,

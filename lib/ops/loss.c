@@ -151,7 +151,7 @@ static vkg_tensor *pointwise_loss(vkg_op op, uint32_t code, vkg_tensor *x, vkg_t
     const char *xn = op == VKG_OP_MSE_LOSS ? "input" : "logits";
     if (!x || !t) return NULL;
     if (!reduction_ok(reduction, fn) || !vkg_require_f32(x, fn, xn) || !vkg_require_f32(t, fn, "target")) return NULL;
-    if (x->shape.ndim != t->shape.ndim || memcmp(x->shape.d, t->shape.d, sizeof(int64_t) * (size_t)x->shape.ndim)) {
+    if (!vkg_shape_eq(&x->shape, &t->shape)) {
         char a[192], b[192];
         return vkg_fail_null(VKG_ERR_INVALID, "%s: %s is %s but target is %s; they must have the same shape", fn, xn,
                              vkg_desc(x, a, sizeof a), vkg_desc(t, b, sizeof b));

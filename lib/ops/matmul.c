@@ -784,14 +784,13 @@ static vkg_tensor *matmul_forward(vkg_tensor *a, vkg_tensor *b, const mm_epi *ep
         return vkg_fail_null(VKG_ERR_INVALID, "vkg_matmul: batch dims of a %s and b %s do not broadcast",
                              vkg_shape_str(a->shape, x, sizeof x), vkg_shape_str(b->shape, y, sizeof y));
 
-    if (dst && (dst->shape.ndim != out.ndim || memcmp(dst->shape.d, out.d, sizeof(int64_t) * (size_t)out.ndim))) {
+    if (dst && !vkg_shape_eq(&dst->shape, &out)) {
         char z[160];
         return vkg_fail_null(VKG_ERR_INVALID, "vkg_matmul: the product is %s but its destination is %s",
                              vkg_shape_str(out, x, sizeof x), vkg_shape_str(dst->shape, z, sizeof z));
     }
     if (ep->zin && (dst || !vkg_is_contiguous(ep->zin) || ep->zin->offset % 4 != 0 || ep->zin->offset > INT32_MAX ||
-                    ep->zin->shape.ndim != out.ndim ||
-                    memcmp(ep->zin->shape.d, out.d, sizeof(int64_t) * (size_t)out.ndim)))
+                    !vkg_shape_eq(&ep->zin->shape, &out)))
         /* the kernels read z at C's index, so it must lie as a new C does: else the two passes */
         return into(dst, epilogue_ops(matmul_forward(a, b, &MM_PLAIN, NULL), ep));
     /* C's strides: contiguous, or dst's (a 2-D product's row stride; its last dim's must be 1) */
@@ -933,7 +932,7 @@ static vkg_tensor *bias_act(vkg_tensor *a, vkg_tensor *b, vkg_tensor *bias, vkg_
         vkg_shape batch, out;
         if (!vkg_require_f32(r, fn, "r")) return NULL;
         if (a->shape.ndim > 0 && b->shape.ndim > 0 && product_shape(a, b, &batch, &out) &&
-            (out.ndim != r->shape.ndim || memcmp(out.d, r->shape.d, sizeof(int64_t) * (size_t)out.ndim))) {
+            !vkg_shape_eq(&out, &r->shape)) {
             char x[160], y[160];
             return vkg_fail_null(VKG_ERR_INVALID, "%s: r is %s but the product is %s: r must have the product's shape",
                                  fn, vkg_shape_str(r->shape, x, sizeof x), vkg_shape_str(out, y, sizeof y));

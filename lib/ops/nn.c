@@ -130,8 +130,7 @@ vkg_tensor *vkg_masked_fill(vkg_tensor *x, vkg_tensor *mask, float value) {
     if (!x || !mask) return NULL;
     if (!vkg_require_f32(x, "vkg_masked_fill", "x") || !vkg_require_f32(mask, "vkg_masked_fill", "mask")) return NULL;
     vkg_shape bs;
-    if (!vkg_broadcast_shape(x->shape, mask->shape, &bs) || bs.ndim != x->shape.ndim ||
-        memcmp(bs.d, x->shape.d, sizeof(int64_t) * (size_t)bs.ndim) != 0) {
+    if (!vkg_broadcast_shape(x->shape, mask->shape, &bs) || !vkg_shape_eq(&bs, &x->shape)) {
         char a[160], b[160];
         return vkg_fail_null(VKG_ERR_INVALID, "vkg_masked_fill: mask %s does not broadcast to x %s",
                              vkg_shape_str(mask->shape, b, sizeof b), vkg_shape_str(x->shape, a, sizeof a));

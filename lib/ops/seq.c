@@ -102,7 +102,7 @@ vkg_tensor *vkg_stack(vkg_tensor *const *tensors, int n, int axis) {
     if (axis < 0) axis += nd + 1;
     for (int i = 1; i < n; i++) {
         const vkg_tensor *u = tensors[i];
-        if (u->shape.ndim != nd || memcmp(u->shape.d, first->shape.d, sizeof(int64_t) * (size_t)nd) ||
+        if (!vkg_shape_eq(&u->shape, &first->shape) ||
             u->dtype != first->dtype)
             return vkg_fail_null(VKG_ERR_INVALID, "%s: tensor %d is %s but tensor 0 is %s: stacked tensors must match",
                                  name, i, vkg_desc(u, a, sizeof a), vkg_desc(first, b, sizeof b));

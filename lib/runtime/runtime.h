@@ -67,6 +67,14 @@ vkg_status vkg_allocator_init(void);
 void vkg_allocator_shutdown(void);
 
 /* ---- tensors (internal view) ---------------------------------------------------------------- */
+/* Whether two shapes are the same (ndim and every dim). */
+static inline bool vkg_shape_eq(const vkg_shape *a, const vkg_shape *b) {
+    if (a->ndim != b->ndim) return false;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->d[i] != b->d[i]) return false;
+    return true;
+}
+
 /* Graph nodes are data, like ggml's: an op records what it did (op, inputs, parameters) on its
  * output; the autograd layer (lib/autograd) interprets them. Ops never include autograd. */
 enum {                               /* node ops that are views, beyond the op table's codes */

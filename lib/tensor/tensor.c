@@ -272,13 +272,13 @@ int64_t vkg_stride(const vkg_tensor *t, int axis) {
 
 bool vkg_is_contiguous(const vkg_tensor *t) {
     if (!t) return false;
-    if (vkg_numel(t) == 0) return true; /* no element to be out of place */
+    bool dense = true;
     int64_t st = 1;
     for (int i = t->shape.ndim - 1; i >= 0; i--) {
-        if (t->shape.d[i] != 1 && t->strides[i] != st) return false;
+        dense &= t->shape.d[i] == 1 || t->strides[i] == st;
         st *= t->shape.d[i];
     }
-    return true;
+    return dense || st == 0; /* an empty tensor has no element to be out of place */
 }
 
 /* ---- host transfers ------------------------------------------------------------------------- */
