@@ -111,6 +111,55 @@ VKG_TEST(runtime, long_chain_is_batched) {
     cr_assert_eq(vkg_memory_stats_get().allocations, 1);
 }
 
+/* The command pool's host allocator (cmdmem.c): every block aligned as asked and big enough, a
+ * freed block served again to its size class, reallocation keeping the contents, large and
+ * over-aligned requests served too; and the driver records through it (the pool holds memory). */
+VKG_TEST(runtime, command_memory_allocator) {
+    cr_assert_gt(vkg_cmdmem_held(vkg_ctx.cmd_mem), 0, "the command pool records through vkgrad's allocator");
+    vkg_cmdmem *m = vkg_cmdmem_new();
+    cr_assert_not_null(m);
+    const VkAllocationCallbacks *cb = vkg_cmdmem_callbacks(m);
+    const VkSystemAllocationScope scope = VK_SYSTEM_ALLOCATION_SCOPE_OBJECT;
+    enum { N = 600 };
+    static uint8_t *p[N];
+    for (int i = 0; i < N; i++) { /* sizes 0..2990 (small classes and large), alignments 1..256 */
+        size_t size = (size_t)(i * 5) % 2995, align = (size_t)1 << (i % 9);
+        p[i] = cb->pfnAllocation(cb->pUserData, size, align, scope);
+        cr_assert_not_null(p[i], "block %d (%zu bytes)", i, size);
+        cr_assert_eq((uintptr_t)p[i] % align, 0, "block %d: %zu-byte alignment", i, align);
+        memset(p[i], i & 0xff, size);
+    }
+    for (int i = 0; i < N; i++) { /* no block overlapped another */
+        size_t size = (size_t)(i * 5) % 2995;
+        for (size_t k = 0; k < size; k++) cr_assert_eq(p[i][k], i & 0xff, "block %d byte %zu", i, k);
+    }
+    size_t held = vkg_cmdmem_held(m);
+    cr_assert_gt(held, 0);
+    uint8_t *small = p[10]; /* 50 bytes, 2-byte alignment */
+    cb->pfnFree(cb->pUserData, small);
+    cr_assert_eq(cb->pfnAllocation(cb->pUserData, 60, 8, scope), small, "a freed block serves its size class again");
+    memset(small, 10, 60);
+    uint8_t *grown = cb->pfnReallocation(cb->pUserData, small, 4000, 16, scope); /* to a large block */
+    cr_assert_not_null(grown);
+    for (int k = 0; k < 60; k++) cr_assert_eq(grown[k], 10, "reallocation keeps byte %d", k);
+    uint8_t *shrunk = cb->pfnReallocation(cb->pUserData, grown, 20, 16, scope); /* back to a small one */
+    for (int k = 0; k < 20; k++) cr_assert_eq(shrunk[k], 10, "reallocation keeps byte %d", k);
+    cr_assert_null(cb->pfnReallocation(cb->pUserData, shrunk, 0, 16, scope), "size 0 frees");
+    cr_assert_not_null(p[N - 1]);
+    for (int i = 0; i < N; i++)
+        if (i != 10) cb->pfnFree(cb->pUserData, p[i]);
+    cb->pfnFree(cb->pUserData, NULL);
+    for (int i = 0; i < N; i++) { /* the same requests again come from what was freed */
+        size_t size = (size_t)(i * 5) % 2995, align = (size_t)1 << (i % 9);
+        p[i] = cb->pfnAllocation(cb->pUserData, size, align, scope);
+        cr_assert_not_null(p[i]);
+    }
+    cr_assert_eq(vkg_cmdmem_held(m), held, "freed blocks are reused, not carved again");
+    for (int i = 0; i < N; i++) cb->pfnFree(cb->pUserData, p[i]);
+    vkg_cmdmem_free(m);
+    cr_assert_null(vkg_cmdmem_callbacks(NULL));
+}
+
 /* Independent dispatches need no barrier between them. */
 VKG_TEST(runtime, independent_ops_share_no_barrier) {
     vkg_tensor *a = vkg_ones(VKG_SHAPE(100));

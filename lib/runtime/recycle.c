@@ -1,10 +1,8 @@
 /* Free lists for the small host structs that every op makes and frees: a tensor, its storage
- * record and, under autograd, its graph node. Served by malloc they cost more than their own
- * instructions: the driver's per-command allocations share the heap (lavapipe mallocs every
- * recorded command, ~19 a dispatch, and frees them when the command buffer begins again), and
- * the churn of ours fragmented it. In an eager chain of tiny adds the two calloc/free pairs were
- * ~1,000 of the op's ~9,000 instructions on the calling thread, and the chain ran ~15% faster
- * without them (bench/README.md, "Tenth session"). A struct given back is kept for the next
+ * record and, under autograd, its graph node. In an eager chain of tiny adds the two calloc/free
+ * pairs were ~1,000 of the op's ~9,000 instructions on the calling thread, and the chain ran ~15%
+ * faster without them (bench/README.md, "Tenth session"; the driver's command memory still came
+ * from the same heap then, and our churn fragmented it). A struct given back is kept for the next
  * request of its kind, up to a cap. Sanitizer builds bypass the lists, so that a use after free
  * is still reported. */
 #include <stdlib.h>

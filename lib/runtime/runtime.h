@@ -29,6 +29,15 @@ void *vkg_recycled_calloc(vkg_recycler *r); /* zeroed, like calloc(1, r->size); 
 void vkg_recycle(vkg_recycler *r, void *p); /* p from vkg_recycled_calloc(r), or NULL; freed after vkg_shutdown */
 void vkg_recyclers_drain(void);             /* frees what every list keeps (vkg_shutdown) */
 
+/* ---- the command pool's host allocator (cmdmem.c) -------------------------------------------- */
+/* Size-class free lists for the driver's per-command host memory; one per command pool, used
+ * on one thread. vkg_cmdmem_callbacks(NULL) is NULL: the driver's own allocator. */
+typedef struct vkg_cmdmem vkg_cmdmem;
+vkg_cmdmem *vkg_cmdmem_new(void); /* NULL when out of memory */
+const VkAllocationCallbacks *vkg_cmdmem_callbacks(const vkg_cmdmem *m);
+size_t vkg_cmdmem_held(const vkg_cmdmem *m); /* bytes it holds for the driver */
+void vkg_cmdmem_free(vkg_cmdmem *m);         /* after the pool that used it is destroyed */
+
 /* ---- memory ------------------------------------------------------------------------------- */
 typedef struct vkg_range {
     VkDeviceSize off, size;
@@ -304,6 +313,7 @@ typedef struct vkg_context {
 
     /* stream */
     VkCommandPool cmd_pool;
+    vkg_cmdmem *cmd_mem;         /* the pool's host allocator                                  */
     vkg_frame frames[VKG_FRAMES];
     int cur;                     /* frame being recorded                                       */
     uint64_t next_serial, completed_serial;

@@ -654,7 +654,9 @@ vkg_status vkg_stream_init(void) {
     VkCommandPoolCreateInfo pi = { .sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
                                    .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
                                    .queueFamilyIndex = vkg_ctx.queue_family };
-    VkResult r = vkCreateCommandPool(vkg_ctx.device, &pi, NULL, &vkg_ctx.cmd_pool);
+    vkg_ctx.cmd_mem = vkg_cmdmem_new();
+    if (!vkg_ctx.cmd_mem) return vkg_fail(VKG_ERR_OUT_OF_MEMORY, "vkg_init: no host memory for the command pool's allocator");
+    VkResult r = vkCreateCommandPool(vkg_ctx.device, &pi, vkg_cmdmem_callbacks(vkg_ctx.cmd_mem), &vkg_ctx.cmd_pool);
     if (r != VK_SUCCESS) return vkg_vk_fail(r, "vkCreateCommandPool");
     for (int i = 0; i < VKG_FRAMES; i++) {
         vkg_frame *f = &vkg_ctx.frames[i];
@@ -681,7 +683,8 @@ void vkg_stream_shutdown(void) {
         for (int k = 0; k < f->npools; k++) vkDestroyDescriptorPool(vkg_ctx.device, f->pools[k], NULL);
         free(f->pools);
     }
-    if (vkg_ctx.cmd_pool) vkDestroyCommandPool(vkg_ctx.device, vkg_ctx.cmd_pool, NULL);
+    if (vkg_ctx.cmd_pool) vkDestroyCommandPool(vkg_ctx.device, vkg_ctx.cmd_pool, vkg_cmdmem_callbacks(vkg_ctx.cmd_mem));
+    vkg_cmdmem_free(vkg_ctx.cmd_mem);
     if (vkg_ctx.ring_mapped) vkUnmapMemory(vkg_ctx.device, vkg_ctx.ring_memory);
     if (vkg_ctx.ring_buffer) vkDestroyBuffer(vkg_ctx.device, vkg_ctx.ring_buffer, NULL);
     if (vkg_ctx.ring_memory) vkFreeMemory(vkg_ctx.device, vkg_ctx.ring_memory, NULL);
