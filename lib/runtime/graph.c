@@ -27,6 +27,8 @@ typedef struct graph_stage {
     VkDeviceSize off, bytes;
     VkDeviceSize at;         /* offset in each slot of the stage memory */
     bool input;              /* a host input (vkg_graph_host_input), not a hook's values */
+    bool read;               /* host input: the captured step reads it (set when the capture ends),
+                                so a write checks this instead of searching the uses */
     int latest;              /* host input: the slot that holds its newest value */
     unsigned fresh;          /* host input: bit i set: slot i holds the newest value */
 } graph_stage;
@@ -405,6 +407,10 @@ vkg_status vkg_graph_capture_end(vkg_graph *g) {
         return vkg_fail(failed != VKG_OK ? failed : VKG_ERR_VULKAN,
                         "vkg_graph_capture_end: the capture failed, the graph is left empty: %s", msg);
     }
+    for (int k = 0; k < g->nstages; k++) {
+        int u = find_use(g, g->stages[k].dst);
+        g->stages[k].read = u >= 0 && g->uses[u].read;
+    }
     vkg_status st = record_primaries(g);
     if (st != VKG_OK) {
         char msg[512];
@@ -450,14 +456,16 @@ vkg_status vkg_graph_host_input(vkg_graph *g, vkg_tensor *input) {
     return VKG_OK;
 }
 
-static vkg_status input_check(vkg_graph *g, const vkg_tensor *input, const char *op) {
+/* Checks a graph input before a write or copy; *stage: its host-input stage, or NULL. */
+static vkg_status input_check(vkg_graph *g, const vkg_tensor *input, const char *op, graph_stage **stage) {
     if (!g || !input) return vkg_fail(VKG_ERR_INVALID, "%s: the graph or the input is NULL", op);
     if (!vkg_ready(op)) return vkg_last_status();
     if (capturing) return refuse("%s: called inside a capture%s", op, "");
     if (g->state != G_READY) return vkg_fail(VKG_ERR_INVALID, "%s: the graph holds no captured step", op);
     if (!input->storage) return vkg_fail(VKG_ERR_INVALID, "%s: the input tensor was freed", op);
-    int i = find_use(g, input->storage);
-    if (i < 0 || !g->uses[i].read)
+    graph_stage *s = *stage = host_input_of(g, input);
+    int i = s ? 0 : find_use(g, input->storage);
+    if (s ? !s->read : i < 0 || !g->uses[i].read)
         return vkg_fail(VKG_ERR_INVALID, "%s: the tensor is not read by the captured step, so writing it changes "
                                          "nothing in a replay", op);
     if (!vkg_is_contiguous(input)) return vkg_fail(VKG_ERR_INVALID, "%s: the input is a non-contiguous view", op);
@@ -466,7 +474,8 @@ static vkg_status input_check(vkg_graph *g, const vkg_tensor *input, const char 
 
 vkg_status vkg_graph_input_copy(vkg_graph *g, vkg_tensor *input, vkg_tensor *value) {
     const char *op = "vkg_graph_input_copy";
-    vkg_status st = input_check(g, input, op);
+    graph_stage *stage;
+    vkg_status st = input_check(g, input, op, &stage);
     if (st != VKG_OK) return st;
     if (!value) return vkg_last_status() != VKG_OK ? vkg_last_status() : vkg_fail(VKG_ERR_INVALID, "%s: the value is NULL", op);
     if (!value->storage) return vkg_fail(VKG_ERR_INVALID, "%s: the value tensor was freed", op);
@@ -481,7 +490,7 @@ vkg_status vkg_graph_input_copy(vkg_graph *g, vkg_tensor *input, vkg_tensor *val
     }
     if (!vkg_is_contiguous(value))
         return vkg_fail(VKG_ERR_INVALID, "%s: the value is a non-contiguous view (vkg_contiguous first)", op);
-    if (host_input_of(g, input))
+    if (stage)
         return vkg_fail(VKG_ERR_INVALID, "%s: the input is a host input (vkg_graph_host_input): every run copies its "
                                          "host value over it; give it one with vkg_graph_input_write", op);
     size_t es = vkg_dtype_size(input->dtype);
@@ -491,7 +500,8 @@ vkg_status vkg_graph_input_copy(vkg_graph *g, vkg_tensor *input, vkg_tensor *val
 
 vkg_status vkg_graph_input_write(vkg_graph *g, vkg_tensor *input, const void *src, size_t bytes) {
     const char *op = "vkg_graph_input_write";
-    vkg_status st = input_check(g, input, op);
+    graph_stage *s;
+    vkg_status st = input_check(g, input, op, &s);
     if (st != VKG_OK) return st;
     size_t es = vkg_dtype_size(input->dtype), need = (size_t)vkg_numel(input) * es;
     char a[96];
@@ -499,7 +509,6 @@ vkg_status vkg_graph_input_write(vkg_graph *g, vkg_tensor *input, const void *sr
         return vkg_fail(VKG_ERR_INVALID, "%s: the graph was captured with this input as %s %s (%zu bytes), the source "
                                          "has %zu; a new shape needs a new capture",
                         op, vkg_shape_str(input->shape, a, sizeof a), vkg_dtype_name(input->dtype), need, bytes);
-    graph_stage *s = host_input_of(g, input);
     if (!s || !g->stage_mem) return vkg_stream_write_nowait(input->storage, (VkDeviceSize)input->offset * es, src, need);
     /* into the slot of the next run, once the run that last used that slot is done */
     int i = (int)(g->replays % G_PRIMS);
