@@ -278,7 +278,7 @@ VKG_TEST(runtime, stats_and_sync_mode) {
     vkg_stats_print(f);
     fclose(f);
     cr_assert(strstr(buf, "submits") && strstr(buf, "dispatches") && strstr(buf, "barriers") &&
-                  strstr(buf, "pipelines created") && strstr(buf, "peak memory"),
+                  strstr(buf, "pipelines created") && strstr(buf, "peak memory") && strstr(buf, "command memory"),
               "%s", buf);
     free(buf);
     vkg_shutdown();

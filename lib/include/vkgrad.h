@@ -12,7 +12,9 @@
  * Ops return at once: their dispatches are recorded into a command buffer that is submitted
  * when the host needs data (read back), on vkg_sync(), or when a work budget is reached.
  * Misuse never crashes: an op returns NULL and vkg_last_error() says why; an op given a NULL
- * input returns NULL without a new message, so one check at the end of a chain is enough. */
+ * input returns NULL without a new message, so one check at the end of a chain is enough.
+ * Threads: the library holds one device context per process; call it from one thread at a time
+ * (only vkg_last_error() is kept per thread). */
 #ifndef VKGRAD_H
 #define VKGRAD_H
 

@@ -1,11 +1,11 @@
 /* The host allocator vkgrad gives its command pool (VkAllocationCallbacks).
  *
  * Why: lavapipe records every command into host memory taken from the pool's allocator, ~14
- * small allocations a dispatch (the command, the barrier's and the push constants' copies, the
- * descriptor writes), and frees them all when the command buffer begins again. Through glibc's
- * malloc that pattern (tens of thousands of blocks allocated, then all freed) misses the
- * thread cache and walks the bins: ~4,000 of the ~5,700 instructions a recorded dispatch costs
- * the calling thread, 70% of the driver's recording work (bench/README.md, "Eleventh session").
+ * small allocations a dispatch (counted through these callbacks), and frees them all when the
+ * command buffer begins again. Through glibc's malloc that pattern (tens of thousands of blocks
+ * allocated, then all freed) misses the thread cache and walks the bins: ~4,000 of the ~5,700
+ * instructions a recorded dispatch costs the calling thread, 70% of the driver's recording work
+ * (bench/README.md, "Eleventh session").
  * Here a block is a pop from a free list of its size class, and a free is a push: the same
  * recording costs about a third of the time.
  *
@@ -14,9 +14,11 @@
  * block carries a 16-byte header naming its class, so a free needs no size. Memory is held at
  * the high-water mark of the commands recorded at once and returned when the pool is destroyed.
  *
- * Threads: the Vulkan spec lets an implementation call a command pool's allocator only from
- * commands that use the pool or its command buffers, which the application synchronizes
- * externally; vkgrad records on one thread (DESIGN.md), so the lists need no lock. */
+ * Threads: drivers take a pool's command memory inside the calls that record into, reset or
+ * free its command buffers, and the application must synchronize those (a command pool is
+ * externally synchronized); vkgrad is called from one thread at a time (vkgrad.h), so the
+ * lists need no lock. A driver that used the pool's allocator from threads of its own would
+ * need one here. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -701,10 +701,10 @@ void vkg_stats_print(void *file) {
     fprintf(out,
             "vkgrad stats: submits %llu | dispatches %llu | barriers %llu | waits %llu | uploaded %llu bytes | "
             "read back %llu bytes | pipelines created %llu, from cache %llu (disk cache %llu bytes) | peak memory %llu bytes | "
-            "Vulkan allocations %u\n",
+            "Vulkan allocations %u | command memory %zu bytes\n",
             (unsigned long long)s.submits, (unsigned long long)s.dispatches, (unsigned long long)s.barriers,
             (unsigned long long)s.waits, (unsigned long long)s.bytes_uploaded, (unsigned long long)s.bytes_read_back,
             (unsigned long long)s.pipelines_created, (unsigned long long)s.pipelines_from_cache,
             (unsigned long long)s.pipeline_cache_loaded,
-            (unsigned long long)m.peak, m.allocations);
+            (unsigned long long)m.peak, m.allocations, vkg_cmdmem_held(vkg_ctx.cmd_mem));
 }
