@@ -145,6 +145,7 @@ VKG_TEST(runtime, command_memory_allocator) {
     uint8_t *shrunk = cb->pfnReallocation(cb->pUserData, grown, 20, 16, scope); /* back to a small one */
     for (int k = 0; k < 20; k++) cr_assert_eq(shrunk[k], 10, "reallocation keeps byte %d", k);
     cr_assert_null(cb->pfnReallocation(cb->pUserData, shrunk, 0, 16, scope), "size 0 frees");
+    cr_assert_null(cb->pfnAllocation(cb->pUserData, SIZE_MAX - 8, 8, scope), "a size past the address space fails");
     cr_assert_not_null(p[N - 1]);
     for (int i = 0; i < N; i++)
         if (i != 10) cb->pfnFree(cb->pUserData, p[i]);

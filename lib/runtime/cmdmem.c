@@ -53,7 +53,7 @@ static inline header *header_of(void *p) { return (header *)((uint8_t *)p - HEAD
 
 static void *big_alloc(size_t size, size_t align) {
     size_t lead = align > HEADER ? align : HEADER;
-    if (size > SIZE_MAX - 2 * lead) return NULL;
+    if (lead > UINT32_MAX || size > SIZE_MAX - 2 * lead) return NULL;
     /* aligned_alloc wants a multiple of the alignment */
     uint8_t *raw = aligned_alloc(lead, (size + lead + lead - 1) / lead * lead);
     if (!raw) return NULL;
@@ -65,9 +65,8 @@ static void *big_alloc(size_t size, size_t align) {
 static void *VKAPI_PTR cmdmem_alloc(void *user, size_t size, size_t align, VkSystemAllocationScope scope) {
     (void)scope;
     vkg_cmdmem *m = user;
-    size_t cls = (size + 15) / 16;
-    if (cls == 0) cls = 1;
-    if (cls >= CLASSES || align > HEADER) return big_alloc(size, align);
+    if (size > CLASS_MAX || align > HEADER) return big_alloc(size, align);
+    size_t cls = size ? (size + 15) / 16 : 1;
     uint8_t *p = m->free[cls];
     if (p) {
         memcpy(&m->free[cls], p, sizeof(void *));
@@ -108,7 +107,7 @@ static void *VKAPI_PTR cmdmem_realloc(void *user, void *p, size_t size, size_t a
         return NULL;
     }
     header *h = header_of(p);
-    if (h->cls != BIG && (size + 15) / 16 <= h->cls && align <= HEADER) {
+    if (h->cls != BIG && size <= (size_t)h->cls * 16 && align <= HEADER) {
         h->size = size; /* still fits its class */
         return p;
     }
