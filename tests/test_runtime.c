@@ -161,6 +161,36 @@ VKG_TEST(runtime, command_memory_allocator) {
     cr_assert_null(vkg_cmdmem_callbacks(NULL));
 }
 
+/* Out of host memory while recording: the op fails with a message that says so, nothing crashes
+ * (lavapipe's push-descriptor command copies into a failed allocation; cmdmem.c keeps a slab in
+ * reserve and vkg_dispatch stops recording once it is in use), and once memory can be had again
+ * the same ops work. */
+VKG_TEST(runtime, out_of_command_memory_fails_cleanly) {
+    vkg_tensor *a = vkg_zeros(VKG_SHAPE(64)), *b = vkg_ones(VKG_SHAPE(64));
+    cr_assert_eq(vkg_sync(), VKG_OK, "%s", vkg_last_error());
+    vkg_cmdmem_fail_slabs(vkg_ctx.cmd_mem, 1 << 30);
+    vkg_scope_begin();
+    vkg_tensor *y = a;
+    int done = 0;
+    for (; done < 20000 && y; done++) y = vkg_add(y, b);
+    cr_assert_null(y, "a chain of 20,000 adds needs more command memory than the first slab");
+    cr_assert_eq(vkg_last_status(), VKG_ERR_OUT_OF_MEMORY, "%s", vkg_last_error());
+    cr_assert(strstr(vkg_last_error(), "add: out of host memory to record commands"), "%s", vkg_last_error());
+    cr_log_info("out of command memory after %d adds: %s", done, vkg_last_error());
+    vkg_scope_end();
+    vkg_cmdmem_fail_slabs(vkg_ctx.cmd_mem, 0);
+    vkg_scope_begin();
+    y = a;
+    for (int i = 0; i < 3000 && y; i++) y = vkg_add(y, b);
+    float got[64], want[64];
+    for (int i = 0; i < 64; i++) want[i] = 3000.0f;
+    cr_assert_eq(y ? vkg_tensor_read(y, got, sizeof got) : vkg_last_status(), VKG_OK, "%s", vkg_last_error());
+    vkgt_assert_close(got, want, 64, 0.0f, 0.0f, "the chain after memory came back");
+    vkg_scope_end();
+    vkg_free(a);
+    vkg_free(b);
+}
+
 /* Independent dispatches need no barrier between them. */
 VKG_TEST(runtime, independent_ops_share_no_barrier) {
     vkg_tensor *a = vkg_ones(VKG_SHAPE(100));

@@ -14,6 +14,12 @@
  * block carries a 16-byte header naming its class, so a free needs no size. Memory is held at
  * the high-water mark of the commands recorded at once and returned when the pool is destroyed.
  *
+ * Out of host memory: one slab is kept in reserve and served when malloc fails, and the
+ * allocator reports itself low until a new reserve can be had. vkg_dispatch asks before it
+ * records (vkg_cmdmem_ready) and fails the op with a message instead: lavapipe 22.3 checks most
+ * of its command allocations, but its vkCmdPushDescriptorSetKHR copies into a failed one and
+ * crashes (found by failing this allocator after N blocks).
+ *
  * Threads: drivers take a pool's command memory inside the calls that record into, reset or
  * free its command buffers, and the application must synchronize those (a command pool is
  * externally synchronized); vkgrad is called from one thread at a time (vkgrad.h), so the
@@ -44,12 +50,22 @@ typedef struct slab {
 struct vkg_cmdmem {
     void *free[CLASSES];        /* per class: blocks given back, linked through their first word */
     slab *slabs;
+    slab *reserve;              /* served when malloc fails; NULL: taken, the allocator is low    */
+    int fail_slabs;             /* tests: slab requests that fail as if the host were out of memory */
     uint8_t *bump, *end;        /* the current slab's unused part                                */
     size_t held;                /* bytes in slabs                                                */
     VkAllocationCallbacks cb;
 };
 
 static inline header *header_of(void *p) { return (header *)((uint8_t *)p - HEADER); }
+
+static slab *slab_new(vkg_cmdmem *m) {
+    if (m->fail_slabs > 0) {
+        m->fail_slabs--;
+        return NULL;
+    }
+    return malloc(SLAB);
+}
 
 static void *big_alloc(size_t size, size_t align) {
     size_t lead = align > HEADER ? align : HEADER;
@@ -73,8 +89,12 @@ static void *VKAPI_PTR cmdmem_alloc(void *user, size_t size, size_t align, VkSys
     } else {
         size_t need = HEADER + cls * 16;
         if ((size_t)(m->end - m->bump) < need) {
-            slab *s = malloc(SLAB);
-            if (!s) return NULL;
+            slab *s = slab_new(m);
+            if (!s) {
+                if (!m->reserve) return NULL;
+                s = m->reserve;
+                m->reserve = NULL;
+            }
             s->next = m->slabs;
             m->slabs = s;
             m->held += SLAB;
@@ -121,6 +141,10 @@ static void *VKAPI_PTR cmdmem_realloc(void *user, void *p, size_t size, size_t a
 vkg_cmdmem *vkg_cmdmem_new(void) {
     vkg_cmdmem *m = calloc(1, sizeof *m);
     if (!m) return NULL;
+    if (!(m->reserve = malloc(SLAB))) {
+        free(m);
+        return NULL;
+    }
     m->cb = (VkAllocationCallbacks){ .pUserData = m, .pfnAllocation = cmdmem_alloc,
                                      .pfnReallocation = cmdmem_realloc, .pfnFree = cmdmem_free };
     return m;
@@ -130,6 +154,16 @@ const VkAllocationCallbacks *vkg_cmdmem_callbacks(const vkg_cmdmem *m) { return 
 
 size_t vkg_cmdmem_held(const vkg_cmdmem *m) { return m ? m->held : 0; }
 
+bool vkg_cmdmem_ready(vkg_cmdmem *m) {
+    if (!m || m->reserve) return true;
+    m->reserve = slab_new(m);
+    return m->reserve != NULL;
+}
+
+void vkg_cmdmem_fail_slabs(vkg_cmdmem *m, int n) {
+    if (m) m->fail_slabs = n;
+}
+
 void vkg_cmdmem_free(vkg_cmdmem *m) {
     if (!m) return;
     while (m->slabs) {
@@ -137,5 +171,6 @@ void vkg_cmdmem_free(vkg_cmdmem *m) {
         m->slabs = s->next;
         free(s);
     }
+    free(m->reserve);
     free(m);
 }

@@ -36,6 +36,8 @@ typedef struct vkg_cmdmem vkg_cmdmem;
 vkg_cmdmem *vkg_cmdmem_new(void); /* NULL when out of memory */
 const VkAllocationCallbacks *vkg_cmdmem_callbacks(const vkg_cmdmem *m);
 size_t vkg_cmdmem_held(const vkg_cmdmem *m); /* bytes it holds for the driver */
+bool vkg_cmdmem_ready(vkg_cmdmem *m);         /* false: out of host memory, record nothing */
+void vkg_cmdmem_fail_slabs(vkg_cmdmem *m, int n); /* tests: the next n slabs fail as if out of memory */
 void vkg_cmdmem_free(vkg_cmdmem *m);         /* after the pool that used it is destroyed */
 
 /* ---- memory ------------------------------------------------------------------------------- */

@@ -400,6 +400,9 @@ vkg_status vkg_dispatch(const vkg_dispatch_desc *d) {
     vkg_pipeline *p =
         vkg_pipeline_get(d->shader, d->code, d->code_size, d->spec, d->nspec, ls, nbind, d->array, texel);
     if (!p) return vkg_last_status();
+    if (!vkg_cmdmem_ready(vkg_ctx.cmd_mem))
+        return vkg_fail(VKG_ERR_OUT_OF_MEMORY, "%s: out of host memory to record commands (%zu bytes held for them)",
+                        name, vkg_cmdmem_held(vkg_ctx.cmd_mem));
     vkg_frame *f;
     vkg_status st = recording(&f);
     if (st != VKG_OK) return st;
