@@ -408,6 +408,7 @@ vkg_status vkg_graph_capture_end(vkg_graph *g) {
                         "vkg_graph_capture_end: the capture failed, the graph is left empty: %s", msg);
     }
     for (int k = 0; k < g->nstages; k++) {
+        if (!g->stages[k].input) continue;
         int u = find_use(g, g->stages[k].dst);
         g->stages[k].read = u >= 0 && g->uses[u].read;
     }
@@ -464,8 +465,9 @@ static vkg_status input_check(vkg_graph *g, const vkg_tensor *input, const char 
     if (g->state != G_READY) return vkg_fail(VKG_ERR_INVALID, "%s: the graph holds no captured step", op);
     if (!input->storage) return vkg_fail(VKG_ERR_INVALID, "%s: the input tensor was freed", op);
     graph_stage *s = *stage = host_input_of(g, input);
-    int i = s ? 0 : find_use(g, input->storage);
-    if (s ? !s->read : i < 0 || !g->uses[i].read)
+    int u = s ? -1 : find_use(g, input->storage);
+    bool read = s ? s->read : u >= 0 && g->uses[u].read;
+    if (!read)
         return vkg_fail(VKG_ERR_INVALID, "%s: the tensor is not read by the captured step, so writing it changes "
                                          "nothing in a replay", op);
     if (!vkg_is_contiguous(input)) return vkg_fail(VKG_ERR_INVALID, "%s: the input is a non-contiguous view", op);
