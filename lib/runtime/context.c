@@ -45,16 +45,10 @@ vkg_status vkg_vk_fail(VkResult r, const char *what) {
     return vkg_fail(st, "%s failed: %s", what, vkg_vk_result_name(r));
 }
 
-bool vkg_ready(const char *op) {
-    if (!vkg_ctx.initialized) {
-        vkg_fail(VKG_ERR_NOT_INITIALIZED, "%s: vkg_init has not been called (or failed)", op);
-        return false;
-    }
-    if (vkg_ctx.lost) {
-        vkg_fail(VKG_ERR_DEVICE_LOST, "%s: the device was lost; call vkg_shutdown and vkg_init again", op);
-        return false;
-    }
-    return true;
+bool vkg_not_ready(const char *op) {
+    if (!vkg_ctx.initialized) vkg_fail(VKG_ERR_NOT_INITIALIZED, "%s: vkg_init has not been called (or failed)", op);
+    else if (vkg_ctx.lost) vkg_fail(VKG_ERR_DEVICE_LOST, "%s: the device was lost; call vkg_shutdown and vkg_init again", op);
+    return false;
 }
 
 bool vkg_is_initialized(void) { return vkg_ctx.initialized; }

@@ -149,6 +149,8 @@ void vkg_tensor_unref(vkg_tensor *t);
 void vkg_tensor_adopt(const vkg_tensor *owner, vkg_tensor *t);
 /* Frees a tensor whoever owns it (an adopted gradient included); NULL and dead are ignored. */
 void vkg_tensor_drop(vkg_tensor *t);
+/* Whether t is contiguous (vkg_is_contiguous), and its element count, in one look at its shape. */
+bool vkg_dense(const vkg_tensor *t, int64_t *numel);
 /* Writes src into the (possibly strided) view dst of the same shape: copy.comp. */
 vkg_status vkg_copy_into(vkg_tensor *dst, vkg_tensor *src);
 
@@ -355,8 +357,11 @@ void vkg_log_msg(vkg_log_level level, const char *fmt, ...) VKG_PRINTF(2, 3);
 /* Maps a failed VkResult to a status and message ("vkQueueSubmit failed: VK_ERROR_DEVICE_LOST"). */
 vkg_status vkg_vk_fail(VkResult r, const char *what);
 const char *vkg_vk_result_name(VkResult r);
-/* The NOT_INITIALIZED / DEVICE_LOST check every entry point makes. */
-bool vkg_ready(const char *op);
+/* The NOT_INITIALIZED / DEVICE_LOST check every entry point makes: inline, since a call into
+ * another file is a cold instruction-cache line on a path that waits on nothing else (a graph
+ * replay's host input writes); vkg_not_ready sets the error. */
+bool vkg_not_ready(const char *op);
+static inline bool vkg_ready(const char *op) { return (vkg_ctx.initialized && !vkg_ctx.lost) || vkg_not_ready(op); }
 
 /* Shader lookup in the generated table. */
 typedef struct vkg_shader_code {

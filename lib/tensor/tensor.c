@@ -270,15 +270,20 @@ int64_t vkg_stride(const vkg_tensor *t, int axis) {
     return (axis >= 0 && axis < t->shape.ndim) ? t->strides[axis] : 0;
 }
 
-bool vkg_is_contiguous(const vkg_tensor *t) {
-    if (!t) return false;
+bool vkg_dense(const vkg_tensor *t, int64_t *numel) {
     bool dense = true;
     int64_t st = 1;
     for (int i = t->shape.ndim - 1; i >= 0; i--) {
         dense &= t->shape.d[i] == 1 || t->strides[i] == st;
         st *= t->shape.d[i];
     }
+    *numel = st;
     return dense || st == 0; /* an empty tensor has no element to be out of place */
+}
+
+bool vkg_is_contiguous(const vkg_tensor *t) {
+    int64_t n;
+    return t && vkg_dense(t, &n);
 }
 
 /* ---- host transfers ------------------------------------------------------------------------- */
