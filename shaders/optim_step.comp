@@ -62,9 +62,11 @@ layout(std430, binding = 4) readonly buffer G { T g[]; };  // gradient
 #define G_(i) g[i]
 #endif
 // Per-step values when F_COEF is set (a captured step, vkgrad/graph.h: written by the host before
-// every replay), at c_off: lr, step_size, bc2_sqrt, decay, first (1 or 0); lib/optim/optim.c's
-// C_* order: change both. Without F_COEF the same values come from the push constants.
+// every replay), at c_off (optim_multi: parameter y's at c_off + y * C_SLOT): lr, step_size,
+// bc2_sqrt, decay, first (1 or 0); lib/optim/optim.c's C_* order: change both. Without F_COEF the
+// same values come from the push constants.
 layout(std430, binding = 5) readonly buffer C { float c[]; };
+const uint C_SLOT = 8u;  // floats per slot: lib/optim/optim.c's C_SLOT, change both
 
 // Mirrors vkg_optim_push in lib/optim/optim.c: change both.
 layout(push_constant) uniform Push {
@@ -157,11 +159,16 @@ void main() {
     decay = pc.decay;
     first = (pc.flags & F_FIRST) != 0u;
     if ((pc.flags & F_COEF) != 0u) {   // a branch, not a select: eager steps bind no slot buffer
-        lr = c[pc.c_off];
-        step_size = c[pc.c_off + 1u];
-        bc2_sqrt = c[pc.c_off + 2u];
-        decay = c[pc.c_off + 3u];
-        first = c[pc.c_off + 4u] != 0.0;
+#ifdef OPTIM_MULTI
+        uint c0 = pc.c_off + gl_WorkGroupID.y * C_SLOT;  // parameter y's: a group's slots follow one another
+#else
+        uint c0 = pc.c_off;
+#endif
+        lr = c[c0];
+        step_size = c[c0 + 1u];
+        bc2_sqrt = c[c0 + 2u];
+        decay = c[c0 + 3u];
+        first = c[c0 + 4u] != 0.0;
     }
     bool u0 = uses(0u), u1 = uses(1u), u2 = uses(2u);
 #ifdef OPTIM_MULTI

@@ -2,8 +2,9 @@
  * optimizer step) captured once and replayed with fresh batches gives parameters, optimizer
  * state and losses bitwise equal to the same steps run eagerly from the same start, for Adam,
  * AdamW with a learning-rate schedule and SGD with momentum (whose first step differs); the
- * pooled-descriptor and staging paths; host inputs written for replays still in flight; and the
- * refusals: nested captures, read-backs and waits inside a capture, shape changes, freed
+ * pooled-descriptor and staging paths; host inputs written for replays still in flight; the
+ * optimizer's values computed ahead of the runs, through eager steps, a second graph, new step
+ * counts and learning rates between them; and the refusals: nested captures, read-backs and waits inside a capture, shape changes, freed
  * optimizers, graphs left alive at shutdown. */
 #include <math.h>
 #include <stdio.h>
@@ -242,6 +243,81 @@ VKG_TEST(graph, back_to_back_replays_staging_pooled) {
     back_to_back(false, eager, sizeof eager / sizeof *eager);
     back_to_back(true, replay, sizeof replay / sizeof *replay);
     cr_assert_eq(memcmp(eager, replay, sizeof eager), 0, "parameters differ");
+}
+
+/* The optimizer's per-run values are computed ahead, eight runs at a time, and its step counts
+ * are brought up to date only when read: whatever changes them between runs must reach the next
+ * run. Two graphs A and B capture the same step, each with host inputs of its own, and run in an
+ * irregular order (long stretches of A past the values written ahead, B in between), with eager
+ * steps, vkg_optim_set_step_count and vkg_optim_set_lr between them; run eagerly, the same
+ * sequence gives the same step counts after every step and bitwise equal parameters and Adam
+ * state at the end. */
+#define PLAN "ABAAAAAAAAAAAEAAABBAAAAAAAAAAAABAE"
+
+static void planned(bool graph, run_result *r, int64_t *counts) {
+    vkg_optim *opt = vkg_optim_new(&(vkg_optim_desc){ .kind = VKG_OPTIM_ADAM, .lr = 1e-2 });
+    mlp m = mlp_new(opt);
+    vkg_graph *g[2] = { NULL, NULL };
+    vkg_tensor *x[2] = { NULL, NULL }, *y[2] = { NULL, NULL }, *keep[2] = { NULL, NULL };
+    float xh[BATCH * IN];
+    int32_t yh[BATCH];
+    for (int k = 0; PLAN[k]; k++) {
+        batch(k, xh, yh);
+        if (k == 17) cr_assert_eq(vkg_optim_set_step_count(opt, "w1", 3), VKG_OK, "%s", vkg_last_error());
+        if (k == 22) vkg_optim_set_lr(opt, 3e-3);
+        int which = PLAN[k] - 'A';
+        if (!graph || PLAN[k] == 'E') {
+            vkg_scope_begin();
+            vkg_tensor *l = step(&m, opt, vkg_from_data(VKG_SHAPE(BATCH, IN), xh),
+                                 vkg_from_data_dtype(VKG_SHAPE(BATCH), VKG_I32, yh));
+            cr_assert_not_null(l, "eager step %d: %s", k, vkg_last_error());
+            vkg_scope_end();
+        } else if (!g[which]) {
+            g[which] = vkg_graph_new();
+            x[which] = vkg_from_data(VKG_SHAPE(BATCH, IN), xh);
+            y[which] = vkg_from_data_dtype(VKG_SHAPE(BATCH), VKG_I32, yh);
+            cr_assert_eq(vkg_graph_capture_begin(g[which]), VKG_OK, "%s", vkg_last_error());
+            cr_assert_eq(vkg_graph_host_input(g[which], x[which]), VKG_OK, "%s", vkg_last_error());
+            cr_assert_eq(vkg_graph_host_input(g[which], y[which]), VKG_OK, "%s", vkg_last_error());
+            vkg_scope_begin();
+            keep[which] = vkg_keep(step(&m, opt, x[which], y[which]));
+            vkg_scope_end();
+            cr_assert_not_null(keep[which], "capture %c: %s", PLAN[k], vkg_last_error());
+            cr_assert_eq(vkg_graph_capture_end(g[which]), VKG_OK, "%s", vkg_last_error());
+        } else {
+            cr_assert_eq(vkg_graph_input_write(g[which], x[which], xh, sizeof xh), VKG_OK, "%s", vkg_last_error());
+            cr_assert_eq(vkg_graph_input_write(g[which], y[which], yh, sizeof yh), VKG_OK, "%s", vkg_last_error());
+            cr_assert_eq(vkg_graph_replay(g[which]), VKG_OK, "replay %d: %s", k, vkg_last_error());
+        }
+        counts[k] = vkg_optim_step_count(opt, "w1");
+    }
+    collect(&m, opt, "exp_avg", r);
+    r->steps = vkg_optim_step_count(opt, "b2");
+    for (int i = 0; i < 2; i++) {
+        vkg_graph_free(g[i]);
+        vkg_free(x[i]);
+        vkg_free(y[i]);
+        vkg_free(keep[i]);
+    }
+    vkg_optim_free(opt);
+    vkg_free(m.w1);
+    vkg_free(m.b1);
+    vkg_free(m.w2);
+    vkg_free(m.b2);
+}
+
+VKG_TEST(graph, optimizer_values_ahead_follow_every_change) {
+    static run_result eager, replay;
+    int64_t ce[sizeof PLAN], cg[sizeof PLAN];
+    planned(false, &eager, ce);
+    planned(true, &replay, cg);
+    int n = (int)strlen(PLAN);
+    for (int k = 0; k < n; k++) cr_assert_eq(cg[k], ce[k], "w1's step count after step %d: %lld, eager %lld", k,
+                                             (long long)cg[k], (long long)ce[k]);
+    cr_assert_eq(ce[n - 1], n - 17 + 3, "w1 counts from 3 after step 17");
+    cr_assert_eq(replay.steps, n, "b2's step count %lld", (long long)replay.steps);
+    cr_assert_eq(memcmp(eager.params, replay.params, sizeof eager.params), 0, "parameters differ");
+    cr_assert_eq(memcmp(eager.state, replay.state, sizeof eager.state), 0, "Adam state differs");
 }
 
 /* Host inputs (vkg_graph_host_input): what is written for a replay reaches that run although the

@@ -54,14 +54,18 @@ typedef struct optim_param {
 } optim_param;
 
 /* A graph that captured steps of this optimizer (vkgrad/graph.h): per captured parameter step, a
- * slot of a coefficient buffer; before every run of the graph, each slot's step advances and
- * its values are computed and written. Chunks of `per` slots, one tensor each. */
+ * slot of a coefficient buffer, whose values the graph has computed and written before each run
+ * (ahead: capture_run). Chunks of `per` slots, one tensor each. A parameter steps `mult` times
+ * per run (once per captured vkg_optim_step that had its gradient), its slots in order `ord`;
+ * its step count is brought up to date with the runs only when it is read (settle). */
 typedef struct optim_capture {
     struct optim_capture *next;   /* in the optimizer's list                              */
     vkg_optim *opt;               /* NULL once the optimizer is freed                     */
     vkg_graph *graph;
     int *slots;                   /* the parameter index of each slot                     */
+    int *mult, *ord;              /* per slot, made at the capture run                    */
     int nslots, capslots;
+    int64_t counted;              /* the graph's runs that the step counts include        */
     vkg_tensor **chunks;
     int *stage;                   /* each chunk's stage in the graph                      */
     int nchunks, per;
@@ -133,6 +137,7 @@ vkg_optim *vkg_optim_new(const vkg_optim_desc *desc) {
 void vkg_optim_free(vkg_optim *opt) {
     if (!opt) return;
     for (optim_capture *c = opt->captures; c; c = c->next) c->opt = NULL; /* their replays now fail */
+    vkg_graph_values_changed();
     for (int i = 0; i < opt->n; i++) {
         for (int j = 0; j < NSTATE; j++) vkg_free(opt->params[i].s[j]);
         free(opt->params[i].name);
@@ -240,21 +245,58 @@ static void coefs(const vkg_optim_desc *d, int64_t t, float out[C_SLOT]) {
     }
 }
 
-static vkg_status capture_run(void *user) {
+/* Adds the runs of c's graph since the last call to its parameters' step counts. */
+static void settle_capture(optim_capture *c) {
+    int64_t runs = vkg_graph_replays(c->graph) - c->counted;
+    if (runs <= 0 || !c->opt || !c->mult) return;
+    for (int k = 0; k < c->nslots; k++)
+        if (c->slots[k] >= 0 && c->ord[k] == 0) c->opt->params[c->slots[k]].step += runs * c->mult[k];
+    c->counted += runs;
+}
+
+/* Brings every step count up to date with the runs of the graphs that captured opt's steps. */
+static void settle(const vkg_optim *opt) {
+    for (optim_capture *c = opt->captures; c; c = c->next) settle_capture(c);
+}
+
+/* Each slot's multiplicity and order among its parameter's slots (at the capture run). */
+static vkg_status slot_orders(optim_capture *c) {
+    int n = c->nslots ? c->nslots : 1, *seen = calloc((size_t)c->opt->n + 1, sizeof *seen);
+    c->mult = malloc((size_t)n * sizeof *c->mult);
+    c->ord = malloc((size_t)n * sizeof *c->ord);
+    if (!seen || !c->mult || !c->ord) {
+        free(seen);
+        free(c->mult);
+        free(c->ord);
+        c->mult = c->ord = NULL;
+        return vkg_fail(VKG_ERR_OUT_OF_MEMORY, "vkg_graph_capture_end: out of host memory");
+    }
+    for (int k = 0; k < c->nslots; k++) c->ord[k] = c->slots[k] >= 0 ? seen[c->slots[k]]++ : 0;
+    for (int k = 0; k < c->nslots; k++) c->mult[k] = c->slots[k] >= 0 ? seen[c->slots[k]] : 0;
+    free(seen);
+    return VKG_OK;
+}
+
+/* The graph's hook: the values of run r, from the step counts as of now. */
+static vkg_status capture_run(void *user, int64_t r) {
     optim_capture *c = user;
     if (!c->opt)
         return vkg_fail(VKG_ERR_INVALID, "vkg_graph_replay: the optimizer whose steps the graph captured was freed");
-    int64_t prev = -1;
+    if (!c->mult) {
+        vkg_status st = slot_orders(c);
+        if (st != VKG_OK) return st;
+    }
+    settle(c->opt);
+    int64_t ahead = r - vkg_graph_replays(c->graph), prev = -1;
     for (int k = 0; k < c->nslots; k++) {
-        optim_param *e = &c->opt->params[c->slots[k]];
-        int64_t t = e->step + 1;
+        if (c->slots[k] < 0) continue; /* padding: stays 0 */
+        int64_t t = c->opt->params[c->slots[k]].step + ahead * c->mult[k] + c->ord[k] + 1;
         float *v = &c->vals[(size_t)k * C_SLOT];
         /* parameters mostly share their step count: two pow() per parameter were a fifth of a
          * replay's host time */
         if (t == prev) memcpy(v, v - C_SLOT, C_SLOT * sizeof *v);
         else coefs(&c->opt->d, t, v);
         prev = t;
-        e->step = t;
     }
     for (int i = 0; i < c->nchunks; i++) {
         vkg_status st = vkg_graph_stage_write(c->graph, c->stage[i], &c->vals[(size_t)i * c->per * C_SLOT]);
@@ -265,6 +307,7 @@ static vkg_status capture_run(void *user) {
 
 static void capture_release(void *user, bool at_shutdown) {
     optim_capture *c = user;
+    settle_capture(c); /* the runs of the graph now freed stay counted */
     if (c->opt)
         for (optim_capture **p = &c->opt->captures; *p; p = &(*p)->next)
             if (*p == c) {
@@ -275,29 +318,14 @@ static void capture_release(void *user, bool at_shutdown) {
     free(c->chunks);
     free(c->stage);
     free(c->slots);
+    free(c->mult);
+    free(c->ord);
     free(c->vals);
     free(c);
 }
 
-/* Inside a capture: a new slot for parameter e's step; its buffer and offset in *buf, *off. */
-static vkg_status capture_slot(vkg_optim *opt, const optim_param *e, vkg_tensor **buf, uint32_t *off) {
-    vkg_graph *g = vkg_graph_capturing();
-    optim_capture *c = opt->captures;
-    while (c && c->graph != g) c = c->next;
-    if (!c) {
-        c = calloc(1, sizeof *c);
-        if (!c) return vkg_fail(VKG_ERR_OUT_OF_MEMORY, "vkg_optim_step: out of host memory");
-        c->opt = opt;
-        c->graph = g;
-        c->per = opt->n > 0 ? opt->n : 1;
-        vkg_status st = vkg_graph_hook_add(g, (vkg_graph_hook){ capture_run, capture_release, c });
-        if (st != VKG_OK) {
-            free(c);
-            return st;
-        }
-        c->next = opt->captures;
-        opt->captures = c;
-    }
+/* Appends a slot for parameter `param` (-1: padding) to c, with a new chunk when it needs one. */
+static vkg_status add_slot(optim_capture *c, int param) {
     int k = c->nslots;
     if (k == c->capslots) {
         int cap = c->capslots ? 2 * c->capslots : 16;
@@ -313,17 +341,48 @@ static vkg_status capture_slot(vkg_optim *opt, const optim_param *e, vkg_tensor 
         int *nst = realloc(c->stage, (size_t)(c->nchunks + 1) * sizeof *nst);
         if (!nst) return vkg_fail(VKG_ERR_OUT_OF_MEMORY, "vkg_optim_step: out of host memory");
         c->stage = nst;
-        float *nv = realloc(c->vals, (size_t)(c->nchunks + 1) * c->per * C_SLOT * sizeof *nv);
+        size_t chunk = (size_t)c->per * C_SLOT;
+        float *nv = realloc(c->vals, (size_t)(c->nchunks + 1) * chunk * sizeof *nv);
         if (!nv) return vkg_fail(VKG_ERR_OUT_OF_MEMORY, "vkg_optim_step: out of host memory");
         c->vals = nv;
+        memset(nv + (size_t)c->nchunks * chunk, 0, chunk * sizeof *nv); /* slots past the last stay 0 */
         /* no fill: a dispatch here would be captured and run after the values are written */
-        vkg_tensor *t = persist(vkg_tensor_alloc(VKG_SHAPE((int64_t)c->per * C_SLOT), VKG_F32, true, "vkg_optim_step"));
+        vkg_tensor *t = persist(vkg_tensor_alloc(VKG_SHAPE((int64_t)chunk), VKG_F32, true, "vkg_optim_step"));
         if (!t) return vkg_last_status();
         c->chunks[c->nchunks] = t;
-        c->stage[c->nchunks] = vkg_graph_stage_add(g, t->storage, 0, (VkDeviceSize)c->per * C_SLOT * sizeof(float));
+        c->stage[c->nchunks] = vkg_graph_stage_add(c->graph, t->storage, 0, (VkDeviceSize)chunk * sizeof(float));
         if (c->stage[c->nchunks++] < 0) return vkg_last_status();
     }
-    c->slots[c->nslots++] = (int)(e - opt->params);
+    c->slots[c->nslots++] = param;
+    return VKG_OK;
+}
+
+/* Inside a capture: a new slot for parameter e's step, the first of `room` that one dispatch
+ * reads (an optim_multi group: consecutive in one chunk, so padding first where the chunk has
+ * fewer left); its buffer and offset in *buf, *off. */
+static vkg_status capture_slot(vkg_optim *opt, const optim_param *e, int room, vkg_tensor **buf, uint32_t *off) {
+    vkg_graph *g = vkg_graph_capturing();
+    optim_capture *c = opt->captures;
+    while (c && c->graph != g) c = c->next;
+    if (!c) {
+        c = calloc(1, sizeof *c);
+        if (!c) return vkg_fail(VKG_ERR_OUT_OF_MEMORY, "vkg_optim_step: out of host memory");
+        c->opt = opt;
+        c->graph = g;
+        c->per = opt->n > MULTI ? opt->n : MULTI; /* a group fits in a chunk */
+        vkg_status st = vkg_graph_hook_add(g, (vkg_graph_hook){ capture_run, capture_release, c });
+        if (st != VKG_OK) {
+            free(c);
+            return st;
+        }
+        c->next = opt->captures;
+        opt->captures = c;
+    }
+    vkg_status st = VKG_OK;
+    while (st == VKG_OK && c->nslots % c->per + room > c->per) st = add_slot(c, -1);
+    int k = c->nslots;
+    if (st == VKG_OK) st = add_slot(c, (int)(e - opt->params));
+    if (st != VKG_OK) return st;
     *buf = c->chunks[k / c->per];
     *off = (uint32_t)((k % c->per) * C_SLOT);
     return VKG_OK;
@@ -394,11 +453,12 @@ static vkg_status step_group(vkg_optim *opt, optim_param **es, vkg_tensor **gcs,
     vkg_tensor *cbuf = NULL;
     uint32_t c_off = 0;
     /* captured: every parameter has a slot, so that each one's step count advances at every run;
-     * the group's values are its first slot's (their step counts are equal) */
+     * a group's slots follow one another, and parameter i reads the i-th (their step counts are
+     * equal at the capture, not necessarily later: vkg_optim_set_step_count) */
     for (int i = 0; captured && i < k; i++) {
         vkg_tensor *b;
         uint32_t o;
-        vkg_status st = capture_slot(opt, es[i], &b, &o);
+        vkg_status st = capture_slot(opt, es[i], i == 0 ? k : 1, &b, &o);
         if (st != VKG_OK) return st;
         if (i == 0) {
             cbuf = b;
@@ -486,6 +546,7 @@ static bool before(const optim_param *a, const optim_param *b) {
 vkg_status vkg_optim_step(vkg_optim *opt) {
     if (!opt) return vkg_fail(VKG_ERR_INVALID, "vkg_optim_step: the optimizer is NULL");
     if (!vkg_ready("vkg_optim_step")) return vkg_last_status();
+    settle(opt);
     vkg_status st = VKG_OK;
     vkg_tensor **gcs = calloc((size_t)opt->n + 1, sizeof *gcs);
     int *order = calloc((size_t)opt->n + 1, sizeof *order), norder = 0;
@@ -503,7 +564,7 @@ vkg_status vkg_optim_step(vkg_optim *opt) {
             if (vkg_graph_capturing()) {
                 vkg_tensor *b;
                 uint32_t o;
-                st = capture_slot(opt, e, &b, &o);
+                st = capture_slot(opt, e, 1, &b, &o);
             } else {
                 e->step++;
             }
@@ -542,6 +603,7 @@ vkg_status vkg_optim_step(vkg_optim *opt) {
     free(gcs);
     free(order);
     vkg_no_grad_end();
+    if (!vkg_graph_capturing()) vkg_graph_values_changed(); /* the step counts moved */
     return st;
 }
 
@@ -551,7 +613,9 @@ void vkg_optim_zero_grad(vkg_optim *opt) {
 
 vkg_optim_desc vkg_optim_get_desc(const vkg_optim *opt) { return opt ? opt->d : (vkg_optim_desc){ 0 }; }
 void vkg_optim_set_lr(vkg_optim *opt, double lr) {
-    if (opt) opt->d.lr = lr;
+    if (!opt || opt->d.lr == lr) return;
+    opt->d.lr = lr;
+    if (opt->captures) vkg_graph_values_changed();
 }
 double vkg_optim_lr(const vkg_optim *opt) { return opt ? opt->d.lr : 0.0; }
 int vkg_optim_param_count(const vkg_optim *opt) { return opt ? opt->n : 0; }
@@ -578,6 +642,7 @@ int64_t vkg_optim_step_count(const vkg_optim *opt, const char *param_name) {
         vkg_fail(VKG_ERR_INVALID, "vkg_optim_step_count: no parameter named \"%s\"", param_name ? param_name : "(null)");
         return -1;
     }
+    settle(opt);
     return e->step;
 }
 
@@ -587,7 +652,9 @@ vkg_status vkg_optim_set_step_count(vkg_optim *opt, const char *param_name, int6
         return vkg_fail(VKG_ERR_INVALID, "vkg_optim_set_step_count: no parameter named \"%s\"",
                         param_name ? param_name : "(null)");
     if (step < 0) return vkg_fail(VKG_ERR_INVALID, "vkg_optim_set_step_count: step %lld is negative", (long long)step);
+    settle(opt);
     e->step = step;
+    vkg_graph_values_changed();
     return VKG_OK;
 }
 

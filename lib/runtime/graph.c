@@ -20,24 +20,56 @@ typedef struct graph_use {
 
 typedef enum graph_state { G_EMPTY = 0, G_CAPTURING, G_READY } graph_state;
 
-#define G_PRIMS VKG_FRAMES   /* primaries in flight: a stage slot is rewritten once its run is done */
+/* Hooks' values are written for up to G_AHEAD runs at a time, into the slots of the runs ahead:
+ * a slot is rewritten only when its run is done, and a run waits (in the eager frames' fences)
+ * only for the batch VKG_FRAMES submits back, so there are G_PRIMS slots, each with the primary
+ * that copies it in: the slot of run r + G_AHEAD - 1 last served run r - G_AHEAD - 1. */
+#define G_AHEAD 8
+#define G_PRIMS (2 * G_AHEAD)
+_Static_assert(G_AHEAD >= VKG_FRAMES, "a slot written ahead must be one whose run is done without waiting");
+_Static_assert(G_PRIMS <= 32, "graph_stage.fresh holds a bit per slot");
 
 typedef struct graph_stage {
     vkg_storage *dst;
     VkDeviceSize off, bytes;
+    int64_t elem;            /* host input: the tensor's offset in elements, its dtype and */
+    vkg_dtype dtype;         /* that dtype's size                                          */
+    size_t esize;
     VkDeviceSize at;         /* offset in each slot of the stage memory */
     bool input;              /* a host input (vkg_graph_host_input), not a hook's values */
     bool read;               /* host input: the captured step reads it (set when the capture ends),
                                 so a write checks this instead of searching the uses */
     int latest;              /* host input: the slot that holds its newest value */
-    unsigned fresh;          /* host input: bit i set: slot i holds the newest value */
+    uint32_t fresh;          /* host input: bit i set: slot i holds the newest value */
 } graph_stage;
 
+/* A primary command buffer around the step, and the batch that last ran it. */
+typedef struct graph_prim {
+    VkCommandBuffer cmd;
+    uint64_t serial;
+} graph_prim;
+
 struct vkg_graph {
-    vkg_graph *next;             /* the live list, freed at shutdown                       */
+    /* first what a replay and a host-input write read: a run finds them cold in the cache, and
+     * every cache line it touches is about a tenth of a microsecond on lavapipe */
     graph_state state;
-    bool spoiled;                /* a call inside the capture was refused                  */
+    int nstages, nhooks;
+    int slot;                    /* the slot that hooks write into                         */
+    int64_t replays;
+    int64_t filled;              /* the hooks' values of runs before this one are written  */
+    uint64_t fill_gen;           /* values_gen when they were                              */
+    uint64_t last_serial;        /* the frame of the latest run                            */
+    uint64_t stamped;            /* the run whose serials the shared storages carry        */
+    graph_stage *stages;
+    uint8_t *slots;              /* stage_mem's bytes, mapped                              */
+    VkDeviceSize slot_bytes;     /* stage bytes per primary                                */
+    vkg_graph_hook *hooks;
+    graph_prim prim[G_PRIMS];
     vkg_frame frame;             /* cmd: the secondary command buffer; pools: its own sets */
+    vkg_storage *stage_mem;      /* G_PRIMS slots, mapped; NULL: stages written in stream order */
+    int capstages, caphooks;
+    vkg_graph *next;             /* the live list, freed at shutdown                       */
+    bool spoiled;                /* a call inside the capture was refused                  */
     graph_use *uses;             /* every storage bound by a captured dispatch             */
     int nuses, capuses;
     int *shared;                 /* the uses some tensor also holds: a run stamps only them */
@@ -45,21 +77,16 @@ struct vkg_graph {
     vkg_storage **spare;         /* during the capture: storages whose tensors were freed,
                                     given to the capture's later allocations (stream order) */
     int nspare, capspare;
-    vkg_graph_hook *hooks;
-    int nhooks, caphooks;
-    int64_t replays;
-    uint64_t last_serial;        /* the frame of the latest run                            */
-    VkCommandBuffer prim[G_PRIMS];
-    uint64_t prim_serial[G_PRIMS];   /* the batch that last ran prim[i]                    */
-    graph_stage *stages;
-    int nstages, capstages;
-    VkDeviceSize slot_bytes;     /* stage bytes per primary                                */
-    vkg_storage *stage_mem;      /* G_PRIMS slots, mapped; NULL: stages written in stream order */
-    int slot;                    /* the slot of the run in progress                        */
 };
 
 static vkg_graph *live;
 static vkg_graph *capturing;
+/* Hooks' values written ahead stay valid while the host state they come from is unchanged: it
+ * changes when a hook's owner says so (values_gen) and when another graph runs in between
+ * (last_ran), which may advance the same optimizer. */
+static uint64_t values_gen;
+static const vkg_graph *last_ran;
+static bool stamps_pending;      /* some graph ran since its storages were last stamped    */
 static uint64_t capture_gen;     /* counts captures: vkg_storage.capture_born */
 /* The last refusal of a graph call during a capture: it does not spoil the capture, while any
  * other failure there (an op's) does. */
@@ -180,7 +207,7 @@ int vkg_graph_stage_add(vkg_graph *g, vkg_storage *dst, VkDeviceSize off, VkDevi
 }
 
 static uint8_t *stage_slot(const vkg_graph *g, const graph_stage *s, int slot) {
-    return g->stage_mem->block->mapped + g->stage_mem->off + (VkDeviceSize)slot * g->slot_bytes + s->at;
+    return g->slots + (VkDeviceSize)slot * g->slot_bytes + s->at;
 }
 
 vkg_status vkg_graph_stage_write(vkg_graph *g, int id, const void *src) {
@@ -220,21 +247,21 @@ static vkg_status record_primaries(vkg_graph *g) {
     if (g->nstages && vkg_ctx.map_storage) {
         g->stage_mem = vkg_storage_new(G_PRIMS * g->slot_bytes, true, "graph stages");
         if (!g->stage_mem) return vkg_last_status();
+        g->slots = g->stage_mem->block->mapped + g->stage_mem->off;
         vkg_status st = stage_inputs_init(g);
         if (st != VKG_OK) return st;
     }
     VkCommandBufferAllocateInfo ai = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
                                        .commandPool = vkg_ctx.cmd_pool, .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
                                        .commandBufferCount = G_PRIMS };
-    VkResult r = vkAllocateCommandBuffers(vkg_ctx.device, &ai, g->prim);
-    if (r != VK_SUCCESS) {
-        memset(g->prim, 0, sizeof g->prim);
-        return vkg_vk_fail(r, "vkAllocateCommandBuffers (graph)");
-    }
+    VkCommandBuffer cmds[G_PRIMS];
+    VkResult r = vkAllocateCommandBuffers(vkg_ctx.device, &ai, cmds);
+    if (r != VK_SUCCESS) return vkg_vk_fail(r, "vkAllocateCommandBuffers (graph)");
+    for (int i = 0; i < G_PRIMS; i++) g->prim[i].cmd = cmds[i];
     for (int i = 0; i < G_PRIMS; i++) {
         VkCommandBufferBeginInfo bi = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
                                         .flags = VK_COMMAND_BUFFER_USAGE_SIMULTANEOUS_USE_BIT };
-        VkCommandBuffer c = g->prim[i];
+        VkCommandBuffer c = g->prim[i].cmd;
         r = vkBeginCommandBuffer(c, &bi);
         if (r != VK_SUCCESS) return vkg_vk_fail(r, "vkBeginCommandBuffer (graph)");
         vkg_stream_full_barrier(c, false); /* after everything submitted before */
@@ -255,6 +282,32 @@ static vkg_status record_primaries(vkg_graph *g) {
     return VKG_OK;
 }
 
+/* The shared storages carry the serial of g's latest run: until someone looks at a storage's
+ * serials (a host read or write, a lost-batch check, the graph's end; vkg_graph_stamp), a run
+ * leaves them, since stamping a few dozen storages that are cold in the cache was a tenth of a
+ * replay's host time. Newer eager work may have stamped them since: the newest serial wins. */
+static void bump(uint64_t *mark, uint64_t serial) {
+    if (*mark < serial || *mark == VKG_SERIAL_CAPTURE) *mark = serial;
+}
+
+static void stamp(vkg_graph *g) {
+    uint64_t serial = g->last_serial;
+    if (g->stamped == serial) return;
+    for (int k = 0; k < g->nshared; k++) {
+        const graph_use *u = &g->uses[g->shared[k]];
+        bump(&u->s->last_serial, serial);
+        if (u->write) bump(&u->s->written_serial, serial);
+    }
+    if (g->stage_mem) bump(&g->stage_mem->last_serial, serial);
+    g->stamped = serial;
+}
+
+void vkg_graph_stamp(void) {
+    if (!stamps_pending) return;
+    for (vkg_graph *g = live; g; g = g->next) stamp(g);
+    stamps_pending = false;
+}
+
 /* Back to G_EMPTY: hooks released, storages let go (stamped with the latest run, so the
  * allocator reuses them in stream order), command buffer and descriptor pools destroyed. The
  * caller has made sure that no run is pending. */
@@ -264,6 +317,7 @@ static void release(vkg_graph *g, bool at_shutdown) {
     free(g->hooks);
     g->hooks = NULL;
     g->nhooks = g->caphooks = 0;
+    if (g->replays) stamp(g);
     for (int i = 0; i < g->nuses; i++) {
         vkg_storage *s = g->uses[i].s;
         /* a capture that never ran overwrote the serials of eager work: assume the latest; the
@@ -283,8 +337,7 @@ static void release(vkg_graph *g, bool at_shutdown) {
     g->uses = NULL;
     g->nuses = g->capuses = 0;
     if (g->stage_mem) {
-        g->stage_mem->last_serial = g->last_serial;
-        vkg_storage_release(g->stage_mem);
+        vkg_storage_release(g->stage_mem); /* stamped above */
         g->stage_mem = NULL;
     }
     free(g->stages);
@@ -292,9 +345,8 @@ static void release(vkg_graph *g, bool at_shutdown) {
     g->nstages = g->capstages = 0;
     g->slot_bytes = 0;
     for (int i = 0; i < G_PRIMS; i++) {
-        if (g->prim[i]) vkFreeCommandBuffers(vkg_ctx.device, vkg_ctx.cmd_pool, 1, &g->prim[i]);
-        g->prim[i] = VK_NULL_HANDLE;
-        g->prim_serial[i] = 0;
+        if (g->prim[i].cmd) vkFreeCommandBuffers(vkg_ctx.device, vkg_ctx.cmd_pool, 1, &g->prim[i].cmd);
+        g->prim[i] = (graph_prim){ 0 };
     }
     vkg_frame *f = &g->frame;
     if (f->cmd) vkFreeCommandBuffers(vkg_ctx.device, vkg_ctx.cmd_pool, 1, &f->cmd);
@@ -323,6 +375,7 @@ vkg_status vkg_graph_capture_begin(vkg_graph *g) {
     if (g->state != G_EMPTY)
         return vkg_fail(VKG_ERR_INVALID, "vkg_graph_capture_begin: the graph already holds a captured step; free it "
                                          "and make a new graph to capture another");
+    vkg_graph_stamp(); /* a capture marks storages VKG_SERIAL_CAPTURE: no older stamp may land on them */
     VkCommandBufferAllocateInfo ai = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
                                        .commandPool = vkg_ctx.cmd_pool, .level = VK_COMMAND_BUFFER_LEVEL_SECONDARY,
                                        .commandBufferCount = 1 };
@@ -353,13 +406,34 @@ vkg_status vkg_graph_capture_begin(vkg_graph *g) {
     return VKG_OK;
 }
 
-/* One run of the captured step: the hooks write this run's host values into the stages of a
- * primary whose previous run is done, which is then submitted (with any pending eager work). */
+void vkg_graph_values_changed(void) { values_gen++; }
+
+/* The hooks' values of the runs from r on: G_AHEAD runs where the stages are mapped, one where
+ * they are written in stream order (a write there is for the next run only), and one after a
+ * change of the values (a learning-rate schedule changes them every step: computing runs that
+ * never come would cost more than it saves). */
+static vkg_status fill(vkg_graph *g, int64_t r) {
+    bool changed = g->fill_gen != values_gen || last_ran != g;
+    int64_t n = g->stage_mem && !changed ? G_AHEAD : 1;
+    g->filled = r; /* nothing valid if a hook fails */
+    for (int64_t run = r; run < r + n; run++) {
+        g->slot = (int)(run % G_PRIMS);
+        vkg_status st = vkg_stream_wait_serial(g->prim[g->slot].serial); /* done long ago */
+        for (int k = 0; st == VKG_OK && k < g->nhooks; k++) st = g->hooks[k].run(g->hooks[k].user, run);
+        if (st != VKG_OK) return st;
+    }
+    g->filled = r + n;
+    g->fill_gen = values_gen;
+    return VKG_OK;
+}
+
+/* One run of the captured step: the hooks' values are in the stages of its primary (written
+ * now, or ahead by an earlier run), which is then submitted (with any pending eager work). */
 static vkg_status run(vkg_graph *g) {
-    int i = (int)(g->replays % G_PRIMS);
-    vkg_status st = vkg_stream_wait_serial(g->prim_serial[i]); /* usually done long ago */
+    int64_t r = g->replays;
+    int i = (int)(r % G_PRIMS);
+    vkg_status st = vkg_stream_wait_serial(g->prim[i].serial); /* usually done long ago */
     if (st != VKG_OK) return st;
-    g->slot = i;
     /* a host input not written for this run gets the newest value it was given */
     for (int k = 0; g->stage_mem && k < g->nstages; k++) {
         graph_stage *s = &g->stages[k];
@@ -367,23 +441,21 @@ static vkg_status run(vkg_graph *g) {
         memcpy(stage_slot(g, s, i), stage_slot(g, s, s->latest), s->bytes);
         s->fresh |= 1u << i;
     }
-    for (int k = 0; k < g->nhooks; k++) {
-        st = g->hooks[k].run(g->hooks[k].user);
+    if (g->nhooks && (r >= g->filled || g->fill_gen != values_gen || last_ran != g)) {
+        st = fill(g, r);
         if (st != VKG_OK) return st;
     }
     uint64_t serial;
     vkg_explain_why("vkg_graph_replay: one submit per step");
-    st = vkg_stream_submit_graph(g->prim[i], g->frame.dispatches, &serial);
-    /* what the step used is in use by this batch; what it wrote, written by it (a failed submit
-     * then marks those values lost) */
-    for (int k = 0; k < g->nshared; k++) {
-        const graph_use *u = &g->uses[g->shared[k]];
-        u->s->last_serial = serial;
-        if (u->write) u->s->written_serial = serial;
-    }
-    if (g->stage_mem) g->stage_mem->last_serial = serial;
-    g->prim_serial[i] = serial;
+    st = vkg_stream_submit_graph(g->prim[i].cmd, g->frame.dispatches, &serial);
+    g->prim[i].serial = serial;
     g->last_serial = serial;
+    last_ran = g;
+    /* what the step used is in use by this batch, and what it wrote, written by it: stamped now
+     * after the capture run (its storages carry VKG_SERIAL_CAPTURE till then) and after a failed
+     * submit (which marks those values lost), later otherwise */
+    if (r == 0 || st != VKG_OK) stamp(g);
+    else stamps_pending = true;
     if (st == VKG_OK) g->replays++;
     return st;
 }
@@ -435,9 +507,10 @@ vkg_status vkg_graph_replay(vkg_graph *g) {
 
 /* The host-input stage of input, or NULL. */
 static graph_stage *host_input_of(vkg_graph *g, const vkg_tensor *input) {
-    VkDeviceSize off = (VkDeviceSize)input->offset * vkg_dtype_size(input->dtype);
-    for (int k = 0; k < g->nstages; k++)
-        if (g->stages[k].input && g->stages[k].dst == input->storage && g->stages[k].off == off) return &g->stages[k];
+    for (int k = 0; k < g->nstages; k++) {
+        graph_stage *s = &g->stages[k];
+        if (s->input && s->dst == input->storage && s->elem == input->offset && s->dtype == input->dtype) return s;
+    }
     return NULL;
 }
 
@@ -454,11 +527,16 @@ vkg_status vkg_graph_host_input(vkg_graph *g, vkg_tensor *input) {
     int id = vkg_graph_stage_add(g, input->storage, off, bytes);
     if (id < 0) return vkg_last_status();
     g->stages[id].input = true;
+    g->stages[id].elem = input->offset;
+    g->stages[id].dtype = input->dtype;
+    g->stages[id].esize = es;
     return VKG_OK;
 }
 
-/* Checks a graph input before a write or copy; *stage: its host-input stage, or NULL. */
-static vkg_status input_check(vkg_graph *g, const vkg_tensor *input, const char *op, graph_stage **stage) {
+/* Checks a graph input before a write or copy; *stage: its host-input stage, or NULL; *bytes:
+ * its size. */
+static vkg_status input_check(vkg_graph *g, const vkg_tensor *input, const char *op, graph_stage **stage,
+                              size_t *bytes) {
     if (!g || !input) return vkg_fail(VKG_ERR_INVALID, "%s: the graph or the input is NULL", op);
     if (!vkg_ready(op)) return vkg_last_status();
     if (capturing) return refuse("%s: called inside a capture%s", op, "");
@@ -470,14 +548,17 @@ static vkg_status input_check(vkg_graph *g, const vkg_tensor *input, const char 
     if (!read)
         return vkg_fail(VKG_ERR_INVALID, "%s: the tensor is not read by the captured step, so writing it changes "
                                          "nothing in a replay", op);
-    if (!vkg_is_contiguous(input)) return vkg_fail(VKG_ERR_INVALID, "%s: the input is a non-contiguous view", op);
+    int64_t n;
+    if (!vkg_dense(input, &n)) return vkg_fail(VKG_ERR_INVALID, "%s: the input is a non-contiguous view", op);
+    *bytes = (size_t)n * (s ? s->esize : vkg_dtype_size(input->dtype));
     return VKG_OK;
 }
 
 vkg_status vkg_graph_input_copy(vkg_graph *g, vkg_tensor *input, vkg_tensor *value) {
     const char *op = "vkg_graph_input_copy";
     graph_stage *stage;
-    vkg_status st = input_check(g, input, op, &stage);
+    size_t bytes;
+    vkg_status st = input_check(g, input, op, &stage, &bytes);
     if (st != VKG_OK) return st;
     if (!value) return vkg_last_status() != VKG_OK ? vkg_last_status() : vkg_fail(VKG_ERR_INVALID, "%s: the value is NULL", op);
     if (!value->storage) return vkg_fail(VKG_ERR_INVALID, "%s: the value tensor was freed", op);
@@ -497,25 +578,29 @@ vkg_status vkg_graph_input_copy(vkg_graph *g, vkg_tensor *input, vkg_tensor *val
                                          "host value over it; give it one with vkg_graph_input_write", op);
     size_t es = vkg_dtype_size(input->dtype);
     return vkg_stream_copy(input->storage, (VkDeviceSize)input->offset * es, value->storage,
-                           (VkDeviceSize)value->offset * es, (VkDeviceSize)vkg_numel(input) * es);
+                           (VkDeviceSize)value->offset * es, bytes);
 }
 
 vkg_status vkg_graph_input_write(vkg_graph *g, vkg_tensor *input, const void *src, size_t bytes) {
     const char *op = "vkg_graph_input_write";
     graph_stage *s;
-    vkg_status st = input_check(g, input, op, &s);
+    size_t need;
+    vkg_status st = input_check(g, input, op, &s, &need);
     if (st != VKG_OK) return st;
-    size_t es = vkg_dtype_size(input->dtype), need = (size_t)vkg_numel(input) * es;
-    char a[96];
-    if (bytes != need || (!src && need))
+    if (bytes != need || (!src && need)) {
+        char a[96];
         return vkg_fail(VKG_ERR_INVALID, "%s: the graph was captured with this input as %s %s (%zu bytes), the source "
                                          "has %zu; a new shape needs a new capture",
                         op, vkg_shape_str(input->shape, a, sizeof a), vkg_dtype_name(input->dtype), need, bytes);
-    if (!s || !g->stage_mem) return vkg_stream_write_nowait(input->storage, (VkDeviceSize)input->offset * es, src, need);
-    /* into the slot of the next run, once the run that last used that slot is done */
+    }
+    if (!s || !g->stage_mem)
+        return vkg_stream_write_nowait(input->storage, (VkDeviceSize)input->offset * vkg_dtype_size(input->dtype), src,
+                                       need);
+    /* into the slot of the next run: the run that last used it, G_PRIMS runs back, is done (or
+     * waited for) */
     int i = (int)(g->replays % G_PRIMS);
-    st = vkg_stream_wait_serial(g->prim_serial[i]);
-    if (st != VKG_OK) return st;
+    if (g->prim[i].serial > vkg_ctx.completed_serial && (st = vkg_stream_wait_serial(g->prim[i].serial)) != VKG_OK)
+        return st;
     memcpy(stage_slot(g, s, i), src, need);
     s->latest = i;
     s->fresh = 1u << i;

@@ -50,12 +50,15 @@ void vkg_graph_capture_failed(void);         /* a refused call inside the captur
 void vkg_graphs_shutdown(void);              /* frees every live graph; device idle         */
 /* The graph being captured, or NULL. */
 vkg_graph *vkg_graph_capturing(void);
-/* A host computation the graph runs before every run of its step (the capture run included),
- * in capture order: it computes per-step values and writes them into device buffers that the
- * captured dispatches read (vkg_stream_write_nowait). release frees user; at_shutdown: the
- * device and the tensors are already gone, free host memory only. */
+/* A host computation of the per-run values of a captured step (the optimizer's): run(user, r)
+ * computes those of run r (0: the capture run) and writes them into its stages
+ * (vkg_graph_stage_write). The graph calls it ahead, for up to 8 runs at once, so the values of
+ * run r must follow from r and the host state at the call; whoever changes that state calls
+ * vkg_graph_values_changed, and the graphs compute their next runs' values again. Runs of
+ * another graph in between count as a change. release frees user; at_shutdown: the device and
+ * the tensors are already gone, free host memory only. */
 typedef struct vkg_graph_hook {
-    vkg_status (*run)(void *user);
+    vkg_status (*run)(void *user, int64_t run);
     void (*release)(void *user, bool at_shutdown);
     void *user;
 } vkg_graph_hook;
@@ -65,7 +68,13 @@ vkg_status vkg_graph_hook_add(vkg_graph *g, vkg_graph_hook hook);
  * own command buffer copies it in (no recording per run); elsewhere it is a stream-ordered
  * write. Returns the stage's id (>= 0), or -1 with an error. */
 int vkg_graph_stage_add(vkg_graph *g, vkg_storage *dst, VkDeviceSize off, VkDeviceSize bytes);
-/* From a hook: this run's bytes of stage `id`. */
+/* From a hook: the bytes of stage `id` for the run it was called for. */
 vkg_status vkg_graph_stage_write(vkg_graph *g, int id, const void *src);
+/* The host state behind some hook's values changed (a learning rate, a step count): every
+ * graph computes its values again from its next run. */
+void vkg_graph_values_changed(void);
+/* Graph runs leave the serials of the storages they use until this is called: before anything
+ * reads a storage's last_serial or written_serial (a host read or write, a lost-batch check). */
+void vkg_graph_stamp(void);
 
 #endif

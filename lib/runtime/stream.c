@@ -314,6 +314,7 @@ static vkg_status pool_set(vkg_frame *f, VkDescriptorSetLayout layout, VkDescrip
 /* ---- lost batches -------------------------------------------------------------------------- */
 /* VKG_OK, or the status of the failed submit whose batch last wrote s. */
 static vkg_status lost(const vkg_storage *s) {
+    vkg_graph_stamp();
     for (int i = 0; i < vkg_ctx.nfailed; i++)
         if (s->written_serial == vkg_ctx.failed[i].serial) return vkg_ctx.failed[i].why;
     return VKG_OK;
@@ -523,6 +524,7 @@ static vkg_status ring_init(void) {
  * chunks through the staging ring, copied by the queue (a read-back waits per chunk). */
 static vkg_status transfer(vkg_storage *s, VkDeviceSize off, uint8_t *host, size_t bytes, bool upload) {
     if (bytes == 0) return VKG_OK; /* host may be NULL then */
+    vkg_graph_stamp(); /* s's serials, below */
     vkg_status why = upload ? VKG_OK : lost(s);
     if (why != VKG_OK)
         return vkg_fail(why, "read back: the tensor's values were lost when the submit that computed them failed "
@@ -640,6 +642,7 @@ vkg_status vkg_stream_copy(vkg_storage *dst, VkDeviceSize dst_off, vkg_storage *
 }
 
 vkg_status vkg_stream_write_nowait(vkg_storage *s, VkDeviceSize off, const void *src, size_t bytes) {
+    vkg_graph_stamp();
     if (!vkg_ctx.map_storage || s->last_serial <= vkg_ctx.completed_serial)
         return vkg_stream_upload(s, off, src, bytes); /* staged by the queue, or nothing to wait for */
     vkg_storage *tmp = vkg_storage_new(bytes, true, "write");

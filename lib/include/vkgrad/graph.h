@@ -30,10 +30,13 @@
  * What changes per replay: the contents of the tensors the step reads (write them in place with
  * vkg_graph_input_copy / vkg_graph_input_write, or vkg_tensor_write), and the optimizer's
  * per-step values (step counts, bias corrections, the learning rate of vkg_optim_set_lr), which
- * are computed on the host before each replay exactly as an eager step computes them, so a
- * replayed run is bitwise equal to the eager run. Anything else the host computed during the
- * capture is frozen: random ops draw the same numbers on every replay, and host values passed to
- * ops (scalars, shapes) are those of the capture.
+ * are computed on the host exactly as an eager step computes them, so a replayed run is bitwise
+ * equal to the eager run. Where the device's memory is host-visible they are computed for eight
+ * replays at a time, and recomputed at the next replay after anything that changes them (an
+ * eager optimizer step, vkg_optim_set_lr or vkg_optim_set_step_count, another graph's run); the
+ * optimizer's step counts include every replay submitted. Anything else the host computed
+ * during the capture is frozen: random ops draw the same numbers on every replay, and host
+ * values passed to ops (scalars, shapes) are those of the capture.
  *
  * Inside a capture the host cannot see results: vkg_tensor_read, vkg_item and vkg_sync fail with
  * a clear message (the captured work runs at capture_end), and so does a host write into a
@@ -67,7 +70,7 @@ vkg_status vkg_graph_replay(vkg_graph *g);
 vkg_status vkg_graph_input_copy(vkg_graph *g, vkg_tensor *input, vkg_tensor *value);
 /* The same from host memory (bytes must be the input's size). For a host input (below) this is
  * a copy into the graph's own host-visible memory: no command recorded, no wait but for the run
- * three replays back; otherwise a write in stream order. */
+ * sixteen replays back; otherwise a write in stream order. */
 vkg_status vkg_graph_input_write(vkg_graph *g, vkg_tensor *input, const void *src, size_t bytes);
 /* During the capture: input (contiguous, read by the step) is given its values from the host
  * before each replay, with vkg_graph_input_write only. Where device memory is host-visible
