@@ -89,7 +89,7 @@ typedef struct vkgb_result {
     const char *items_unit;
     char check_note[64];         /* what the check saw, for the report's note                    */  /* "samples/s" or "tokens/s"                                           */
     double note_seconds;     /* seconds the case took in all                                        */
-    char note[256];          /* e.g. "repetitions capped at 3"                                       */
+    char note[320];          /* e.g. "repetitions capped at 3"                                       */
 } vkgb_result;
 
 typedef struct vkgb_run {
