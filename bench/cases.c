@@ -29,6 +29,7 @@ const vkgb_case vkgb_cases[] = {
     { "peak/fp32 fma", "peak", Q | M, VKGB_FMA32, 0, { 0 }, 0, NULL },
     { "peak/fp16 fma", "peak", Q | M, VKGB_FMA16, 0, { 0 }, 0, NULL },
     { "peak/copy 64MiB vec4", "peak", Q | M, VKGB_COPYBW, 0, { 64 }, 0, NULL },
+    { "peak/copy 64MiB texel read", "peak", Q | M, VKGB_COPYBW, 0, { 64, 1 }, 0, NULL },
     { "launch/dispatch x500", "launch", Q | M, VKGB_DISPATCH, 0, { 500 }, 0, NULL },
     { "launch/submit round trip", "launch", Q | M, VKGB_ROUNDTRIP, 0, { 0 }, 0, NULL },
     /* host overhead (host.c): p {ops or batch, 0 chain vs raw Vulkan | 1 MLP graph replay vs eager} */
