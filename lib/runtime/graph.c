@@ -5,8 +5,11 @@
  * nothing: it submits one of them, with the eager frame's pending commands if there are any, in
  * one vkQueueSubmit. The graph holds a reference on every storage its dispatches use, so the
  * sub-allocator can give none of those ranges to anything else while a replay may still rewrite
- * them; per-run host values come from hooks (the optimizer's) that write them into stages, and
- * from the caller for host inputs (vkg_graph_host_input), which are stages too. */
+ * them; per-run host values come from hooks (the optimizer's) that write them into stages, runs
+ * ahead of time, and from the caller for host inputs (vkg_graph_host_input), which are stages
+ * too. A replay's own host work is a few cache lines and the submit: what else a run used to do
+ * (compute the optimizer's values, stamp the storages it uses with its serial) is done ahead or
+ * when someone looks. */
 #include <stdlib.h>
 #include <string.h>
 
