@@ -16,17 +16,22 @@ static void on_validation(const char *message, void *user) {
     cr_log_error("validation message: %s", message);
 }
 
-void vkgt_setup(void) {
 #if defined(VKG_SANITIZE)
-    /* The validation layer keeps a few KB of C++ allocations past vkDestroyInstance, and the
-     * loader unloads it, so LeakSanitizer could not name it in tests/lsan.supp; pinning the
-     * library keeps its frames symbolized (and so suppressible by name, and only by name). */
+/* Before any test, in every test program (the ones that call vkg_init themselves too): the
+ * validation layer keeps a few KB of C++ allocations past vkDestroyInstance, and the loader
+ * unloads it, so LeakSanitizer could not name it in tests/lsan.supp; pinning the library keeps
+ * its frames symbolized (and so suppressible by name, and only by name). lavapipe keeps the
+ * CPU's L3 cache masks (Mesa's util_cpu_detect: (L3 caches + 1) x 128 bytes, allocated once on
+ * AMD Zen CPUs, never freed) in a global; unloaded with the driver, and allocated again at the
+ * next load, they became a leak per vkg_init that nothing could name. Pinned, they stay
+ * reachable. */
+__attribute__((constructor)) static void pin_driver_libraries(void) {
     dlopen("libVkLayer_khronos_validation.so", RTLD_NOW | RTLD_NODELETE);
-    /* lavapipe keeps the CPU's L3 cache masks (Mesa's util_cpu_detect: (L3 caches + 1) x 128
-     * bytes, allocated once on AMD Zen CPUs, never freed) in a global; unloaded with the
-     * driver they became a leak LeakSanitizer could not name. Pinned, they stay reachable. */
     dlopen("libvulkan_lvp.so", RTLD_NOW | RTLD_NODELETE);
+}
 #endif
+
+void vkgt_setup(void) {
     vkg_set_error_handler(vkg_error_handler_silent, NULL);
     vkg_set_validation_hook(on_validation, NULL);
     vkg_status st = vkg_init(&(vkg_init_desc){ .validate = true, .cache_dir = getenv("VKG_TEST_CACHE") });
