@@ -411,13 +411,16 @@ vkg_status vkg_graph_capture_begin(vkg_graph *g) {
 
 void vkg_graph_values_changed(void) { values_gen++; }
 
+/* The host state behind g's values written ahead changed since they were written. */
+static bool values_changed_since_fill(const vkg_graph *g) { return g->fill_gen != values_gen || last_ran != g; }
+
 /* The hooks' values of the runs from r on: G_AHEAD runs where the stages are mapped, one where
  * they are written in stream order (a write there is for the next run only), and one after a
  * change of the values (a learning-rate schedule changes them every step: computing runs that
  * never come would cost more than it saves). */
+
 static vkg_status fill(vkg_graph *g, int64_t r) {
-    bool changed = g->fill_gen != values_gen || last_ran != g;
-    int64_t n = g->stage_mem && !changed ? G_AHEAD : 1;
+    int64_t n = g->stage_mem && !values_changed_since_fill(g) ? G_AHEAD : 1;
     g->filled = r; /* nothing valid if a hook fails */
     for (int64_t run = r; run < r + n; run++) {
         g->slot = (int)(run % G_PRIMS);
@@ -444,7 +447,7 @@ static vkg_status run(vkg_graph *g) {
         memcpy(stage_slot(g, s, i), stage_slot(g, s, s->latest), s->bytes);
         s->fresh |= 1u << i;
     }
-    if (g->nhooks && (r >= g->filled || g->fill_gen != values_gen || last_ran != g)) {
+    if (g->nhooks && (r >= g->filled || values_changed_since_fill(g))) {
         st = fill(g, r);
         if (st != VKG_OK) return st;
     }
@@ -602,8 +605,8 @@ vkg_status vkg_graph_input_write(vkg_graph *g, vkg_tensor *input, const void *sr
     /* into the slot of the next run: the run that last used it, G_PRIMS runs back, is done (or
      * waited for) */
     int i = (int)(g->replays % G_PRIMS);
-    if (g->prim[i].serial > vkg_ctx.completed_serial && (st = vkg_stream_wait_serial(g->prim[i].serial)) != VKG_OK)
-        return st;
+    st = vkg_stream_wait_serial(g->prim[i].serial);
+    if (st != VKG_OK) return st;
     memcpy(stage_slot(g, s, i), src, need);
     s->latest = i;
     s->fresh = 1u << i;

@@ -19,8 +19,12 @@ bool vkg_stream_capturing(void);
  * in one vkQueueSubmit with that frame's fence; *serial is the batch's. The primary ends with a
  * full barrier, so the hazard list starts empty after it. */
 vkg_status vkg_stream_submit_graph(VkCommandBuffer primary, uint32_t dispatches, uint64_t *serial);
-/* Waits until the batch `serial` has completed (submitting it first if it is still recording). */
-vkg_status vkg_stream_wait_serial(uint64_t serial);
+/* Waits until the batch `serial` has completed (submitting it first if it is still recording):
+ * inline when it has (the usual case, on a replay's path), vkg_stream_wait_pending otherwise. */
+vkg_status vkg_stream_wait_pending(uint64_t serial);
+static inline vkg_status vkg_stream_wait_serial(uint64_t serial) {
+    return serial <= vkg_ctx.completed_serial ? VKG_OK : vkg_stream_wait_pending(serial);
+}
 /* A barrier from compute and transfer writes to compute and transfer reads and writes. */
 void vkg_stream_full_barrier(VkCommandBuffer cmd, bool host);
 /* Copies bytes between storages in stream order (vkCmdCopyBuffer, hazard-tracked). */

@@ -189,8 +189,7 @@ vkg_status vkg_stream_submit_graph(VkCommandBuffer primary, uint32_t dispatches,
     return VKG_OK;
 }
 
-vkg_status vkg_stream_wait_serial(uint64_t serial) {
-    if (serial <= vkg_ctx.completed_serial) return VKG_OK;
+vkg_status vkg_stream_wait_pending(uint64_t serial) {
     if (cur()->recording && cur()->serial <= serial) {
         vkg_status st = vkg_stream_flush();
         if (st != VKG_OK) return st;
