@@ -6,9 +6,9 @@
 
 layout(constant_id = 1) const uint OP = 0;
 layout(std430, binding = 0) writeonly buffer Y { ELEM y[]; };
-layout(std430, binding = 1) readonly buffer A { ELEM a[]; };
-layout(std430, binding = 2) readonly buffer B { ELEM b[]; };
-layout(std430, binding = 3) readonly buffer C { ELEM c[]; };   // where's condition only
+INPUT(1, a);
+INPUT(2, b);
+INPUT(3, c);   // where's condition only
 
 float f(float u, float v) {
     switch (OP) {
@@ -40,8 +40,8 @@ void main() {
         }
     }
     for (uint i = TAIL_BEGIN; i < pc.n; i += GRID_STRIDE) {
-        float u = AT(a, TAIL_INDEX(i, pc.st0, pc.off.x));
-        float v = EW_SCALAR ? pc.s.x : AT(b, TAIL_INDEX(i, pc.st1, pc.off.y));
-        AT(y, pc.out_off + i) = OP == 9 ? select_where(AT(c, TAIL_INDEX(i, pc.st2, pc.off.z)), u, v) : f(u, v);
+        float u = FETCH1(a, TAIL_INDEX(i, pc.st0, pc.off.x));
+        float v = EW_SCALAR ? pc.s.x : FETCH1(b, TAIL_INDEX(i, pc.st1, pc.off.y));
+        AT(y, pc.out_off + i) = OP == 9 ? select_where(FETCH1(c, TAIL_INDEX(i, pc.st2, pc.off.z)), u, v) : f(u, v);
     }
 }

@@ -11,6 +11,12 @@
 // elements are the tail loop's), and every input either runs along it (innermost stride 1, an
 // offset and outer strides that are multiples of 4: a vec4 load) or is constant along it
 // (innermost stride 0: one float, repeated).
+//
+// Each of those compiled once more with EW_TEX (the *_tex and *_vec4_tex modules): the inputs
+// read through uniform texel buffers (R32F views, RGBA32F for vec4) of their whole blocks, so
+// their offsets count from the block's start (the host adds vkg_texel_base). Devices that fetch
+// texels faster than they load storage buffers run those (vkg_texel_read: lavapipe, which loads
+// a storage buffer a lane at a time). The output is a storage buffer either way.
 #include "common.glsl"
 
 // Specialization constant 2 (lib/ops/elementwise.c): bit j (0-2) says input j is constant along
@@ -23,6 +29,25 @@ layout(constant_id = 2) const uint EW_LAYOUT = 0;
 #define BROADCAST(j) ((EW_LAYOUT & (1u << (j))) != 0u)
 const bool EW_SCALAR = (EW_LAYOUT & 8u) != 0u;
 
+// An input binding, and its reads: FETCH4 the vec4 at item i, FETCH1 the float at element e
+#ifdef EW_TEX
+#define INPUT(b, name) layout(binding = b) uniform samplerBuffer name
+#define FETCH4(buf, i) texelFetch(buf, int(i))
+#ifdef EW_VEC4
+#define FETCH1(buf, e) texelFetch(buf, int((e) >> 2))[(e) & 3u]
+#else
+#define FETCH1(buf, e) texelFetch(buf, int(e)).x
+#endif
+#else
+#define INPUT(b, name) layout(std430, binding = b) readonly buffer name##_ { ELEM name[]; }
+#define FETCH4(buf, i) buf[i]
+#ifdef EW_VEC4
+#define FETCH1(buf, e) buf[(e) >> 2][(e) & 3u]
+#else
+#define FETCH1(buf, e) buf[e]
+#endif
+#endif
+
 #ifdef EW_VEC4
 #define UNIT 4u
 #define ELEM vec4
@@ -33,8 +58,8 @@ const bool EW_SCALAR = (EW_LAYOUT & 8u) != 0u;
 #define EACH3(f, u, v, t) vec4(f(u.x, v.x, t.x), f(u.y, v.y, t.y), f(u.z, v.z, t.z), f(u.w, v.w, t.w))
 // the item at element e of input j (its layout bit in EW_LAYOUT says whether it is constant along
 // the run: one float, repeated)
-#define LOAD(buf, e, j) (BROADCAST(j) ? vec4(buf[(e) >> 2][(e) & 3u]) : buf[(e) >> 2])
-// one element, for the tail
+#define LOAD(buf, e, j) (BROADCAST(j) ? vec4(FETCH1(buf, e)) : FETCH4(buf, (e) >> 2))
+// one element of the output, for the tail
 #define AT(buf, e) buf[(e) >> 2][(e) & 3u]
 #else
 #define UNIT 1u
@@ -42,7 +67,7 @@ const bool EW_SCALAR = (EW_LAYOUT & 8u) != 0u;
 #define EACH1(f, u) f(u)
 #define EACH2(f, u, v) f(u, v)
 #define EACH3(f, u, v, t) f(u, v, t)
-#define LOAD(buf, e, j) buf[e]
+#define LOAD(buf, e, j) FETCH1(buf, e)
 #define AT(buf, e) buf[e]
 #endif
 

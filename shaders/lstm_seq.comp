@@ -14,27 +14,27 @@
 // the first or last step are a specialization constant (STEP), not push flags: lavapipe runs
 // both sides of an if even when every lane agrees, so each absent input still cost its masked
 // load loop, and the first and last steps' branches their loads and stores at every step.
+// And with LSTM_TEX (lstm_seq_tex, lstm_seq_vec4_tex): reading through texel views
+// (shaders/lstm_tex.glsl).
 // Push constants mirror vkg_lstm_seq_push in lib/ops/lstm.c: change both.
 #include "common.glsl"
-#ifdef LSTM_VEC4
-#define V vec4
-#define W 4u
-#else
-#define V float
-#define W 1u
-#endif
+#include "lstm_tex.glsl"
 
 layout(std430, binding = 0) buffer R { V r[]; };            // [out (B, T, Hd) | c_n (B, Hd)]
 layout(std430, binding = 1) buffer S { V s[]; };            // [gates (B, T, 4Hd) | c (B, T, Hd) | h_prev (B, T, Hd)]
-layout(std430, binding = 2) readonly buffer XW { V xw[]; }; // (B*T, 4Hd)
-layout(std430, binding = 3) readonly buffer HW { V hw[]; }; // (B, 4Hd), if HAS_HW
-layout(std430, binding = 4) readonly buffer C0 { V c0[]; }; // (B, Hd), if HAS_C0
-layout(std430, binding = 5) readonly buffer H0 { V h0[]; }; // (B, Hd), if HAS_H0
+INPUT(2, xw);  // (B*T, 4Hd)
+INPUT(3, hw);  // (B, 4Hd), if HAS_HW
+INPUT(4, c0);  // (B, Hd), if HAS_C0
+INPUT(5, h0);  // (B, Hd), if HAS_H0
+#ifdef LSTM_TEX
+INPUT(6, sr);  // S's view, for c_{t-1} (the storage form reads s)
+#endif
 
 layout(push_constant) uniform Push {
     uint B, T, Hd, t;
     uint r_off, s_off, xw_off, hw_off;
     uint c0_off, h0_off;
+    uint s_tex;  // LSTM_TEX: s_off in S's view (from its block's start)
 } pc;
 
 // lib/ops/lstm.c's SEQ_* bits: change both
@@ -50,13 +50,17 @@ void main() {
         V pre[4];
         for (uint k = 0u; k < 4u; k++) {
             uint col = k * pc.Hd + j;
-            pre[k] = xw[(pc.xw_off + row * G + col) / W];
-            if (HAS_HW) pre[k] += hw[(pc.hw_off + b * G + col) / W];
+            pre[k] = LOAD(xw, (pc.xw_off + row * G + col) / W);
+            if (HAS_HW) pre[k] += LOAD(hw, (pc.hw_off + b * G + col) / W);
         }
         V cp = V(0.0);
+#ifdef LSTM_TEX
+        if (!FIRST) cp = LOAD(sr, (pc.s_tex + cells + (row - 1u) * pc.Hd + j) / W);
+#else
         if (!FIRST) cp = s[(pc.s_off + cells + (row - 1u) * pc.Hd + j) / W];
-        else if (HAS_C0) cp = c0[(pc.c0_off + i) / W];
-        if (FIRST) s[(pc.s_off + hprev + row * pc.Hd + j) / W] = HAS_H0 ? h0[(pc.h0_off + i) / W] : V(0.0);
+#endif
+        else if (HAS_C0) cp = LOAD(c0, (pc.c0_off + i) / W);
+        if (FIRST) s[(pc.s_off + hprev + row * pc.Hd + j) / W] = HAS_H0 ? LOAD(h0, (pc.h0_off + i) / W) : V(0.0);
         V ig = safe_sigmoid(pre[0]), fg = safe_sigmoid(pre[1]), gg = safe_tanh(pre[2]), og = safe_sigmoid(pre[3]);
         V cn = fg * cp + ig * gg, hn = og * safe_tanh(cn);
         r[(pc.r_off + row * pc.Hd + j) / W] = hn;

@@ -7,28 +7,27 @@
 // dL/dc_{t-1} over dc in place (each invocation reads and writes only its own element).
 // Compiled a second time with LSTM_VEC4 (lstm_seq_backward_vec4), four units an invocation as
 // vec4, like shaders/lstm_seq.comp, and like it takes its inputs and the first and last steps
-// as a specialization constant (STEP).
+// as a specialization constant (STEP); and with LSTM_TEX (lstm_seq_backward_tex,
+// lstm_seq_backward_vec4_tex) reading through texel views (shaders/lstm_tex.glsl).
 // Push constants mirror vkg_lstm_seq_bw_push in lib/ops/lstm.c: change both.
 #include "common.glsl"
-#ifdef LSTM_VEC4
-#define V vec4
-#define W 4u
-#else
-#define V float
-#define W 1u
-#endif
+#include "lstm_tex.glsl"
 
 layout(std430, binding = 0) writeonly buffer DG { V dg[]; };  // (B, T, 4Hd)
 layout(std430, binding = 1) buffer DC { V dc[]; };            // (B, Hd), running dL/dc
-layout(std430, binding = 2) readonly buffer S { V s[]; };     // [gates (B, T, 4Hd) | c (B, T, Hd) | ...]
-layout(std430, binding = 3) readonly buffer GR { V g[]; };    // [dout (B, T, Hd) | dc_n (B, Hd)]
-layout(std430, binding = 4) readonly buffer DH { V dh[]; };   // (B, Hd), if HAS_DH
-layout(std430, binding = 5) readonly buffer C0 { V c0[]; };   // (B, Hd), if HAS_C0
+INPUT(2, s);    // [gates (B, T, 4Hd) | c (B, T, Hd) | ...]
+INPUT(3, g);    // [dout (B, T, Hd) | dc_n (B, Hd)]
+INPUT(4, dh);   // (B, Hd), if HAS_DH
+INPUT(5, c0);   // (B, Hd), if HAS_C0
+#ifdef LSTM_TEX
+INPUT(6, dcr);  // DC's view (the storage form reads dc)
+#endif
 
 layout(push_constant) uniform Push {
     uint B, T, Hd, t;
     uint dg_off, dc_off, s_off, g_off;
     uint dh_off, c0_off;
+    uint dc_tex;  // LSTM_TEX: dc_off in DC's view (from its block's start)
 } pc;
 
 // lib/ops/lstm.c's SEQ_* bits: change both
@@ -41,14 +40,19 @@ void main() {
     for (uint q = gl_GlobalInvocationID.x; q < n / W; q += GRID_STRIDE) {
         uint i = q * W, b = i / pc.Hd, j = i % pc.Hd, row = b * pc.T + pc.t;  // (elements; indices below / W)
         uint gb = pc.s_off + row * G + j;
-        V ig = s[gb / W], fg = s[(gb + pc.Hd) / W], gg = s[(gb + 2u * pc.Hd) / W], og = s[(gb + 3u * pc.Hd) / W];
-        V tc = safe_tanh(s[(pc.s_off + cells + row * pc.Hd + j) / W]);
+        V ig = LOAD(s, gb / W), fg = LOAD(s, (gb + pc.Hd) / W), gg = LOAD(s, (gb + 2u * pc.Hd) / W),
+          og = LOAD(s, (gb + 3u * pc.Hd) / W);
+        V tc = safe_tanh(LOAD(s, (pc.s_off + cells + row * pc.Hd + j) / W));
         V cp = V(0.0);
-        if (!FIRST) cp = s[(pc.s_off + cells + (row - 1u) * pc.Hd + j) / W];
-        else if (HAS_C0) cp = c0[(pc.c0_off + i) / W];
-        V gh = g[(pc.g_off + row * pc.Hd + j) / W];
-        if (HAS_DH) gh += dh[(pc.dh_off + i) / W];
-        V gc = LAST ? g[(pc.g_off + BT * pc.Hd + i) / W] : dc[(pc.dc_off + i) / W];
+        if (!FIRST) cp = LOAD(s, (pc.s_off + cells + (row - 1u) * pc.Hd + j) / W);
+        else if (HAS_C0) cp = LOAD(c0, (pc.c0_off + i) / W);
+        V gh = LOAD(g, (pc.g_off + row * pc.Hd + j) / W);
+        if (HAS_DH) gh += LOAD(dh, (pc.dh_off + i) / W);
+#ifdef LSTM_TEX
+        V gc = LAST ? LOAD(g, (pc.g_off + BT * pc.Hd + i) / W) : LOAD(dcr, (pc.dc_tex + i) / W);
+#else
+        V gc = LAST ? LOAD(g, (pc.g_off + BT * pc.Hd + i) / W) : dc[(pc.dc_off + i) / W];
+#endif
         gc += gh * og * (1.0 - tc * tc);
         uint ob = pc.dg_off + row * G + j;
         dg[ob / W] = gc * gg * ig * (1.0 - ig);

@@ -11,6 +11,9 @@
 // where rows are contiguous (inner 1, sr 1), R and every row's start multiples of 4; rows are
 // then read and written as vec4 (lavapipe moves a lane's vec4 for about the cost of a float:
 // shaders/layer_norm.comp).
+// Compiled a second time with NR_TEX (nn_rows_tex): x read through a uniform texel buffer, a
+// view of its whole block (RGBA32F with VEC4, else R32F; x_off counts from the block's start), on
+// devices that fetch texels faster than they load storage buffers (lavapipe).
 // Push constants mirror vkg_nn_rows_push in lib/ops/nn_rows.c: change both.
 #include "common.glsl"
 
@@ -22,9 +25,17 @@ layout(constant_id = 3) const bool VEC4 = false;
 // read it three times and exponentiate twice (lavapipe loads lane by lane); the same arithmetic.
 layout(constant_id = 4) const uint ROW4 = 0;
 layout(std430, binding = 0) writeonly buffer Y { float y[]; };
+#ifdef NR_TEX
+layout(binding = 1) uniform samplerBuffer x_view;
+#define X_(i) texelFetch(x_view, int(i)).x
+#define X4_(i) texelFetch(x_view, int(i))
+#else
 layout(std430, binding = 1) readonly buffer X { float x[]; };
-layout(std430, binding = 0) writeonly buffer Y4 { vec4 y4[]; };
 layout(std430, binding = 1) readonly buffer X4 { vec4 x4[]; };
+#define X_(i) x[i]
+#define X4_(i) x4[i]
+#endif
+layout(std430, binding = 0) writeonly buffer Y4 { vec4 y4[]; };
 
 layout(push_constant) uniform Push {
     uint outer, R, inner, x_off;
@@ -43,7 +54,7 @@ layout(push_constant) uniform Push {
 // The softmax family's view of x: scaled, and -inf past the query's own column where causal
 // (lib/ops/nn_internal.h, vkg_nn_softmax_scaled: attention's scores).
 uint causal_limit(uint ob) { return pc.causal == 0u ? 0xffffffffu : ob % pc.causal; }
-float xs(int base, uint r, uint lim) { return r > lim ? -INF : x[base + int(r) * pc.sr] * pc.scale; }
+float xs(int base, uint r, uint lim) { return r > lim ? -INF : X_(base + int(r) * pc.sr) * pc.scale; }
 
 // Variant 1: the workgroup's invocations take r = t, t + L, ... and combine through the tree.
 void row_by_workgroup(uint o) {
@@ -70,11 +81,11 @@ void row_by_workgroup(uint o) {
         }
     } else {
         float s = 0.0;
-        for (uint r = t; r < pc.R; r += L) s += x[base + int(r) * pc.sr];
+        for (uint r = t; r < pc.R; r += L) s += X_(base + int(r) * pc.sr);
         float mean = wg_reduce(s, false) / float(pc.R);
         float q = 0.0;
         for (uint r = t; r < pc.R; r += L) {
-            float d = x[base + int(r) * pc.sr] - mean;
+            float d = X_(base + int(r) * pc.sr) - mean;
             q += d * d;
         }
         q = wg_reduce(q, false);
@@ -84,7 +95,7 @@ void row_by_workgroup(uint o) {
 }
 
 vec4 xs4(uint base, uint r, uint lim) {
-    vec4 v = x4[base + r] * pc.scale;
+    vec4 v = X4_(base + r) * pc.scale;
     return mix(v, vec4(-INF), greaterThan(uvec4(4u * r) + uvec4(0u, 1u, 2u, 3u), uvec4(lim)));
 }
 
@@ -150,11 +161,11 @@ void main() {
             }
         } else {
             float s = 0.0;
-            for (uint r = 0u; r < pc.R; r++) s += x[base + int(r) * pc.sr];
+            for (uint r = 0u; r < pc.R; r++) s += X_(base + int(r) * pc.sr);
             float mean = s / float(pc.R);
             float q = 0.0;
             for (uint r = 0u; r < pc.R; r++) {
-                float d = x[base + int(r) * pc.sr] - mean;
+                float d = X_(base + int(r) * pc.sr) - mean;
                 q += d * d;
             }
             float v = pc.denom > 0.0 ? q / pc.denom : (q > 0.0 ? INF : NAN);

@@ -12,6 +12,8 @@
 // long rows; sums through the fixed tree of nn_rows_wg.glsl).
 // VEC4 (specialization constant 3): softmax and log_softmax as vec4 rows, where the forward's
 // VEC4 conditions hold for a, dx and dy (shaders/nn_rows.comp).
+// Compiled a second time with NR_TEX (nn_rows_backward_tex): a, dy and aux read through uniform
+// texel buffers, like shaders/nn_rows.comp's NR_TEX (aux an R32F view always).
 // Push constants mirror vkg_nn_rows_backward_push in lib/ops/nn_rows.c: change both.
 #include "common.glsl"
 
@@ -22,12 +24,28 @@ layout(constant_id = 3) const bool VEC4 = false;
 // into registers (shaders/nn_rows.comp says why); the same arithmetic.
 layout(constant_id = 4) const uint ROW4 = 0;
 layout(std430, binding = 0) writeonly buffer DX { float dx[]; };
+#ifdef NR_TEX
+layout(binding = 1) uniform samplerBuffer a_view;
+#define A_(i) texelFetch(a_view, int(i)).x
+#define A4_(i) texelFetch(a_view, int(i))
+layout(binding = 2) uniform samplerBuffer dy_view;
+#define DY_(i) texelFetch(dy_view, int(i)).x
+#define DY4_(i) texelFetch(dy_view, int(i))
+layout(binding = 3) uniform samplerBuffer aux_view;
+#define AUX_(i) texelFetch(aux_view, int(i)).x
+#else
 layout(std430, binding = 1) readonly buffer A { float a[]; };
 layout(std430, binding = 2) readonly buffer DY { float dy[]; };
 layout(std430, binding = 3) readonly buffer AUX { float aux[]; };
-layout(std430, binding = 0) writeonly buffer DX4 { vec4 dx4[]; };
 layout(std430, binding = 1) readonly buffer A4 { vec4 a4[]; };
 layout(std430, binding = 2) readonly buffer DY4 { vec4 dy4[]; };
+#define A_(i) a[i]
+#define A4_(i) a4[i]
+#define DY_(i) dy[i]
+#define DY4_(i) dy4[i]
+#define AUX_(i) aux[i]
+#endif
+layout(std430, binding = 0) writeonly buffer DX4 { vec4 dx4[]; };
 
 layout(push_constant) uniform Push {
     uint outer, R, inner, a_off;
@@ -50,29 +68,29 @@ void row_by_workgroup(uint o) {
         uint gb = pc.dy_off + rb;
         float s = 0.0;
         for (uint r = t; r < pc.R; r += L) {
-            float g = dy[gb + r * pc.inner];
-            s += OP == 0u ? g * a[base + int(r) * pc.sr] : g;
+            float g = DY_(gb + r * pc.inner);
+            s += OP == 0u ? g * A_(base + int(r) * pc.sr) : g;
         }
         s = wg_reduce(s, false);
         for (uint r = t; r < pc.R; r += L) {
-            float v = a[base + int(r) * pc.sr], g = dy[gb + r * pc.inner];
+            float v = A_(base + int(r) * pc.sr), g = DY_(gb + r * pc.inner);
             dx[xb + r * pc.inner] = pc.scale * (OP == 0u ? v * (g - s) : g - exp(v) * s);
         }
     } else if (OP == 2u) {
-        float g = dy[pc.dy_off + o], l = aux[pc.aux_off + o];
-        for (uint r = t; r < pc.R; r += L) dx[xb + r * pc.inner] = g * exp(a[base + int(r) * pc.sr] - l);
+        float g = DY_(pc.dy_off + o), l = AUX_(pc.aux_off + o);
+        for (uint r = t; r < pc.R; r += L) dx[xb + r * pc.inner] = g * exp(A_(base + int(r) * pc.sr) - l);
     } else {
         float s = 0.0;
-        for (uint r = t; r < pc.R; r += L) s += a[base + int(r) * pc.sr];
+        for (uint r = t; r < pc.R; r += L) s += A_(base + int(r) * pc.sr);
         float mean = wg_reduce(s, false) / float(pc.R);
-        float g = dy[pc.dy_off + o], k;
+        float g = DY_(pc.dy_off + o), k;
         if (OP == 3u) {
             k = 2.0 * g / pc.denom;
         } else {
-            float sd = aux[pc.aux_off + o];
+            float sd = AUX_(pc.aux_off + o);
             k = sd == 0.0 ? 0.0 : g / (pc.denom * sd);
         }
-        for (uint r = t; r < pc.R; r += L) dx[xb + r * pc.inner] = k * (a[base + int(r) * pc.sr] - mean);
+        for (uint r = t; r < pc.R; r += L) dx[xb + r * pc.inner] = k * (A_(base + int(r) * pc.sr) - mean);
     }
 }
 
@@ -82,7 +100,7 @@ void row_vec4(uint o) {
     vec4 ar[ROW4 > 0u ? ROW4 : 1u], gr[ROW4 > 0u ? ROW4 : 1u];
     vec4 s4 = vec4(0.0);
     for (uint r = 0u; r < n; r++) {
-        vec4 v = a4[base + r], g = dy4[gb + r];
+        vec4 v = A4_(base + r), g = DY4_(gb + r);
         if (ROW4 > 0u) {
             ar[r] = v;
             gr[r] = g;
@@ -92,7 +110,7 @@ void row_vec4(uint o) {
     float s = sum4(s4);
     uint xb = (pc.dx_off + o * pc.R) / 4u;
     for (uint r = 0u; r < n; r++) {
-        vec4 v = ROW4 > 0u ? ar[r] : a4[base + r], g = ROW4 > 0u ? gr[r] : dy4[gb + r];
+        vec4 v = ROW4 > 0u ? ar[r] : A4_(base + r), g = ROW4 > 0u ? gr[r] : DY4_(gb + r);
         dx4[xb + r] = pc.scale * (OP == 0u ? v * (g - s) : g - exp(v) * s);
     }
 }
@@ -116,28 +134,28 @@ void main() {
             uint gb = pc.dy_off + rb;
             float s = 0.0;
             for (uint r = 0u; r < pc.R; r++) {
-                float g = dy[gb + r * pc.inner];
-                s += OP == 0u ? g * a[base + int(r) * pc.sr] : g;
+                float g = DY_(gb + r * pc.inner);
+                s += OP == 0u ? g * A_(base + int(r) * pc.sr) : g;
             }
             for (uint r = 0u; r < pc.R; r++) {
-                float v = a[base + int(r) * pc.sr], g = dy[gb + r * pc.inner];
+                float v = A_(base + int(r) * pc.sr), g = DY_(gb + r * pc.inner);
                 dx[xb + r * pc.inner] = pc.scale * (OP == 0u ? v * (g - s) : g - exp(v) * s);
             }
         } else if (OP == 2u) {
-            float g = dy[pc.dy_off + o], l = aux[pc.aux_off + o];
-            for (uint r = 0u; r < pc.R; r++) dx[xb + r * pc.inner] = g * exp(a[base + int(r) * pc.sr] - l);
+            float g = DY_(pc.dy_off + o), l = AUX_(pc.aux_off + o);
+            for (uint r = 0u; r < pc.R; r++) dx[xb + r * pc.inner] = g * exp(A_(base + int(r) * pc.sr) - l);
         } else {
             float s = 0.0;
-            for (uint r = 0u; r < pc.R; r++) s += a[base + int(r) * pc.sr];
+            for (uint r = 0u; r < pc.R; r++) s += A_(base + int(r) * pc.sr);
             float mean = s / float(pc.R);
-            float g = dy[pc.dy_off + o], k;
+            float g = DY_(pc.dy_off + o), k;
             if (OP == 3u) {
                 k = 2.0 * g / pc.denom;
             } else {
-                float sd = aux[pc.aux_off + o];
+                float sd = AUX_(pc.aux_off + o);
                 k = sd == 0.0 ? 0.0 : g / (pc.denom * sd);
             }
-            for (uint r = 0u; r < pc.R; r++) dx[xb + r * pc.inner] = k * (a[base + int(r) * pc.sr] - mean);
+            for (uint r = 0u; r < pc.R; r++) dx[xb + r * pc.inner] = k * (A_(base + int(r) * pc.sr) - mean);
         }
     }
 }

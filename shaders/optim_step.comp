@@ -11,6 +11,11 @@
 // and written as vec4, and the last n % 4 elements go one at a time.
 // Compiled a third time with OPTIM_MULTI (optim_multi): one dispatch steps up to MULTI
 // parameters (lib/optim/optim.c groups them: the same step count, offsets 0), vec4 as above.
+// Compiled a fourth time with OPTIM_TEX (optim_step_tex): optim_step_vec4 reading the parameter,
+// its state and the gradient through uniform texel buffers (RGBA32F views of their blocks, bound
+// beside the storage buffers it writes), on devices that read those faster (lib/runtime/stream.c's
+// vkg_texel_reads: lavapipe gathers a texel fetch in straight-line code, but loads a storage
+// buffer one lane at a time).
 // Workgroup row y steps parameter y, and each binding but the coefficients' is an array with
 // one buffer per parameter, indexed by y: the same index for the whole workgroup, as Vulkan's
 // shaderStorageBufferArrayDynamicIndexing requires. One dispatch instead of one per parameter
@@ -21,6 +26,9 @@
 #ifdef OPTIM_MULTI
 #define OPTIM_VEC4 1
 #define MULTI 6   /* lib/optim/optim.c's MULTI: change both */
+#endif
+#ifdef OPTIM_TEX
+#define OPTIM_VEC4 1
 #endif
 
 #ifdef OPTIM_VEC4
@@ -54,12 +62,35 @@ layout(std430, binding = 0) buffer P { T p[]; };    // parameter
 layout(std430, binding = 1) buffer S0 { T s0[]; };  // SGD momentum_buffer | exp_avg     | square_avg
 layout(std430, binding = 2) buffer S1 { T s1[]; };  //                     | exp_avg_sq  | momentum_buffer
 layout(std430, binding = 3) buffer S2 { T s2[]; };  //                     | max_exp_avg_sq | grad_avg
+#ifdef OPTIM_TEX
+layout(binding = 4) uniform samplerBuffer gt;               // gradient
+#else
 layout(std430, binding = 4) readonly buffer G { T g[]; };  // gradient
+#endif
 #define P_(i) p[i]
 #define S0_(i) s0[i]
 #define S1_(i) s1[i]
 #define S2_(i) s2[i]
 #define G_(i) g[i]
+#endif
+// What the loop reads: the storage buffers above, or (OPTIM_TEX) the texel views of the same
+// tensors at bindings 6-9 and the gradient's at 4, indexed from their blocks' starts (pc.aux)
+#ifdef OPTIM_TEX
+layout(binding = 6) uniform samplerBuffer pt;
+layout(binding = 7) uniform samplerBuffer s0t;
+layout(binding = 8) uniform samplerBuffer s1t;
+layout(binding = 9) uniform samplerBuffer s2t;
+#define P_R(i) texelFetch(pt, int(pc.aux[0] + (i)))
+#define S0_R(i) texelFetch(s0t, int(pc.aux[1] + (i)))
+#define S1_R(i) texelFetch(s1t, int(pc.aux[2] + (i)))
+#define S2_R(i) texelFetch(s2t, int(pc.aux[3] + (i)))
+#define G_R(i) texelFetch(gt, int(pc.aux[4] + (i)))
+#else
+#define P_R(i) P_(i)
+#define S0_R(i) S0_(i)
+#define S1_R(i) S1_(i)
+#define S2_R(i) S2_(i)
+#define G_R(i) G_(i)
 #endif
 // Per-step values when F_COEF is set (a captured step, vkgrad/graph.h: written by the host before
 // every replay), at c_off (optim_multi: parameter y's at c_off + y * C_SLOT): lr, step_size,
@@ -86,9 +117,10 @@ layout(push_constant) uniform Push {
     float bc2_sqrt;  // Adam: sqrt(1 - beta2^t)
     float decay;     // AdamW: 1 - lr * weight_decay
     uint c_off;      // F_COEF: the slot of the per-step values in c[]
-#ifdef OPTIM_MULTI
-    uint nm[MULTI];  // each parameter's elements (n, p_off and g_off above are unused: 0)
-#endif
+    // optim_multi: each parameter's elements (n, p_off and g_off above are unused: 0);
+    // optim_step_tex: the texel bases (vkg_texel_base / 4) of P, S0, S1, S2 and G
+    uint aux[6];
+
 } pc;
 
 const uint F_NESTEROV = 1u, F_FIRST = 2u, F_AMSGRAD = 4u, F_DECOUPLED = 8u, F_CENTERED = 16u, F_MAXIMIZE = 32u,
@@ -172,14 +204,14 @@ void main() {
     }
     bool u0 = uses(0u), u1 = uses(1u), u2 = uses(2u);
 #ifdef OPTIM_MULTI
-    uint n = pc.nm[gl_WorkGroupID.y];
+    uint n = pc.aux[gl_WorkGroupID.y];
 #else
     uint n = pc.n;
 #endif
     uint po = pc.p_off / UNIT, go = pc.g_off / UNIT;
     for (uint i = gl_GlobalInvocationID.x; i < n / UNIT; i += GRID_STRIDE) {
-        T x = P_(po + i), a = u0 ? S0_(i) : T(0.0), b = u1 ? S1_(i) : T(0.0), c2 = u2 ? S2_(i) : T(0.0);
-        update(x, G_(go + i), a, b, c2);
+        T x = P_R(po + i), a = u0 ? S0_R(i) : T(0.0), b = u1 ? S1_R(i) : T(0.0), c2 = u2 ? S2_R(i) : T(0.0);
+        update(x, G_R(go + i), a, b, c2);
         P_(po + i) = x;
         if (u0) S0_(i) = a;
         if (u1) S1_(i) = b;
@@ -190,9 +222,9 @@ void main() {
     // .x is kept
     for (uint i = (n & ~3u) + gl_GlobalInvocationID.x; i < n; i += GRID_STRIDE) {
         uint pe = pc.p_off + i, ge = pc.g_off + i;
-        vec4 x = vec4(P_(pe >> 2)[pe & 3u]), a = vec4(u0 ? S0_(i >> 2)[i & 3u] : 0.0),
-             b = vec4(u1 ? S1_(i >> 2)[i & 3u] : 0.0), c2 = vec4(u2 ? S2_(i >> 2)[i & 3u] : 0.0);
-        update(x, vec4(G_(ge >> 2)[ge & 3u]), a, b, c2);
+        vec4 x = vec4(P_R(pe >> 2)[pe & 3u]), a = vec4(u0 ? S0_R(i >> 2)[i & 3u] : 0.0),
+             b = vec4(u1 ? S1_R(i >> 2)[i & 3u] : 0.0), c2 = vec4(u2 ? S2_R(i >> 2)[i & 3u] : 0.0);
+        update(x, vec4(G_R(ge >> 2)[ge & 3u]), a, b, c2);
         P_(pe >> 2)[pe & 3u] = x.x;
         if (u0) S0_(i >> 2)[i & 3u] = a.x;
         if (u1) S1_(i >> 2)[i & 3u] = b.x;

@@ -27,10 +27,21 @@ layout(constant_id = 2) const uint VARIANT = 0;
 // lane's vec4 for about the cost of a float. X4 aliases X.
 layout(constant_id = 3) const bool VEC4 = false;
 layout(std430, binding = 0) writeonly buffer Y { float y[]; };
-layout(std430, binding = 1) readonly buffer X { float x[]; };
 layout(std430, binding = 2) writeonly buffer I { int yi[]; };   // argmax output (may alias Y)
 layout(std430, binding = 3) readonly buffer XI { int xi[]; };   // merge: the chunks' indices
-layout(std430, binding = 1) readonly buffer X4 { vec4 x4[]; };
+// Compiled a second time with RED_TEX (reduce_tex): X read through a uniform texel buffer, a view
+// of its whole block (RGBA32F for the VEC4 forms, else R32F; pc.in_off counts from the block's
+// start), on devices that fetch texels faster than they load storage buffers (lavapipe).
+#ifdef RED_TEX
+layout(binding = 1) uniform samplerBuffer xt;
+#define X(i) texelFetch(xt, int(i)).x
+#define X4(i) texelFetch(xt, int(i))
+#else
+layout(std430, binding = 1) readonly buffer X_ { float x[]; };
+layout(std430, binding = 1) readonly buffer X4_ { vec4 x4[]; };
+#define X(i) x[i]
+#define X4(i) x4[i]
+#endif
 
 layout(push_constant) uniform Push {
     uint outer, R, inner, in_off;  // merge: R is the whole row (for mean), X holds nchunk per output
@@ -74,7 +85,7 @@ void main() {
         for (uint o = gl_GlobalInvocationID.x; o < nout; o += GRID_STRIDE) {
             uint base = (pc.in_off + o * pc.R) / 4u;
             vec4 acc = vec4(0.0);
-            for (uint r = 0; r < pc.R / 4u; r++) acc += x4[base + r];
+            for (uint r = 0; r < pc.R / 4u; r++) acc += X4(base + r);
             store(o, sum4(acc), 0);
         }
     } else if (VARIANT == 0) {
@@ -83,7 +94,7 @@ void main() {
             uint base = pc.in_off + ob * pc.R * pc.inner + ii;
             float acc = init_value();
             int ia = 0x7fffffff;
-            for (uint r = 0; r < pc.R; r++) combine(acc, ia, x[base + r * pc.inner], int(r));
+            for (uint r = 0; r < pc.R; r++) combine(acc, ia, X(base + r * pc.inner), int(r));
             store(o, acc, pc.R == 0u ? 0 : ia);
         }
     } else if (VARIANT == 4 && VEC4) {
@@ -93,7 +104,7 @@ void main() {
             uint base = (pc.in_off + (o / pc.inner) * pc.R * pc.inner + o % pc.inner) / 4u;
             uint r1 = min(pc.R, (c + 1u) * pc.chunk);
             vec4 acc = vec4(0.0);
-            for (uint r = c * pc.chunk; r < r1; r++) acc += x4[base + r * step];
+            for (uint r = c * pc.chunk; r < r1; r++) acc += X4(base + r * step);
             if (OP == 1 && pc.nchunk == 1u) acc /= float(pc.R); // one chunk: the final value (a split has 2+)
             for (uint j = 0; j < 4u; j++) y[pc.out_off + (o + j) * pc.nchunk + c] = acc[j];
         }
@@ -104,7 +115,7 @@ void main() {
             uint r1 = min(pc.R, (c + 1u) * pc.chunk);
             float acc = init_value();
             int ia = 0x7fffffff;
-            for (uint r = c * pc.chunk; r < r1; r++) combine(acc, ia, x[base + r * pc.inner], int(r));
+            for (uint r = c * pc.chunk; r < r1; r++) combine(acc, ia, X(base + r * pc.inner), int(r));
             y[pc.out_off + o * pc.nchunk + c] = acc;
             if (INDEXED) yi[pc.idx_off + o * pc.nchunk + c] = ia;
         }
@@ -113,7 +124,7 @@ void main() {
             float acc = init_value();
             int ia = 0x7fffffff;
             for (uint c = 0; c < pc.nchunk; c++)
-                combine(acc, ia, x[pc.in_off + o * pc.nchunk + c], INDEXED ? xi[pc.idx_off + o * pc.nchunk + c] : 0);
+                combine(acc, ia, X(pc.in_off + o * pc.nchunk + c), INDEXED ? xi[pc.idx_off + o * pc.nchunk + c] : 0);
             store(o, acc, ia);
         }
     } else {
@@ -127,7 +138,7 @@ void main() {
             uint r0 = VARIANT == 2 ? c * pc.chunk : 0u, r1 = VARIANT == 2 ? min(pc.R, r0 + pc.chunk) : pc.R;
             float acc = init_value();
             int ia = 0x7fffffff;
-            for (uint r = r0 + t; r < r1; r += L) combine(acc, ia, x[base + r * pc.inner], int(r));
+            for (uint r = r0 + t; r < r1; r += L) combine(acc, ia, X(base + r * pc.inner), int(r));
             s_val[t] = acc;
             s_idx[t] = ia;
             barrier();

@@ -6,7 +6,7 @@
 
 layout(constant_id = 1) const uint OP = 0;
 layout(std430, binding = 0) writeonly buffer Y { ELEM y[]; };
-layout(std430, binding = 1) readonly buffer X { ELEM x[]; };
+INPUT(1, x);
 
 float f(float v) {
     switch (OP) {
@@ -43,5 +43,5 @@ void main() {
     for (uint k = gl_GlobalInvocationID.x; k < pc.n / UNIT; k += GRID_STRIDE, walk_next(w))
         y[pc.out_off / UNIT + k] = EACH1(f, LOAD(x, src_index(w, pc.st0, pc.off.x), 0));
     for (uint i = TAIL_BEGIN; i < pc.n; i += GRID_STRIDE)
-        AT(y, pc.out_off + i) = f(AT(x, TAIL_INDEX(i, pc.st0, pc.off.x)));
+        AT(y, pc.out_off + i) = f(FETCH1(x, TAIL_INDEX(i, pc.st0, pc.off.x)));
 }

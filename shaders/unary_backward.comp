@@ -8,9 +8,9 @@
 
 layout(constant_id = 1) const uint OP = 0;
 layout(std430, binding = 0) writeonly buffer Y { ELEM dx[]; };
-layout(std430, binding = 1) readonly buffer A { ELEM x[]; };
-layout(std430, binding = 2) readonly buffer B { ELEM g[]; };
-layout(std430, binding = 3) readonly buffer C { ELEM unused[]; };
+INPUT(1, x);
+INPUT(2, g);
+INPUT(3, unused);
 
 float grad(float v, float gv) {
     switch (OP) {
@@ -48,5 +48,5 @@ void main() {
         dx[pc.out_off / UNIT + k] = EACH2(grad, v, gv);
     }
     for (uint i = TAIL_BEGIN; i < pc.n; i += GRID_STRIDE)
-        AT(dx, pc.out_off + i) = grad(AT(x, TAIL_INDEX(i, pc.st0, pc.off.x)), AT(g, TAIL_INDEX(i, pc.st1, pc.off.y)));
+        AT(dx, pc.out_off + i) = grad(FETCH1(x, TAIL_INDEX(i, pc.st0, pc.off.x)), FETCH1(g, TAIL_INDEX(i, pc.st1, pc.off.y)));
 }

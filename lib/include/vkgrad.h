@@ -110,8 +110,9 @@ typedef struct vkg_device_info {
                                           range and the allocation size, whichever is less,
                                           rounded down to the binding offset alignment       */
     bool texel_buffers;                /* R32G32B32A32_SFLOAT uniform texel buffers: the
-                                          register-blocked matmul reads its operands so (off
-                                          under synchronization validation)                  */
+                                          register-blocked matmul reads its operands so, and
+                                          on CPU devices the memory-bound kernels their inputs
+                                          (off under synchronization validation)             */
 } vkg_device_info;
 
 /* Every device the loader sees (no vkg_init needed). Returns the count, or -1 with an error. */

@@ -239,12 +239,15 @@ static void coalesce(operands *o) {
     o->nd = m;
 }
 
-/* A shader and its vec4 module (shaders/elementwise.glsl). */
+/* A shader's modules (shaders/elementwise.glsl): an element or (vec4) four an item, reading
+ * storage buffers or (tex) texel views. */
 typedef struct kernel {
-    const char *one, *vec4;
+    const char *one, *vec4, *one_tex, *vec4_tex;
 } kernel;
-static const kernel UNARY = { "unary", "unary_vec4" }, BINARY = { "binary", "binary_vec4" },
-                    UNARY_BACKWARD = { "unary_backward", "unary_backward_vec4" };
+static const kernel UNARY = { "unary", "unary_vec4", "unary_tex", "unary_vec4_tex" },
+                    BINARY = { "binary", "binary_vec4", "binary_tex", "binary_vec4_tex" },
+                    UNARY_BACKWARD = { "unary_backward", "unary_backward_vec4", "unary_backward_tex",
+                                       "unary_backward_vec4_tex" };
 
 /* Whether each item of the vec4 modules can be 4 elements of one innermost run: the conditions
  * of shaders/elementwise.glsl, on the coalesced operands and an output at offset out_off. */
@@ -316,6 +319,17 @@ static vkg_tensor *run_elementwise(kernel k, vkg_op op, const char *name, operan
             d.bind[2] = o->in[0];
             d.bind[3] = o->in[0];
         }
+    }
+    /* the _tex modules where the device reads texel views faster: every input binding a view,
+     * its offset counted from its block's start */
+    bool tex = true;
+    int nb = 1;
+    for (; nb < 4 && d.bind[nb]; nb++) tex = tex && vkg_texel_read(d.bind[nb], !vec4);
+    if (tex) {
+        d.shader = vec4 ? k.vec4_tex : k.one_tex;
+        d.texel = (1u << nb) - 2u;
+        d.texel_r32 = vec4 ? 0u : d.texel;
+        for (int j = 0; j < o->nin; j++) pc.off[j] += (uint32_t)vkg_texel_base(o->in[j]->storage);
     }
     if (vkg_dispatch(&d) != VKG_OK) {
         vkg_free(y);

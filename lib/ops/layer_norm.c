@@ -88,13 +88,20 @@ vkg_tensor *vkg_layer_norm(vkg_tensor *x, vkg_tensor *weight, vkg_tensor *bias, 
                                    .eps = eps };
         bool vec4 = vkg_vec4_rows(D, r.so, r.sr, xr->offset) && y->offset % 4 == 0 && vec4_param(weight) &&
                     vec4_param(bias);
-        vkg_status st = vkg_dispatch(&(vkg_dispatch_desc){
+        vkg_dispatch_desc d = {
             .shader = "layer_norm", .op = VKG_OP_LAYER_NORM, .name = fn, .local_size = LOCAL,
             /* VEC4, FLAGS (w, b present), ROW4 */
             .spec = { vec4, (weight ? 1u : 0u) | (bias ? 2u : 0u), vkg_row_regs(D, vec4) }, .nspec = 3,
             .groups = { vkg_groups_for_cost((uint64_t)rows, LOCAL, 3 * (uint64_t)D + 4) },
             .bind = { y, stats, xr, weight ? weight : xr, bias ? bias : xr }, .nout = 2, .push = &pc,
-            .push_size = sizeof pc });
+            .push_size = sizeof pc };
+        if (vkg_texel_bind(&d, 0x1cu, vec4 ? 0u : 0x1cu)) { /* x, w, b through texel views */
+            d.shader = "layer_norm_tex";
+            pc.x_off += (uint32_t)vkg_texel_base(xr->storage);
+            pc.w_off += (uint32_t)vkg_texel_base(d.bind[3]->storage);
+            pc.b_off += (uint32_t)vkg_texel_base(d.bind[4]->storage);
+        }
+        vkg_status st = vkg_dispatch(&d);
         if (xr != x) vkg_free(xr);
         if (st != VKG_OK) goto fail;
     }
@@ -165,15 +172,24 @@ vkg_status vkg_nn_layer_norm_backward(vkg_tensor *x, vkg_tensor *w, vkg_tensor *
         bool v4 = vec4 && (op == 1 || out->offset % 4 == 0); /* OP 1 stores floats */
         uint64_t n = op == 0 ? (uint64_t)rows : v4 ? pc.items / 4 : pc.items;
         uint64_t cost = op == 0 ? 2 * (uint64_t)D + 4 : per + 4;
-        st = vkg_dispatch(&(vkg_dispatch_desc){ .shader = "layer_norm_backward", .op = VKG_OP_LAYER_NORM, .name = fn,
-                                                .spec = { op, v4, (w ? 1u : 0u) | (acc ? 2u : 0u),
-                                                          vkg_row_regs(D, op == 0 && v4) },
-                                                .nspec = 4,
-                                                .local_size = LOCAL,
-                                                .groups = { vkg_groups_for_cost(n, LOCAL, cost) },
-                                                .bind = { out, xr, dyc, stats, w ? w : xr, acc ? acc : dyc },
-                                                .nout = 1, .push = &pc,
-                                                .push_size = sizeof pc });
+        vkg_dispatch_desc d = { .shader = "layer_norm_backward", .op = VKG_OP_LAYER_NORM, .name = fn,
+                                .spec = { op, v4, (w ? 1u : 0u) | (acc ? 2u : 0u), vkg_row_regs(D, op == 0 && v4) },
+                                .nspec = 4,
+                                .local_size = LOCAL,
+                                .groups = { vkg_groups_for_cost(n, LOCAL, cost) },
+                                .bind = { out, xr, dyc, stats, w ? w : xr, acc ? acc : dyc },
+                                .nout = 1 };
+        /* every input through a texel view where the device reads those faster (the stats as
+         * floats always) */
+        vkg_layer_norm_backward_push p = pc;
+        if (vkg_texel_bind(&d, 0x3eu, v4 ? 0x08u : 0x3eu)) {
+            d.shader = "layer_norm_backward_tex";
+            uint32_t *offs[] = { &p.x_off, &p.dy_off, &p.stats_off, &p.w_off, &p.acc_off };
+            for (int b = 1; b <= 5; b++) *offs[b - 1] += (uint32_t)vkg_texel_base(d.bind[b]->storage);
+        }
+        d.push = &p;
+        d.push_size = sizeof p;
+        st = vkg_dispatch(&d);
     }
     for (int i = 0; i < 2 && st == VKG_OK && part; i++) {
         vkg_tensor *p = vkg_squeeze(vkg_narrow(part, 0, i, 1), 0);             /* (chunks, D) */

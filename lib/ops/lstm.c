@@ -136,6 +136,7 @@ typedef struct vkg_lstm_seq_push {
     uint32_t B, T, Hd, t;
     uint32_t r_off, s_off, xw_off, hw_off;
     uint32_t c0_off, h0_off;
+    uint32_t s_tex;       /* lstm_seq*_tex: s_off in S's texel view */
 } vkg_lstm_seq_push;
 
 /* Mirrors the Push block of shaders/lstm_seq_backward.comp: change both. */
@@ -143,6 +144,7 @@ typedef struct vkg_lstm_seq_bw_push {
     uint32_t B, T, Hd, t;
     uint32_t dg_off, dc_off, s_off, g_off;
     uint32_t dh_off, c0_off;
+    uint32_t dc_tex;      /* lstm_seq_backward*_tex: dc_off in dc's texel view */
 } vkg_lstm_seq_bw_push;
 
 /* The step kernels' STEP constant (shaders/lstm_seq*.comp: change both): the first and last
@@ -208,13 +210,23 @@ static vkg_status lstm_seq_run(vkg_tensor *R, vkg_tensor *S, vkg_tensor *x, vkg_
                             (c0c ? SEQ_HAS_C0 : 0) | (h0c ? SEQ_HAS_H0 : 0);
             vkg_lstm_seq_push pc = { (uint32_t)B, (uint32_t)T, (uint32_t)Hd, (uint32_t)t, (uint32_t)R->offset,
                                      (uint32_t)S->offset, (uint32_t)xw->offset, hw ? (uint32_t)hw->offset : 0u,
-                                     c0c ? (uint32_t)c0c->offset : 0u, h0c ? (uint32_t)h0c->offset : 0u };
+                                     c0c ? (uint32_t)c0c->offset : 0u, h0c ? (uint32_t)h0c->offset : 0u, 0u };
             bool v4 = Hd % 4 == 0 && offsets4((const vkg_tensor *[]){ R, S, xw, hw, c0c, h0c }, 6);
-            st = vkg_dispatch(&(vkg_dispatch_desc){ .shader = v4 ? "lstm_seq_vec4" : "lstm_seq", .op = VKG_OP_LSTM,
-                                                    .name = op, .spec = { step }, .nspec = 1, .local_size = LOCAL,
-                                                    .groups = { vkg_groups_for((uint64_t)(B * Hd / (v4 ? 4 : 1)), LOCAL) },
-                                                    .bind = { R, S, xw, hw ? hw : xw, c0c ? c0c : xw, h0c ? h0c : xw },
-                                                    .nout = 2, .push = &pc, .push_size = sizeof pc });
+            vkg_dispatch_desc d = { .op = VKG_OP_LSTM, .name = op, .spec = { step }, .nspec = 1, .local_size = LOCAL,
+                                    .groups = { vkg_groups_for((uint64_t)(B * Hd / (v4 ? 4 : 1)), LOCAL) },
+                                    .bind = { R, S, xw, hw ? hw : xw, c0c ? c0c : xw, h0c ? h0c : xw, S },
+                                    .nout = 2, .push = &pc, .push_size = sizeof pc };
+            /* bindings 2-5 and S's view at 6 as texel views where the device reads those faster */
+            bool tex = vkg_texel_bind(&d, 0x7cu, v4 ? 0u : 0x7cu);
+            if (tex) {
+                uint32_t *offs[] = { &pc.xw_off, &pc.hw_off, &pc.c0_off, &pc.h0_off, &pc.s_tex };
+                pc.s_tex = pc.s_off;
+                for (int b = 2; b <= 6; b++) *offs[b - 2] += (uint32_t)vkg_texel_base(d.bind[b]->storage);
+            } else {
+                d.bind[6] = NULL;
+            }
+            d.shader = tex ? (v4 ? "lstm_seq_vec4_tex" : "lstm_seq_tex") : v4 ? "lstm_seq_vec4" : "lstm_seq";
+            st = vkg_dispatch(&d);
         }
         if (hw) vkg_free(hw);
         if (t > 0) vkg_free(hp);
@@ -309,14 +321,24 @@ vkg_status vkg_lstm_grad(vkg_tensor *x, vkg_tensor *w_ih, vkg_tensor *w_hh, vkg_
                         (c0c ? SEQ_BW_HAS_C0 : 0u);
         vkg_lstm_seq_bw_push pc = { (uint32_t)B, (uint32_t)T, (uint32_t)Hd, (uint32_t)t, (uint32_t)dG->offset,
                                     (uint32_t)dc->offset, (uint32_t)saved->offset, (uint32_t)gc->offset,
-                                    dh ? (uint32_t)dh->offset : 0u, c0c ? (uint32_t)c0c->offset : 0u };
+                                    dh ? (uint32_t)dh->offset : 0u, c0c ? (uint32_t)c0c->offset : 0u, 0u };
         bool v4 = Hd % 4 == 0 && offsets4((const vkg_tensor *[]){ dG, dc, saved, gc, dh, c0c }, 6);
-        st = vkg_dispatch(&(vkg_dispatch_desc){ .shader = v4 ? "lstm_seq_backward_vec4" : "lstm_seq_backward",
-                                                .op = VKG_OP_LSTM, .name = op, .spec = { step }, .nspec = 1,
-                                                .local_size = LOCAL,
-                                                .groups = { vkg_groups_for((uint64_t)(B * Hd / (v4 ? 4 : 1)), LOCAL) },
-                                                .bind = { dG, dc, saved, gc, dh ? dh : gc, c0c ? c0c : gc }, .nout = 2,
-                                                .push = &pc, .push_size = sizeof pc });
+        vkg_dispatch_desc d = { .op = VKG_OP_LSTM, .name = op, .spec = { step }, .nspec = 1, .local_size = LOCAL,
+                                .groups = { vkg_groups_for((uint64_t)(B * Hd / (v4 ? 4 : 1)), LOCAL) },
+                                .bind = { dG, dc, saved, gc, dh ? dh : gc, c0c ? c0c : gc, dc }, .nout = 2,
+                                .push = &pc, .push_size = sizeof pc };
+        /* bindings 2-5 and dc's view at 6 as texel views where the device reads those faster */
+        bool tex = vkg_texel_bind(&d, 0x7cu, v4 ? 0u : 0x7cu);
+        if (tex) {
+            uint32_t *offs[] = { &pc.s_off, &pc.g_off, &pc.dh_off, &pc.c0_off, &pc.dc_tex };
+            pc.dc_tex = pc.dc_off;
+            for (int b = 2; b <= 6; b++) *offs[b - 2] += (uint32_t)vkg_texel_base(d.bind[b]->storage);
+        } else {
+            d.bind[6] = NULL;
+        }
+        d.shader = tex ? (v4 ? "lstm_seq_backward_vec4_tex" : "lstm_seq_backward_tex")
+                       : v4 ? "lstm_seq_backward_vec4" : "lstm_seq_backward";
+        st = vkg_dispatch(&d);
         vkg_free(dh);
         dh = NULL;
         if (st != VKG_OK || (t == 0 && !dh0)) break;

@@ -95,11 +95,15 @@ static vkg_tensor *rows_op(vkg_op op, vkg_tensor *x, int axis, bool keepdim, int
             uint64_t rows = (uint64_t)(r.outer * r.inner);
             uint32_t variant, groups = rows_grid(rows, r.R, r.sr, fn, &variant);
             bool vec4 = same_shape && variant == 0 && rows_vec4(&r, xr->offset) && y->offset % 4 == 0;
-            vkg_status st = !groups ? vkg_last_status() : vkg_dispatch(&(vkg_dispatch_desc){
-                .shader = "nn_rows", .op = op, .name = fn,
-                .spec = { vkg_op_table[op].code, variant, vec4, vkg_row_regs(r.R, vec4) }, .nspec = 4,
-                .local_size = LOCAL, .groups = { groups }, .bind = { y, xr }, .nout = 1, .push = &pc,
-                .push_size = sizeof pc });
+            vkg_dispatch_desc d = { .shader = "nn_rows", .op = op, .name = fn,
+                                    .spec = { vkg_op_table[op].code, variant, vec4, vkg_row_regs(r.R, vec4) },
+                                    .nspec = 4, .local_size = LOCAL, .groups = { groups }, .bind = { y, xr },
+                                    .nout = 1, .push = &pc, .push_size = sizeof pc };
+            if (vkg_texel_bind(&d, 2u, vec4 ? 0u : 2u)) { /* x through a texel view */
+                d.shader = "nn_rows_tex";
+                pc.x_off += (uint32_t)vkg_texel_base(xr->storage);
+            }
+            vkg_status st = !groups ? vkg_last_status() : vkg_dispatch(&d);
             if (xr != x) vkg_free(xr);
             if (st != VKG_OK) {
                 vkg_free(y);
@@ -154,14 +158,18 @@ vkg_tensor *vkg_nn_rows_backward(vkg_op op, vkg_tensor *a, int axis, vkg_tensor 
         uint32_t variant, groups = rows_grid(rows, r.R, r.sr, fn, &variant);
         bool vec4 = (op == VKG_OP_SOFTMAX || op == VKG_OP_LOG_SOFTMAX) && variant == 0 && rows_vec4(&r, ar->offset) &&
                     dx->offset % 4 == 0 && dyc->offset % 4 == 0;
-        st = !groups ? vkg_last_status()
-                     : vkg_dispatch(&(vkg_dispatch_desc){ .shader = "nn_rows_backward", .op = op, .name = fn,
-                                                .spec = { vkg_op_table[op].code, variant, vec4,
-                                                          vkg_row_regs(r.R, vec4) },
-                                                .nspec = 4,
-                                                .local_size = LOCAL, .groups = { groups },
-                                                .bind = { dx, ar, dyc, auxc ? auxc : dyc }, .nout = 1, .push = &pc,
-                                                .push_size = sizeof pc });
+        vkg_dispatch_desc d = { .shader = "nn_rows_backward", .op = op, .name = fn,
+                                .spec = { vkg_op_table[op].code, variant, vec4, vkg_row_regs(r.R, vec4) },
+                                .nspec = 4, .local_size = LOCAL, .groups = { groups },
+                                .bind = { dx, ar, dyc, auxc ? auxc : dyc }, .nout = 1, .push = &pc,
+                                .push_size = sizeof pc };
+        if (vkg_texel_bind(&d, 0xeu, vec4 ? 0x8u : 0xeu)) { /* a, dy, aux through texel views */
+            d.shader = "nn_rows_backward_tex";
+            pc.a_off += (uint32_t)vkg_texel_base(ar->storage);
+            pc.dy_off += (uint32_t)vkg_texel_base(dyc->storage);
+            pc.aux_off += (uint32_t)vkg_texel_base(d.bind[3]->storage);
+        }
+        st = !groups ? vkg_last_status() : vkg_dispatch(&d);
     }
     if (ar && ar != a) vkg_free(ar);
     if (dyc && dyc != dy) vkg_free(dyc);

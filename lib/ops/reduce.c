@@ -28,10 +28,16 @@ static vkg_status reduce_dispatch(vkg_op op, const char *name, uint32_t variant,
     bool vec4 = cols_vec4(op, variant, pc) ||
                 (variant == PER_INVOCATION && (op == VKG_OP_SUM || op == VKG_OP_MEAN) && pc->inner == 1 &&
                  pc->R % 4 == 0 && pc->R > 0 && pc->in_off % 4 == 0);
-    return vkg_dispatch(&(vkg_dispatch_desc){ .shader = "reduce", .op = op, .name = name,
+    /* reduce_tex where the device reads texel views faster: X through an RGBA32F view for the
+     * vec4 forms, else R32F, its offset counted from its block's start */
+    vkg_reduce_push p = *pc;
+    bool tex = vkg_texel_read(x, !vec4);
+    if (tex) p.in_off += (uint32_t)vkg_texel_base(x->storage);
+    return vkg_dispatch(&(vkg_dispatch_desc){ .shader = tex ? "reduce_tex" : "reduce", .op = op, .name = name,
                                               .spec = { vkg_op_table[op].code, variant, vec4 }, .nspec = 3,
                                               .local_size = LOCAL, .groups = { groups }, .bind = { y, x, yi, xi },
-                                              .nout = 1, .push = pc, .push_size = sizeof *pc });
+                                              .nout = 1, .push = &p, .push_size = sizeof p,
+                                              .texel = tex ? 2u : 0u, .texel_r32 = tex && !vec4 ? 2u : 0u });
 }
 
 /* On GPUs long rows are split into chunks of this many elements, 64 per lane, so that a few

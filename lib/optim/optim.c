@@ -11,6 +11,7 @@
 #include "runtime/graph_internal.h"
 #include "vkgrad/nn.h"
 
+#define NSTATE 3  /* state slots per parameter (shaders/optim_step.comp's S0-S2) */
 #define MULTI 6   /* parameters one optim_multi dispatch steps (shaders/optim_step.comp): change both */
 
 /* Mirrors the Push block of shaders/optim_step.comp: change both. */
@@ -20,7 +21,10 @@ typedef struct vkg_optim_push {
     float w1, beta2, w2, eps;
     float step_size, bc2_sqrt, decay;
     uint32_t c_off;
-    uint32_t nm[MULTI];   /* optim_multi: each parameter's elements */
+    union {
+        uint32_t nm[MULTI];          /* optim_multi: each parameter's elements                 */
+        uint32_t tex[NSTATE + 2];    /* optim_step_tex: P, S0-S2, G's texel bases (their views) */
+    };
 } vkg_optim_push;
 _Static_assert(sizeof(vkg_optim_push) <= VKG_PUSH_SIZE, "push constants too large");
 
@@ -36,7 +40,6 @@ enum { /* shaders/optim_step.comp's ALGO and F_* flags: change both */
 enum { C_LR, C_STEP_SIZE, C_BC2_SQRT, C_DECAY, C_FIRST, C_SLOT = 8 };
 
 #define LOCAL 128
-#define NSTATE 3
 #define MULTI_BINDINGS (NSTATE + 2)   /* the arrays: parameter, states, gradient */
 #define PI 3.14159265358979323846
 
@@ -481,7 +484,6 @@ static vkg_status step_group(vkg_optim *opt, optim_param **es, vkg_tensor **gcs,
         pc.g_off = (uint32_t)gcs[0]->offset;
         /* optim_step_vec4: four elements an item where the offsets allow (the state tensors start at 0) */
         bool vec4 = pc.p_off % 4 == 0 && pc.g_off % 4 == 0 && n >= 4;
-        dd.shader = vec4 ? "optim_step_vec4" : "optim_step";
         dd.groups[0] = vkg_groups_for(vec4 ? (uint64_t)n / 4 : (uint64_t)n, LOCAL);
         dd.flops = 12.0 * (double)n;
         dd.nout = 1 + NSTATE;
@@ -489,6 +491,19 @@ static vkg_status step_group(vkg_optim *opt, optim_param **es, vkg_tensor **gcs,
         for (int j = 0; j < NSTATE; j++) dd.bind[1 + j] = e->s[j] ? e->s[j] : e->p; /* unused slots: never touched */
         dd.bind[1 + NSTATE] = gcs[0];
         dd.bind[2 + NSTATE] = cbuf ? cbuf : gcs[0]; /* eager: the values are push constants, the slot is not read */
+        /* optim_step_tex: the same reading through texel views where the device prefers them:
+         * bindings 6-9 view what 0-3 write, 4 is the gradient's view */
+        bool tex = vec4 && vkg_texel_read(gcs[0], false);
+        for (int j = 0; tex && j <= NSTATE; j++) tex = vkg_texel_read(dd.bind[j], false);
+        if (tex) {
+            for (int j = 0; j <= NSTATE; j++) {
+                dd.bind[3 + NSTATE + j] = dd.bind[j];
+                pc.tex[j] = (uint32_t)(vkg_texel_base(dd.bind[j]->storage) / 4);
+            }
+            pc.tex[1 + NSTATE] = (uint32_t)(vkg_texel_base(gcs[0]->storage) / 4);
+            dd.texel = 1u << (1 + NSTATE) | 0xfu << (3 + NSTATE);
+        }
+        dd.shader = tex ? "optim_step_tex" : vec4 ? "optim_step_vec4" : "optim_step";
     } else {
         /* binding j holds MULTI buffers, parameter i's at bind[j * MULTI + i]; slots past k
          * repeat the last parameter's (every descriptor must be valid; rows past k never run) */
@@ -525,6 +540,10 @@ static vkg_status step_group(vkg_optim *opt, optim_param **es, vkg_tensor **gcs,
  * Adam step took 5-7% more GPU time with its 784 x 512 weight in the group), so only small
  * tensors, whose dispatch cost (~44 us on lavapipe) exceeds their work, gain. */
 #define CPU_MULTI_MOST 65536
+/* Where the single steps read texel views (optim_step_tex; the arrays of optim_multi cannot be
+ * views) they run 4-5x faster than the storage reads of a group, so only biases and norms
+ * group: the LSTM's Adam step took 2.8 ms of GPU time with no groups, 6.2 ms with 64K. */
+#define TEX_MULTI_MOST 4096
 static bool multi_on(void) {
     const char *env = getenv("VKG_OPTIM_MULTI"); /* 0: one dispatch per parameter (for comparisons) */
     return vkg_ctx.max_descriptors >= MULTI_BINDINGS * MULTI + 1 && !(env && strcmp(env, "0") == 0);
@@ -532,7 +551,7 @@ static bool multi_on(void) {
 static bool multi_ok(const optim_param *e, const vkg_tensor *gc) {
     int64_t n = vkg_numel(e->p);
     return e->p->offset == 0 && gc->offset == 0 && n >= 4 && n <= UINT32_MAX &&
-           (vkg_ctx.info.type != VKG_DEVICE_CPU || n <= CPU_MULTI_MOST);
+           (vkg_ctx.info.type != VKG_DEVICE_CPU || n <= (vkg_ctx.texel_reads ? TEX_MULTI_MOST : CPU_MULTI_MOST));
 }
 
 /* Whether parameter a goes before b: larger step counts first (a group's parameters share one),

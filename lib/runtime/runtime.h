@@ -11,7 +11,7 @@
 #include "vkgrad.h"
 
 #define VKG_FRAMES 3             /* command buffers in flight                                  */
-#define VKG_MAX_BINDINGS 8
+#define VKG_MAX_BINDINGS 16
 #define VKG_MAX_DESCRIPTORS 32   /* storage buffers one dispatch binds: the push-descriptor minimum */
 #define VKG_MAX_LAYOUTS 16       /* distinct descriptor set layouts (binding counts and arrays) */
 #define VKG_PUSH_SIZE 128        /* every pipeline layout has one 128-byte push-constant range */
@@ -304,6 +304,7 @@ typedef struct vkg_context {
     bool map_storage;            /* storage is mapped (unified memory and no forced staging)   */
     uint64_t max_texels;         /* maxTexelBufferElements                                      */
     bool coopmat_nv;             /* the f16 tensor-core matmul runs here (context.c)             */
+    bool texel_reads;            /* memory-bound kernels read through texel views (context.c)    */
     vkg_block **blocks;
     int nblocks, capblocks;
     VkDeviceSize block_size, heap_budget;
@@ -349,6 +350,25 @@ typedef struct vkg_context {
 } vkg_context;
 
 extern vkg_context vkg_ctx;
+
+/* Whether a memory-bound kernel with a texel-read form (optim_step_tex, binary_vec4_tex, ...)
+ * should read t through a view of its block, RGBA32F or (r32) R32F: the device's choice
+ * (vkg_ctx.texel_reads) and the block within the view's limits. Its storage-buffer form runs
+ * otherwise. */
+static inline bool vkg_texel_read(const vkg_tensor *t, bool r32) {
+    return vkg_ctx.texel_reads && t && (r32 ? vkg_texel_r32_ok(t->storage) : vkg_texel_ok(t->storage));
+}
+/* Binds the bindings of d in mask (inputs, one tensor each, no arrays) as texel views, R32F
+ * for those also in r32 and RGBA32F for the others, if vkg_texel_read allows every one of them.
+ * Returns whether it did: the caller then runs the kernel's texel-read module, those inputs'
+ * offsets counted from their blocks' starts (vkg_texel_base). */
+static inline bool vkg_texel_bind(vkg_dispatch_desc *d, uint32_t mask, uint32_t r32) {
+    for (uint32_t b = 0; b < VKG_MAX_BINDINGS; b++)
+        if ((mask >> b & 1) && !vkg_texel_read(d->bind[b], r32 >> b & 1)) return false;
+    d->texel = mask;
+    d->texel_r32 = r32 & mask;
+    return true;
+}
 /* Counts successful vkg_init calls: state kept per context outside vkg_ctx (the matmul tuning
  * table) sees a new context, even one on the same device. */
 uint64_t vkg_context_serial(void);

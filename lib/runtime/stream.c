@@ -362,10 +362,10 @@ vkg_status vkg_dispatch(const vkg_dispatch_desc *d) {
     while (ndesc < VKG_MAX_DESCRIPTORS && d->bind[ndesc]) ndesc++;
     /* the bindings: one descriptor each, or array[b] of them */
     uint32_t nbind = 0, first[VKG_MAX_BINDINGS + 1];
-    uint64_t arrays;
-    _Static_assert(sizeof d->array == sizeof arrays, "array[] is read as one word");
-    memcpy(&arrays, d->array, sizeof arrays);
-    if (!arrays && ndesc <= VKG_MAX_BINDINGS) { /* the common case, a descriptor per binding */
+    uint64_t arrays[VKG_MAX_BINDINGS / 8];
+    _Static_assert(sizeof d->array == sizeof arrays && VKG_MAX_BINDINGS == 16, "array[] is read as two words");
+    memcpy(arrays, d->array, sizeof arrays);
+    if (!(arrays[0] | arrays[1]) && ndesc <= VKG_MAX_BINDINGS) { /* the common case, a descriptor per binding */
         for (; nbind < ndesc; nbind++) first[nbind] = nbind;
     } else {
         for (uint32_t k = 0; k < ndesc; nbind++) {
