@@ -8,11 +8,19 @@
 // entries k0 .. k0 + klen (klen 0: all) and add them to what dx holds when k0 > 0, so the host
 // can split rows with very many entries over several dispatches (lavapipe's loop limit). Codes of
 // VKG_OP_LIST_SEQ: change both. Push constants mirror vkg_index_bw_push in lib/ops/index.c.
+// Compiled a second time with IX_TEX (index_backward_tex): dy read through an R32F texel view
+// (shaders/index.comp's IX_TEX says why).
 #include "common.glsl"
 
 layout(constant_id = 1) const uint OP = 3;
 layout(std430, binding = 0) buffer DX { float dx[]; };
+#ifdef IX_TEX
+layout(binding = 1) uniform samplerBuffer dy_view;
+#define DY_(i) texelFetch(dy_view, int(i)).x
+#else
 layout(std430, binding = 1) readonly buffer DY { float dy[]; };
+#define DY_(i) dy[i]
+#endif
 layout(std430, binding = 2) readonly buffer A { int ia[]; };   // off (OP 3, 5) or idx (OP 4)
 layout(std430, binding = 3) readonly buffer L { int list[]; };
 
@@ -35,7 +43,7 @@ void main() {
             if (pc.klen > 0u) end = min(end, start + int(pc.klen));
             for (int k = start; k < end; k++) {
                 uint m = uint(list[pc.list_off + uint(k)]);
-                acc += dy[pc.dy_off + (o * pc.M + m) * pc.inner + ii];
+                acc += DY_(pc.dy_off + (o * pc.M + m) * pc.inner + ii);
             }
             dx[pc.dx_off + i] = acc;
         }
@@ -57,7 +65,7 @@ void main() {
         float acc = 0.0;
         if (inside)
             for (uint j = 0u; j < is[pc.axis]; j++)
-                if (ia[pc.a_off + base + j * ist] == int(cax)) acc += dy[pc.dy_off + base + j * ist];
+                if (ia[pc.a_off + base + j * ist] == int(cax)) acc += DY_(pc.dy_off + base + j * ist);
         dx[pc.dx_off + i] = acc;
     }
 }

@@ -28,13 +28,13 @@ layout(std430, binding = 0) writeonly buffer Y { float y[]; };
 layout(std430, binding = 1) writeonly buffer S { float stats[]; };
 #ifdef LN_TEX
 layout(binding = 2) uniform samplerBuffer x_view;
-#define X_(i) texelFetch(x_view, int(i)).x
+#define X_(i) (VEC4 ? texelFetch(x_view, int(i) >> 2)[int(i) & 3] : texelFetch(x_view, int(i)).x)
 #define X4_(i) texelFetch(x_view, int(i))
 layout(binding = 3) uniform samplerBuffer w_view;
-#define W_(i) texelFetch(w_view, int(i)).x
+#define W_(i) (VEC4 ? texelFetch(w_view, int(i) >> 2)[int(i) & 3] : texelFetch(w_view, int(i)).x)
 #define W4_(i) texelFetch(w_view, int(i))
 layout(binding = 4) uniform samplerBuffer b_view;
-#define B_(i) texelFetch(b_view, int(i)).x
+#define B_(i) (VEC4 ? texelFetch(b_view, int(i) >> 2)[int(i) & 3] : texelFetch(b_view, int(i)).x)
 #define B4_(i) texelFetch(b_view, int(i))
 #else
 layout(std430, binding = 2) readonly buffer X { float x[]; };

@@ -31,18 +31,18 @@ layout(constant_id = 4) const uint ROW4 = 0;
 layout(std430, binding = 0) writeonly buffer O { float o[]; };
 #ifdef LN_TEX
 layout(binding = 1) uniform samplerBuffer x_view;
-#define X_(i) texelFetch(x_view, int(i)).x
+#define X_(i) (VEC4 ? texelFetch(x_view, int(i) >> 2)[int(i) & 3] : texelFetch(x_view, int(i)).x)
 #define X4_(i) texelFetch(x_view, int(i))
 layout(binding = 2) uniform samplerBuffer dy_view;
-#define DY_(i) texelFetch(dy_view, int(i)).x
+#define DY_(i) (VEC4 ? texelFetch(dy_view, int(i) >> 2)[int(i) & 3] : texelFetch(dy_view, int(i)).x)
 #define DY4_(i) texelFetch(dy_view, int(i))
 layout(binding = 3) uniform samplerBuffer stats_view;
 #define STATS_(i) texelFetch(stats_view, int(i)).x
 layout(binding = 4) uniform samplerBuffer w_view;
-#define W_(i) texelFetch(w_view, int(i)).x
+#define W_(i) (VEC4 ? texelFetch(w_view, int(i) >> 2)[int(i) & 3] : texelFetch(w_view, int(i)).x)
 #define W4_(i) texelFetch(w_view, int(i))
 layout(binding = 5) uniform samplerBuffer acc_view;
-#define ACC_(i) texelFetch(acc_view, int(i)).x
+#define ACC_(i) (VEC4 ? texelFetch(acc_view, int(i) >> 2)[int(i) & 3] : texelFetch(acc_view, int(i)).x)
 #define ACC4_(i) texelFetch(acc_view, int(i))
 #else
 layout(std430, binding = 1) readonly buffer X { float x[]; };

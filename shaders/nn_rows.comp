@@ -27,7 +27,7 @@ layout(constant_id = 4) const uint ROW4 = 0;
 layout(std430, binding = 0) writeonly buffer Y { float y[]; };
 #ifdef NR_TEX
 layout(binding = 1) uniform samplerBuffer x_view;
-#define X_(i) texelFetch(x_view, int(i)).x
+#define X_(i) (VEC4 ? texelFetch(x_view, int(i) >> 2)[int(i) & 3] : texelFetch(x_view, int(i)).x)
 #define X4_(i) texelFetch(x_view, int(i))
 #else
 layout(std430, binding = 1) readonly buffer X { float x[]; };

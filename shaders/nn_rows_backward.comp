@@ -26,10 +26,10 @@ layout(constant_id = 4) const uint ROW4 = 0;
 layout(std430, binding = 0) writeonly buffer DX { float dx[]; };
 #ifdef NR_TEX
 layout(binding = 1) uniform samplerBuffer a_view;
-#define A_(i) texelFetch(a_view, int(i)).x
+#define A_(i) (VEC4 ? texelFetch(a_view, int(i) >> 2)[int(i) & 3] : texelFetch(a_view, int(i)).x)
 #define A4_(i) texelFetch(a_view, int(i))
 layout(binding = 2) uniform samplerBuffer dy_view;
-#define DY_(i) texelFetch(dy_view, int(i)).x
+#define DY_(i) (VEC4 ? texelFetch(dy_view, int(i) >> 2)[int(i) & 3] : texelFetch(dy_view, int(i)).x)
 #define DY4_(i) texelFetch(dy_view, int(i))
 layout(binding = 3) uniform samplerBuffer aux_view;
 #define AUX_(i) texelFetch(aux_view, int(i)).x

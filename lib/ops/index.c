@@ -59,11 +59,15 @@ static vkg_tensor *index_read(vkg_op op, vkg_tensor *x, vkg_shape xs, const int6
         /* whole vec4 rows picked along axis 0 of a 2-D result: shaders/index.comp's ROWS */
         bool rows = op != VKG_OP_GATHER && axis == 0 && ds.ndim == 2 &&
                     vkg_vec4_rows(ds.d[1], xst[0], xst[1], x->offset) && y->offset % 4 == 0;
-        if (vkg_dispatch(&(vkg_dispatch_desc){ .shader = "index", .op = op, .name = name,
-                                               .spec = { vkg_op_table[op].code, rows }, .nspec = 2, .local_size = LOCAL,
-                                               .groups = { vkg_groups_for((uint64_t)(rows ? n / 4 : n), LOCAL) },
-                                               .bind = { y, x, ic }, .nout = 1, .push = &pc,
-                                               .push_size = sizeof pc }) != VKG_OK) {
+        vkg_dispatch_desc d = { .shader = "index", .op = op, .name = name,
+                                .spec = { vkg_op_table[op].code, rows }, .nspec = 2, .local_size = LOCAL,
+                                .groups = { vkg_groups_for((uint64_t)(rows ? n / 4 : n), LOCAL) },
+                                .bind = { y, x, ic }, .nout = 1, .push = &pc, .push_size = sizeof pc };
+        if (vkg_texel_bind(&d, 2u, rows ? 0u : 2u)) { /* x through a texel view */
+            d.shader = "index_tex";
+            pc.x_off += (uint32_t)vkg_texel_base(x->storage);
+        }
+        if (vkg_dispatch(&d) != VKG_OK) {
             vkg_free(y);
             y = NULL;
         }
@@ -200,12 +204,16 @@ vkg_tensor *vkg_index_grad(vkg_op op, vkg_shape xs, int axis, vkg_tensor *index,
     for (uint64_t k0 = 0; k0 == 0 || k0 < entries; k0 += klen) {
         pc.k0 = (uint32_t)k0;
         pc.klen = klen == entries ? 0u : (uint32_t)klen;
-        if (vkg_dispatch(&(vkg_dispatch_desc){ .shader = "index_backward", .op = op, .name = name,
-                                               .spec = { vkg_op_table[op].code }, .nspec = 1, .local_size = LOCAL,
-                                               .groups = { vkg_groups_for_cost((uint64_t)n, LOCAL, (op == VKG_OP_GATHER ? entries : klen) + 16) },
-                                               .bind = { dx, gc, a, l }, .nout = 1, .push = &pc,
-                                               .push_size = sizeof pc }) != VKG_OK)
-            goto fail;
+        vkg_index_bw_push p = pc;
+        vkg_dispatch_desc d = { .shader = "index_backward", .op = op, .name = name,
+                                .spec = { vkg_op_table[op].code }, .nspec = 1, .local_size = LOCAL,
+                                .groups = { vkg_groups_for_cost((uint64_t)n, LOCAL, (op == VKG_OP_GATHER ? entries : klen) + 16) },
+                                .bind = { dx, gc, a, l }, .nout = 1, .push = &p, .push_size = sizeof p };
+        if (vkg_texel_bind(&d, 2u, 2u)) { /* dy through a texel view */
+            d.shader = "index_backward_tex";
+            p.dy_off += (uint32_t)vkg_texel_base(gc->storage);
+        }
+        if (vkg_dispatch(&d) != VKG_OK) goto fail;
         if (op == VKG_OP_GATHER || klen == entries) break;
     }
     goto done;

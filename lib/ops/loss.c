@@ -62,12 +62,16 @@ static vkg_tensor *class_loss(vkg_op op, vkg_tensor *x, vkg_tensor *target, cons
                                    ignore, (uint32_t)loss->offset, (uint32_t)valid->offset };
         bool vec4 = vkg_vec4_rows(C, x->strides[0], x->strides[1], x->offset); /* class_loss.comp's VEC4 */
         /* C = 0: every target is out of range; x has no bytes to bind, so bind loss in its place */
-        if (vkg_dispatch(&(vkg_dispatch_desc){ .shader = "class_loss", .op = op, .name = fn,
-                                               .spec = { vkg_op_table[op].code, vec4 }, .nspec = 2, .local_size = LOCAL,
-                                               .groups = { vkg_groups_for_cost((uint64_t)N, LOCAL, 2 * (uint64_t)C + 4) },
-                                               .bind = { loss, valid, C > 0 ? x : loss, target }, .nout = 2,
-                                               .push = &pc, .push_size = sizeof pc }) != VKG_OK)
-            goto fail;
+        vkg_dispatch_desc dd = { .shader = "class_loss", .op = op, .name = fn,
+                                 .spec = { vkg_op_table[op].code, vec4 }, .nspec = 2, .local_size = LOCAL,
+                                 .groups = { vkg_groups_for_cost((uint64_t)N, LOCAL, 2 * (uint64_t)C + 4) },
+                                 .bind = { loss, valid, C > 0 ? x : loss, target }, .nout = 2,
+                                 .push = &pc, .push_size = sizeof pc };
+        if (C > 0 && vkg_texel_bind(&dd, 4u, vec4 ? 0u : 4u)) { /* x through a texel view */
+            dd.shader = "class_loss_tex";
+            pc.x_off += (uint32_t)vkg_texel_base(x->storage);
+        }
+        if (vkg_dispatch(&dd) != VKG_OK) goto fail;
     }
     vkg_no_grad_begin();
     if (d.reduction == VKG_REDUCTION_NONE) {
@@ -133,12 +137,19 @@ vkg_tensor *vkg_nn_class_loss_backward(vkg_op op, vkg_tensor *x, vkg_tensor *tar
                                         mode,
                                         count ? (uint32_t)count->offset : 0 };
     bool vec4 = vkg_vec4_rows(C, x->strides[0], x->strides[1], x->offset) && dx->offset % 4 == 0;
-    if (vkg_dispatch(&(vkg_dispatch_desc){ .shader = "class_loss_backward", .op = op, .name = fn,
-                                           .spec = { vkg_op_table[op].code, vec4, vkg_row_regs(C, vec4) },
-                                           .nspec = 3, .local_size = LOCAL,
-                                           .groups = { vkg_groups_for_cost((uint64_t)N, LOCAL, 3 * (uint64_t)C + 4) },
-                                           .bind = { dx, x, target, g, count ? count : g }, .nout = 1, .push = &pc,
-                                           .push_size = sizeof pc }) != VKG_OK) {
+    vkg_dispatch_desc dd = { .shader = "class_loss_backward", .op = op, .name = fn,
+                             .spec = { vkg_op_table[op].code, vec4, vkg_row_regs(C, vec4) },
+                             .nspec = 3, .local_size = LOCAL,
+                             .groups = { vkg_groups_for_cost((uint64_t)N, LOCAL, 3 * (uint64_t)C + 4) },
+                             .bind = { dx, x, target, g, count ? count : g }, .nout = 1, .push = &pc,
+                             .push_size = sizeof pc };
+    if (vkg_texel_bind(&dd, 0x1au, vec4 ? 0x18u : 0x1au)) { /* x, g and count through texel views */
+        dd.shader = "class_loss_backward_tex";
+        pc.x_off += (uint32_t)vkg_texel_base(x->storage);
+        pc.g_off += (uint32_t)vkg_texel_base(g->storage);
+        pc.count_off += (uint32_t)vkg_texel_base(dd.bind[4]->storage);
+    }
+    if (vkg_dispatch(&dd) != VKG_OK) {
         vkg_free(dx);
         return NULL;
     }

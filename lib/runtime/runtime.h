@@ -13,7 +13,7 @@
 #define VKG_FRAMES 3             /* command buffers in flight                                  */
 #define VKG_MAX_BINDINGS 16
 #define VKG_MAX_DESCRIPTORS 32   /* storage buffers one dispatch binds: the push-descriptor minimum */
-#define VKG_MAX_LAYOUTS 16       /* distinct descriptor set layouts (binding counts and arrays) */
+#define VKG_MAX_LAYOUTS 64       /* distinct descriptor set layouts (binding counts, arrays, texel views) */
 #define VKG_PUSH_SIZE 128        /* every pipeline layout has one 128-byte push-constant range */
 #define VKG_MAX_SPEC 8           /* specialization constants 1..8 (0 is the workgroup size)    */
 
