@@ -322,13 +322,9 @@ static vkg_tensor *run_elementwise(kernel k, vkg_op op, const char *name, operan
     }
     /* the _tex modules where the device reads texel views faster: every input binding a view,
      * its offset counted from its block's start */
-    bool tex = true;
-    int nb = 1;
-    for (; nb < 4 && d.bind[nb]; nb++) tex = tex && vkg_texel_read(d.bind[nb], !vec4);
-    if (tex) {
+    uint32_t inputs = d.bind[3] ? 0xeu : d.bind[2] ? 0x6u : 0x2u;
+    if (vkg_texel_bind(&d, inputs, vec4 ? 0u : inputs)) {
         d.shader = vec4 ? k.vec4_tex : k.one_tex;
-        d.texel = (1u << nb) - 2u;
-        d.texel_r32 = vec4 ? 0u : d.texel;
         for (int j = 0; j < o->nin; j++) pc.off[j] += (uint32_t)vkg_texel_base(o->in[j]->storage);
     }
     if (vkg_dispatch(&d) != VKG_OK) {

@@ -65,7 +65,7 @@ static vkg_tensor *index_read(vkg_op op, vkg_tensor *x, vkg_shape xs, const int6
                                 .bind = { y, x, ic }, .nout = 1, .push = &pc, .push_size = sizeof pc };
         if (vkg_texel_bind(&d, 2u, rows ? 0u : 2u)) { /* x through a texel view */
             d.shader = "index_tex";
-            pc.x_off += (uint32_t)vkg_texel_base(x->storage);
+            vkg_texel_rebase(&d, 1, (uint32_t *[]){ &pc.x_off }, 1);
         }
         if (vkg_dispatch(&d) != VKG_OK) {
             vkg_free(y);
@@ -211,7 +211,7 @@ vkg_tensor *vkg_index_grad(vkg_op op, vkg_shape xs, int axis, vkg_tensor *index,
                                 .bind = { dx, gc, a, l }, .nout = 1, .push = &p, .push_size = sizeof p };
         if (vkg_texel_bind(&d, 2u, 2u)) { /* dy through a texel view */
             d.shader = "index_backward_tex";
-            p.dy_off += (uint32_t)vkg_texel_base(gc->storage);
+            vkg_texel_rebase(&d, 1, (uint32_t *[]){ &p.dy_off }, 1);
         }
         if (vkg_dispatch(&d) != VKG_OK) goto fail;
         if (op == VKG_OP_GATHER || klen == entries) break;

@@ -97,9 +97,7 @@ vkg_tensor *vkg_layer_norm(vkg_tensor *x, vkg_tensor *weight, vkg_tensor *bias, 
             .push_size = sizeof pc };
         if (vkg_texel_bind(&d, 0x1cu, vec4 ? 0u : 0x1cu)) { /* x, w, b through texel views */
             d.shader = "layer_norm_tex";
-            pc.x_off += (uint32_t)vkg_texel_base(xr->storage);
-            pc.w_off += (uint32_t)vkg_texel_base(d.bind[3]->storage);
-            pc.b_off += (uint32_t)vkg_texel_base(d.bind[4]->storage);
+            vkg_texel_rebase(&d, 2, (uint32_t *[]){ &pc.x_off, &pc.w_off, &pc.b_off }, 3);
         }
         vkg_status st = vkg_dispatch(&d);
         if (xr != x) vkg_free(xr);
@@ -184,8 +182,7 @@ vkg_status vkg_nn_layer_norm_backward(vkg_tensor *x, vkg_tensor *w, vkg_tensor *
         vkg_layer_norm_backward_push p = pc;
         if (vkg_texel_bind(&d, 0x3eu, v4 ? 0x08u : 0x3eu)) {
             d.shader = "layer_norm_backward_tex";
-            uint32_t *offs[] = { &p.x_off, &p.dy_off, &p.stats_off, &p.w_off, &p.acc_off };
-            for (int b = 1; b <= 5; b++) *offs[b - 1] += (uint32_t)vkg_texel_base(d.bind[b]->storage);
+            vkg_texel_rebase(&d, 1, (uint32_t *[]){ &p.x_off, &p.dy_off, &p.stats_off, &p.w_off, &p.acc_off }, 5);
         }
         d.push = &p;
         d.push_size = sizeof p;

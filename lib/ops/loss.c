@@ -69,7 +69,7 @@ static vkg_tensor *class_loss(vkg_op op, vkg_tensor *x, vkg_tensor *target, cons
                                  .push = &pc, .push_size = sizeof pc };
         if (C > 0 && vkg_texel_bind(&dd, 4u, vec4 ? 0u : 4u)) { /* x through a texel view */
             dd.shader = "class_loss_tex";
-            pc.x_off += (uint32_t)vkg_texel_base(x->storage);
+            vkg_texel_rebase(&dd, 2, (uint32_t *[]){ &pc.x_off }, 1);
         }
         if (vkg_dispatch(&dd) != VKG_OK) goto fail;
     }
@@ -145,9 +145,7 @@ vkg_tensor *vkg_nn_class_loss_backward(vkg_op op, vkg_tensor *x, vkg_tensor *tar
                              .push_size = sizeof pc };
     if (vkg_texel_bind(&dd, 0x1au, vec4 ? 0x18u : 0x1au)) { /* x, g and count through texel views */
         dd.shader = "class_loss_backward_tex";
-        pc.x_off += (uint32_t)vkg_texel_base(x->storage);
-        pc.g_off += (uint32_t)vkg_texel_base(g->storage);
-        pc.count_off += (uint32_t)vkg_texel_base(dd.bind[4]->storage);
+        vkg_texel_rebase(&dd, 1, (uint32_t *[]){ &pc.x_off, NULL, &pc.g_off, &pc.count_off }, 4);
     }
     if (vkg_dispatch(&dd) != VKG_OK) {
         vkg_free(dx);

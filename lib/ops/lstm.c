@@ -219,9 +219,8 @@ static vkg_status lstm_seq_run(vkg_tensor *R, vkg_tensor *S, vkg_tensor *x, vkg_
             /* bindings 2-5 and S's view at 6 as texel views where the device reads those faster */
             bool tex = vkg_texel_bind(&d, 0x7cu, v4 ? 0u : 0x7cu);
             if (tex) {
-                uint32_t *offs[] = { &pc.xw_off, &pc.hw_off, &pc.c0_off, &pc.h0_off, &pc.s_tex };
                 pc.s_tex = pc.s_off;
-                for (int b = 2; b <= 6; b++) *offs[b - 2] += (uint32_t)vkg_texel_base(d.bind[b]->storage);
+                vkg_texel_rebase(&d, 2, (uint32_t *[]){ &pc.xw_off, &pc.hw_off, &pc.c0_off, &pc.h0_off, &pc.s_tex }, 5);
             } else {
                 d.bind[6] = NULL;
             }
@@ -330,9 +329,8 @@ vkg_status vkg_lstm_grad(vkg_tensor *x, vkg_tensor *w_ih, vkg_tensor *w_hh, vkg_
         /* bindings 2-5 and dc's view at 6 as texel views where the device reads those faster */
         bool tex = vkg_texel_bind(&d, 0x7cu, v4 ? 0u : 0x7cu);
         if (tex) {
-            uint32_t *offs[] = { &pc.s_off, &pc.g_off, &pc.dh_off, &pc.c0_off, &pc.dc_tex };
             pc.dc_tex = pc.dc_off;
-            for (int b = 2; b <= 6; b++) *offs[b - 2] += (uint32_t)vkg_texel_base(d.bind[b]->storage);
+            vkg_texel_rebase(&d, 2, (uint32_t *[]){ &pc.s_off, &pc.g_off, &pc.dh_off, &pc.c0_off, &pc.dc_tex }, 5);
         } else {
             d.bind[6] = NULL;
         }

@@ -101,7 +101,7 @@ static vkg_tensor *rows_op(vkg_op op, vkg_tensor *x, int axis, bool keepdim, int
                                     .nout = 1, .push = &pc, .push_size = sizeof pc };
             if (vkg_texel_bind(&d, 2u, vec4 ? 0u : 2u)) { /* x through a texel view */
                 d.shader = "nn_rows_tex";
-                pc.x_off += (uint32_t)vkg_texel_base(xr->storage);
+                vkg_texel_rebase(&d, 1, (uint32_t *[]){ &pc.x_off }, 1);
             }
             vkg_status st = !groups ? vkg_last_status() : vkg_dispatch(&d);
             if (xr != x) vkg_free(xr);
@@ -165,9 +165,7 @@ vkg_tensor *vkg_nn_rows_backward(vkg_op op, vkg_tensor *a, int axis, vkg_tensor 
                                 .push_size = sizeof pc };
         if (vkg_texel_bind(&d, 0xeu, vec4 ? 0x8u : 0xeu)) { /* a, dy, aux through texel views */
             d.shader = "nn_rows_backward_tex";
-            pc.a_off += (uint32_t)vkg_texel_base(ar->storage);
-            pc.dy_off += (uint32_t)vkg_texel_base(dyc->storage);
-            pc.aux_off += (uint32_t)vkg_texel_base(d.bind[3]->storage);
+            vkg_texel_rebase(&d, 1, (uint32_t *[]){ &pc.a_off, &pc.dy_off, &pc.aux_off }, 3);
         }
         st = !groups ? vkg_last_status() : vkg_dispatch(&d);
     }

@@ -493,15 +493,13 @@ static vkg_status step_group(vkg_optim *opt, optim_param **es, vkg_tensor **gcs,
         dd.bind[2 + NSTATE] = cbuf ? cbuf : gcs[0]; /* eager: the values are push constants, the slot is not read */
         /* optim_step_tex: the same reading through texel views where the device prefers them:
          * bindings 6-9 view what 0-3 write, 4 is the gradient's view */
-        bool tex = vec4 && vkg_texel_read(gcs[0], false);
-        for (int j = 0; tex && j <= NSTATE; j++) tex = vkg_texel_read(dd.bind[j], false);
+        for (int j = 0; j <= NSTATE; j++) dd.bind[3 + NSTATE + j] = dd.bind[j];
+        bool tex = vec4 && vkg_texel_bind(&dd, 1u << (1 + NSTATE) | 0xfu << (3 + NSTATE), 0u);
         if (tex) {
-            for (int j = 0; j <= NSTATE; j++) {
-                dd.bind[3 + NSTATE + j] = dd.bind[j];
-                pc.tex[j] = (uint32_t)(vkg_texel_base(dd.bind[j]->storage) / 4);
-            }
+            for (int j = 0; j <= NSTATE; j++) pc.tex[j] = (uint32_t)(vkg_texel_base(dd.bind[j]->storage) / 4);
             pc.tex[1 + NSTATE] = (uint32_t)(vkg_texel_base(gcs[0]->storage) / 4);
-            dd.texel = 1u << (1 + NSTATE) | 0xfu << (3 + NSTATE);
+        } else {
+            memset(&dd.bind[3 + NSTATE], 0, (NSTATE + 1) * sizeof dd.bind[0]);
         }
         dd.shader = tex ? "optim_step_tex" : vec4 ? "optim_step_vec4" : "optim_step";
     } else {

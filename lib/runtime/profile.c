@@ -449,9 +449,11 @@ void vkg_explain_dispatch(const vkg_dispatch_desc *d, uint32_t local_size, uint3
         const vkg_tensor *t = d->bind[i];
         char sh[160], at[24] = "";
         if (d->array[b]) snprintf(at, sizeof at, "[%u]", e);
-        ex("  binding %u%s %-5s %s %s, %.0f bytes (storage range %llu bytes at offset %llu)\n", b, at,
+        const char *view = !(d->texel >> b & 1) ? "" : d->texel_r32 >> b & 1 ? ", read through an R32F texel view"
+                                                                               : ", read through an RGBA32F texel view";
+        ex("  binding %u%s %-5s %s %s, %.0f bytes (storage range %llu bytes at offset %llu%s)\n", b, at,
            (int)i < d->nout ? "write" : "read", vkg_shape_str(t->shape, sh, sizeof sh), vkg_dtype_name(t->dtype),
-           tensor_bytes(t), (unsigned long long)t->storage->size, (unsigned long long)t->storage->off);
+           tensor_bytes(t), (unsigned long long)t->storage->size, (unsigned long long)t->storage->off, view);
         if (++e >= (d->array[b] ? d->array[b] : 1u)) {
             b++;
             e = 0;

@@ -369,6 +369,12 @@ static inline bool vkg_texel_bind(vkg_dispatch_desc *d, uint32_t mask, uint32_t 
     d->texel_r32 = r32 & mask;
     return true;
 }
+/* For a texel-read module: adds to *off[i] the texel base of binding first + i (its view counts
+ * from the block's start); NULL entries are skipped. */
+static inline void vkg_texel_rebase(const vkg_dispatch_desc *d, uint32_t first, uint32_t *const *off, int n) {
+    for (int i = 0; i < n; i++)
+        if (off[i]) *off[i] += (uint32_t)vkg_texel_base(d->bind[first + (uint32_t)i]->storage);
+}
 /* Counts successful vkg_init calls: state kept per context outside vkg_ctx (the matmul tuning
  * table) sees a new context, even one on the same device. */
 uint64_t vkg_context_serial(void);

@@ -301,7 +301,7 @@ static vkg_status pool_set(vkg_frame *f, VkDescriptorSetLayout layout, VkDescrip
             f->cappools = cap;
         }
         VkDescriptorPoolSize ps[2] = { { VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1024 * 4 },
-                                       { VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, 1024 * 2 } };
+                                       { VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, 1024 * 4 } };
         VkDescriptorPoolCreateInfo pi = { .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO, .maxSets = 1024,
                                           .poolSizeCount = vkg_ctx.info.texel_buffers ? 2 : 1, .pPoolSizes = ps };
         VkResult r = vkCreateDescriptorPool(vkg_ctx.device, &pi, NULL, &f->pools[f->npools]);
