@@ -97,7 +97,8 @@ vkg_status vkg_optim_add_module(vkg_optim *opt, const vkg_module *m);
 
 /* Updates every parameter that has a gradient, nothing waits: one dispatch for up to six
  * parameters with the same step count (the multi-tensor step; on CPU devices only parameters
- * up to 64K elements share one), else one each. VKG_OPTIM_MULTI=0 turns the sharing off. */
+ * up to 64K elements share one, up to 4K where the single step reads texel views: lavapipe), else
+ * one each. VKG_OPTIM_MULTI=0 turns the sharing off. */
 vkg_status vkg_optim_step(vkg_optim *opt);
 /* Frees every parameter's gradient (PyTorch's zero_grad(set_to_none=True)). */
 void vkg_optim_zero_grad(vkg_optim *opt);
