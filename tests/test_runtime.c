@@ -1,5 +1,7 @@
-/* Runtime tests: device choice, the validation layer really active, batched submits and
- * barriers, the on-disk pipeline cache (and a corrupt one ignored), statistics, memory reuse. */
+/* Runtime tests: device choice, texel or storage reads, the validation layer really active,
+ * batched submits and barriers, the on-disk pipeline cache (and a corrupt one ignored),
+ * statistics, memory reuse. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +79,31 @@ VKG_TEST(runtime, device_choice_by_name_and_index) {
     /* the option wins over the variable */
     cr_assert_eq(vkg_init(&(vkg_init_desc){ .validate = true, .device = word }), VKG_OK, "%s", vkg_last_error());
     unsetenv("VKG_DEVICE");
+}
+
+/* The memory-bound kernels read their inputs through texel views on CPU devices that have them
+ * (vkg_texel_read), storage buffers elsewhere; VKG_TEXEL_READS overrides. Both paths give the
+ * same bits, here through the elementwise, reduction and softmax kernels. */
+VKG_TEST(runtime, texel_reads_by_device_and_variable) {
+    const vkg_device_info *d = vkg_device();
+    cr_assert_eq(vkg_ctx.texel_reads, d->texel_buffers && d->type == VKG_DEVICE_CPU);
+    enum { N = 4 * 37 };
+    float x[N], got[2][N + 4];
+    for (int i = 0; i < N; i++) x[i] = 3.0f * sinf(0.7f * (float)i);
+    for (int mode = 0; mode < 2; mode++) {
+        vkg_shutdown();
+        setenv("VKG_TEXEL_READS", mode ? "1" : "0", 1);
+        cr_assert_eq(vkg_init(&(vkg_init_desc){ .validate = true }), VKG_OK, "%s", vkg_last_error());
+        cr_assert_eq(vkg_ctx.texel_reads, mode && vkg_device()->texel_buffers);
+        vkg_tensor *t = vkg_from_data(VKG_SHAPE(4, 37), x);
+        vkg_tensor *y = vkg_mul(vkg_tanh(t), t);                /* scalar forms: rows of 37  */
+        vkg_tensor *s = vkg_sum(vkg_reshape(y, VKG_SHAPE(37, 4)), 0, false); /* 4 column sums  */
+        cr_assert_eq(vkg_tensor_read(vkg_softmax(y, 1), got[mode], N * sizeof(float)), VKG_OK, "%s",
+                     vkg_last_error());
+        cr_assert_eq(vkg_tensor_read(s, got[mode] + N, 4 * sizeof(float)), VKG_OK, "%s", vkg_last_error());
+    }
+    cr_assert(memcmp(got[0], got[1], sizeof got[0]) == 0, "texel and storage reads differ");
+    unsetenv("VKG_TEXEL_READS");
 }
 
 /* A chain of 10,000 small dependent ops and one read-back: batched into at most 20 submits. */
