@@ -395,7 +395,8 @@ static void run_copybw(vkgb_run *run, const vkgb_case *c, vkgb_result *r) {
         run->copy_gbps = gbps;
     } else if (gbps > 0 && run->copy_gbps > 0) {
         snprintf(r->note, sizeof r->note, "best %.2f GB/s, %.2fx the storage-buffer copy's best in this run%s", gbps,
-                 gbps / run->copy_gbps, vkg_ctx.texel_reads ? "; the roofline's bandwidth (kernels read texel views)" : "");
+                 gbps / run->copy_gbps,
+                 vkg_ctx.texel_reads ? "; the roofline's bandwidth (kernels read texel views)" : "");
         if (vkg_ctx.texel_reads) run->copy_gbps = gbps;
     }
 }

@@ -229,7 +229,7 @@ done:
 
 static vkg_status gather(vkg_loader *l, vkg_tensor *x, vkg_tensor *y, const vkg_tensor *data, uint32_t rows,
                          uint32_t first, uint32_t flags) {
-    vkg_loader_push pc = { rows, (uint32_t)l->size, first, flags, 0 };
+    vkg_loader_push pc = { rows, (uint32_t)l->size, first, flags, (uint32_t)l->table->offset };
     uint64_t n = (uint64_t)rows * (uint64_t)l->size;
     const vkg_tensor *ph = l->table; /* placeholder for read bindings not used */
     bool words = l->d.images_dtype != VKG_U8, pixels4 = !words && l->size % 4 == 0;
@@ -245,7 +245,7 @@ static vkg_status gather(vkg_loader *l, vkg_tensor *x, vkg_tensor *y, const vkg_
      * table reads a word, against one of the data */
     if (vkg_texel_bind(&d, 0x20u, 0x20u)) {
         d.shader = "loader_gather_tex";
-        pc.table_tex = (uint32_t)(vkg_texel_base(l->table->storage) + l->table->offset);
+        vkg_texel_rebase(&d, 5, (uint32_t *[]){ &pc.table_tex }, 1);
     }
     return vkg_dispatch(&d);
 }

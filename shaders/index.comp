@@ -41,8 +41,8 @@ void rows() {
     for (uint w = gl_GlobalInvocationID.x; w < pc.n / 4u; w += GRID_STRIDE) {
         uint row = w / d4;
         int j = idx[pc.idx_off + row];
-        y4[pc.out_off / 4u + w] = j < 0 || uint(j) >= pc.N ? vec4(uintBitsToFloat(0x7fc00000u))
-                                                            : X4_((pc.x_off + uint(j * pc.xst_lo.x)) / 4u + w - row * d4);
+        uint src = (pc.x_off + uint(j * pc.xst_lo.x)) / 4u + w - row * d4;
+        y4[pc.out_off / 4u + w] = j < 0 || uint(j) >= pc.N ? vec4(uintBitsToFloat(0x7fc00000u)) : X4_(src);
     }
 }
 

@@ -48,5 +48,6 @@ void main() {
         dx[pc.out_off / UNIT + k] = EACH2(grad, v, gv);
     }
     for (uint i = TAIL_BEGIN; i < pc.n; i += GRID_STRIDE)
-        AT(dx, pc.out_off + i) = grad(FETCH1(x, TAIL_INDEX(i, pc.st0, pc.off.x)), FETCH1(g, TAIL_INDEX(i, pc.st1, pc.off.y)));
+        AT(dx, pc.out_off + i) =
+            grad(FETCH1(x, TAIL_INDEX(i, pc.st0, pc.off.x)), FETCH1(g, TAIL_INDEX(i, pc.st1, pc.off.y)));
 }

@@ -325,7 +325,8 @@ static vkg_tensor *run_elementwise(kernel k, vkg_op op, const char *name, operan
     uint32_t inputs = d.bind[3] ? 0xeu : d.bind[2] ? 0x6u : 0x2u;
     if (vkg_texel_bind(&d, inputs, vec4 ? 0u : inputs)) {
         d.shader = vec4 ? k.vec4_tex : k.one_tex;
-        for (int j = 0; j < o->nin; j++) pc.off[j] += (uint32_t)vkg_texel_base(o->in[j]->storage);
+        /* input j is binding 1 + j */
+        vkg_texel_rebase(&d, 1, (uint32_t *[]){ &pc.off[0], &pc.off[1], &pc.off[2] }, o->nin);
     }
     if (vkg_dispatch(&d) != VKG_OK) {
         vkg_free(y);

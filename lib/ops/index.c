@@ -207,7 +207,8 @@ vkg_tensor *vkg_index_grad(vkg_op op, vkg_shape xs, int axis, vkg_tensor *index,
         vkg_index_bw_push p = pc;
         vkg_dispatch_desc d = { .shader = "index_backward", .op = op, .name = name,
                                 .spec = { vkg_op_table[op].code }, .nspec = 1, .local_size = LOCAL,
-                                .groups = { vkg_groups_for_cost((uint64_t)n, LOCAL, (op == VKG_OP_GATHER ? entries : klen) + 16) },
+                                .groups = { vkg_groups_for_cost((uint64_t)n, LOCAL,
+                                                                (op == VKG_OP_GATHER ? entries : klen) + 16) },
                                 .bind = { dx, gc, a, l }, .nout = 1, .push = &p, .push_size = sizeof p };
         if (vkg_texel_bind(&d, 2u, 2u)) { /* dy through a texel view */
             d.shader = "index_backward_tex";

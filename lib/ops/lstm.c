@@ -184,6 +184,18 @@ static vkg_tensor *rows_matmul_tn(vkg_tensor *a, vkg_tensor *b) {
     return acc;
 }
 
+/* Dispatches a step kernel (shaders/lstm_seq*.comp) whose inputs are bindings 2-5 and, at 6, a
+ * view of the buffer the step reads before it writes: all as texel views where the device reads
+ * those faster (shaders/lstm_tex.glsl), their push offsets off[0..4] then rebased, else binding 6
+ * dropped. names: the module as is, _vec4, _tex, _vec4_tex. */
+static vkg_status seq_dispatch(vkg_dispatch_desc *d, bool v4, uint32_t *const off[5], const char *const names[4]) {
+    bool tex = vkg_texel_bind(d, 0x7cu, v4 ? 0u : 0x7cu);
+    if (tex) vkg_texel_rebase(d, 2, off, 5);
+    else d->bind[6] = NULL;
+    d->shader = names[(tex ? 2 : 0) + (v4 ? 1 : 0)];
+    return vkg_dispatch(d);
+}
+
 /* Runs the forward with grad mode off; R and S are allocated by the caller. */
 static vkg_status lstm_seq_run(vkg_tensor *R, vkg_tensor *S, vkg_tensor *x, vkg_tensor *h0, vkg_tensor *c0,
                                vkg_tensor *w_ih, vkg_tensor *w_hh, vkg_tensor *bias, int64_t B, int64_t T, int64_t I,
@@ -216,16 +228,9 @@ static vkg_status lstm_seq_run(vkg_tensor *R, vkg_tensor *S, vkg_tensor *x, vkg_
                                     .groups = { vkg_groups_for((uint64_t)(B * Hd / (v4 ? 4 : 1)), LOCAL) },
                                     .bind = { R, S, xw, hw ? hw : xw, c0c ? c0c : xw, h0c ? h0c : xw, S },
                                     .nout = 2, .push = &pc, .push_size = sizeof pc };
-            /* bindings 2-5 and S's view at 6 as texel views where the device reads those faster */
-            bool tex = vkg_texel_bind(&d, 0x7cu, v4 ? 0u : 0x7cu);
-            if (tex) {
-                pc.s_tex = pc.s_off;
-                vkg_texel_rebase(&d, 2, (uint32_t *[]){ &pc.xw_off, &pc.hw_off, &pc.c0_off, &pc.h0_off, &pc.s_tex }, 5);
-            } else {
-                d.bind[6] = NULL;
-            }
-            d.shader = tex ? (v4 ? "lstm_seq_vec4_tex" : "lstm_seq_tex") : v4 ? "lstm_seq_vec4" : "lstm_seq";
-            st = vkg_dispatch(&d);
+            pc.s_tex = pc.s_off;
+            st = seq_dispatch(&d, v4, (uint32_t *[]){ &pc.xw_off, &pc.hw_off, &pc.c0_off, &pc.h0_off, &pc.s_tex },
+                              (const char *[]){ "lstm_seq", "lstm_seq_vec4", "lstm_seq_tex", "lstm_seq_vec4_tex" });
         }
         if (hw) vkg_free(hw);
         if (t > 0) vkg_free(hp);
@@ -326,17 +331,10 @@ vkg_status vkg_lstm_grad(vkg_tensor *x, vkg_tensor *w_ih, vkg_tensor *w_hh, vkg_
                                 .groups = { vkg_groups_for((uint64_t)(B * Hd / (v4 ? 4 : 1)), LOCAL) },
                                 .bind = { dG, dc, saved, gc, dh ? dh : gc, c0c ? c0c : gc, dc }, .nout = 2,
                                 .push = &pc, .push_size = sizeof pc };
-        /* bindings 2-5 and dc's view at 6 as texel views where the device reads those faster */
-        bool tex = vkg_texel_bind(&d, 0x7cu, v4 ? 0u : 0x7cu);
-        if (tex) {
-            pc.dc_tex = pc.dc_off;
-            vkg_texel_rebase(&d, 2, (uint32_t *[]){ &pc.s_off, &pc.g_off, &pc.dh_off, &pc.c0_off, &pc.dc_tex }, 5);
-        } else {
-            d.bind[6] = NULL;
-        }
-        d.shader = tex ? (v4 ? "lstm_seq_backward_vec4_tex" : "lstm_seq_backward_tex")
-                       : v4 ? "lstm_seq_backward_vec4" : "lstm_seq_backward";
-        st = vkg_dispatch(&d);
+        pc.dc_tex = pc.dc_off;
+        st = seq_dispatch(&d, v4, (uint32_t *[]){ &pc.s_off, &pc.g_off, &pc.dh_off, &pc.c0_off, &pc.dc_tex },
+                          (const char *[]){ "lstm_seq_backward", "lstm_seq_backward_vec4", "lstm_seq_backward_tex",
+                                            "lstm_seq_backward_vec4_tex" });
         vkg_free(dh);
         dh = NULL;
         if (st != VKG_OK || (t == 0 && !dh0)) break;

@@ -31,13 +31,15 @@ static vkg_status reduce_dispatch(vkg_op op, const char *name, uint32_t variant,
     /* reduce_tex where the device reads texel views faster: X through an RGBA32F view for the
      * vec4 forms, else R32F, its offset counted from its block's start */
     vkg_reduce_push p = *pc;
-    bool tex = vkg_texel_read(x, !vec4);
-    if (tex) p.in_off += (uint32_t)vkg_texel_base(x->storage);
-    return vkg_dispatch(&(vkg_dispatch_desc){ .shader = tex ? "reduce_tex" : "reduce", .op = op, .name = name,
-                                              .spec = { vkg_op_table[op].code, variant, vec4 }, .nspec = 3,
-                                              .local_size = LOCAL, .groups = { groups }, .bind = { y, x, yi, xi },
-                                              .nout = 1, .push = &p, .push_size = sizeof p,
-                                              .texel = tex ? 2u : 0u, .texel_r32 = tex && !vec4 ? 2u : 0u });
+    vkg_dispatch_desc d = { .shader = "reduce", .op = op, .name = name,
+                            .spec = { vkg_op_table[op].code, variant, vec4 }, .nspec = 3,
+                            .local_size = LOCAL, .groups = { groups }, .bind = { y, x, yi, xi },
+                            .nout = 1, .push = &p, .push_size = sizeof p };
+    if (vkg_texel_bind(&d, 2u, vec4 ? 0u : 2u)) {
+        d.shader = "reduce_tex";
+        vkg_texel_rebase(&d, 1, (uint32_t *[]){ &p.in_off }, 1);
+    }
+    return vkg_dispatch(&d);
 }
 
 /* On GPUs long rows are split into chunks of this many elements, 64 per lane, so that a few
